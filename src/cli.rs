@@ -1,0 +1,274 @@
+//! Command-line types (clap derive only; the work is done in the stages).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Refresh Power BI and Microsoft Fabric resources in dependency order, from one YAML job file.
+#[derive(Debug, Parser)]
+#[command(name = "pbibatch", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output (errors only).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job: refresh its steps in dependency order.
+    Run(RunArgs),
+    /// Check job files without sending anything; exit 2 when one is invalid.
+    Validate(ValidateArgs),
+    /// Show what would run: waves, selected steps and their resolved settings.
+    Plan(PlanArgs),
+    /// Print the dependency graph (Mermaid or Graphviz dot).
+    Graph(GraphArgs),
+    /// Print the JSON Schema of the job file.
+    Schema,
+    /// List workspaces and items, read lineage, emit a job skeleton.
+    Discover(DiscoverArgs),
+    /// List past runs from the state store.
+    History(HistoryArgs),
+    /// Show one past run (`last` for the latest).
+    Show(ShowArgs),
+    /// Check credentials.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// The local Power BI / Fabric simulator.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnInterrupt {
+    /// Cancel in-flight remote refreshes where the API allows it.
+    Cancel,
+    /// Leave in-flight remote refreshes running.
+    Detach,
+}
+
+/// Step selection, shared by `run` and `plan`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectArgs {
+    /// Steps to run: `step`, `step+` (and downstream), `+step` (and upstream), `tag:T`,
+    /// `type:T`. Repeat for a union.
+    #[arg(long = "select", short = 's', value_name = "SEL")]
+    pub select: Vec<String>,
+    /// Steps to leave out (same syntax); applied after --select.
+    #[arg(long = "exclude", short = 'x', value_name = "SEL")]
+    pub exclude: Vec<String>,
+    /// Override a job variable (repeatable).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file.
+    pub job: PathBuf,
+    #[command(flatten)]
+    pub selection: SelectArgs,
+    /// Steps in flight at once (overrides the job's `concurrency`).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// After the first failure start nothing new; running steps finish.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Resume a failed run: `last` or a run id.
+    #[arg(long, value_name = "RUN_ID|last")]
+    pub resume: Option<String>,
+    /// With --resume: accept a changed job file (only unchanged steps keep their status).
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would run, in order, with resolved settings; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run against the built-in simulator (no credentials, nothing leaves loopback).
+    #[arg(long)]
+    pub simulate: bool,
+    /// Simulator profile (YAML) for --simulate.
+    #[arg(long, value_name = "FILE", requires = "simulate")]
+    pub sim_profile: Option<PathBuf>,
+    /// Write the JSON run report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary here.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Print Kestra `::{"outputs":...}::` and `::{"metrics":...}::` lines at the end.
+    #[arg(long)]
+    pub kestra: bool,
+    /// Live progress on a terminal.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// State store (SQLite); `none` for no store. Default `.pbibatch/state.db`.
+    #[arg(long, env = "PBIBATCH_STATE", value_name = "DB")]
+    pub state: Option<String>,
+    /// Wait this long for another run of the same job to finish instead of refusing.
+    #[arg(long, value_name = "DURATION")]
+    pub wait_lock: Option<String>,
+    /// On SIGINT/SIGTERM: cancel in-flight remote work, or leave it running.
+    #[arg(long, value_enum, default_value_t = OnInterrupt::Cancel)]
+    pub on_interrupt: OnInterrupt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticFormat {
+    /// Rendered diagnostics with source snippets.
+    Human,
+    /// One line per problem: `path:line:col: error|warning: message`.
+    Short,
+    /// A JSON array of problems.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Job files to check.
+    #[arg(required = true)]
+    pub jobs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
+    pub format: DiagnosticFormat,
+    /// Also compare declared dependencies with the live lineage (needs credentials).
+    #[arg(long)]
+    pub lineage: bool,
+    /// Override a job variable (repeatable).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The job file.
+    pub job: PathBuf,
+    #[command(flatten)]
+    pub selection: SelectArgs,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The job file.
+    pub job: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Workspace name or GUID (repeatable); all visible workspaces when omitted.
+    #[arg(long)]
+    pub workspace: Vec<String>,
+    /// Show lineage edges (dataflow -> dataflow -> dataset -> report).
+    #[arg(long)]
+    pub lineage: bool,
+    /// Write a job skeleton here.
+    #[arg(long, value_name = "FILE")]
+    pub emit_job: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// Connection settings come from this job file's `connections:`.
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<PathBuf>,
+    /// Discover the built-in simulator's estate.
+    #[arg(long)]
+    pub simulate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    pub job: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    #[arg(long, env = "PBIBATCH_STATE", value_name = "DB")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A run id, or `last`.
+    pub run: String,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    #[arg(long, env = "PBIBATCH_STATE", value_name = "DB")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Acquire each scope's token and report what it can see (never prints a token).
+    Check {
+        /// Only this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Job file whose `connections:` to check.
+        #[arg(long, value_name = "JOB")]
+        job: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Serve the simulator until Ctrl-C; prints its base URLs.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: String,
+        /// Simulator profile (YAML).
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+    },
+}

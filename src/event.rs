@@ -1,0 +1,170 @@
+//! `RunEvent`: the one contract between the engine and everything that reports on a run.
+//!
+//! Only the engine's scheduler emits events, in order, over one channel. Reporters (log lines,
+//! progress, the JSON/JUnit/Markdown reports, the state store) are pure folds over this stream,
+//! so what the terminal shows and what the files say cannot disagree.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::job::model::StepId;
+
+/// Final status of a step (and of each attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Skipped,
+    UpstreamFailed,
+    Cancelled,
+}
+
+impl StepStatus {
+    /// All six, in report order.
+    pub const ALL: [StepStatus; 6] = [
+        StepStatus::Succeeded,
+        StepStatus::Failed,
+        StepStatus::TimedOut,
+        StepStatus::Skipped,
+        StepStatus::UpstreamFailed,
+        StepStatus::Cancelled,
+    ];
+
+    /// The snake_case name used in reports and `when:` expressions.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Skipped => "skipped",
+            StepStatus::UpstreamFailed => "upstream_failed",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Counted as failed by trigger rules (`failed`, `timed_out`, `upstream_failed`).
+    pub fn counts_as_failed(&self) -> bool {
+        matches!(
+            self,
+            StepStatus::Failed | StepStatus::TimedOut | StepStatus::UpstreamFailed
+        )
+    }
+}
+
+impl std::fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Final status of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The remote resource a step works on, once resolved to ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ResourceRef {
+    pub workspace_id: Option<String>,
+    pub item_id: Option<String>,
+    pub name: String,
+}
+
+/// One event of a run, stamped by the scheduler.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunEvent {
+    /// 0, 1, 2, ... in emission order.
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub kind: RunEventKind,
+}
+
+/// What a static description of a step carries in `RunStarted`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepInfo {
+    pub id: StepId,
+    pub step_type: String,
+    /// Human label of the resource (secrets redacted).
+    pub resource: String,
+    pub depends_on: Vec<StepId>,
+}
+
+/// The kinds of event.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEventKind {
+    /// First event of every run.
+    RunStarted {
+        run_id: String,
+        job: String,
+        job_file: String,
+        /// Selected steps in job order.
+        steps: Vec<StepInfo>,
+        /// Set when this run resumes an earlier one.
+        resumed_from: Option<String>,
+    },
+    /// An attempt began (attempts are numbered from 1).
+    AttemptStarted { step: StepId, attempt: u32 },
+    /// Something changed remotely while an attempt runs.
+    StepProgress {
+        step: StepId,
+        attempt: u32,
+        update: crate::executor::AttemptUpdate,
+    },
+    /// An attempt ended; `retry_in` is set when another attempt will follow.
+    AttemptFinished {
+        step: StepId,
+        attempt: u32,
+        status: StepStatus,
+        error: Option<String>,
+        remote_id: Option<String>,
+        #[serde(with = "opt_secs")]
+        retry_in: Option<Duration>,
+    },
+    /// A step reached its final status (with or without attempts).
+    StepFinished {
+        step: StepId,
+        status: StepStatus,
+        /// Why it was skipped / not run / cancelled, or the last error.
+        reason: Option<String>,
+        attempts: u32,
+        /// True when the remote refresh was adopted (`if_running: adopt`), not started by us.
+        adopted: bool,
+    },
+    /// A stop was requested (signal or `--fail-fast`): nothing new starts.
+    Stopping { reason: String },
+    /// Last event of every run.
+    RunFinished {
+        status: RunStatus,
+        counts: Vec<(StepStatus, u32)>,
+    },
+}
+
+mod opt_secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}

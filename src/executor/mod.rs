@@ -1,0 +1,180 @@
+//! Executors: one per step type, behind one trait. They talk to the remote service through
+//! [`crate::powerbi`], report remote progress as [`AttemptUpdate`]s, and return one
+//! [`AttemptOutcome`] per attempt. They never print and never schedule.
+
+use std::sync::{Arc, OnceLock};
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{ResourceRef, StepStatus};
+use crate::job::model::{Step, StepId};
+
+/// Why an attempt is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The attempt ran past its step's `timeout`: cancel the remote work, then stop.
+    Timeout,
+    /// SIGINT/SIGTERM: cancel the remote work (or leave it running when `detach`), then stop.
+    Interrupt { detach: bool },
+}
+
+/// A cancellation signal that carries its reason. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    token: CancellationToken,
+    reason: Arc<OnceLock<CancelReason>>,
+}
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests cancellation; the first reason wins.
+    pub fn cancel(&self, reason: CancelReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves when cancellation was requested.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// The reason given to [`Cancel::cancel`], once cancelled.
+    pub fn reason(&self) -> Option<CancelReason> {
+        self.reason.get().copied()
+    }
+}
+
+/// What a resumed run needs to re-attach to remote work instead of triggering it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RemoteHandle {
+    /// Enhanced dataset refresh: poll execution details by request id.
+    EnhancedRefresh {
+        workspace_id: String,
+        dataset_id: String,
+        request_id: String,
+    },
+    /// Standard dataset refresh: found in history by request id (once known), else by
+    /// difference with the request ids seen before the trigger.
+    StandardRefresh {
+        workspace_id: String,
+        dataset_id: String,
+        request_id: Option<String>,
+        known_before: Vec<String>,
+    },
+    /// Gen1 dataflow transaction.
+    DataflowTransaction {
+        workspace_id: String,
+        dataflow_id: String,
+        transaction_id: Option<String>,
+        known_before: Vec<String>,
+    },
+    /// Fabric job instance (Dataflow Gen2).
+    FabricJob {
+        workspace_id: String,
+        item_id: String,
+        job_instance_id: String,
+    },
+    /// Report export.
+    Export {
+        workspace_id: String,
+        report_id: String,
+        export_id: String,
+    },
+}
+
+/// A change seen while an attempt runs; every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AttemptUpdate {
+    /// The remote service's status word (`Unknown`, `InProgress`, `Running`, ...).
+    pub remote_status: Option<String>,
+    /// 0..=100 where the service reports it (exports).
+    pub percent: Option<u8>,
+    /// Refresh request id, transaction id, job instance id, export id, flow run id.
+    pub remote_id: Option<String>,
+    /// Resolved ids of the resource.
+    pub resource: Option<ResourceRef>,
+    /// Enough to re-attach after a crash; stored by the state store.
+    pub handle: Option<RemoteHandle>,
+    /// A human note (e.g. "waiting for a running refresh to end").
+    pub note: Option<String>,
+}
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// Remote work finished successfully. `adopted` = the refresh was not started by us.
+    Succeeded { adopted: bool },
+    /// Remote work failed (a step attempt is spent). The message is the remote error.
+    Failed { error: String },
+    /// The attempt stopped on its [`Cancel`]; `error` says what was done remotely.
+    Cancelled { error: Option<String> },
+    /// The trigger was skipped on purpose (`skip_if_fresh`).
+    Skipped { reason: String },
+}
+
+impl AttemptOutcome {
+    /// The status this outcome gives the attempt (a cancel becomes `timed_out` when the
+    /// reason was a timeout; the engine decides that).
+    pub fn status(&self) -> StepStatus {
+        match self {
+            AttemptOutcome::Succeeded { .. } => StepStatus::Succeeded,
+            AttemptOutcome::Failed { .. } => StepStatus::Failed,
+            AttemptOutcome::Cancelled { .. } => StepStatus::Cancelled,
+            AttemptOutcome::Skipped { .. } => StepStatus::Skipped,
+        }
+    }
+}
+
+/// What the run looks like so far, for webhooks (`${run.summary}`, `${steps.<id>.status}`).
+#[derive(Debug, Clone, Default)]
+pub struct RunView {
+    pub run_id: String,
+    pub job: String,
+    /// `running`, or the status the run would have if it ended now (`succeeded`/`failed`).
+    pub status: String,
+    /// One line: "order_list: 3 succeeded, 1 failed (master_order_list), 0 skipped".
+    pub summary: String,
+    /// Final statuses of the steps that have one.
+    pub steps: Vec<(StepId, StepStatus)>,
+}
+
+/// Everything one attempt gets.
+#[derive(Debug, Clone)]
+pub struct AttemptContext {
+    pub run_id: String,
+    pub step: Arc<Step>,
+    /// From 1.
+    pub attempt: u32,
+    pub cancel: Cancel,
+    /// Progress back to the scheduler, which turns it into `StepProgress` events.
+    pub updates: mpsc::UnboundedSender<(StepId, u32, AttemptUpdate)>,
+    pub run_view: RunView,
+    /// Set on resume when the previous run died with remote work in flight.
+    pub reattach: Option<RemoteHandle>,
+}
+
+impl AttemptContext {
+    /// Sends a progress update (ignored when the scheduler is gone).
+    pub fn update(&self, update: AttemptUpdate) {
+        let _ = self
+            .updates
+            .send((self.step.id.clone(), self.attempt, update));
+    }
+}
+
+/// Runs attempts of steps. One implementation dispatches on the step type.
+pub trait Executor: Send + Sync {
+    /// Runs one attempt to its end (success, failure, or cancellation).
+    fn execute(&self, ctx: AttemptContext) -> BoxFuture<'static, AttemptOutcome>;
+}

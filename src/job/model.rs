@@ -1,0 +1,441 @@
+//! The validated job: what the plan, the engine and the executors consume.
+//!
+//! Produced by the parser/validator from the raw YAML types. Defaults are applied, workspace
+//! aliases are expanded, and every value is checked. Strings may still hold `${env.NAME}`
+//! references until [`crate::job::interpolate`] resolves them before a run (`validate` keeps
+//! them unresolved so CI can validate without production secrets).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::secret::Secret;
+
+/// A step id: `[A-Za-z_][A-Za-z0-9_-]*`.
+pub type StepId = String;
+
+/// One job file, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// `name:` (`[a-z0-9_-]+`).
+    pub name: String,
+    pub description: Option<String>,
+    /// The file the job came from, as given on the command line.
+    pub file: PathBuf,
+    /// SHA-256 of the file's bytes (hex), to detect a changed job on resume.
+    pub file_hash: String,
+    /// `vars:` after `--var` overrides.
+    pub vars: IndexMap<String, String>,
+    /// Auth profiles; always holds `default` (implicit from the environment when omitted).
+    pub connections: IndexMap<String, Connection>,
+    /// Global limit of steps in flight.
+    pub concurrency: u32,
+    /// Named limits; a step joins one with `pool:`.
+    pub pools: IndexMap<String, u32>,
+    /// Steps in file order.
+    pub steps: IndexMap<StepId, Step>,
+}
+
+/// Sovereign cloud of a connection: decides the default hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    #[default]
+    Public,
+    Usgov,
+    Usgovhigh,
+    Usdod,
+    China,
+}
+
+/// How a connection obtains its bearer tokens.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Credentials {
+    /// Entra ID client credentials with a secret.
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        client_secret: Secret,
+    },
+    /// A bearer token given as is (same token for every scope).
+    AccessToken { access_token: Secret },
+    /// Azure managed identity (IMDS); `client_id` picks a user-assigned identity.
+    ManagedIdentity { client_id: Option<String> },
+}
+
+/// An auth profile (`connections.<name>`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    pub name: String,
+    pub cloud: Cloud,
+    pub credentials: Credentials,
+}
+
+/// When a step runs, given its parents' final statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerRule {
+    #[default]
+    AllSuccess,
+    AllDone,
+    AllFailed,
+    OneFailed,
+    OneSuccess,
+    NoneFailed,
+    Always,
+}
+
+/// What to do when a refresh of the same resource is already running remotely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IfRunning {
+    /// Wait for it to end, then trigger our own.
+    #[default]
+    Wait,
+    /// Take the running refresh as ours and report its outcome.
+    Adopt,
+    /// Fail the step.
+    Fail,
+    /// Cancel it where the API allows, then trigger.
+    Restart,
+}
+
+/// One step, with defaults applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: StepId,
+    pub kind: StepKind,
+    pub depends_on: Vec<StepId>,
+    pub trigger: TriggerRule,
+    /// CEL condition, already known to parse.
+    pub when: Option<String>,
+    pub pool: Option<String>,
+    pub tags: Vec<String>,
+    /// Name of a key of [`Job::connections`].
+    pub connection: String,
+    /// Per attempt.
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Re-runs after a failed attempt (0..=100).
+    pub retries: u32,
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_backoff: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+    /// Longest pause between two status checks.
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+    pub if_running: IfRunning,
+    /// A failure of this step does not fail the run nor its dependents' trigger rules.
+    pub continue_on_error: bool,
+    /// Skip the trigger when a successful refresh ended within this window.
+    #[serde(with = "humantime_serde_compat::option")]
+    pub skip_if_fresh: Option<Duration>,
+}
+
+impl Step {
+    /// The step type's name as written in the job file.
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+}
+
+/// The type-specific part of a step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StepKind {
+    SasFlow(SasFlowStep),
+    Dataflow(DataflowStep),
+    Dataset(DatasetStep),
+    Report(ReportStep),
+    Webhook(WebhookStep),
+}
+
+impl StepKind {
+    /// `sas_flow`, `dataflow`, `dataset`, `report` or `webhook`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            StepKind::SasFlow(_) => "sas_flow",
+            StepKind::Dataflow(_) => "dataflow",
+            StepKind::Dataset(_) => "dataset",
+            StepKind::Report(_) => "report",
+            StepKind::Webhook(_) => "webhook",
+        }
+    }
+
+    /// The workspace (name or GUID, aliases expanded) a Power BI / Fabric step works in.
+    pub fn workspace(&self) -> Option<&str> {
+        match self {
+            StepKind::SasFlow(s) => s.wait_for.as_ref().map(|w| w.workspace.as_str()),
+            StepKind::Dataflow(s) => Some(&s.workspace),
+            StepKind::Dataset(s) => Some(&s.workspace),
+            StepKind::Report(s) => Some(&s.workspace),
+            StepKind::Webhook(_) => None,
+        }
+    }
+
+    /// A short human name of the remote resource (`Data Admin / ORDER_LIST`).
+    pub fn resource_label(&self) -> String {
+        match self {
+            StepKind::SasFlow(s) => crate::secret::redact_url(s.url.expose()),
+            StepKind::Dataflow(s) => format!("{} / {}", s.workspace, s.dataflow),
+            StepKind::Dataset(s) => format!("{} / {}", s.workspace, s.dataset),
+            StepKind::Report(s) => format!("{} / {}", s.workspace, s.report),
+            StepKind::Webhook(s) => crate::secret::redact_url(s.url.expose()),
+        }
+    }
+}
+
+/// A header value: credential-like header names hold a [`Secret`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum HeaderValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+impl HeaderValue {
+    /// The value to send.
+    pub fn expose(&self) -> &str {
+        match self {
+            HeaderValue::Plain(s) => s,
+            HeaderValue::Secret(s) => s.expose(),
+        }
+    }
+}
+
+/// `sas_flow`: POST to a Power Automate / Logic Apps HTTP trigger URL.
+#[derive(Debug, Clone, Serialize)]
+pub struct SasFlowStep {
+    /// The whole URL is a credential (`sig`).
+    pub url: Secret,
+    /// Default `POST`.
+    pub method: String,
+    pub headers: IndexMap<String, HeaderValue>,
+    /// YAML converted to JSON.
+    pub body: Option<serde_json::Value>,
+    /// Accepted statuses; empty = any 2xx.
+    pub expect_status: Vec<u16>,
+    pub wait_for: Option<WaitFor>,
+}
+
+/// After a SAS trigger, wait for this Gen1 dataflow's transaction started after the trigger.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitFor {
+    pub workspace: String,
+    pub dataflow: String,
+}
+
+/// Dataflow generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum Generation {
+    /// Power BI dataflow, refreshed through Power BI REST.
+    #[default]
+    #[serde(rename = "1")]
+    Gen1,
+    /// Fabric Dataflow Gen2, run through the Fabric job scheduler (`Execute`).
+    #[serde(rename = "2")]
+    Gen2,
+}
+
+/// `notifyOption` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum NotifyOption {
+    #[default]
+    NoNotification,
+    MailOnFailure,
+    /// Datasets (standard refresh) only.
+    MailOnCompletion,
+}
+
+/// Gen1 `processType` query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ProcessType {
+    #[serde(rename = "default")]
+    Default,
+    #[serde(rename = "processFull")]
+    ProcessFull,
+}
+
+/// Gen2 `executionData.executeOption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ExecuteOption {
+    SkipApplyChanges,
+    ApplyChangesIfNeeded,
+}
+
+/// `dataflow`: Gen1 (Power BI REST) or Gen2 (Fabric job).
+#[derive(Debug, Clone, Serialize)]
+pub struct DataflowStep {
+    pub workspace: String,
+    /// Name or GUID.
+    pub dataflow: String,
+    pub generation: Generation,
+    /// Gen1 only; always sent.
+    pub notify: NotifyOption,
+    /// Gen1 only.
+    pub process_type: Option<ProcessType>,
+    /// Gen2 only.
+    pub execute_option: Option<ExecuteOption>,
+    /// Gen2 public parameters: name -> value.
+    pub parameters: IndexMap<String, serde_json::Value>,
+}
+
+/// `dataset`: semantic model refresh.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetStep {
+    pub workspace: String,
+    /// Name or GUID.
+    pub dataset: String,
+    /// Standard refresh only (`notifyOption`, default `NoNotification`).
+    pub notify: NotifyOption,
+    /// Present = enhanced refresh.
+    pub refresh: Option<EnhancedRefresh>,
+}
+
+/// Enhanced refresh type (`type` on the wire, PascalCase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RefreshType {
+    Full,
+    ClearValues,
+    Calculate,
+    DataOnly,
+    Automatic,
+    Defragment,
+}
+
+/// Enhanced refresh `commitMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CommitMode {
+    Transactional,
+    PartialBatch,
+}
+
+/// One `objects` entry of an enhanced refresh.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefreshObject {
+    pub table: String,
+    pub partition: Option<String>,
+}
+
+/// The `refresh:` block of a dataset step: what the enhanced refresh body carries.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct EnhancedRefresh {
+    pub refresh_type: Option<RefreshType>,
+    pub commit_mode: Option<CommitMode>,
+    pub objects: Vec<RefreshObject>,
+    pub apply_refresh_policy: Option<bool>,
+    /// `YYYY-MM-DD` or an RFC 3339 date-time, sent as is.
+    pub effective_date: Option<String>,
+    pub max_parallelism: Option<u32>,
+    pub retry_count: Option<u32>,
+    /// Service-side timeout, sent as `hh:mm:ss` (< 24 h).
+    #[serde(with = "humantime_serde_compat::option")]
+    pub timeout: Option<Duration>,
+}
+
+/// Export formats of `ExportTo` (exactly the service's list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ExportFormat {
+    Pdf,
+    Pptx,
+    Png,
+    /// Paginated reports only from here on.
+    Image,
+    Xlsx,
+    Docx,
+    Csv,
+    Xml,
+    Mhtml,
+    Accessiblepdf,
+}
+
+impl ExportFormat {
+    /// The wire name (`PDF`, `ACCESSIBLEPDF`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExportFormat::Pdf => "PDF",
+            ExportFormat::Pptx => "PPTX",
+            ExportFormat::Png => "PNG",
+            ExportFormat::Image => "IMAGE",
+            ExportFormat::Xlsx => "XLSX",
+            ExportFormat::Docx => "DOCX",
+            ExportFormat::Csv => "CSV",
+            ExportFormat::Xml => "XML",
+            ExportFormat::Mhtml => "MHTML",
+            ExportFormat::Accessiblepdf => "ACCESSIBLEPDF",
+        }
+    }
+
+    /// True for the formats only paginated reports support.
+    pub fn paginated_only(&self) -> bool {
+        !matches!(
+            self,
+            ExportFormat::Pdf | ExportFormat::Pptx | ExportFormat::Png
+        )
+    }
+}
+
+/// `report`: export to file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportStep {
+    pub workspace: String,
+    /// Name or GUID.
+    pub report: String,
+    pub export: ExportSpec,
+}
+
+/// The `export:` block of a report step.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSpec {
+    pub format: ExportFormat,
+    /// Where the file is written (relative paths resolve against the working directory).
+    pub path: PathBuf,
+    /// Page (internal) names; empty = all pages.
+    pub pages: Vec<String>,
+    /// Default bookmark name.
+    pub bookmark: Option<String>,
+    /// Paginated report parameter values.
+    pub parameters: IndexMap<String, String>,
+    pub locale: Option<String>,
+    pub include_hidden_pages: Option<bool>,
+}
+
+/// `webhook`: any HTTP call, by default a Teams/Slack-compatible `{"text": ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookStep {
+    pub url: Secret,
+    pub method: String,
+    pub headers: IndexMap<String, HeaderValue>,
+    /// May use `${run.job}`, `${run.status}`, `${run.id}`, `${run.summary}`,
+    /// `${steps.<id>.status}`, resolved when the step runs.
+    pub body: Option<serde_json::Value>,
+    pub expect_status: Vec<u16>,
+}
+
+/// Serde helpers that write durations as humantime strings (`1h 30m`).
+pub mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub mod option {
+        use std::time::Duration;
+
+        pub fn serialize<S: serde::Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}

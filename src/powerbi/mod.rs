@@ -1,0 +1,1 @@
+//! The Power BI / Fabric REST client: one reqwest client, tokens, HTTP-level retry.

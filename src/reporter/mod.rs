@@ -1,0 +1,1 @@
+//! Reporters: pure consumers of the [`crate::event::RunEvent`] stream.

@@ -1,0 +1,146 @@
+//! Secrets: values that must never leave memory in clear text.
+//!
+//! [`Secret`] has no `Display`, its `Debug` prints `***`, and its `Serialize` writes `"***"`,
+//! so a secret cannot reach a log line, a report or the state store by accident. Code that
+//! must send the value (an HTTP request) calls [`Secret::expose`] at the last moment.
+
+use std::fmt;
+
+/// A string that is never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The clear-text value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+/// Query parameters whose value is a credential (SAS signatures, codes, keys, tokens).
+const SECRET_QUERY_KEYS: &[&str] = &[
+    "sig",
+    "code",
+    "key",
+    "apikey",
+    "api_key",
+    "token",
+    "access_token",
+    "client_secret",
+    "password",
+    "secret",
+];
+
+/// A URL fit for printing: credential query values become `***` (`sig=***`), user info is
+/// dropped. Anything that does not parse as a URL is replaced whole.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "***".to_string();
+    };
+    let _ = parsed.set_password(None);
+    let _ = parsed.set_username("");
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let redacted = SECRET_QUERY_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                (
+                    k.into_owned(),
+                    if redacted {
+                        "***".to_string()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        // Build the query by hand so `***` stays readable instead of being percent-encoded.
+        let query = pairs
+            .iter()
+            .map(|(k, v)| {
+                if v == "***" {
+                    format!("{}=***", encode_component(k))
+                } else {
+                    format!("{}={}", encode_component(k), encode_component(v))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        parsed.set_query(Some(&query));
+    }
+    parsed.to_string()
+}
+
+fn encode_component(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// True for an HTTP header name that carries a credential (its value is a secret).
+pub fn is_credential_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "proxy-authorization"
+        || n == "cookie"
+        || n.contains("key")
+        || n.contains("token")
+        || n.contains("secret")
+        || n.contains("password")
+        || n.contains("signature")
+        || n.contains("auth")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_serialize_hide_the_value() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "***");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn sas_signature_is_redacted() {
+        let url = "https://prod-01.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=SECRETSIG";
+        let shown = redact_url(url);
+        assert!(shown.contains("sig=***"), "{shown}");
+        assert!(!shown.contains("SECRETSIG"));
+        assert!(shown.contains("api-version=2016-06-01"));
+    }
+
+    #[test]
+    fn unparsable_url_is_hidden_whole() {
+        assert_eq!(redact_url("not a url sig=abc"), "***");
+    }
+
+    #[test]
+    fn credential_headers() {
+        assert!(is_credential_header("Authorization"));
+        assert!(is_credential_header("x-api-key"));
+        assert!(!is_credential_header("Content-Type"));
+    }
+}

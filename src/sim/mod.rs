@@ -1,0 +1,1 @@
+//! The local Power BI / Fabric / Entra / Power Automate simulator (axum).
