@@ -1,0 +1,3 @@
+//! The one integration-test binary (linking once keeps CI fast). Each area has its module.
+
+mod common;
