@@ -29,6 +29,8 @@ const HISTORY_TOP: u32 = 30;
 const MAX_AMBIGUOUS_TRIGGERS: u32 = 3;
 /// Times a running refresh is waited for / cancelled before giving up.
 const MAX_RUNNING_ROUNDS: u32 = 5;
+/// How long to look for a refresh that a trigger with a lost answer may have started.
+const AMBIGUOUS_LOOK: Duration = Duration::from_secs(10);
 
 /// The enhanced refresh body: PascalCase enum values, `timeout` as `hh:mm:ss`, no
 /// `notifyOption`.
@@ -261,8 +263,8 @@ impl Target<'_> {
         known: &HashSet<String>,
         kinds: &[&str],
         started: Instant,
+        limit: Duration,
     ) -> Result<Option<String>, Stop> {
-        let limit = appear_wait(self.ctx.step.poll_interval);
         let mut poller = Poller::starting_at(
             self.ctx.step.poll_interval.min(Duration::from_secs(5)),
             started,
@@ -338,7 +340,13 @@ async fn attempt(
                 Some(id) => Some(id),
                 None => {
                     let known: HashSet<String> = known_before.into_iter().collect();
-                    t.find_new(&known, &["ViaApi"], Instant::now()).await?
+                    t.find_new(
+                        &known,
+                        &["ViaApi"],
+                        Instant::now(),
+                        appear_wait(poll_interval),
+                    )
+                    .await?
                 }
             };
             if let Some(id) = id {
@@ -479,7 +487,7 @@ async fn attempt(
                 TriggerErrorKind::Ambiguous => {
                     ambiguous += 1;
                     // The refresh may have started: look before sending again.
-                    if let Some(id) = t.find_new(&known, kinds, started).await? {
+                    if let Some(id) = t.find_new(&known, kinds, started, AMBIGUOUS_LOOK).await? {
                         tracing::info!(step = %ctx.step.id, "trigger answer was lost but refresh {id} started");
                         Some(id)
                     } else if ambiguous >= MAX_AMBIGUOUS_TRIGGERS {
@@ -495,7 +503,10 @@ async fn attempt(
 
         let request_id = match request_id {
             Some(id) => id,
-            None => match t.find_new(&known, kinds, started).await? {
+            None => match t
+                .find_new(&known, kinds, started, appear_wait(poll_interval))
+                .await?
+            {
                 Some(id) => id,
                 None => {
                     return Err(Stop::Failed(format!(

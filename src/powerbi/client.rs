@@ -17,7 +17,7 @@ use super::config::{ClientConfig, is_allowed_url};
 use super::errors::{ClientError, parse_error_body};
 use super::http::{Body, Http, HttpRequest, RetryMode, describe_reqwest, retry_after};
 use super::resolve::ResolveCache;
-use crate::job::model::Connection;
+use crate::job::model::{Connection, Credentials};
 use crate::secret::redact_url;
 
 /// Characters left as is in a path segment or query value: RFC 3986 unreserved only, so
@@ -247,7 +247,8 @@ impl PowerBiClient {
                 return Ok(resp);
             }
             let err = error_from_response(resp, &method, &url).await;
-            if err.is_token_expired() && !renewed {
+            let renewable = !matches!(conn.credentials, Credentials::AccessToken { .. });
+            if err.is_token_expired() && !renewed && renewable {
                 tracing::debug!(connection, "token rejected, renewing once");
                 self.inner
                     .tokens
@@ -296,7 +297,7 @@ pub async fn error_from_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::model::{Cloud, Credentials};
+    use crate::job::model::Cloud;
     use crate::secret::Secret;
 
     fn client() -> PowerBiClient {

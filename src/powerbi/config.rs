@@ -128,7 +128,7 @@ pub struct ClientConfig {
     /// Managed-identity endpoint (`{imds}/metadata/identity/oauth2/token`).
     pub imds_url: Url,
     pub retry: RetrySettings,
-    /// Per-request timeout (connect + response headers + body).
+    /// Longest silence while waiting for or reading an answer.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
 }

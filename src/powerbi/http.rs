@@ -92,7 +92,9 @@ impl Http {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(cfg.request_timeout)
+            // A read timeout, not a total one: an export download may take minutes, but a
+            // silent connection must not hang a step until its own timeout.
+            .read_timeout(cfg.request_timeout)
             .connect_timeout(cfg.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("pbibatch/", env!("CARGO_PKG_VERSION")))
