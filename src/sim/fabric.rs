@@ -378,10 +378,12 @@ fn run(
             sim.cfg.base_url, world.workspaces[ws].id, world.items[index].id, world.runs[run].id
         ),
     );
+    // Measured after the run was created, so a zero-length job says 0.
+    let after = sim.clock.now();
     set_header(
         &mut response,
         "retry-after",
-        &world.retry_after(run, now).to_string(),
+        &world.retry_after(run, after).to_string(),
     );
     response
 }

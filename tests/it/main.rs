@@ -1,6 +1,9 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod sim_dataflow_export;
 mod sim_entra;
+mod sim_fabric;
+mod sim_flow;
 mod sim_powerbi;
 mod sim_support;
