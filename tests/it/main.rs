@@ -5,5 +5,6 @@ mod sim_dataflow_export;
 mod sim_entra;
 mod sim_fabric;
 mod sim_flow;
+mod sim_knobs;
 mod sim_powerbi;
 mod sim_support;
