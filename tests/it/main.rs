@@ -1,6 +1,7 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod sim_conformance;
 mod sim_dataflow_export;
 mod sim_entra;
 mod sim_fabric;
