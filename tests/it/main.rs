@@ -2,3 +2,11 @@
 
 mod common;
 mod reporter;
+mod sim_conformance;
+mod sim_dataflow_export;
+mod sim_entra;
+mod sim_fabric;
+mod sim_flow;
+mod sim_knobs;
+mod sim_powerbi;
+mod sim_support;
