@@ -98,7 +98,11 @@ impl ClientError {
             return false;
         }
         let text = format!("{} {}", code.as_deref().unwrap_or(""), message).to_ascii_lowercase();
-        text.contains("already running")
+        let already = text.contains("already")
+            && (text.contains("running")
+                || text.contains("executing")
+                || text.contains("progress"));
+        already
             || text.contains("alreadyrunning")
             || text.contains("in progress")
             || text.contains("inprogress")
@@ -362,5 +366,16 @@ mod tests {
             url: "u".into(),
         };
         assert!(!e.is_already_running());
+        let e = ClientError::Api {
+            status: 400,
+            code: Some("InvalidRequest".into()),
+            message:
+                "Invalid dataset refresh request. Another refresh request is already executing"
+                    .into(),
+            retry_after: None,
+            method: "POST".into(),
+            url: "u".into(),
+        };
+        assert!(e.is_already_running());
     }
 }

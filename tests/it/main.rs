@@ -1,6 +1,8 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod exec_dataset;
+mod exec_support;
 mod reporter;
 mod sim_conformance;
 mod sim_dataflow_export;
