@@ -217,7 +217,15 @@ fn parse_entra(v: &Value, error: &str) -> ErrorInfo {
         .and_then(Value::as_u64);
     // The description's first line holds "AADSTSnnnn: text"; the rest is trace ids.
     let description = str_field(v, "error_description")
-        .map(|d| d.lines().next().unwrap_or("").trim().to_string())
+        .map(|d| {
+            let first = d.lines().next().unwrap_or("");
+            first
+                .split("Trace ID:")
+                .next()
+                .unwrap_or(first)
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default();
     let hint = match first_code {
         Some(7000215) => Some("invalid client secret: use the secret's value, not its id"),

@@ -1,7 +1,11 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
+mod client_http;
 mod common;
+mod exec_dataflow;
 mod exec_dataset;
+mod exec_flow;
+mod exec_report;
 mod exec_support;
 mod reporter;
 mod sim_conformance;
