@@ -6,7 +6,10 @@ use crate::error::{Error, exit};
 /// Runs the parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Error> {
     match cli.command {
-        Command::Schema => Err(Error::Other("`schema` is not available yet".into())),
+        Command::Validate(args) => crate::plan::cmd::validate(&args),
+        Command::Plan(args) => crate::plan::cmd::plan(&args),
+        Command::Graph(args) => crate::plan::cmd::graph(&args),
+        Command::Schema => crate::plan::cmd::schema(),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
