@@ -246,11 +246,35 @@ impl Diagnostics {
         let handler = GraphicalReportHandler::new_themed(theme)
             .with_width(100)
             .with_links(false);
+        // Control characters (escape sequences, NUL) would reach the terminal through the
+        // snippets: show them as `?` (one byte for one byte, so spans stay right).
+        let source: Arc<str> = if self
+            .source
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+        {
+            let clean: String = self
+                .source
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_control() && c != '\n' && c != '\t' && c != '\r' {
+                        '?'
+                    } else if c.is_control() && c != '\n' && c != '\t' && c != '\r' {
+                        '¿' // C1 controls are two bytes, like this
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            Arc::from(clean)
+        } else {
+            Arc::clone(&self.source)
+        };
         let mut out = String::new();
         for d in &self.items {
             let report = Rendered {
                 diag: d,
-                source: NamedSource::new(&self.path, Arc::clone(&self.source)),
+                source: NamedSource::new(&self.path, Arc::clone(&source)),
             };
             if handler.render_report(&mut out, &report).is_err() {
                 out.push_str(&format!("{}: {}: {}\n", self.path, d.severity, d.message));

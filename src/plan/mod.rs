@@ -140,3 +140,6 @@ impl Plan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

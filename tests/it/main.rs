@@ -1,3 +1,4 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod job_files;
