@@ -2,3 +2,4 @@
 
 mod common;
 mod job_files;
+mod reporter;
