@@ -3,3 +3,10 @@
 mod common;
 mod job_files;
 mod reporter;
+mod sim_dataflow_export;
+mod sim_entra;
+mod sim_fabric;
+mod sim_flow;
+mod sim_knobs;
+mod sim_powerbi;
+mod sim_support;
