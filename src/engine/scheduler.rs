@@ -168,13 +168,11 @@ impl Scheduler {
             }
         }
         opts.resume = resume;
-        let (view_tx, view_rx) = watch::channel(ViewState {
-            run_id: opts.run_id.clone(),
-            job: job.name.clone(),
-            finals: Vec::new(),
-            unfinished: nodes.len(),
-            failing: false,
-        });
+        let (view_tx, view_rx) = watch::channel(ViewState::new(
+            opts.run_id.clone(),
+            job.name.clone(),
+            nodes.len(),
+        ));
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let limits = Limits::new(&job, opts.concurrency);
         Scheduler {
@@ -631,11 +629,9 @@ impl Scheduler {
             adopted,
         });
         let stop = self.stop.clone();
-        self.view_tx.send_modify(|v| {
-            v.finals.push((step.id.clone(), status));
-            v.unfinished = v.unfinished.saturating_sub(1);
-            v.failing |= counts_against_run(status, &step, stop.as_ref());
-        });
+        let failing = counts_against_run(status, &step, stop.as_ref());
+        self.view_tx
+            .send_modify(|v| v.record(&step.id, status, failing));
         if self.opts.fail_fast
             && matches!(status, StepStatus::Failed | StepStatus::TimedOut)
             && !step.continue_on_error

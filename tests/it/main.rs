@@ -1,4 +1,5 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod engine_run;
 mod reporter;
