@@ -1,7 +1,7 @@
 //! One step's attempts: timeout, cancellation, retries and backoff.
 //!
 //! Each started step runs as one task that drives its attempts one after the other and
-//! reports to the scheduler over a channel ([`AttemptReport`]); it never emits events itself.
+//! reports to the scheduler over one channel (`AttemptReport`); it never emits events itself.
 //!
 //! - An attempt gets a fresh [`Cancel`]. When it runs past the step's `timeout` (counted from
 //!   the attempt's start), the task fires [`CancelReason::Timeout`] and waits up to
