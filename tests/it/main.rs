@@ -1,6 +1,7 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod engine_run;
 mod job_files;
 mod reporter;
 mod sim_dataflow_export;
