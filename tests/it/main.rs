@@ -4,6 +4,7 @@ mod common;
 mod engine_run;
 mod job_files;
 mod reporter;
+mod run_cli;
 mod sim_dataflow_export;
 mod sim_entra;
 mod sim_fabric;
