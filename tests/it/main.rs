@@ -1,6 +1,7 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod sim_cli;
 mod sim_conformance;
 mod sim_dataflow_export;
 mod sim_entra;
@@ -8,4 +9,5 @@ mod sim_fabric;
 mod sim_flow;
 mod sim_knobs;
 mod sim_powerbi;
+mod sim_profile_schema;
 mod sim_support;
