@@ -2,12 +2,16 @@
 
 mod client_http;
 mod common;
+mod engine_run;
 mod exec_dataflow;
 mod exec_dataset;
 mod exec_flow;
 mod exec_report;
 mod exec_support;
+mod job_files;
 mod reporter;
+mod run_cli;
+mod sim_cli;
 mod sim_conformance;
 mod sim_dataflow_export;
 mod sim_entra;
@@ -15,4 +19,5 @@ mod sim_fabric;
 mod sim_flow;
 mod sim_knobs;
 mod sim_powerbi;
+mod sim_profile_schema;
 mod sim_support;
