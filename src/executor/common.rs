@@ -270,6 +270,12 @@ pub(crate) fn ended_within(end: Option<&str>, window: Duration) -> Option<DateTi
     (age <= window).then_some(end)
 }
 
+/// `end - start` of a finished refresh, when both parse (the expected duration of the next).
+pub(crate) fn took(start: Option<&str>, end: Option<&str>) -> Option<Duration> {
+    let d = parse_time(end?)?.signed_duration_since(parse_time(start?)?);
+    d.to_std().ok()
+}
+
 /// The `skip_if_fresh` outcome.
 pub(crate) fn skipped_fresh(end: DateTime<Utc>, window: Duration) -> AttemptOutcome {
     AttemptOutcome::Skipped {
