@@ -13,6 +13,8 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             clap_complete::generate(shell, &mut cmd, "pbibatch", &mut std::io::stdout());
             Ok(exit::OK)
         }
+        Command::History(args) => crate::store::history_command(&args),
+        Command::Show(args) => crate::store::show_command(&args),
         _ => Err(Error::Other("this command is not available yet".into())),
     }
 }

@@ -23,3 +23,4 @@ pub mod powerbi;
 pub mod reporter;
 pub mod secret;
 pub mod sim;
+pub mod store;

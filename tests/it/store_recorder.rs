@@ -1,0 +1,310 @@
+//! The recorder and the queries: what goes in comes back, each event on its own.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use pbibatch::event::{RunEvent, RunEventKind, StepInfo, StepStatus};
+use pbibatch::executor::AttemptUpdate;
+use pbibatch::job::model::{
+    Cloud, Connection, Credentials, HeaderValue, IfRunning, Job, SasFlowStep, Step, StepKind,
+    TriggerRule, WebhookStep,
+};
+use pbibatch::secret::Secret;
+use pbibatch::store::{RunMeta, Store, StoreRecorder, step_hash};
+
+use crate::store_support::{ORDER_LIST, Script, at, enhanced, failed_run, good_run, meta, record};
+
+#[test]
+fn store_records_a_run_and_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/state.db");
+    record(&path, meta("hash-a", &[]), &failed_run("run-1", 0));
+
+    let store = Store::open(&path).unwrap();
+    let run = store.load_run("run-1").unwrap();
+    assert_eq!(run.status, "failed");
+    assert_eq!(run.job_hash, "hash-a");
+    assert_eq!(run.duration_secs, Some(100.0));
+    let model = &run.steps[1];
+    assert_eq!(model.id, "order_list_model");
+    assert_eq!(model.status, "failed");
+    assert_eq!(model.error.as_deref(), Some("capacity is overloaded"));
+    assert_eq!(model.attempts.len(), 2);
+    assert_eq!(model.attempts[1].remote_id.as_deref(), Some("req-2"));
+    assert_eq!(
+        model.resource.as_ref().and_then(|r| r.item_id.as_deref()),
+        Some("order_list_model-id")
+    );
+    insta::assert_json_snapshot!("store_failed_run_details", run);
+}
+
+#[test]
+fn store_history_lists_latest_first_and_filters_by_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    record(&path, meta("h", &[]), &failed_run("run-1", 0));
+    record(&path, meta("h", &[]), &good_run("run-2", 1000));
+    let mut other = Script::new("run-3");
+    other
+        .started(2000, "other_job", &[("only", "webhook")], None)
+        .simple(2000, 2001, "only", StepStatus::Succeeded, None)
+        .finished(2001, pbibatch::event::RunStatus::Succeeded);
+    record(&path, meta("h", &[]), &other);
+
+    let store = Store::open(&path).unwrap();
+    let all: Vec<String> = store
+        .history(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(all, ["run-3", "run-2", "run-1"]);
+    let order_list = store.history(Some("order_list"), 10).unwrap();
+    assert_eq!(order_list.len(), 2);
+    assert_eq!(order_list[0].counts["succeeded"], 4);
+    assert_eq!(order_list[1].counts["failed"], 1);
+    assert_eq!(order_list[1].counts["upstream_failed"], 2);
+    assert_eq!(store.history(None, 1).unwrap().len(), 1);
+    assert_eq!(
+        store.last_run(Some("order_list")).unwrap().unwrap().run_id,
+        "run-2"
+    );
+    assert_eq!(store.load_run("last").unwrap().run_id, "run-3");
+    let missing = store.load_run("nope").unwrap_err().to_string();
+    assert_eq!(missing, "no run `nope` in the state store");
+}
+
+#[test]
+fn store_commits_each_event_as_it_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut script = Script::new("run-1");
+    script
+        .started(0, "order_list", &ORDER_LIST, None)
+        .simple(0, 5, "master_order_list", StepStatus::Succeeded, None)
+        .attempt(5, "order_list_model", 1)
+        .handle(6, "order_list_model", 1, enhanced("req-7"));
+    let mut recorder = StoreRecorder::new(Store::open(&path).unwrap(), meta("h", &[]));
+    // A second connection, as another process would see the file after a kill -9.
+    let reader = Store::open(&path).unwrap();
+    for (i, ev) in script.events.iter().enumerate() {
+        recorder.record(ev).unwrap();
+        let run = reader.load_run("run-1").unwrap();
+        let attempts: usize = run.steps.iter().map(|s| s.attempts.len()).sum();
+        let expected_attempts = script.events[..=i]
+            .iter()
+            .filter(|e| matches!(e.kind, RunEventKind::AttemptStarted { .. }))
+            .count();
+        assert_eq!(attempts, expected_attempts, "after event {i}");
+    }
+    // The process "dies" here: no further event. The run is incomplete, not running.
+    drop(recorder);
+    let run = reader.load_run("run-1").unwrap();
+    assert_eq!(run.status, "incomplete");
+    assert_eq!(run.steps[0].status, "succeeded");
+    assert_eq!(run.steps[1].status, "running");
+    assert_eq!(run.steps[2].status, "pending");
+    let remote = run.steps[1].attempts[0].remote.clone().unwrap();
+    assert_eq!(remote.handle, Some(enhanced("req-7")));
+    assert_eq!(remote.status.as_deref(), Some("NotStarted"));
+}
+
+#[test]
+fn store_progress_keeps_the_last_known_remote_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut script = Script::new("run-1");
+    script
+        .started(0, "order_list", &ORDER_LIST, None)
+        .attempt(0, "order_list_model", 1)
+        .handle(1, "order_list_model", 1, enhanced("req-1"))
+        .progress(
+            2,
+            "order_list_model",
+            1,
+            AttemptUpdate {
+                remote_status: Some("InProgress".into()),
+                percent: Some(40),
+                ..AttemptUpdate::default()
+            },
+        );
+    record(&path, meta("h", &[]), &script);
+    let run = Store::open(&path).unwrap().load_run("run-1").unwrap();
+    let remote = run.steps[1].attempts[0].remote.clone().unwrap();
+    assert_eq!(remote.handle, Some(enhanced("req-1")));
+    assert_eq!(remote.status.as_deref(), Some("InProgress"));
+    assert_eq!(remote.percent, Some(40));
+}
+
+#[test]
+fn store_median_durations_come_from_successful_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    record(&path, meta("h", &[]), &good_run("run-1", 0));
+    record(&path, meta("h", &[]), &good_run("run-2", 1000));
+    record(&path, meta("h", &[]), &failed_run("run-3", 2000));
+    let store = Store::open(&path).unwrap();
+    let medians = store.median_durations("order_list", 20).unwrap();
+    assert_eq!(medians["order_list_model"], Duration::from_secs(60));
+    assert_eq!(medians["order_book_pdf"], Duration::from_secs(20));
+    assert_eq!(medians["master_order_list"], Duration::from_secs(10));
+    assert!(store.median_durations("unknown", 20).unwrap().is_empty());
+}
+
+fn step(id: &str, kind: StepKind) -> Step {
+    Step {
+        id: id.into(),
+        kind,
+        depends_on: Vec::new(),
+        trigger: TriggerRule::default(),
+        when: None,
+        pool: None,
+        tags: Vec::new(),
+        connection: "default".into(),
+        timeout: Duration::from_secs(3600),
+        retries: 2,
+        retry_backoff: Duration::from_secs(30),
+        max_backoff: Duration::from_secs(600),
+        poll_interval: Duration::from_secs(15),
+        if_running: IfRunning::Wait,
+        continue_on_error: false,
+        skip_if_fresh: None,
+    }
+}
+
+/// A job whose steps and connection hold secrets, as the parser would build it.
+fn job_with_secrets() -> Job {
+    let mut headers = IndexMap::new();
+    headers.insert(
+        "Authorization".to_string(),
+        HeaderValue::Secret(Secret::new("Bearer HEADER-SECRET-TOKEN")),
+    );
+    let flow = step(
+        "master_order_list",
+        StepKind::SasFlow(SasFlowStep {
+            url: Secret::new(
+                "https://prod-1.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/\
+                 invoke?api-version=2016-06-01&sp=%2Ftriggers&sv=1.0&sig=SAS-SIG-SECRET",
+            ),
+            method: "POST".into(),
+            headers: headers.clone(),
+            body: None,
+            expect_status: Vec::new(),
+            wait_for: None,
+        }),
+    );
+    let hook = step(
+        "tell_teams",
+        StepKind::Webhook(WebhookStep {
+            url: Secret::new("https://example.webhook.office.com/webhookb2/WEBHOOK-PATH-SECRET"),
+            method: "POST".into(),
+            headers,
+            body: None,
+            expect_status: Vec::new(),
+        }),
+    );
+    let mut connections = IndexMap::new();
+    connections.insert(
+        "default".to_string(),
+        Connection {
+            name: "default".into(),
+            cloud: Cloud::Public,
+            credentials: Credentials::ClientSecret {
+                tenant_id: "tenant".into(),
+                client_id: "client".into(),
+                client_secret: Secret::new("CLIENT-SECRET-VALUE"),
+            },
+        },
+    );
+    let mut steps = IndexMap::new();
+    steps.insert(flow.id.clone(), flow);
+    steps.insert(hook.id.clone(), hook);
+    Job {
+        name: "order_list".into(),
+        description: None,
+        file: "jobs/order_list.yaml".into(),
+        file_hash: "f".repeat(64),
+        vars: IndexMap::new(),
+        connections,
+        concurrency: 4,
+        pools: IndexMap::new(),
+        steps,
+    }
+}
+
+#[test]
+fn store_never_holds_a_secret() {
+    let job = job_with_secrets();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut recorder = StoreRecorder::new(
+        Store::open(&path).unwrap(),
+        RunMeta::from_job(&job, serde_json::json!({"vars": ["export=no"]})),
+    );
+    let steps: Vec<StepInfo> = job
+        .steps
+        .values()
+        .map(|s| StepInfo {
+            id: s.id.clone(),
+            step_type: s.type_name().into(),
+            resource: s.kind.resource_label(),
+            depends_on: s.depends_on.clone(),
+        })
+        .collect();
+    let events = [
+        RunEventKind::RunStarted {
+            run_id: "run-s".into(),
+            job: job.name.clone(),
+            job_file: "jobs/order_list.yaml".into(),
+            steps,
+            resumed_from: None,
+        },
+        RunEventKind::AttemptStarted {
+            step: "master_order_list".into(),
+            attempt: 1,
+        },
+        RunEventKind::AttemptFinished {
+            step: "master_order_list".into(),
+            attempt: 1,
+            status: StepStatus::Succeeded,
+            error: None,
+            remote_id: Some("flow-run-1".into()),
+            retry_in: None,
+        },
+    ];
+    for (seq, kind) in events.into_iter().enumerate() {
+        recorder
+            .record(&RunEvent {
+                seq: seq as u64,
+                at: at(seq as i64),
+                kind,
+            })
+            .unwrap();
+    }
+    let store = recorder.into_store();
+    let json = serde_json::to_string(&store.load_run("run-s").unwrap()).unwrap();
+    drop(store);
+    let mut redacted_seen = false;
+    let secrets = [
+        "SAS-SIG-SECRET",
+        "WEBHOOK-PATH-SECRET",
+        "HEADER-SECRET-TOKEN",
+        "CLIENT-SECRET-VALUE",
+    ];
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        redacted_seen |= text.contains("https://example.webhook.office.com/***");
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} leaked into the store");
+            assert!(!json.contains(secret), "{secret} leaked into show");
+        }
+    }
+    assert!(redacted_seen, "the redacted resource label was stored");
+    // The step hash changes with the definition but cannot reveal a secret either.
+    let hash = step_hash(&job.steps["master_order_list"]);
+    assert_eq!(hash.len(), 64);
+    let mut changed = job.steps["master_order_list"].clone();
+    changed.retries = 5;
+    assert_ne!(step_hash(&changed), hash);
+}
