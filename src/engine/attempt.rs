@@ -1,0 +1,319 @@
+//! One step's attempts: timeout, cancellation, retries and backoff.
+//!
+//! Each started step runs as one task that drives its attempts one after the other and
+//! reports to the scheduler over a channel ([`AttemptReport`]); it never emits events itself.
+//!
+//! - An attempt gets a fresh [`Cancel`]. When it runs past the step's `timeout` (counted from
+//!   the attempt's start), the task fires [`CancelReason::Timeout`] and waits up to
+//!   [`CANCEL_GRACE`] for the executor to return, so it can cancel the remote work; the attempt
+//!   is then `timed_out` (unless the executor reports that the work succeeded after all).
+//! - On interrupt the task fires [`CancelReason::Interrupt`] (with `detach`) and waits the same
+//!   grace; the attempt and the step are `cancelled`.
+//! - A `failed` or `timed_out` attempt is retried while `retries` remain, after
+//!   [`backoff`]: `retry_backoff` doubling each retry, capped at `max_backoff`. An interrupt
+//!   during the backoff ends the step `cancelled`. The step ends with the last attempt's status.
+//! - An executor that returns `Cancelled` although nothing asked it to stop has failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::view::ViewState;
+use crate::event::StepStatus;
+use crate::executor::{
+    AttemptContext, AttemptOutcome, AttemptUpdate, Cancel, CancelReason, Executor, RemoteHandle,
+};
+use crate::job::model::{Step, StepId};
+
+/// How long an executor may take to return after a cancel request (to cancel remotely).
+pub const CANCEL_GRACE: Duration = Duration::from_secs(60);
+
+/// The pause before retry number `retry` (from 1): `base * 2^(retry-1)`, at most `max`.
+pub fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
+    let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+    base.checked_mul(factor).unwrap_or(max).min(max)
+}
+
+/// What a step task tells the scheduler.
+#[derive(Debug)]
+pub(crate) enum AttemptReport {
+    Started {
+        step: usize,
+        attempt: u32,
+    },
+    /// An executor's update, forwarded so it stays in order with the attempt's other reports.
+    Progress {
+        step: usize,
+        attempt: u32,
+        update: Box<AttemptUpdate>,
+    },
+    Finished {
+        step: usize,
+        attempt: u32,
+        status: StepStatus,
+        error: Option<String>,
+        retry_in: Option<Duration>,
+    },
+    Done {
+        step: usize,
+        status: StepStatus,
+        reason: Option<String>,
+        attempts: u32,
+        adopted: bool,
+    },
+}
+
+/// Everything a step task needs.
+pub(crate) struct StepTask {
+    /// Index of the step in the scheduler's tables.
+    pub index: usize,
+    pub run_id: String,
+    pub step: Arc<Step>,
+    pub executor: Arc<dyn Executor>,
+    pub reports: mpsc::UnboundedSender<AttemptReport>,
+    pub view: watch::Receiver<ViewState>,
+    pub reattach: Option<RemoteHandle>,
+    pub interrupt: CancellationToken,
+    pub detach: bool,
+}
+
+/// The verdict on one attempt.
+struct Verdict {
+    status: StepStatus,
+    error: Option<String>,
+    adopted: bool,
+}
+
+impl StepTask {
+    /// Runs attempts until one ends the step; reports everything to the scheduler.
+    pub async fn run(mut self) {
+        let step = self.step.clone();
+        // Executors' updates come here first and are forwarded as reports: one channel to the
+        // scheduler keeps every step's story in order.
+        let (updates_tx, mut updates_rx) = mpsc::unbounded_channel();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let _ = self.reports.send(AttemptReport::Started {
+                step: self.index,
+                attempt,
+            });
+            let cancel = Cancel::new();
+            let ctx = AttemptContext {
+                run_id: self.run_id.clone(),
+                step: step.clone(),
+                attempt,
+                cancel: cancel.clone(),
+                updates: updates_tx.clone(),
+                run_view: self.view.borrow().run_view(),
+                reattach: if attempt == 1 {
+                    self.reattach.take()
+                } else {
+                    None
+                },
+            };
+            let fut = self.executor.execute(ctx);
+            let verdict = self.drive(fut, cancel, attempt, &mut updates_rx).await;
+            let retryable = matches!(verdict.status, StepStatus::Failed | StepStatus::TimedOut);
+            let retry_in = (retryable && attempt <= step.retries && !self.interrupt.is_cancelled())
+                .then(|| backoff(step.retry_backoff, step.max_backoff, attempt));
+            let _ = self.reports.send(AttemptReport::Finished {
+                step: self.index,
+                attempt,
+                status: verdict.status,
+                error: verdict.error.clone(),
+                retry_in,
+            });
+            if let Some(pause) = retry_in {
+                tokio::select! {
+                    biased;
+                    _ = self.interrupt.cancelled() => {
+                        self.done(
+                            StepStatus::Cancelled,
+                            Some(format!(
+                                "run interrupted while waiting to retry (attempt {attempt}: {})",
+                                verdict.error.as_deref().unwrap_or(verdict.status.as_str())
+                            )),
+                            attempt,
+                            false,
+                        );
+                        return;
+                    }
+                    _ = tokio::time::sleep(pause) => continue,
+                }
+            }
+            let reason = match verdict.status {
+                StepStatus::Failed | StepStatus::TimedOut if step.continue_on_error => {
+                    Some(format!(
+                        "{} (continue_on_error: the run and dependents go on)",
+                        verdict.error.as_deref().unwrap_or(verdict.status.as_str())
+                    ))
+                }
+                _ => verdict.error,
+            };
+            self.done(verdict.status, reason, attempt, verdict.adopted);
+            return;
+        }
+    }
+
+    fn done(&self, status: StepStatus, reason: Option<String>, attempts: u32, adopted: bool) {
+        let _ = self.reports.send(AttemptReport::Done {
+            step: self.index,
+            status,
+            reason,
+            attempts,
+            adopted,
+        });
+    }
+
+    /// Runs one attempt under its timeout and the run's interrupt, forwarding its updates.
+    async fn drive(
+        &self,
+        mut fut: BoxFuture<'static, AttemptOutcome>,
+        cancel: Cancel,
+        attempt: u32,
+        updates: &mut Updates,
+    ) -> Verdict {
+        let timeout = self.step.timeout;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let requested = loop {
+            tokio::select! {
+                biased;
+                Some((_, n, update)) = updates.recv() => self.forward(n, update),
+                outcome = &mut fut => {
+                    self.drain(updates);
+                    return verdict(outcome, None, timeout);
+                }
+                _ = self.interrupt.cancelled() => break CancelReason::Interrupt { detach: self.detach },
+                _ = &mut deadline => break CancelReason::Timeout,
+            }
+        };
+        cancel.cancel(requested);
+        let grace = tokio::time::sleep(CANCEL_GRACE);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                biased;
+                Some((_, n, update)) = updates.recv() => self.forward(n, update),
+                outcome = &mut fut => {
+                    self.drain(updates);
+                    return verdict(outcome, Some(requested), timeout);
+                }
+                _ = &mut grace => {
+                    self.drain(updates);
+                    let (status, what) = stopped(requested, timeout);
+                    return Verdict {
+                        status,
+                        error: Some(format!(
+                            "{what}; the executor did not stop within {} of the cancel request (attempt {attempt})",
+                            humantime::format_duration(CANCEL_GRACE)
+                        )),
+                        adopted: false,
+                    };
+                }
+            }
+        }
+    }
+
+    fn forward(&self, attempt: u32, update: AttemptUpdate) {
+        let _ = self.reports.send(AttemptReport::Progress {
+            step: self.index,
+            attempt,
+            update: Box::new(update),
+        });
+    }
+
+    /// Forwards what an executor sent before it returned.
+    fn drain(&self, updates: &mut Updates) {
+        while let Ok((_, n, update)) = updates.try_recv() {
+            self.forward(n, update);
+        }
+    }
+}
+
+/// The receiving end of the channel given to attempts as [`AttemptContext::updates`].
+type Updates = mpsc::UnboundedReceiver<(StepId, u32, AttemptUpdate)>;
+
+/// The status and message of an attempt stopped for `reason`.
+fn stopped(reason: CancelReason, timeout: Duration) -> (StepStatus, String) {
+    match reason {
+        CancelReason::Timeout => (
+            StepStatus::TimedOut,
+            format!("timed out after {}", humantime::format_duration(timeout)),
+        ),
+        CancelReason::Interrupt { detach: false } => {
+            (StepStatus::Cancelled, "cancelled: run interrupted".into())
+        }
+        CancelReason::Interrupt { detach: true } => (
+            StepStatus::Cancelled,
+            "cancelled: run interrupted (remote work left running)".into(),
+        ),
+    }
+}
+
+fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Duration) -> Verdict {
+    let joined = |what: String, detail: Option<String>| match detail {
+        Some(d) if !d.is_empty() => format!("{what}: {d}"),
+        _ => what,
+    };
+    match (outcome, requested) {
+        (AttemptOutcome::Succeeded { adopted }, _) => Verdict {
+            status: StepStatus::Succeeded,
+            error: None,
+            adopted,
+        },
+        (AttemptOutcome::Skipped { reason }, _) => Verdict {
+            status: StepStatus::Skipped,
+            error: Some(reason),
+            adopted: false,
+        },
+        (AttemptOutcome::Failed { error }, None) => Verdict {
+            status: StepStatus::Failed,
+            error: Some(error),
+            adopted: false,
+        },
+        (AttemptOutcome::Cancelled { error }, None) => Verdict {
+            status: StepStatus::Failed,
+            error: Some(joined(
+                "the executor stopped without a cancel request".into(),
+                error,
+            )),
+            adopted: false,
+        },
+        (AttemptOutcome::Failed { error }, Some(reason)) => {
+            let (status, what) = stopped(reason, timeout);
+            Verdict {
+                status,
+                error: Some(joined(what, Some(error))),
+                adopted: false,
+            }
+        }
+        (AttemptOutcome::Cancelled { error }, Some(reason)) => {
+            let (status, what) = stopped(reason, timeout);
+            Verdict {
+                status,
+                error: Some(joined(what, error)),
+                adopted: false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(30), s(600), 1), s(30));
+        assert_eq!(backoff(s(30), s(600), 2), s(60));
+        assert_eq!(backoff(s(30), s(600), 3), s(120));
+        assert_eq!(backoff(s(30), s(600), 6), s(600));
+        assert_eq!(backoff(s(30), s(600), 100), s(600));
+    }
+}

@@ -1,0 +1,111 @@
+//! The three limits a step must fit in before it starts: the global concurrency, its named
+//! pool, and its remote resource (one in-flight step per workspace + dataset / dataflow).
+//!
+//! The scheduler is a single task, so these are plain counters rather than semaphores: a step
+//! takes its permits when it starts and gives them back when it reaches a final status.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::job::model::{Job, Step, StepKind};
+
+/// The remote resource a step refreshes, when two steps on it must not overlap.
+///
+/// Names are compared case-insensitively (the service does); a name and the GUID of the same
+/// item are not recognised as one resource before resolution, which the docs say.
+pub fn resource_key(step: &Step) -> Option<String> {
+    let norm = |s: &str| s.trim().to_lowercase();
+    match &step.kind {
+        StepKind::Dataflow(d) => Some(format!(
+            "dataflow\u{1f}{}\u{1f}{}",
+            norm(&d.workspace),
+            norm(&d.dataflow)
+        )),
+        StepKind::SasFlow(s) => s.wait_for.as_ref().map(|w| {
+            format!(
+                "dataflow\u{1f}{}\u{1f}{}",
+                norm(&w.workspace),
+                norm(&w.dataflow)
+            )
+        }),
+        StepKind::Dataset(d) => Some(format!(
+            "dataset\u{1f}{}\u{1f}{}",
+            norm(&d.workspace),
+            norm(&d.dataset)
+        )),
+        StepKind::Report(_) | StepKind::Webhook(_) => None,
+    }
+}
+
+/// Permits in use.
+#[derive(Debug)]
+pub struct Limits {
+    concurrency: usize,
+    in_flight: usize,
+    pool_limits: HashMap<String, usize>,
+    pool_used: HashMap<String, usize>,
+    busy_resources: HashSet<String>,
+}
+
+impl Limits {
+    /// Limits of `job`, with `concurrency` overriding `job.concurrency`.
+    pub fn new(job: &Job, concurrency: Option<u32>) -> Limits {
+        let concurrency = concurrency.unwrap_or(job.concurrency).max(1) as usize;
+        Limits {
+            concurrency,
+            in_flight: 0,
+            pool_limits: job
+                .pools
+                .iter()
+                .map(|(k, v)| (k.clone(), (*v).max(1) as usize))
+                .collect(),
+            pool_used: HashMap::new(),
+            busy_resources: HashSet::new(),
+        }
+    }
+
+    /// True when nothing more can start at all.
+    pub fn full(&self) -> bool {
+        self.in_flight >= self.concurrency
+    }
+
+    /// True when a step with this pool and resource can start now.
+    pub fn fits(&self, pool: Option<&str>, resource: Option<&str>) -> bool {
+        if self.full() {
+            return false;
+        }
+        if let Some(pool) = pool {
+            // A pool the job does not declare is rejected by validation; if one slips
+            // through, it has no limit of its own rather than blocking the step forever.
+            if let Some(&limit) = self.pool_limits.get(pool)
+                && self.pool_used.get(pool).copied().unwrap_or(0) >= limit
+            {
+                return false;
+            }
+        }
+        resource.is_none_or(|r| !self.busy_resources.contains(r))
+    }
+
+    /// Takes the permits of a starting step.
+    pub fn acquire(&mut self, pool: Option<&str>, resource: Option<&str>) {
+        self.in_flight += 1;
+        if let Some(pool) = pool {
+            *self.pool_used.entry(pool.to_string()).or_insert(0) += 1;
+        }
+        if let Some(r) = resource {
+            self.busy_resources.insert(r.to_string());
+        }
+    }
+
+    /// Gives back the permits of a finished step.
+    pub fn release(&mut self, pool: Option<&str>, resource: Option<&str>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(pool) = pool
+            && let Some(used) = self.pool_used.get_mut(pool)
+        {
+            *used = used.saturating_sub(1);
+        }
+        if let Some(r) = resource {
+            self.busy_resources.remove(r);
+        }
+    }
+}

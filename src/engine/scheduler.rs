@@ -1,0 +1,720 @@
+//! The scheduler loop: resolves steps as their parents finish, starts ready steps within the
+//! limits, and turns attempt reports and executor updates into [`RunEvent`]s.
+//!
+//! It is one task and owns all run state. Step tasks talk to it over one channel (`reports`:
+//! attempt started, executor progress, attempt finished, step done), so what one step reports
+//! arrives in the order it happened.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::{AttemptReport, StepTask};
+use super::condition::{self, ConditionInput, DepFacts};
+use super::limits::{Limits, resource_key};
+use super::trigger::{self, Decision, ParentOutcome};
+use super::view::ViewState;
+use super::{EngineOptions, ResumeStep};
+use crate::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
+use crate::executor::{AttemptUpdate, Executor, RemoteHandle};
+use crate::job::model::{Step, StepId};
+use crate::plan::Plan;
+
+/// Runs the selected steps of `plan` to their final statuses and returns the run's status.
+///
+/// Events go to `events` in order (`RunStarted` first, `RunFinished` last); a closed receiver
+/// is not an error. Cancelling `interrupt` stops the run as the module docs describe.
+pub async fn run(
+    plan: Arc<Plan>,
+    executor: Arc<dyn Executor>,
+    opts: EngineOptions,
+    interrupt: CancellationToken,
+    events: mpsc::UnboundedSender<RunEvent>,
+) -> RunStatus {
+    Scheduler::new(plan, executor, opts, interrupt, events)
+        .run()
+        .await
+}
+
+/// Where a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for parents.
+    Pending,
+    /// In the ready queue.
+    Ready,
+    Running,
+    Final(StepStatus),
+}
+
+/// Why the run stopped starting steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stop {
+    FailFast(StepId),
+    Interrupt,
+}
+
+/// One selected step and its bookkeeping.
+struct Node {
+    step: Arc<Step>,
+    parents: Vec<usize>,
+    children: Vec<usize>,
+    /// Parents without a final status yet.
+    waiting: usize,
+    state: State,
+    pool: Option<String>,
+    resource: Option<String>,
+    /// Higher starts first.
+    priority: u64,
+    /// Start of the first attempt.
+    started: Option<Instant>,
+    duration_secs: f64,
+    attempts: u32,
+    /// Last remote id seen in the current attempt's updates.
+    remote_id: Option<String>,
+    reattach: Option<RemoteHandle>,
+}
+
+struct Scheduler {
+    plan: Arc<Plan>,
+    executor: Arc<dyn Executor>,
+    opts: EngineOptions,
+    interrupt: CancellationToken,
+    events: mpsc::UnboundedSender<RunEvent>,
+    seq: u64,
+    started_at: DateTime<Utc>,
+    nodes: Vec<Node>,
+    /// Steps whose parents are all final, to apply trigger rule and condition to.
+    to_resolve: VecDeque<usize>,
+    /// Ready steps, highest priority first, then job order.
+    ready: BTreeSet<(Reverse<u64>, usize)>,
+    limits: Limits,
+    running: usize,
+    stop: Option<Stop>,
+    /// Published after every final status; attempts read it for their `RunView`.
+    view_tx: watch::Sender<ViewState>,
+    view_rx: watch::Receiver<ViewState>,
+    reports_tx: mpsc::UnboundedSender<AttemptReport>,
+    reports_rx: mpsc::UnboundedReceiver<AttemptReport>,
+    /// Step tasks; dropping the scheduler aborts them.
+    tasks: JoinSet<()>,
+    task_steps: HashMap<tokio::task::Id, usize>,
+    index: HashMap<StepId, usize>,
+}
+
+impl Scheduler {
+    fn new(
+        plan: Arc<Plan>,
+        executor: Arc<dyn Executor>,
+        mut opts: EngineOptions,
+        interrupt: CancellationToken,
+        events: mpsc::UnboundedSender<RunEvent>,
+    ) -> Scheduler {
+        let job = plan.job.clone();
+        let index: HashMap<StepId, usize> = plan
+            .selected
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        let priorities = priorities(&plan, &opts.priority_hint);
+        let mut resume = opts.resume.take();
+        let mut nodes: Vec<Node> = plan
+            .selected
+            .iter()
+            .filter_map(|id| job.steps.get(id).map(|s| (id, s)))
+            .map(|(id, step)| {
+                let parents: Vec<usize> = plan
+                    .parents(id)
+                    .iter()
+                    .filter_map(|p| index.get(p).copied())
+                    .collect();
+                let reattach = match resume.as_mut().and_then(|r| r.steps.remove(id)) {
+                    Some(ResumeStep::Reattach(h)) => Some(h),
+                    other => {
+                        if let (Some(r), Some(keep)) = (resume.as_mut(), other) {
+                            // Put `Keep` back: it is applied once the run has started.
+                            r.steps.insert(id.clone(), keep);
+                        }
+                        None
+                    }
+                };
+                Node {
+                    step: Arc::new(step.clone()),
+                    waiting: parents.len(),
+                    parents,
+                    children: Vec::new(),
+                    state: State::Pending,
+                    pool: step.pool.clone(),
+                    resource: resource_key(step),
+                    priority: priorities.get(id).copied().unwrap_or(0),
+                    started: None,
+                    duration_secs: 0.0,
+                    attempts: 0,
+                    remote_id: None,
+                    reattach,
+                }
+            })
+            .collect();
+        for i in 0..nodes.len() {
+            for p in nodes[i].parents.clone() {
+                nodes[p].children.push(i);
+            }
+        }
+        opts.resume = resume;
+        let (view_tx, view_rx) = watch::channel(ViewState {
+            run_id: opts.run_id.clone(),
+            job: job.name.clone(),
+            finals: Vec::new(),
+            unfinished: nodes.len(),
+            failing: false,
+        });
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let limits = Limits::new(&job, opts.concurrency);
+        Scheduler {
+            plan,
+            executor,
+            opts,
+            interrupt,
+            events,
+            seq: 0,
+            started_at: Utc::now(),
+            nodes,
+            to_resolve: VecDeque::new(),
+            ready: BTreeSet::new(),
+            limits,
+            running: 0,
+            stop: None,
+            view_tx,
+            view_rx,
+            reports_tx,
+            reports_rx,
+            tasks: JoinSet::new(),
+            task_steps: HashMap::new(),
+            index,
+        }
+    }
+
+    fn emit(&mut self, kind: RunEventKind) {
+        let at = Utc::now();
+        let event = RunEvent {
+            seq: self.seq,
+            at,
+            kind,
+        };
+        self.seq += 1;
+        // A closed receiver means nobody listens any more; the run goes on.
+        let _ = self.events.send(event);
+    }
+
+    async fn run(mut self) -> RunStatus {
+        let job = self.plan.job.clone();
+        let steps: Vec<StepInfo> = self
+            .nodes
+            .iter()
+            .map(|n| StepInfo {
+                id: n.step.id.clone(),
+                step_type: n.step.type_name().to_string(),
+                resource: n.step.kind.resource_label(),
+                depends_on: n
+                    .parents
+                    .iter()
+                    .map(|&p| self.nodes[p].step.id.clone())
+                    .collect(),
+            })
+            .collect();
+        self.started_at = Utc::now();
+        self.emit(RunEventKind::RunStarted {
+            run_id: self.opts.run_id.clone(),
+            job: job.name.clone(),
+            job_file: job.file.display().to_string(),
+            steps,
+            resumed_from: self.opts.resume.as_ref().map(|r| r.run_id.clone()),
+        });
+
+        // Steps a resumed run keeps, in job order.
+        if let Some(resume) = self.opts.resume.take() {
+            for i in 0..self.nodes.len() {
+                if let Some(ResumeStep::Keep { status, reason }) =
+                    resume.steps.get(&self.nodes[i].step.id)
+                {
+                    let reason = reason
+                        .clone()
+                        .or_else(|| Some(format!("kept from run {} (resumed)", resume.run_id)));
+                    self.finalize(i, *status, reason, 0, false);
+                }
+            }
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].waiting == 0 && self.nodes[i].state == State::Pending {
+                self.to_resolve.push_back(i);
+            }
+        }
+
+        loop {
+            if self.interrupt.is_cancelled() && self.stop != Some(Stop::Interrupt) {
+                self.begin_stop(Stop::Interrupt);
+            }
+            self.resolve_pending();
+            self.start_ready();
+            if self.running == 0 && self.to_resolve.is_empty() && self.ready.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some(report) = self.reports_rx.recv() => self.on_report(report),
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.on_task_end(joined);
+                }
+                _ = self.interrupt.cancelled(), if self.stop != Some(Stop::Interrupt) => {
+                    self.begin_stop(Stop::Interrupt);
+                }
+            }
+        }
+
+        // Safety net: nothing should be left, but a step must never end without a status.
+        for i in 0..self.nodes.len() {
+            if !matches!(self.nodes[i].state, State::Final(_)) {
+                self.finalize(
+                    i,
+                    StepStatus::Cancelled,
+                    Some("not started: the run ended first".into()),
+                    0,
+                    false,
+                );
+            }
+        }
+
+        let status = self.run_status();
+        let counts = StepStatus::ALL
+            .iter()
+            .map(|s| {
+                let n = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state == State::Final(*s))
+                    .count();
+                (*s, u32::try_from(n).unwrap_or(u32::MAX))
+            })
+            .collect();
+        self.emit(RunEventKind::RunFinished { status, counts });
+        status
+    }
+
+    fn run_status(&self) -> RunStatus {
+        if self.stop == Some(Stop::Interrupt) {
+            return RunStatus::Cancelled;
+        }
+        let failing = self.nodes.iter().any(|n| match n.state {
+            State::Final(s) => counts_against_run(s, &n.step, self.stop.as_ref()),
+            _ => false,
+        });
+        if failing {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        }
+    }
+
+    fn begin_stop(&mut self, why: Stop) {
+        let reason = match &why {
+            Stop::Interrupt => {
+                let verb = if self.opts.detach_on_interrupt {
+                    "detaching from"
+                } else {
+                    "cancelling"
+                };
+                let noun = if self.running == 1 { "step" } else { "steps" };
+                format!(
+                    "interrupted: starting nothing new, {verb} {} running {noun}",
+                    self.running
+                )
+            }
+            Stop::FailFast(id) => {
+                format!("fail-fast: step `{id}` failed, starting nothing new")
+            }
+        };
+        // An interrupt overrides fail-fast; the reverse never happens.
+        if self.stop.is_some() && why != Stop::Interrupt {
+            return;
+        }
+        self.stop = Some(why);
+        self.emit(RunEventKind::Stopping { reason });
+        // Ready steps will not start now.
+        let ready: Vec<usize> = self.ready.iter().map(|(_, i)| *i).collect();
+        self.ready.clear();
+        for i in ready {
+            let reason = self.not_started_reason();
+            self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
+        }
+    }
+
+    fn not_started_reason(&self) -> String {
+        match &self.stop {
+            Some(Stop::FailFast(id)) => {
+                format!("not started: --fail-fast after step `{id}` failed")
+            }
+            _ => "not started: run interrupted".to_string(),
+        }
+    }
+
+    /// Applies trigger rules and conditions to every step whose parents are all final.
+    fn resolve_pending(&mut self) {
+        while let Some(i) = self.to_resolve.pop_front() {
+            if self.nodes[i].state != State::Pending {
+                continue;
+            }
+            let step = self.nodes[i].step.clone();
+            if self.stop == Some(Stop::Interrupt) {
+                // After an interrupt nothing is decided any more: every step left is cancelled.
+                let reason = self.not_started_reason();
+                self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
+                continue;
+            }
+            // Unselected dependencies count as satisfied.
+            let mut parents: Vec<(StepId, ParentOutcome)> = Vec::new();
+            for dep in &step.depends_on {
+                let outcome = match self.index.get(dep) {
+                    Some(&p) => match self.nodes[p].state {
+                        State::Final(s) => parent_outcome(s, &self.nodes[p].step),
+                        // Cannot happen: `waiting` reached zero.
+                        _ => ParentOutcome::Cancelled,
+                    },
+                    None => ParentOutcome::Success,
+                };
+                parents.push((dep.clone(), outcome));
+            }
+            match trigger::decide(step.trigger, &parents) {
+                Decision::Skip(reason) => {
+                    self.finalize(i, StepStatus::Skipped, Some(reason), 0, false)
+                }
+                Decision::UpstreamFailed(reason) => {
+                    self.finalize(i, StepStatus::UpstreamFailed, Some(reason), 0, false)
+                }
+                Decision::Cancel(reason) => {
+                    self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false)
+                }
+                Decision::Run if self.stop.is_some() => {
+                    let reason = self.not_started_reason();
+                    self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
+                }
+                Decision::Run => match self.check_condition(&step) {
+                    Ok(true) => {
+                        self.nodes[i].state = State::Ready;
+                        self.ready.insert((Reverse(self.nodes[i].priority), i));
+                    }
+                    Ok(false) => {
+                        let expr = step.when.as_deref().unwrap_or_default();
+                        let reason = format!("condition false: {expr}");
+                        self.finalize(i, StepStatus::Skipped, Some(reason), 0, false);
+                    }
+                    Err(e) => self.finalize(i, StepStatus::Failed, Some(e.to_string()), 0, false),
+                },
+            }
+        }
+    }
+
+    fn check_condition(&self, step: &Step) -> Result<bool, condition::ConditionError> {
+        let Some(expr) = step.when.as_deref() else {
+            return Ok(true);
+        };
+        let job = &self.plan.job;
+        let steps = step
+            .depends_on
+            .iter()
+            .map(|dep| {
+                let facts = match self.index.get(dep) {
+                    Some(&p) => {
+                        let n = &self.nodes[p];
+                        DepFacts {
+                            status: match n.state {
+                                State::Final(s) => s,
+                                _ => StepStatus::Cancelled,
+                            },
+                            attempts: n.attempts,
+                            duration_secs: n.duration_secs,
+                            selected: true,
+                        }
+                    }
+                    None => DepFacts {
+                        status: StepStatus::Succeeded,
+                        attempts: 0,
+                        duration_secs: 0.0,
+                        selected: false,
+                    },
+                };
+                (dep.as_str(), facts)
+            })
+            .collect();
+        let input = ConditionInput {
+            vars: job
+                .vars
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            env: Some(&self.opts.env),
+            run_id: &self.opts.run_id,
+            job: &job.name,
+            started_at: self.started_at.to_rfc3339(),
+            steps,
+        };
+        condition::evaluate(expr, &input)
+    }
+
+    /// Starts ready steps, best first, while the limits allow.
+    fn start_ready(&mut self) {
+        if self.stop.is_some() {
+            return;
+        }
+        let mut blocked = Vec::new();
+        while !self.limits.full() {
+            let Some(key) = self.ready.pop_first() else {
+                break;
+            };
+            let i = key.1;
+            let (pool, resource) = (self.nodes[i].pool.clone(), self.nodes[i].resource.clone());
+            if self.limits.fits(pool.as_deref(), resource.as_deref()) {
+                self.limits.acquire(pool.as_deref(), resource.as_deref());
+                self.spawn(i);
+            } else {
+                blocked.push(key);
+            }
+        }
+        self.ready.extend(blocked);
+    }
+
+    fn spawn(&mut self, i: usize) {
+        self.running += 1;
+        let node = &mut self.nodes[i];
+        node.state = State::Running;
+        let task = StepTask {
+            index: i,
+            run_id: self.opts.run_id.clone(),
+            step: node.step.clone(),
+            executor: self.executor.clone(),
+            reports: self.reports_tx.clone(),
+            view: self.view_rx.clone(),
+            reattach: node.reattach.take(),
+            interrupt: self.interrupt.clone(),
+            detach: self.opts.detach_on_interrupt,
+        };
+        let handle = self.tasks.spawn(task.run());
+        self.task_steps.insert(handle.id(), i);
+    }
+
+    fn on_update(&mut self, i: usize, attempt: u32, update: AttemptUpdate) {
+        let node = &mut self.nodes[i];
+        // Late updates from an attempt that already ended would reorder the story.
+        if node.state != State::Running || node.attempts != attempt {
+            return;
+        }
+        if let Some(id) = &update.remote_id {
+            node.remote_id = Some(id.clone());
+        }
+        let step = node.step.id.clone();
+        self.emit(RunEventKind::StepProgress {
+            step,
+            attempt,
+            update,
+        });
+    }
+
+    fn on_report(&mut self, report: AttemptReport) {
+        match report {
+            AttemptReport::Started { step, attempt } => {
+                let node = &mut self.nodes[step];
+                node.attempts = attempt;
+                node.remote_id = None;
+                node.started.get_or_insert_with(Instant::now);
+                let id = node.step.id.clone();
+                self.emit(RunEventKind::AttemptStarted { step: id, attempt });
+            }
+            AttemptReport::Progress {
+                step,
+                attempt,
+                update,
+            } => self.on_update(step, attempt, *update),
+            AttemptReport::Finished {
+                step,
+                attempt,
+                status,
+                error,
+                retry_in,
+            } => {
+                let node = &self.nodes[step];
+                let id = node.step.id.clone();
+                let remote_id = node.remote_id.clone();
+                self.emit(RunEventKind::AttemptFinished {
+                    step: id,
+                    attempt,
+                    status,
+                    error,
+                    remote_id,
+                    retry_in,
+                });
+            }
+            AttemptReport::Done {
+                step,
+                status,
+                reason,
+                attempts,
+                adopted,
+            } => {
+                self.finalize(step, status, reason, attempts, adopted);
+            }
+        }
+    }
+
+    fn on_task_end(&mut self, joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match &joined {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(i) = self.task_steps.remove(&id) else {
+            return;
+        };
+        // Reports sent just before the task ended come first.
+        while let Ok(report) = self.reports_rx.try_recv() {
+            self.on_report(report);
+        }
+        if self.nodes[i].state == State::Running {
+            let attempts = self.nodes[i].attempts;
+            self.finalize(
+                i,
+                StepStatus::Failed,
+                Some("internal error: the attempt task ended without a result".into()),
+                attempts,
+                false,
+            );
+        }
+    }
+
+    /// Gives a step its final status, emits `StepFinished` and releases its dependents.
+    fn finalize(
+        &mut self,
+        i: usize,
+        status: StepStatus,
+        reason: Option<String>,
+        attempts: u32,
+        adopted: bool,
+    ) {
+        let was = self.nodes[i].state;
+        if matches!(was, State::Final(_)) {
+            return;
+        }
+        if was == State::Ready {
+            self.ready.remove(&(Reverse(self.nodes[i].priority), i));
+        }
+        let node = &mut self.nodes[i];
+        node.state = State::Final(status);
+        node.attempts = attempts;
+        if let Some(started) = node.started {
+            node.duration_secs = started.elapsed().as_secs_f64();
+        }
+        let step = node.step.clone();
+        if was == State::Running {
+            self.running = self.running.saturating_sub(1);
+            let (pool, resource) = (node.pool.clone(), node.resource.clone());
+            self.limits.release(pool.as_deref(), resource.as_deref());
+        }
+        self.emit(RunEventKind::StepFinished {
+            step: step.id.clone(),
+            status,
+            reason,
+            attempts,
+            adopted,
+        });
+        let stop = self.stop.clone();
+        self.view_tx.send_modify(|v| {
+            v.finals.push((step.id.clone(), status));
+            v.unfinished = v.unfinished.saturating_sub(1);
+            v.failing |= counts_against_run(status, &step, stop.as_ref());
+        });
+        if self.opts.fail_fast
+            && matches!(status, StepStatus::Failed | StepStatus::TimedOut)
+            && !step.continue_on_error
+            && self.stop.is_none()
+        {
+            self.begin_stop(Stop::FailFast(step.id.clone()));
+        }
+        for c in self.nodes[i].children.clone() {
+            let child = &mut self.nodes[c];
+            child.waiting = child.waiting.saturating_sub(1);
+            if child.waiting == 0 && child.state == State::Pending {
+                self.to_resolve.push_back(c);
+            }
+        }
+    }
+}
+
+/// How a final status counts for children's trigger rules.
+fn parent_outcome(status: StepStatus, step: &Step) -> ParentOutcome {
+    match status {
+        StepStatus::Succeeded => ParentOutcome::Success,
+        StepStatus::Failed | StepStatus::TimedOut if step.continue_on_error => {
+            ParentOutcome::Success
+        }
+        StepStatus::Failed | StepStatus::TimedOut | StepStatus::UpstreamFailed => {
+            ParentOutcome::Failed
+        }
+        StepStatus::Skipped => ParentOutcome::Skipped,
+        StepStatus::Cancelled => ParentOutcome::Cancelled,
+    }
+}
+
+/// True when this final status makes the run fail.
+fn counts_against_run(status: StepStatus, step: &Step, stop: Option<&Stop>) -> bool {
+    match status {
+        StepStatus::Failed | StepStatus::TimedOut => !step.continue_on_error,
+        StepStatus::UpstreamFailed => true,
+        StepStatus::Cancelled => matches!(stop, Some(Stop::FailFast(_))),
+        StepStatus::Succeeded | StepStatus::Skipped => false,
+    }
+}
+
+/// Priority of each selected step: its longest remaining path, weighted by the hinted
+/// durations (milliseconds) when hints are given, else counted in steps.
+fn priorities(plan: &Plan, hint: &HashMap<StepId, f64>) -> HashMap<StepId, u64> {
+    if hint.is_empty() {
+        return plan
+            .remaining
+            .iter()
+            .map(|(k, v)| (k.clone(), u64::from(*v)))
+            .collect();
+    }
+    // Steps without history weigh the median of those with one.
+    let mut known: Vec<f64> = hint
+        .values()
+        .copied()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .collect();
+    known.sort_by(f64::total_cmp);
+    let fallback = known.get(known.len() / 2).copied().unwrap_or(1.0);
+    let mut out: HashMap<StepId, u64> = HashMap::new();
+    // Waves are topological levels: children sit in later waves.
+    for wave in plan.waves.iter().rev() {
+        for id in wave {
+            let own = hint
+                .get(id)
+                .copied()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .unwrap_or(fallback);
+            let below = plan
+                .children(id)
+                .iter()
+                .filter_map(|c| out.get(c).copied())
+                .max()
+                .unwrap_or(0);
+            // Saturating float-to-int cast: absurd hints cannot overflow.
+            let own_ms = (own * 1000.0).round() as u64;
+            out.insert(id.clone(), below.saturating_add(own_ms.max(1)));
+        }
+    }
+    out
+}
