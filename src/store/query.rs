@@ -355,6 +355,16 @@ impl Store {
             .collect())
     }
 
+    /// [`Store::median_durations`] over the job's last 20 runs, in seconds: the engine's
+    /// `EngineOptions::priority_hint`.
+    pub fn priority_hint(&self, job: &str) -> Result<HashMap<StepId, f64>, StoreError> {
+        Ok(self
+            .median_durations(job, 20)?
+            .into_iter()
+            .map(|(id, d)| (id, d.as_secs_f64()))
+            .collect())
+    }
+
     fn summary(&self, row: RunRow) -> Result<RunSummary, StoreError> {
         let steps: u32 = self
             .conn

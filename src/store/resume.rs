@@ -18,6 +18,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::engine::{ResumeState, ResumeStep};
+use crate::event::StepStatus;
 use crate::executor::RemoteHandle;
 use crate::job::model::StepId;
 
@@ -74,6 +76,33 @@ impl Resume {
             StepResume::Reattach { handle, .. } => Some((id, handle)),
             _ => None,
         })
+    }
+}
+
+impl From<Resume> for ResumeState {
+    /// What the engine needs: kept steps finish `succeeded` at once (with a reason naming the
+    /// run they succeeded in), re-attached ones poll their handle; steps that run again are
+    /// left out, so the engine runs them from their first attempt.
+    fn from(resume: Resume) -> ResumeState {
+        let steps = resume
+            .steps
+            .into_iter()
+            .filter_map(|(id, fate)| match fate {
+                StepResume::Keep { run_id, .. } => Some((
+                    id,
+                    ResumeStep::Keep {
+                        status: StepStatus::Succeeded,
+                        reason: Some(format!("succeeded in run {run_id}")),
+                    },
+                )),
+                StepResume::Reattach { handle, .. } => Some((id, ResumeStep::Reattach(handle))),
+                StepResume::Run { .. } => None,
+            })
+            .collect();
+        ResumeState {
+            run_id: resume.from_run,
+            steps,
+        }
     }
 }
 

@@ -149,6 +149,10 @@ fn store_median_durations_come_from_successful_attempts() {
     assert_eq!(medians["order_book_pdf"], Duration::from_secs(20));
     assert_eq!(medians["master_order_list"], Duration::from_secs(10));
     assert!(store.median_durations("unknown", 20).unwrap().is_empty());
+    assert_eq!(
+        store.priority_hint("order_list").unwrap()["order_list_model"],
+        60.0
+    );
 }
 
 fn step(id: &str, kind: StepKind) -> Step {

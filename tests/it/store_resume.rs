@@ -222,3 +222,30 @@ fn store_resume_of_a_resumed_run_keeps_what_it_carried_over() {
         Some("run-crash")
     );
 }
+
+#[test]
+fn store_resume_maps_into_the_engine_state() {
+    use pbibatch::engine::{ResumeState, ResumeStep};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    crashed_run(&path);
+    let store = Store::open(&path).unwrap();
+    let resume = store
+        .resume_state("last", "nightly", "job-v1", false, &hashes())
+        .unwrap();
+    let state = ResumeState::from(resume);
+    assert_eq!(state.run_id, "run-crash");
+    assert_eq!(state.steps.len(), 3);
+    assert_eq!(
+        state.steps["ok"],
+        ResumeStep::Keep {
+            status: StepStatus::Succeeded,
+            reason: Some("succeeded in run run-crash".into()),
+        }
+    );
+    assert!(matches!(state.steps["almost"], ResumeStep::Keep { .. }));
+    assert_eq!(
+        state.steps["flying"],
+        ResumeStep::Reattach(enhanced("req-flying"))
+    );
+}
