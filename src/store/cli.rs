@@ -144,10 +144,15 @@ pub fn render_run(run: &RunDetails) -> String {
             status.push_str(" (adopted)");
         }
         let last = step.attempts.last();
+        let remote_status = last
+            .filter(|a| a.finished_at.is_none())
+            .and_then(|a| a.remote.as_ref())
+            .and_then(|r| r.status.as_ref());
         let detail = step
             .error
             .clone()
             .or_else(|| step.reason.clone())
+            .or_else(|| remote_status.map(|s| format!("remote status {s}")))
             .unwrap_or_default();
         rows.push(vec![
             step.id.clone(),

@@ -122,7 +122,10 @@ impl Store {
                     let thread = std::thread::Builder::new()
                         .name("pbibatch-lock".into())
                         .spawn(move || heartbeat(path, job_c, token_c, every, wake))
-                        .map_err(StoreError::Heartbeat)?;
+                        .map_err(|source| StoreError::Thread {
+                            what: "job lock heartbeat",
+                            source,
+                        })?;
                     return Ok(JobLock {
                         job: job.to_string(),
                         stop: Some(stop),

@@ -23,6 +23,7 @@ mod query;
 mod recorder;
 mod resume;
 mod schema;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use query::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails
 pub use recorder::{RunMeta, StoreRecorder, run_arguments, step_hash, step_hashes};
 pub use resume::{Resume, StepResume};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use writer::RecorderThread;
 
 /// The default store, relative to the working directory.
 pub const DEFAULT_PATH: &str = ".pbibatch/state.db";
@@ -125,8 +127,12 @@ pub enum StoreError {
         holder: LockHolder,
         waited: Duration,
     },
-    #[error("cannot start the job lock's heartbeat: {0}")]
-    Heartbeat(#[source] std::io::Error),
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the stored {what} is unreadable: {source}")]
     Decode {
         what: String,

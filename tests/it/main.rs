@@ -1,6 +1,7 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod store_cli;
 mod store_lock;
 mod store_recorder;
 mod store_resume;

@@ -312,3 +312,19 @@ fn store_never_holds_a_secret() {
     changed.retries = 5;
     assert_ne!(step_hash(&changed), hash);
 }
+
+#[test]
+fn store_recorder_thread_records_everything_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let recorder = StoreRecorder::new(Store::open(&path).unwrap(), meta("h", &[]));
+    let writer = recorder.spawn().unwrap();
+    for ev in good_run("run-t", 0).events {
+        writer.send(ev);
+    }
+    let (store, err) = writer.finish();
+    assert!(err.is_none(), "{err:?}");
+    let run = store.unwrap().load_run("run-t").unwrap();
+    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.counts["succeeded"], 4);
+}
