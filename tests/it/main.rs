@@ -2,6 +2,7 @@
 
 mod common;
 mod store_cli;
+mod store_engine;
 mod store_lock;
 mod store_recorder;
 mod store_resume;
