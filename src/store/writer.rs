@@ -6,8 +6,12 @@ use std::thread::JoinHandle;
 use super::{Store, StoreError, StoreRecorder};
 use crate::event::RunEvent;
 
+/// Most events written in one transaction when they arrive faster than SQLite commits.
+const MAX_BATCH: usize = 512;
+
 /// Feeds events to a recorder running on a dedicated thread. Events are recorded in the order
-/// they are sent, each in its own transaction.
+/// they are sent, as soon as the thread gets them: one transaction per event when they
+/// trickle in, one per burst when they arrive faster than SQLite commits (group commit).
 #[derive(Debug)]
 pub struct RecorderThread {
     /// Events to record; dropping it ends the thread once the queue is drained.
@@ -24,11 +28,26 @@ impl StoreRecorder {
             .name("pbibatch-store".into())
             .spawn(move || {
                 let mut first_error = None;
-                for ev in rx {
-                    if let Err(err) = self.record(&ev) {
-                        tracing::warn!(seq = ev.seq, "cannot record a run event: {err}");
-                        first_error.get_or_insert(err);
+                let mut batch = Vec::new();
+                // Block for the next event, then take whatever else is already queued.
+                while let Ok(ev) = rx.recv() {
+                    batch.push(ev);
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(ev) => batch.push(ev),
+                            Err(_) => break,
+                        }
                     }
+                    if self.record_batch(&batch).is_err() {
+                        // Retry one by one so a bad event costs only itself.
+                        for ev in &batch {
+                            if let Err(err) = self.record(ev) {
+                                tracing::warn!(seq = ev.seq, "cannot record a run event: {err}");
+                                first_error.get_or_insert(err);
+                            }
+                        }
+                    }
+                    batch.clear();
                 }
                 (self.into_store(), first_error)
             })
