@@ -52,6 +52,25 @@ impl Default for LockOptions {
     }
 }
 
+impl LockOptions {
+    /// The options for `--wait-lock DURATION` (humantime, e.g. `10m`); `None` refuses at once.
+    pub fn with_wait_lock(wait_lock: Option<&str>) -> Result<LockOptions, StoreError> {
+        let wait = match wait_lock {
+            Some(text) => Some(humantime::parse_duration(text.trim()).map_err(|e| {
+                StoreError::BadWaitLock {
+                    value: text.to_string(),
+                    message: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
+        Ok(LockOptions {
+            wait,
+            ..LockOptions::default()
+        })
+    }
+}
+
 /// A held lock. Released when dropped (or by [`JobLock::release`]).
 #[derive(Debug)]
 pub struct JobLock {

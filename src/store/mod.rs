@@ -127,6 +127,8 @@ pub enum StoreError {
         holder: LockHolder,
         waited: Duration,
     },
+    #[error("invalid --wait-lock `{value}`: {message} (use a duration such as `90s` or `10m`)")]
+    BadWaitLock { value: String, message: String },
     #[error("cannot start the {what} thread: {source}")]
     Thread {
         what: &'static str,

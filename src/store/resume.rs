@@ -9,8 +9,9 @@
 //!   `skipped` (its condition or trigger rule is evaluated afresh), never started, in flight
 //!   without a handle (nothing to poll), and steps the earlier run did not have.
 //!
-//! A changed job file is refused unless `force`; then only steps whose definition hash is
-//! unchanged keep their earlier outcome.
+//! A changed job file is refused unless `force`. Only steps whose definition hash is unchanged
+//! keep their earlier outcome; that holds without a file change too, since `--var` and
+//! `${env.X}` values can change a step's resolved definition.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -143,7 +144,9 @@ impl Store {
                 None => StepResume::Run {
                     reason: format!("not part of run {run_id}"),
                 },
-                Some(prev) if job_changed && prev.step_hash.as_deref() != Some(hash.as_str()) => {
+                // Also without a job change: `--var` or `${env.X}` can change a step's
+                // resolved definition while the file stays the same.
+                Some(prev) if definition_changed(prev.step_hash.as_deref(), hash, job_changed) => {
                     StepResume::Run {
                         reason: format!("its definition changed since run {run_id}"),
                     }
@@ -200,6 +203,15 @@ fn classify_step(run_id: &str, prev: &super::StepDetails) -> StepResume {
         other => StepResume::Run {
             reason: format!("{other} in run {run_id}"),
         },
+    }
+}
+
+/// A step's definition changed when its stored hash differs; a run recorded before hashes
+/// were stored (schema v1) has none, which counts as unchanged unless the job file changed.
+fn definition_changed(stored: Option<&str>, current: &str, job_changed: bool) -> bool {
+    match stored {
+        Some(stored) => stored != current,
+        None => job_changed,
     }
 }
 

@@ -198,3 +198,15 @@ fn store_lock_is_named_by_the_recorded_run() {
     // While the lock is held the unfinished run is `running`, not `incomplete`.
     assert_eq!(store.load_run("run-live").unwrap().status, "running");
 }
+
+#[test]
+fn store_lock_options_parse_wait_lock() {
+    let opts = LockOptions::with_wait_lock(Some("10m")).unwrap();
+    assert_eq!(opts.wait, Some(Duration::from_secs(600)));
+    assert_eq!(LockOptions::with_wait_lock(None).unwrap().wait, None);
+    let err = LockOptions::with_wait_lock(Some("soon")).unwrap_err();
+    assert!(
+        err.to_string().starts_with("invalid --wait-lock `soon`: "),
+        "{err}"
+    );
+}

@@ -249,3 +249,23 @@ fn store_resume_maps_into_the_engine_state() {
         ResumeStep::Reattach(enhanced("req-flying"))
     );
 }
+
+#[test]
+fn store_resume_reruns_a_step_whose_resolved_definition_changed() {
+    // Same job file, but `--var` changed what one step resolves to.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    crashed_run(&path);
+    let store = Store::open(&path).unwrap();
+    let mut current = hashes();
+    current.insert("ok".into(), "h-ok-other-vars".into());
+    let resume = store
+        .resume_state("last", "nightly", "job-v1", false, &current)
+        .unwrap();
+    assert!(!resume.job_changed);
+    assert_eq!(
+        reason(&resume.steps["ok"]),
+        "its definition changed since run run-crash"
+    );
+    assert!(matches!(resume.steps["almost"], StepResume::Keep { .. }));
+}
