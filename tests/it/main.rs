@@ -1,6 +1,7 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod reporter;
 mod store_cli;
 mod store_engine;
 mod store_lock;

@@ -1,0 +1,194 @@
+//! Plain log lines, one per state change, each with an RFC 3339 timestamp: what stderr shows
+//! when it is not a terminal (Kestra, CI).
+//!
+//! Only what the events carry is printed; resources appear through `StepInfo.resource`, which
+//! the engine already redacted, so a secret has no way in.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use chrono::SecondsFormat;
+
+use super::format_secs;
+use crate::event::{RunEvent, RunEventKind, StepInfo};
+use crate::executor::AttemptUpdate;
+use crate::job::model::StepId;
+
+/// Writes one line per state change to `W` (stderr in use).
+pub struct LineReporter<W: Write> {
+    out: W,
+    steps: HashMap<StepId, StepInfo>,
+    /// What was last printed about each step's remote state, to print changes only.
+    last_remote: HashMap<StepId, String>,
+    /// Start of each step's first attempt, for durations.
+    started: HashMap<StepId, chrono::DateTime<chrono::Utc>>,
+    run_started: Option<chrono::DateTime<chrono::Utc>>,
+    run_id: String,
+}
+
+impl<W: Write> LineReporter<W> {
+    /// A reporter writing to `out`.
+    pub fn new(out: W) -> Self {
+        LineReporter {
+            out,
+            steps: HashMap::new(),
+            last_remote: HashMap::new(),
+            started: HashMap::new(),
+            run_started: None,
+            run_id: String::new(),
+        }
+    }
+
+    /// The writer back (tests read what was written).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// Flushes the writer.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Prints the line(s) for one event, if it is a state change.
+    pub fn apply(&mut self, event: &RunEvent) -> std::io::Result<()> {
+        let ts = event.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let line = match &event.kind {
+            RunEventKind::RunStarted {
+                run_id,
+                job,
+                job_file,
+                steps,
+                resumed_from,
+            } => {
+                self.run_id = run_id.clone();
+                self.run_started = Some(event.at);
+                self.steps = steps.iter().map(|s| (s.id.clone(), s.clone())).collect();
+                let resumed = resumed_from
+                    .as_ref()
+                    .map(|r| format!(", resuming run {r}"))
+                    .unwrap_or_default();
+                let n = steps.len();
+                let noun = if n == 1 { "step" } else { "steps" };
+                Some(format!(
+                    "run {run_id} started: job {job} ({job_file}), {n} {noun}{resumed}"
+                ))
+            }
+            RunEventKind::AttemptStarted { step, attempt } => {
+                self.started.entry(step.clone()).or_insert(event.at);
+                self.last_remote.remove(step);
+                let what = self
+                    .steps
+                    .get(step)
+                    .map(|s| format!(" ({}, {})", s.step_type, s.resource))
+                    .unwrap_or_default();
+                Some(format!("{step}: attempt {attempt} started{what}"))
+            }
+            RunEventKind::StepProgress { step, update, .. } => {
+                let text = progress_text(update);
+                if text.is_empty() || self.last_remote.get(step) == Some(&text) {
+                    None
+                } else {
+                    self.last_remote.insert(step.clone(), text.clone());
+                    Some(format!("{step}: {text}"))
+                }
+            }
+            RunEventKind::AttemptFinished {
+                step,
+                attempt,
+                status,
+                error,
+                retry_in,
+                ..
+            } => {
+                let retry = retry_in
+                    .map(|d| format!("; retry in {}", humantime::format_duration(d)))
+                    .unwrap_or_default();
+                match error {
+                    Some(e) => Some(format!(
+                        "{step}: attempt {attempt} {status}: {}{retry}",
+                        one_line(e)
+                    )),
+                    None if retry_in.is_some() => {
+                        Some(format!("{step}: attempt {attempt} {status}{retry}"))
+                    }
+                    None => None,
+                }
+            }
+            RunEventKind::StepFinished {
+                step,
+                status,
+                reason,
+                attempts,
+                adopted,
+            } => {
+                let mut text = format!("{step}: {status}");
+                if let Some(start) = self.started.get(step) {
+                    let secs = (event.at - *start).num_milliseconds().max(0) as f64 / 1000.0;
+                    text.push_str(&format!(" in {}", format_secs(secs)));
+                }
+                if *attempts > 1 {
+                    text.push_str(&format!(" after {attempts} attempts"));
+                }
+                if *adopted {
+                    text.push_str(" (adopted a refresh already running)");
+                }
+                if let Some(r) = reason {
+                    text.push_str(&format!(": {}", one_line(r)));
+                }
+                Some(text)
+            }
+            RunEventKind::Stopping { reason } => Some(format!("stopping: {reason}")),
+            RunEventKind::RunFinished { status, counts } => {
+                let took = self
+                    .run_started
+                    .map(|s| {
+                        let secs = (event.at - s).num_milliseconds().max(0) as f64 / 1000.0;
+                        format!(" in {}", format_secs(secs))
+                    })
+                    .unwrap_or_default();
+                let counts = counts
+                    .iter()
+                    .map(|(s, n)| format!("{n} {s}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Some(format!(
+                    "run {} finished: {}{took} ({counts})",
+                    self.run_id,
+                    status.as_str()
+                ))
+            }
+        };
+        match line {
+            Some(line) => writeln!(self.out, "{ts} {line}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `remote status InProgress 40 % (id abc)`, or a note.
+fn progress_text(update: &AttemptUpdate) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = &update.remote_status {
+        let mut t = format!("remote status {s}");
+        if let Some(p) = update.percent {
+            t.push_str(&format!(" {p} %"));
+        }
+        if let Some(id) = &update.remote_id {
+            t.push_str(&format!(" (id {id})"));
+        }
+        parts.push(t);
+    }
+    if let Some(note) = &update.note {
+        parts.push(one_line(note));
+    }
+    parts.join("; ")
+}
+
+/// Joins the lines of a multi-line message so one event stays one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}

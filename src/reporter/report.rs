@@ -1,0 +1,507 @@
+//! The `--report` JSON: a fold over the run's events ([`ReportBuilder`]) into a [`RunReport`].
+//!
+//! Its JSON Schema (generated from these types by schemars) is committed at
+//! `schemas/pbibatch-report.schema.json`; a test keeps the two in sync. Bump
+//! [`SCHEMA_VERSION`] on any change that is not purely additive.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepStatus};
+use crate::job::model::StepId;
+
+/// Version of the report's shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The report of one pbibatch run (`pbibatch run --report FILE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "pbibatch run report")]
+pub struct RunReport {
+    /// Version of this document's shape (currently 1).
+    pub schema_version: u32,
+    pub run_id: String,
+    /// The job's `name:`.
+    pub job: String,
+    /// The job file as given on the command line.
+    pub job_file: String,
+    /// Set when this run resumed an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<String>,
+    pub status: RunStatus,
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub finished_at: DateTime<Utc>,
+    pub duration_secs: f64,
+    /// Number of steps per final status (all six, zeros included).
+    pub counts: Counts,
+    /// Selected steps, in job order.
+    pub steps: Vec<ReportStep>,
+}
+
+/// Steps per final status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Counts {
+    pub succeeded: u32,
+    pub failed: u32,
+    pub timed_out: u32,
+    pub skipped: u32,
+    pub upstream_failed: u32,
+    pub cancelled: u32,
+}
+
+impl Counts {
+    /// The count of one status.
+    pub fn get(&self, status: StepStatus) -> u32 {
+        match status {
+            StepStatus::Succeeded => self.succeeded,
+            StepStatus::Failed => self.failed,
+            StepStatus::TimedOut => self.timed_out,
+            StepStatus::Skipped => self.skipped,
+            StepStatus::UpstreamFailed => self.upstream_failed,
+            StepStatus::Cancelled => self.cancelled,
+        }
+    }
+
+    fn slot(&mut self, status: StepStatus) -> &mut u32 {
+        match status {
+            StepStatus::Succeeded => &mut self.succeeded,
+            StepStatus::Failed => &mut self.failed,
+            StepStatus::TimedOut => &mut self.timed_out,
+            StepStatus::Skipped => &mut self.skipped,
+            StepStatus::UpstreamFailed => &mut self.upstream_failed,
+            StepStatus::Cancelled => &mut self.cancelled,
+        }
+    }
+
+    /// `3 succeeded, 1 failed, 0 timed_out, 0 skipped, 0 upstream_failed, 0 cancelled`.
+    pub fn line(&self) -> String {
+        StepStatus::ALL
+            .iter()
+            .map(|s| format!("{} {}", self.get(*s), s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One step of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportStep {
+    pub id: StepId,
+    /// `sas_flow`, `dataflow`, `dataset`, `report` or `webhook`.
+    #[serde(rename = "type")]
+    pub step_type: String,
+    pub status: StepStatus,
+    /// Why it was skipped, not run or cancelled, or the last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Start of the first attempt (absent when no attempt ran).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+    /// The remote resource, once resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ReportResource>,
+    /// True when the remote refresh was adopted (`if_running: adopt`), not started by this run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    pub attempts: Vec<ReportAttempt>,
+    /// The error that decided a `failed` or `timed_out` status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Selected dependencies (for the summary's critical path; not part of the JSON).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub depends_on: Vec<StepId>,
+    /// Human label of the resource, secrets redacted (not part of the JSON).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub label: String,
+}
+
+/// The resolved remote resource of a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportResource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    pub name: String,
+}
+
+impl From<ResourceRef> for ReportResource {
+    fn from(r: ResourceRef) -> Self {
+        ReportResource {
+            workspace_id: r.workspace_id,
+            item_id: r.item_id,
+            name: r.name,
+        }
+    }
+}
+
+/// One attempt of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportAttempt {
+    /// From 1.
+    pub number: u32,
+    /// One of the final step statuses.
+    pub status: StepStatus,
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub finished_at: DateTime<Utc>,
+    /// Refresh request id, transaction id, job instance id or export id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why the report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("write report {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serialize report: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl RunReport {
+    /// Folds a whole event stream.
+    pub fn from_events(events: &[RunEvent]) -> RunReport {
+        let mut b = ReportBuilder::default();
+        for e in events {
+            b.apply(e);
+        }
+        b.finish()
+    }
+
+    /// Writes the report as pretty JSON, atomically (temp file + rename in the same folder),
+    /// creating parent folders.
+    pub fn write_json(&self, path: &Path) -> Result<(), ReportError> {
+        let text = serde_json::to_string_pretty(self)? + "\n";
+        write_atomically(path, text.as_bytes())
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&ReportStep> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// The JSON Schema of [`RunReport`] (what `schemas/pbibatch-report.schema.json` holds).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RunReport)).unwrap_or_default()
+}
+
+/// Incremental fold of events into a report.
+#[derive(Debug, Clone, Default)]
+pub struct ReportBuilder {
+    run_id: String,
+    job: String,
+    job_file: String,
+    resumed_from: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    last_at: Option<DateTime<Utc>>,
+    finished: Option<(RunStatus, DateTime<Utc>)>,
+    steps: IndexMap<StepId, StepFold>,
+}
+
+#[derive(Debug, Clone)]
+struct StepFold {
+    step: ReportStep,
+    final_status: Option<StepStatus>,
+    /// Start of the attempt in flight and its last remote id.
+    open: Option<(u32, DateTime<Utc>, Option<String>)>,
+}
+
+impl ReportBuilder {
+    /// Applies one event.
+    pub fn apply(&mut self, event: &RunEvent) {
+        let at = event.at;
+        self.last_at = Some(at);
+        match &event.kind {
+            RunEventKind::RunStarted {
+                run_id,
+                job,
+                job_file,
+                steps,
+                resumed_from,
+            } => {
+                self.run_id = run_id.clone();
+                self.job = job.clone();
+                self.job_file = job_file.clone();
+                self.resumed_from = resumed_from.clone();
+                self.started_at = Some(at);
+                self.steps = steps
+                    .iter()
+                    .map(|info| {
+                        let step = ReportStep {
+                            id: info.id.clone(),
+                            step_type: info.step_type.clone(),
+                            status: StepStatus::Cancelled,
+                            reason: None,
+                            started_at: None,
+                            finished_at: None,
+                            duration_secs: None,
+                            resource: None,
+                            adopted: false,
+                            attempts: Vec::new(),
+                            error: None,
+                            depends_on: info.depends_on.clone(),
+                            label: info.resource.clone(),
+                        };
+                        (
+                            info.id.clone(),
+                            StepFold {
+                                step,
+                                final_status: None,
+                                open: None,
+                            },
+                        )
+                    })
+                    .collect();
+            }
+            RunEventKind::AttemptStarted { step, attempt } => {
+                if let Some(f) = self.steps.get_mut(step) {
+                    f.step.started_at.get_or_insert(at);
+                    f.open = Some((*attempt, at, None));
+                }
+            }
+            RunEventKind::StepProgress {
+                step,
+                attempt,
+                update,
+            } => {
+                if let Some(f) = self.steps.get_mut(step) {
+                    if let Some(r) = &update.resource {
+                        f.step.resource = Some(r.clone().into());
+                    }
+                    if let (Some(id), Some((n, _, remote))) = (&update.remote_id, &mut f.open)
+                        && *n == *attempt
+                    {
+                        *remote = Some(id.clone());
+                    }
+                }
+            }
+            RunEventKind::AttemptFinished {
+                step,
+                attempt,
+                status,
+                error,
+                remote_id,
+                ..
+            } => {
+                if let Some(f) = self.steps.get_mut(step) {
+                    let (started, seen) = match f.open.take() {
+                        Some((n, started, seen)) if n == *attempt => (started, seen),
+                        _ => (at, None),
+                    };
+                    f.step.attempts.push(ReportAttempt {
+                        number: *attempt,
+                        status: *status,
+                        started_at: started,
+                        finished_at: at,
+                        remote_id: remote_id.clone().or(seen),
+                        error: error.clone(),
+                    });
+                }
+            }
+            RunEventKind::StepFinished {
+                step,
+                status,
+                reason,
+                adopted,
+                ..
+            } => {
+                if let Some(f) = self.steps.get_mut(step) {
+                    close_step(f, *status, reason.clone(), *adopted, at);
+                }
+            }
+            RunEventKind::Stopping { .. } => {}
+            RunEventKind::RunFinished { status, .. } => {
+                self.finished = Some((*status, at));
+            }
+        }
+    }
+
+    /// The report so far. When the stream stopped before `RunFinished` (the program is
+    /// going down), steps without a final status are reported `cancelled` and so is the run.
+    pub fn finish(&self) -> RunReport {
+        let now = self.last_at.unwrap_or_else(Utc::now);
+        let started_at = self.started_at.unwrap_or(now);
+        let (status, finished_at) = self.finished.unwrap_or((RunStatus::Cancelled, now));
+        let mut counts = Counts::default();
+        let steps: Vec<ReportStep> = self
+            .steps
+            .values()
+            .map(|f| {
+                let mut f = f.clone();
+                if f.final_status.is_none() {
+                    close_step(
+                        &mut f,
+                        StepStatus::Cancelled,
+                        Some("the run ended before this step finished".into()),
+                        false,
+                        finished_at,
+                    );
+                }
+                *counts.slot(f.step.status) += 1;
+                f.step
+            })
+            .collect();
+        RunReport {
+            schema_version: SCHEMA_VERSION,
+            run_id: self.run_id.clone(),
+            job: self.job.clone(),
+            job_file: self.job_file.clone(),
+            resumed_from: self.resumed_from.clone(),
+            status,
+            started_at,
+            finished_at,
+            duration_secs: secs_between(started_at, finished_at),
+            counts,
+            steps,
+        }
+    }
+}
+
+fn close_step(
+    f: &mut StepFold,
+    status: StepStatus,
+    reason: Option<String>,
+    adopted: bool,
+    at: DateTime<Utc>,
+) {
+    // An attempt cut short by the end of the stream still shows.
+    if let Some((n, started, seen)) = f.open.take() {
+        f.step.attempts.push(ReportAttempt {
+            number: n,
+            status,
+            started_at: started,
+            finished_at: at,
+            remote_id: seen,
+            error: reason.clone(),
+        });
+    }
+    f.final_status = Some(status);
+    f.step.status = status;
+    f.step.adopted = adopted;
+    if let Some(started) = f.step.started_at {
+        f.step.finished_at = Some(at);
+        f.step.duration_secs = Some(secs_between(started, at));
+    }
+    f.step.error = match status {
+        StepStatus::Failed | StepStatus::TimedOut => f
+            .step
+            .attempts
+            .last()
+            .and_then(|a| a.error.clone())
+            .or_else(|| reason.clone()),
+        _ => None,
+    };
+    f.step.reason = reason;
+}
+
+fn secs_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    let ms = (b - a).num_milliseconds().max(0);
+    ms as f64 / 1000.0
+}
+
+/// Timestamps as RFC 3339 in UTC with milliseconds (`2026-01-02T03:00:00.000Z`), one width
+/// for every value so columns line up and strings sort.
+mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            let text: Option<String> = Option::deserialize(d)?;
+            text.map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+        }
+    }
+}

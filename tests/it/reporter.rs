@@ -1,0 +1,368 @@
+//! Reporters over a fixed, synthetic event stream (timestamps fixed, so snapshots are stable),
+//! and the report's JSON Schema.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use pbibatch::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
+use pbibatch::executor::AttemptUpdate;
+use pbibatch::reporter::Reporters;
+use pbibatch::reporter::lines::LineReporter;
+use pbibatch::reporter::report::{self, RunReport};
+use pbibatch::reporter::summary;
+
+fn at(secs: f64) -> DateTime<Utc> {
+    let base = Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap();
+    base + chrono::Duration::milliseconds((secs * 1000.0) as i64)
+}
+
+fn info(id: &str, ty: &str, resource: &str, deps: &[&str]) -> StepInfo {
+    StepInfo {
+        id: id.into(),
+        step_type: ty.into(),
+        resource: resource.into(),
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn progress(step: &str, attempt: u32, status: &str, id: &str, pct: Option<u8>) -> RunEventKind {
+    RunEventKind::StepProgress {
+        step: step.into(),
+        attempt,
+        update: AttemptUpdate {
+            remote_status: Some(status.into()),
+            percent: pct,
+            remote_id: Some(id.into()),
+            ..AttemptUpdate::default()
+        },
+    }
+}
+
+fn started(step: &str, attempt: u32) -> RunEventKind {
+    RunEventKind::AttemptStarted {
+        step: step.into(),
+        attempt,
+    }
+}
+
+fn finished(
+    step: &str,
+    attempt: u32,
+    status: StepStatus,
+    error: Option<&str>,
+    remote_id: Option<&str>,
+    retry_in: Option<u64>,
+) -> RunEventKind {
+    RunEventKind::AttemptFinished {
+        step: step.into(),
+        attempt,
+        status,
+        error: error.map(Into::into),
+        remote_id: remote_id.map(Into::into),
+        retry_in: retry_in.map(Duration::from_secs),
+    }
+}
+
+fn step_done(step: &str, status: StepStatus, reason: Option<&str>, attempts: u32) -> RunEventKind {
+    RunEventKind::StepFinished {
+        step: step.into(),
+        status,
+        reason: reason.map(Into::into),
+        attempts,
+        adopted: false,
+    }
+}
+
+const SQL_ERROR: &str = "Refresh failed: DataSource.Error: the credentials provided for the SQL source are invalid.\n(Source at sql01.contoso.local;orders.)";
+
+/// A nightly run: a flow, a model that fails once then succeeds, an export that times out,
+/// a dependent that is not run, and a Teams webhook that fires because of the failure.
+pub fn order_list_events() -> Vec<RunEvent> {
+    use StepStatus::*;
+    let kinds: Vec<(f64, RunEventKind)> = vec![
+        (
+            0.0,
+            RunEventKind::RunStarted {
+                run_id: "run-20260102".into(),
+                job: "order_list".into(),
+                job_file: "jobs/order_list.yaml".into(),
+                steps: vec![
+                    info(
+                        "master_order_list",
+                        "sas_flow",
+                        "https://prod-00.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?api-version=2016-10-01&sig=***",
+                        &[],
+                    ),
+                    info(
+                        "order_list_model",
+                        "dataset",
+                        "Data Admin / ORDER_LIST",
+                        &["master_order_list"],
+                    ),
+                    info(
+                        "order_book_pdf",
+                        "report",
+                        "Data Admin / Order Book",
+                        &["order_list_model"],
+                    ),
+                    info(
+                        "archive_pdf",
+                        "webhook",
+                        "https://archive.contoso.com/hook",
+                        &["order_book_pdf"],
+                    ),
+                    info(
+                        "tell_teams",
+                        "webhook",
+                        "https://contoso.webhook.office.com/webhookb2/***",
+                        &["order_list_model", "order_book_pdf"],
+                    ),
+                ],
+                resumed_from: None,
+            },
+        ),
+        (0.0, started("master_order_list", 1)),
+        (
+            0.3,
+            progress("master_order_list", 1, "Accepted", "08584", None),
+        ),
+        (
+            2.1,
+            finished("master_order_list", 1, Succeeded, None, Some("08584"), None),
+        ),
+        (2.1, step_done("master_order_list", Succeeded, None, 1)),
+        (2.1, started("order_list_model", 1)),
+        (
+            2.6,
+            RunEventKind::StepProgress {
+                step: "order_list_model".into(),
+                attempt: 1,
+                update: AttemptUpdate {
+                    remote_status: Some("Unknown".into()),
+                    remote_id: Some("req-1".into()),
+                    resource: Some(ResourceRef {
+                        workspace_id: Some("f089354e-8366-4e18-aea3-4cb4a3a50b48".into()),
+                        item_id: Some("cfafbeb1-8037-4d0c-896e-a46fb27ff229".into()),
+                        name: "ORDER_LIST".into(),
+                    }),
+                    ..AttemptUpdate::default()
+                },
+            },
+        ),
+        (
+            5.0,
+            progress("order_list_model", 1, "Unknown", "req-1", None),
+        ),
+        (
+            30.0,
+            finished(
+                "order_list_model",
+                1,
+                Failed,
+                Some(SQL_ERROR),
+                Some("req-1"),
+                Some(30),
+            ),
+        ),
+        (60.0, started("order_list_model", 2)),
+        (
+            61.0,
+            progress("order_list_model", 2, "Unknown", "req-2", None),
+        ),
+        (
+            120.5,
+            finished("order_list_model", 2, Succeeded, None, Some("req-2"), None),
+        ),
+        (120.5, step_done("order_list_model", Succeeded, None, 2)),
+        (120.5, started("order_book_pdf", 1)),
+        (
+            121.0,
+            progress("order_book_pdf", 1, "Running", "exp-1", Some(40)),
+        ),
+        (
+            140.0,
+            progress("order_book_pdf", 1, "Running", "exp-1", Some(80)),
+        ),
+        (
+            180.5,
+            finished(
+                "order_book_pdf",
+                1,
+                TimedOut,
+                Some("timed out after 1m: export cancelled"),
+                Some("exp-1"),
+                None,
+            ),
+        ),
+        (
+            180.5,
+            step_done(
+                "order_book_pdf",
+                TimedOut,
+                Some("timed out after 1m: export cancelled"),
+                1,
+            ),
+        ),
+        (
+            180.5,
+            step_done(
+                "archive_pdf",
+                UpstreamFailed,
+                Some("trigger rule all_success: dependency `order_book_pdf` failed"),
+                0,
+            ),
+        ),
+        (180.5, started("tell_teams", 1)),
+        (
+            181.2,
+            finished("tell_teams", 1, Succeeded, None, None, None),
+        ),
+        (181.2, step_done("tell_teams", Succeeded, None, 1)),
+        (
+            181.2,
+            RunEventKind::RunFinished {
+                status: RunStatus::Failed,
+                counts: vec![
+                    (Succeeded, 3),
+                    (Failed, 0),
+                    (TimedOut, 1),
+                    (Skipped, 0),
+                    (UpstreamFailed, 1),
+                    (Cancelled, 0),
+                ],
+            },
+        ),
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, (secs, kind))| RunEvent {
+            seq: i as u64,
+            at: at(secs),
+            kind,
+        })
+        .collect()
+}
+
+#[test]
+fn lines_one_per_state_change() {
+    let mut lines = LineReporter::new(Vec::new());
+    for e in order_list_events() {
+        lines.apply(&e).unwrap();
+    }
+    let text = String::from_utf8(lines.into_inner()).unwrap();
+    assert!(!text.contains("sig=secret"));
+    insta::assert_snapshot!("lines_order_list", text);
+}
+
+#[test]
+fn summary_table_counts_and_critical_path() {
+    let report = RunReport::from_events(&order_list_events());
+    let (chain, total) = summary::critical_path(&report);
+    assert_eq!(
+        chain,
+        vec![
+            "master_order_list",
+            "order_list_model",
+            "order_book_pdf",
+            "tell_teams"
+        ]
+    );
+    assert!((total - 181.2).abs() < 1e-6, "{total}");
+    let text = summary::render(
+        &report,
+        &[
+            ("report", PathBuf::from("out/run.json")),
+            ("junit", PathBuf::from("out/junit.xml")),
+        ],
+    );
+    insta::assert_snapshot!("summary_order_list", text);
+}
+
+#[test]
+fn json_report_shape() {
+    let report = RunReport::from_events(&order_list_events());
+    assert_eq!(report.counts.timed_out, 1);
+    let model = report.step("order_list_model").unwrap();
+    assert_eq!(model.attempts.len(), 2);
+    assert_eq!(model.attempts[0].error.as_deref(), Some(SQL_ERROR));
+    assert_eq!(
+        model.error, None,
+        "a step that succeeded in the end has no error"
+    );
+    insta::assert_json_snapshot!("report_order_list", report);
+}
+
+#[test]
+fn report_round_trips_and_validates_against_the_committed_schema() {
+    let report = RunReport::from_events(&order_list_events());
+    let json = serde_json::to_value(&report).unwrap();
+    let schema = report::json_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let back: RunReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back.steps.len(), report.steps.len());
+    assert_eq!(back.counts, report.counts);
+}
+
+#[test]
+fn report_schema_file_is_in_sync() {
+    let path = crate::common::repo().join("schemas/pbibatch-report.schema.json");
+    let generated = serde_json::to_string_pretty(&report::json_schema()).unwrap() + "\n";
+    if std::env::var_os("PBIBATCH_UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schemas/pbibatch-report.schema.json is stale: run `PBIBATCH_UPDATE_SCHEMAS=1 cargo test report_schema_file_is_in_sync`"
+    );
+}
+
+#[test]
+fn a_cut_short_stream_still_gives_a_complete_report() {
+    let events = order_list_events();
+    // The program went down while the model's first attempt ran.
+    let cut = &events[..8];
+    let report = RunReport::from_events(cut);
+    assert_eq!(report.status, RunStatus::Cancelled);
+    assert_eq!(report.counts.succeeded, 1);
+    assert_eq!(report.counts.cancelled, 4);
+    let model = report.step("order_list_model").unwrap();
+    assert_eq!(model.attempts.len(), 1);
+    assert_eq!(model.attempts[0].status, StepStatus::Cancelled);
+    assert_eq!(model.attempts[0].remote_id.as_deref(), Some("req-1"));
+}
+
+#[tokio::test]
+async fn reporters_drain_the_channel_and_write_the_report_atomically() {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = Reporters::new()
+        .with_lines(Box::new(std::io::sink()))
+        .spawn(rx);
+    for e in order_list_events() {
+        tx.send(e).unwrap();
+    }
+    drop(tx);
+    let report = task.await.unwrap();
+    assert_eq!(report, RunReport::from_events(&order_list_events()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/out/run.json");
+    report.write_json(&path).unwrap();
+    let back: RunReport = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(back.run_id, "run-20260102");
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temporary file is left: {leftovers:?}"
+    );
+}
