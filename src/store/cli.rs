@@ -32,7 +32,7 @@ pub fn show_command(args: &ShowArgs) -> Result<u8, Error> {
     let run = store.load_run(&args.run).map_err(to_error)?;
     let text = match args.format {
         TableFormat::Table => render_run(&run),
-        TableFormat::Json => json(&run)?,
+        TableFormat::Json => json(&run.to_json())?,
     };
     print(&text)?;
     Ok(exit::OK)

@@ -21,6 +21,7 @@ mod cli;
 mod lock;
 mod query;
 mod recorder;
+mod report;
 mod resume;
 mod schema;
 mod writer;

@@ -88,6 +88,9 @@ pub struct StepDetails {
     /// The step's definition hash when the run started.
     #[serde(skip)]
     pub step_hash: Option<String>,
+    /// Selected dependencies.
+    #[serde(skip)]
+    pub depends_on: Vec<StepId>,
 }
 
 /// One attempt of a stored step.
@@ -215,7 +218,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT step_id, step_type, status, reason, started_at, finished_at, adopted, \
-                 resource_ref, resource, step_hash FROM steps WHERE run_id = ?1 ORDER BY position",
+                 resource_ref, resource, step_hash, depends_on FROM steps WHERE run_id = ?1 ORDER BY position",
             )
             .map_err(self.sql("read steps"))?;
         let raw = stmt
@@ -231,6 +234,7 @@ impl Store {
                     r.get::<_, Option<String>>(7)?,
                     r.get::<_, String>(8)?,
                     r.get::<_, Option<String>>(9)?,
+                    r.get::<_, String>(10)?,
                 ))
             })
             .map_err(self.sql("read steps"))?
@@ -239,7 +243,9 @@ impl Store {
         let mut attempts = attempts;
         let mut steps = Vec::with_capacity(raw.len());
         let mut counts = zero_counts();
-        for (id, step_type, status, reason, started, finished, adopted, rref, label, hash) in raw {
+        for (id, step_type, status, reason, started, finished, adopted, rref, label, hash, deps) in
+            raw
+        {
             let atts = attempts.remove(&id).unwrap_or_default();
             let status = match status {
                 Some(s) => s,
@@ -281,6 +287,7 @@ impl Store {
                 error,
                 resource_label: label,
                 step_hash: hash,
+                depends_on: serde_json::from_str(&deps).unwrap_or_default(),
             });
         }
         let status = self.effective_status(&row)?;

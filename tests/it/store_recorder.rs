@@ -328,3 +328,40 @@ fn store_recorder_thread_records_everything_in_order() {
     assert_eq!(run.status, "succeeded");
     assert_eq!(run.counts["succeeded"], 4);
 }
+
+/// `show --format json` of a finished run is the run report the reporter folds from the same
+/// events (plus `job_hash` and `arguments`), and validates against the report's schema.
+#[test]
+fn store_show_json_is_the_run_report() {
+    use pbibatch::reporter::report::RunReport;
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::common::repo().join("schemas/pbibatch-report.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for script in [failed_run("run-f", 0), good_run("run-g", 500)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        record(&path, meta("hash-a", &[]), &script);
+        let details = Store::open(&path)
+            .unwrap()
+            .load_run(&script.run_id)
+            .unwrap();
+        let mut shown = details.to_json();
+        let errors: Vec<String> = validator
+            .iter_errors(&shown)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let extras = shown.as_object_mut().unwrap();
+        assert_eq!(extras.remove("job_hash").unwrap(), "hash-a");
+        assert!(extras.remove("arguments").is_some());
+        let expected = serde_json::to_value(RunReport::from_events(&script.events)).unwrap();
+        assert_eq!(shown, expected);
+        assert_eq!(
+            details.to_report().unwrap(),
+            RunReport::from_events(&script.events)
+        );
+    }
+}
