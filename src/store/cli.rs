@@ -102,12 +102,18 @@ pub fn render_history(runs: &[RunSummary]) -> String {
     table(&rows)
 }
 
-/// The `show` text: a header, then one line per step and per extra attempt.
+/// The `show` text: a header, then the run's summary table (the one `run` prints) for a
+/// finished run, or one line per step with what is known of its remote work for a run that
+/// did not finish.
 pub fn render_run(run: &RunDetails) -> String {
+    let report = run.to_report();
     let mut out = String::new();
-    let _ = writeln!(out, "run       {}", run.run_id);
-    let _ = writeln!(out, "job       {} ({})", run.job, run.job_file);
-    let _ = writeln!(out, "status    {}", run.status);
+    if report.is_none() {
+        let _ = writeln!(out, "run       {}", run.run_id);
+        let _ = writeln!(out, "job       {}", run.job);
+        let _ = writeln!(out, "status    {}", run.status);
+    }
+    let _ = writeln!(out, "job file  {}", run.job_file);
     let _ = writeln!(
         out,
         "started   {}",
@@ -116,12 +122,17 @@ pub fn render_run(run: &RunDetails) -> String {
     if let Some(end) = run.finished_at {
         let _ = writeln!(out, "finished  {}", end.format("%Y-%m-%d %H:%M:%S UTC"));
     }
-    let _ = writeln!(out, "duration  {}", duration(run.duration_secs));
     if let Some(from) = &run.resumed_from {
         let _ = writeln!(out, "resumes   {from}");
     }
     if let Some(reason) = &run.stop_reason {
         let _ = writeln!(out, "stopped   {reason}");
+    }
+    // A finished run reads like the summary printed at the end of `run`.
+    if let Some(report) = report {
+        out.push('\n');
+        out.push_str(&crate::reporter::summary::render(&report, &[]));
+        return out;
     }
     let _ = writeln!(
         out,
@@ -165,6 +176,13 @@ pub fn render_run(run: &RunDetails) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    if run.status == "incomplete" {
+        let _ = write!(
+            out,
+            "\nfinish it with: pbibatch run {} --resume {}\n",
+            run.job_file, run.run_id
+        );
+    }
     out
 }
 
