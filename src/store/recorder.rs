@@ -114,7 +114,10 @@ impl StoreRecorder {
         let tx = self
             .store
             .conn
-            .transaction()
+            // IMMEDIATE: take the write lock up front. A deferred transaction that reads first
+            // can fail at once with SQLITE_BUSY (no busy wait) when another process wrote in
+            // between, e.g. two jobs recording into one store.
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| super::schema::classify(e, &path, "begin a transaction"))?;
         for ev in events {
             apply(&tx, &mut self.run_id, &self.meta, &path, ev)?;

@@ -210,3 +210,33 @@ fn store_lock_options_parse_wait_lock() {
         "{err}"
     );
 }
+
+#[test]
+fn store_lock_race_has_exactly_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    Store::open(&path).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let path = path.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                barrier.wait();
+                // A won lock is returned, so it stays held until every thread has tried.
+                store.lock_job(
+                    "order_list",
+                    Some(&format!("run-{i}")),
+                    &fast(),
+                    &mut no_wait,
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for err in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(err, StoreError::LockHeld(_)), "{err:?}");
+    }
+}

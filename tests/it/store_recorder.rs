@@ -365,3 +365,47 @@ fn store_show_json_is_the_run_report() {
         );
     }
 }
+
+#[test]
+fn store_runs_of_several_jobs_record_into_one_store_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    Store::open(&path).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let ids: Vec<String> = (0..50).map(|n| format!("step_{n}")).collect();
+                let steps: Vec<(&str, &str)> =
+                    ids.iter().map(|id| (id.as_str(), "dataset")).collect();
+                let mut script = Script::new(&format!("run-{i}"));
+                script.started(0, &format!("job_{i}"), &steps, None);
+                for id in &ids {
+                    script
+                        .attempt(1, id, 1)
+                        .handle(1, id, 1, enhanced("r"))
+                        .attempt_end(2, id, 1, StepStatus::Succeeded, None, false)
+                        .step_end(2, id, StepStatus::Succeeded, None, 1);
+                }
+                script.finished(3, pbibatch::event::RunStatus::Succeeded);
+                let mut recorder = StoreRecorder::new(Store::open(&path).unwrap(), meta("h", &[]));
+                barrier.wait();
+                for ev in &script.events {
+                    recorder.record(ev).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let runs = store.history(None, 100).unwrap();
+    assert_eq!(runs.len(), 4);
+    assert!(
+        runs.iter()
+            .all(|r| r.status == "succeeded" && r.counts["succeeded"] == 50)
+    );
+}
