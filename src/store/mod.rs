@@ -9,7 +9,8 @@
 //!   again and which re-attach to remote work that was in flight when the previous run died;
 //! - [`Store::lock_job`] keeps two runs of one job from overlapping (a SQLite row with a pid
 //!   and a heartbeat, so it works for any path, network shares included);
-//! - [`Store::median_durations`] gives the scheduler past durations for its priorities.
+//! - [`Store::median_durations`] gives the scheduler past durations for its priorities;
+//! - [`RunSession`] does all of it for `pbibatch run`, in the right order.
 //!
 //! No secret is ever stored: events carry none (URLs are redacted before they become
 //! resource labels, `Secret` serialises as `***`), and the store adds nothing but ids,
@@ -24,6 +25,7 @@ mod recorder;
 mod report;
 mod resume;
 mod schema;
+mod session;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ pub use query::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails
 pub use recorder::{RunMeta, StoreRecorder, run_arguments, step_hash, step_hashes};
 pub use resume::{Resume, StepResume};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use session::{RunSession, SessionOptions};
 pub use writer::RecorderThread;
 
 /// The default store, relative to the working directory.
@@ -93,6 +96,10 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "--resume needs a state store, but `--state none` (or PBIBATCH_STATE=none) disables it"
+    )]
+    ResumeWithoutStore,
     #[error("no run `{0}` in the state store")]
     RunNotFound(String),
     #[error("no run{} in the state store", match .0 { Some(job) => format!(" of job `{job}`"), None => String::new() })]

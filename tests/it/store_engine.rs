@@ -8,14 +8,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use indexmap::IndexMap;
-use pbibatch::engine::{EngineOptions, ResumeState};
+use pbibatch::engine::EngineOptions;
 use pbibatch::event::{RunEvent, RunEventKind};
 use pbibatch::executor::{AttemptContext, AttemptOutcome, AttemptUpdate, Executor, RemoteHandle};
 use pbibatch::job::model::{
     DatasetStep, IfRunning, Job, NotifyOption, Step, StepKind, TriggerRule,
 };
 use pbibatch::plan::Plan;
-use pbibatch::store::{RunMeta, Store, StoreRecorder, step_hashes};
+use pbibatch::store::{RunMeta, RunSession, SessionOptions, Store, StoreRecorder};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -120,7 +120,7 @@ async fn run(
     store: Store,
     executor: Arc<Fake>,
     run_id: &str,
-    resume: Option<ResumeState>,
+    resume: Option<pbibatch::engine::ResumeState>,
     mut stop_recording: impl FnMut(&[RunEvent]) -> bool,
 ) {
     let plan = Arc::new(Plan::new(job.clone()).unwrap());
@@ -204,22 +204,64 @@ async fn store_engine_resume_reattaches_and_keeps_succeeded_steps() {
         ])
     );
 
-    let resume = store
-        .resume_state("last", "nightly", &job.file_hash, false, &step_hashes(&job))
+    // The killed process left its lock behind; its pid is gone now.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    drop(store);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO locks (job, token, run_id, pid, host, started_at, heartbeat_ms) \
+             VALUES ('nightly', 't', 'run-1', ?1, ?2, '2026-03-01T02:00:00.000Z', ?3)",
+            rusqlite::params![
+                dead_pid,
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_default(),
+                chrono::Utc::now().timestamp_millis()
+            ],
+        )
         .unwrap();
+
+    // The resumed run goes through the session `pbibatch run` uses.
+    let mut session = RunSession::begin(
+        &job,
+        SessionOptions {
+            state: Some(path.display().to_string()),
+            resume: Some("last".into()),
+            run_id: "run-2".into(),
+            ..SessionOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap()
+    .unwrap();
     let second = Arc::new(Fake {
         resumed: true,
         ..Fake::default()
     });
-    run(
-        &job,
-        store,
+    let plan = Arc::new(Plan::new(job.clone()).unwrap());
+    let opts = EngineOptions {
+        run_id: "run-2".into(),
+        resume: session.take_resume(),
+        priority_hint: session.priority_hint().clone(),
+        ..EngineOptions::default()
+    };
+    assert!(opts.priority_hint.contains_key("extract"));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let engine = tokio::spawn(pbibatch::engine::run(
+        plan,
         second.clone(),
-        "run-2",
-        Some(resume.into()),
-        |_| false,
-    )
-    .await;
+        opts,
+        CancellationToken::new(),
+        tx,
+    ));
+    while let Some(ev) = rx.recv().await {
+        session.record(&ev);
+    }
+    engine.await.unwrap();
+    session.finish().unwrap();
 
     // `extract` was not run again, `model` was re-attached (not triggered), the rest ran.
     let mut calls = second.calls.lock().unwrap().clone();
@@ -233,6 +275,10 @@ async fn store_engine_resume_reattaches_and_keeps_succeeded_steps() {
         ]
     );
     let store = Store::open(&path).unwrap();
+    assert!(
+        store.lock_holder("nightly").unwrap().is_none(),
+        "lock released"
+    );
     let done = store.load_run("last").unwrap();
     assert_eq!(done.run_id, "run-2");
     assert_eq!(done.status, "succeeded");
@@ -247,5 +293,55 @@ async fn store_engine_resume_reattaches_and_keeps_succeeded_steps() {
             .find(|s| s.id == "model")
             .map(|s| s.attempts.len()),
         Some(1)
+    );
+}
+
+#[test]
+fn store_session_refuses_a_second_run_and_resume_without_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let job = job();
+    let opts = |run_id: &str| SessionOptions {
+        state: Some(path.display().to_string()),
+        run_id: run_id.into(),
+        ..SessionOptions::default()
+    };
+    let first = RunSession::begin(&job, opts("run-a"), &mut |_| {})
+        .unwrap()
+        .unwrap();
+    let err = RunSession::begin(&job, opts("run-b"), &mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("job `nightly` is already running: run `run-a` (pid "),
+        "{err}"
+    );
+    first.finish().unwrap();
+    RunSession::begin(&job, opts("run-b"), &mut |_| {})
+        .unwrap()
+        .unwrap()
+        .finish()
+        .unwrap();
+
+    let none = SessionOptions {
+        state: Some("none".into()),
+        ..SessionOptions::default()
+    };
+    assert!(
+        RunSession::begin(&job, none.clone(), &mut |_| {})
+            .unwrap()
+            .is_none()
+    );
+    let err = RunSession::begin(
+        &job,
+        SessionOptions {
+            resume: Some("last".into()),
+            ..none
+        },
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--resume needs a state store, but `--state none` (or PBIBATCH_STATE=none) disables it"
     );
 }

@@ -1,0 +1,127 @@
+//! Everything `pbibatch run` does with the store, in the order it must happen: open, lock the
+//! job, read the past (resume state, priorities), then record the run's events.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::{
+    JobLock, LockHolder, LockOptions, RecorderThread, RunMeta, Store, StoreError, StoreRecorder,
+    resolve_path, step_hashes,
+};
+use crate::engine::ResumeState;
+use crate::event::RunEvent;
+use crate::job::model::{Job, StepId};
+
+/// What `run` asks of the store.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// `--state` (`None` = `PBIBATCH_STATE` or the default path; `"none"` = no store).
+    pub state: Option<String>,
+    /// `--wait-lock DURATION`.
+    pub wait_lock: Option<String>,
+    /// `--resume RUN_ID|last`.
+    pub resume: Option<String>,
+    /// `--force`.
+    pub force: bool,
+    /// The id the engine will stamp on this run's events.
+    pub run_id: String,
+    /// The command line, as JSON (see [`super::run_arguments`]).
+    pub arguments: serde_json::Value,
+}
+
+/// The store's side of one run: holds the job's lock and records events until
+/// [`RunSession::finish`].
+#[derive(Debug)]
+pub struct RunSession {
+    path: PathBuf,
+    resume: Option<ResumeState>,
+    priority_hint: HashMap<StepId, f64>,
+    writer: RecorderThread,
+    lock: JobLock,
+}
+
+impl RunSession {
+    /// Opens the store, takes `job`'s lock (calling `on_wait` when it waits for another run),
+    /// classifies the steps when resuming, reads past durations, and starts the recorder.
+    /// `Ok(None)` with `--state none`. Blocking (it may wait for the lock): call it before the
+    /// async run or in `spawn_blocking`. `job` must be the resolved job (after `--var` and
+    /// `${env.X}`), the same one the engine runs.
+    pub fn begin(
+        job: &Job,
+        opts: SessionOptions,
+        on_wait: &mut dyn FnMut(&LockHolder),
+    ) -> Result<Option<RunSession>, StoreError> {
+        let Some(path) = resolve_path(opts.state.as_deref()) else {
+            return match opts.resume {
+                Some(_) => Err(StoreError::ResumeWithoutStore),
+                None => Ok(None),
+            };
+        };
+        let lock_opts = LockOptions::with_wait_lock(opts.wait_lock.as_deref())?;
+        let mut store = Store::open(&path)?;
+        let lock = store.lock_job(&job.name, Some(&opts.run_id), &lock_opts, on_wait)?;
+        if let Some(old) = lock.took_over() {
+            tracing::warn!(
+                job = %job.name,
+                run = old.run_id.as_deref().unwrap_or("?"),
+                pid = old.pid,
+                "the previous run of this job ended without releasing its lock (killed?)"
+            );
+        }
+        let hashes = step_hashes(job);
+        let resume = match &opts.resume {
+            Some(run) => Some(
+                store
+                    .resume_state(run, &job.name, &job.file_hash, opts.force, &hashes)?
+                    .into(),
+            ),
+            None => None,
+        };
+        let priority_hint = store.priority_hint(&job.name)?;
+        let meta = RunMeta {
+            job_hash: job.file_hash.clone(),
+            arguments: opts.arguments,
+            step_hashes: hashes,
+        };
+        let writer = StoreRecorder::new(store, meta).spawn()?;
+        Ok(Some(RunSession {
+            path,
+            resume,
+            priority_hint,
+            writer,
+            lock,
+        }))
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// For `EngineOptions::resume` (once).
+    pub fn take_resume(&mut self) -> Option<ResumeState> {
+        self.resume.take()
+    }
+
+    /// For `EngineOptions::priority_hint`: median past seconds per step (empty without
+    /// history).
+    pub fn priority_hint(&self) -> &HashMap<StepId, f64> {
+        &self.priority_hint
+    }
+
+    /// Records one event (queued; never blocks the caller).
+    pub fn record(&self, ev: &RunEvent) {
+        self.writer.send(ev.clone());
+    }
+
+    /// Waits until every event is written, then releases the lock. Returns the first write
+    /// failure, if any (worth a warning: the run itself is not affected).
+    pub fn finish(self) -> Result<(), StoreError> {
+        let (_store, error) = self.writer.finish();
+        let released = self.lock.release();
+        match error {
+            Some(err) => Err(err),
+            None => released,
+        }
+    }
+}
