@@ -169,6 +169,7 @@ impl Store {
                 source,
             })?;
         }
+        check_header(path)?;
         let mut conn = connect(path)?;
         schema::prepare(&mut conn, path)?;
         Ok(Store {
@@ -218,6 +219,28 @@ pub fn resolve_path(state: Option<&str>) -> Option<PathBuf> {
         Some(v) if v.eq_ignore_ascii_case(NO_STORE) => None,
         Some(v) => Some(PathBuf::from(v)),
         None => Some(PathBuf::from(DEFAULT_PATH)),
+    }
+}
+
+/// SQLite takes a file shorter than its 100-byte header for an empty database and would write
+/// a store over it: refuse any non-empty file that does not start with SQLite's magic string.
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let Ok(mut file) = std::fs::File::open(path) else {
+        // Missing (it will be created) or unreadable (opening it reports why).
+        return Ok(());
+    };
+    let mut head = Vec::with_capacity(16);
+    let read = file.by_ref().take(16).read_to_end(&mut head);
+    match read {
+        Ok(0) => Ok(()),
+        Ok(_) if head.as_slice() == MAGIC => Ok(()),
+        Ok(_) => Err(StoreError::NotADatabase {
+            path: path.to_path_buf(),
+        }),
+        // A directory or an unreadable file: let SQLite say what it finds.
+        Err(_) => Ok(()),
     }
 }
 

@@ -229,3 +229,14 @@ fn store_empty_file_becomes_a_store() {
     let store = Store::open(&path).unwrap();
     assert!(store.history(None, 5).unwrap().is_empty());
 }
+
+#[test]
+fn store_never_writes_over_a_short_file() {
+    // SQLite alone would take a file shorter than its header for an empty database.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, "todo\n").unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "todo\n");
+}
