@@ -81,7 +81,7 @@ pub fn render_history(runs: &[RunSummary]) -> String {
         "RUN".to_string(),
         "JOB".into(),
         "STATUS".into(),
-        "STARTED".into(),
+        "STARTED (UTC)".into(),
         "DURATION".into(),
         "STEPS".into(),
     ]];
@@ -204,19 +204,9 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The reporters' duration style (`850ms`, `12.3s`, `4m 05s`, `1h 02m`), `-` when unknown.
 fn duration(secs: Option<f64>) -> String {
-    match secs {
-        None => "-".into(),
-        Some(s) if s < 60.0 => format!("{s:.1}s"),
-        Some(s) => {
-            let s = s.round() as u64;
-            if s < 3600 {
-                format!("{}m{:02}s", s / 60, s % 60)
-            } else {
-                format!("{}h{:02}m{:02}s", s / 3600, (s % 3600) / 60, s % 60)
-            }
-        }
-    }
+    secs.map_or_else(|| "-".into(), crate::reporter::format_secs)
 }
 
 /// `3 succeeded, 1 failed` (zero counts left out), plus steps that never reached a final
