@@ -201,7 +201,8 @@ impl Store {
             took_over = Some(holder);
         }
         tx.execute(
-            "INSERT OR REPLACE INTO locks (job, token, run_id, pid, host, started_at, heartbeat_ms) \
+            "INSERT OR REPLACE INTO locks \
+             (job, token, run_id, pid, host, started_at, heartbeat_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 job,

@@ -102,7 +102,7 @@ pub enum StoreError {
     ResumeWithoutStore,
     #[error("no run `{0}` in the state store")]
     RunNotFound(String),
-    #[error("no run{} in the state store", match .0 { Some(job) => format!(" of job `{job}`"), None => String::new() })]
+    #[error("no run{} in the state store", of_job(.0.as_deref()))]
     NoRuns(Option<String>),
     #[error("run `{run_id}` belongs to job `{found}`, not `{expected}`")]
     WrongJob {
@@ -253,6 +253,11 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| schema::classify(e, path, "set the busy timeout"))?;
     Ok(conn)
+}
+
+/// ` of job `NAME`` for messages about one job's runs.
+fn of_job(job: Option<&str>) -> String {
+    job.map(|j| format!(" of job `{j}`")).unwrap_or_default()
 }
 
 /// RFC 3339 with milliseconds in UTC: sorts as text in time order.

@@ -218,7 +218,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT step_id, step_type, status, reason, started_at, finished_at, adopted, \
-                 resource_ref, resource, step_hash, depends_on FROM steps WHERE run_id = ?1 ORDER BY position",
+                 resource_ref, resource, step_hash, depends_on FROM steps WHERE run_id = ?1 \
+                 ORDER BY position",
             )
             .map_err(self.sql("read steps"))?;
         let raw = stmt

@@ -156,20 +156,21 @@ fn apply(
         } => {
             exec(
                 tx,
-                    "INSERT INTO runs (run_id, job, job_file, job_hash, started_at, status, \
-                     arguments, resumed_from, pid) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
-                    params![
-                        run_id,
-                        job,
-                        job_file,
-                        meta.job_hash,
-                        at,
-                        meta.arguments.to_string(),
-                        resumed_from,
-                        i64::from(std::process::id()),
-                    ],
-                )
-                .map_err(sql("record the run"))?;
+                "INSERT INTO runs (run_id, job, job_file, job_hash, started_at, status, \
+                     arguments, resumed_from, pid) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
+                params![
+                    run_id,
+                    job,
+                    job_file,
+                    meta.job_hash,
+                    at,
+                    meta.arguments.to_string(),
+                    resumed_from,
+                    i64::from(std::process::id()),
+                ],
+            )
+            .map_err(sql("record the run"))?;
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO steps (run_id, step_id, position, step_type, resource, \
@@ -202,12 +203,13 @@ fn apply(
             ensure_step(tx, &run_id, step).map_err(sql("record an attempt"))?;
             exec(
                 tx,
-                    "INSERT INTO attempts (run_id, step_id, number, started_at) \
+                "INSERT INTO attempts (run_id, step_id, number, started_at) \
                      VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (run_id, step_id, number) DO UPDATE SET started_at = excluded.started_at",
-                    params![run_id, step, i64::from(*attempt), at],
-                )
-                .map_err(sql("record an attempt"))?;
+                     ON CONFLICT (run_id, step_id, number) \
+                     DO UPDATE SET started_at = excluded.started_at",
+                params![run_id, step, i64::from(*attempt), at],
+            )
+            .map_err(sql("record an attempt"))?;
             exec(
                 tx,
                 "UPDATE steps SET started_at = COALESCE(started_at, ?3), attempts = ?4 \
@@ -366,7 +368,8 @@ fn ensure_step(tx: &rusqlite::Transaction<'_>, run_id: &str, step: &str) -> rusq
         exec(
             tx,
             "INSERT INTO steps (run_id, step_id, position, step_type, resource) \
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(position), -1) + 1 FROM steps WHERE run_id = ?1), \
+             VALUES (?1, ?2, \
+             (SELECT COALESCE(MAX(position), -1) + 1 FROM steps WHERE run_id = ?1), \
              '', '')",
             params![run_id, step],
         )?;

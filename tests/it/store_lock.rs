@@ -165,7 +165,8 @@ fn store_lock_takes_over_a_silent_holder() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
         "INSERT INTO locks (job, token, run_id, pid, host, started_at, heartbeat_ms) \
-         VALUES ('order_list', 't', 'run-frozen', ?1, 'other-host', '2026-03-01T01:00:00.000Z', ?2)",
+         VALUES ('order_list', 't', 'run-frozen', ?1, 'other-host', \
+         '2026-03-01T01:00:00.000Z', ?2)",
         rusqlite::params![
             std::process::id(),
             chrono::Utc::now().timestamp_millis() - 3_600_000

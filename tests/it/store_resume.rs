@@ -84,7 +84,8 @@ fn store_resume_classifies_every_kind_of_step() {
     let s = &resume.steps;
 
     assert!(
-        matches!(&s["ok"], StepResume::Keep { run_id, attempts: 1, adopted: false, .. } if run_id == "run-crash")
+        matches!(&s["ok"], StepResume::Keep { run_id, attempts: 1, adopted: false, .. }
+            if run_id == "run-crash")
     );
     assert!(
         matches!(&s["almost"], StepResume::Keep { .. }),
