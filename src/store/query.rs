@@ -363,6 +363,36 @@ impl Store {
             .collect())
     }
 
+    /// Deletes the runs of `job` beyond its `keep` latest (with their steps, attempts and
+    /// handles); returns how many runs went. Keeps the history from growing without bound.
+    pub fn prune(&mut self, job: &str, keep: u32) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let sql = |e| super::schema::classify(e, &path, "prune old runs");
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let old: Vec<String> = tx
+            .prepare(
+                "SELECT run_id FROM runs WHERE job = ?1 \
+                 ORDER BY started_at DESC, rowid DESC LIMIT -1 OFFSET ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![job, i64::from(keep)], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(sql)?;
+        for run_id in &old {
+            // Children first, whether or not foreign-key cascades are enforced.
+            for table in ["remote_handles", "attempts", "steps", "runs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run_id])
+                    .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)?;
+        Ok(old.len())
+    }
+
     /// [`Store::median_durations`] over the job's last 20 runs, in seconds: the engine's
     /// `EngineOptions::priority_hint`.
     pub fn priority_hint(&self, job: &str) -> Result<HashMap<StepId, f64>, StoreError> {

@@ -5,12 +5,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::{
-    JobLock, LockHolder, LockOptions, RecorderThread, RunMeta, Store, StoreError, StoreRecorder,
-    resolve_path, step_hashes,
+    JobLock, LockHolder, LockOptions, RecorderThread, Resume, RunMeta, StepResume, Store,
+    StoreError, StoreRecorder, resolve_path, step_hashes,
 };
 use crate::engine::ResumeState;
 use crate::event::RunEvent;
 use crate::job::model::{Job, StepId};
+
+/// Runs of one job kept in the history; older ones are deleted when a new run starts.
+pub const KEEP_RUNS: u32 = 1000;
 
 /// What `run` asks of the store.
 #[derive(Debug, Clone, Default)]
@@ -70,13 +73,18 @@ impl RunSession {
         }
         let hashes = step_hashes(job);
         let resume = match &opts.resume {
-            Some(run) => Some(
-                store
-                    .resume_state(run, &job.name, &job.file_hash, opts.force, &hashes)?
-                    .into(),
-            ),
+            Some(run) => {
+                let resume =
+                    store.resume_state(run, &job.name, &job.file_hash, opts.force, &hashes)?;
+                log_resume(&resume);
+                Some(resume.into())
+            }
             None => None,
         };
+        let pruned = store.prune(&job.name, KEEP_RUNS)?;
+        if pruned > 0 {
+            tracing::debug!(job = %job.name, pruned, "deleted old runs from the history");
+        }
         let priority_hint = store.priority_hint(&job.name)?;
         let meta = RunMeta {
             job_hash: job.file_hash.clone(),
@@ -122,6 +130,32 @@ impl RunSession {
         match error {
             Some(err) => Err(err),
             None => released,
+        }
+    }
+}
+
+/// One line for the resume, one per step at debug level with the reason.
+fn log_resume(resume: &Resume) {
+    let kept = resume.kept().count();
+    let reattached = resume.reattach().count();
+    let rerun = resume.steps.len() - kept - reattached;
+    tracing::info!(
+        from = %resume.from_run,
+        kept,
+        reattached,
+        rerun,
+        job_changed = resume.job_changed,
+        "resuming an earlier run"
+    );
+    for (id, fate) in &resume.steps {
+        match fate {
+            StepResume::Keep { run_id, .. } => {
+                tracing::debug!(step = %id, "kept: succeeded in run {run_id}")
+            }
+            StepResume::Reattach {
+                attempt, handle, ..
+            } => tracing::debug!(step = %id, attempt, ?handle, "re-attaching to remote work"),
+            StepResume::Run { reason } => tracing::debug!(step = %id, "runs again: {reason}"),
         }
     }
 }

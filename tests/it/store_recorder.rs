@@ -409,3 +409,46 @@ fn store_runs_of_several_jobs_record_into_one_store_at_once() {
             .all(|r| r.status == "succeeded" && r.counts["succeeded"] == 50)
     );
 }
+
+#[test]
+fn store_prune_keeps_the_latest_runs_of_a_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    for i in 0..5 {
+        record(
+            &path,
+            meta("h", &[]),
+            &failed_run(&format!("run-{i}"), i * 1000),
+        );
+    }
+    let mut other = Script::new("other-run");
+    other.started(0, "other_job", &[("only", "webhook")], None);
+    record(&path, meta("h", &[]), &other);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.prune("order_list", 2).unwrap(), 3);
+    let left: Vec<String> = store
+        .history(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(left, ["run-4", "run-3", "other-run"]);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for table in ["steps", "attempts", "remote_handles"] {
+        let orphans: i64 = conn
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM {table} WHERE run_id NOT IN (SELECT run_id FROM runs)"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0, "{table}");
+    }
+    assert_eq!(
+        Store::open(&path).unwrap().prune("order_list", 2).unwrap(),
+        0
+    );
+}
