@@ -80,6 +80,9 @@ impl Resume {
     }
 }
 
+/// The reason a resumed run gives a kept step, followed by the run where it succeeded.
+const KEPT_PREFIX: &str = "succeeded in run ";
+
 impl From<Resume> for ResumeState {
     /// What the engine needs: kept steps finish `succeeded` at once (with a reason naming the
     /// run they succeeded in), re-attached ones poll their handle; steps that run again are
@@ -93,7 +96,7 @@ impl From<Resume> for ResumeState {
                     id,
                     ResumeStep::Keep {
                         status: StepStatus::Succeeded,
-                        reason: Some(format!("succeeded in run {run_id}")),
+                        reason: Some(format!("{KEPT_PREFIX}{run_id}")),
                     },
                 )),
                 StepResume::Reattach { handle, .. } => Some((id, ResumeStep::Reattach(handle))),
@@ -166,8 +169,15 @@ impl Store {
 /// The fate of a step whose definition did not change.
 fn classify_step(run_id: &str, prev: &super::StepDetails) -> StepResume {
     let last = prev.attempts.iter().max_by_key(|a| a.number);
+    // A step kept by a resumed run (no attempts) names the run where it really succeeded.
+    let origin = prev
+        .reason
+        .as_deref()
+        .and_then(|r| r.strip_prefix(KEPT_PREFIX))
+        .filter(|_| prev.attempts.is_empty())
+        .unwrap_or(run_id);
     let keep = |finished_at| StepResume::Keep {
-        run_id: run_id.to_string(),
+        run_id: origin.to_string(),
         attempts: prev.attempts.len() as u32,
         adopted: prev.adopted,
         finished_at,

@@ -212,7 +212,12 @@ fn store_resume_of_a_resumed_run_keeps_what_it_carried_over() {
         .resume_state("last", "nightly", "job-v1", false, &hashes())
         .unwrap();
     assert_eq!(resume.from_run, "run-resumed");
-    assert!(matches!(resume.steps["ok"], StepResume::Keep { .. }));
+    // Kept again, still naming the run where it really succeeded.
+    assert!(
+        matches!(&resume.steps["ok"], StepResume::Keep { run_id, .. } if run_id == "run-crash"),
+        "{:?}",
+        resume.steps["ok"]
+    );
     assert_eq!(reason(&resume.steps["bad"]), "failed in run run-resumed");
     assert_eq!(
         store
