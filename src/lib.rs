@@ -21,6 +21,7 @@ pub mod job;
 pub mod plan;
 pub mod powerbi;
 pub mod reporter;
+pub mod run;
 pub mod secret;
 pub mod sim;
 pub mod store;

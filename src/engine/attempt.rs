@@ -1,7 +1,7 @@
 //! One step's attempts: timeout, cancellation, retries and backoff.
 //!
 //! Each started step runs as one task that drives its attempts one after the other and
-//! reports to the scheduler over a channel ([`AttemptReport`]); it never emits events itself.
+//! reports to the scheduler over one channel (`AttemptReport`); it never emits events itself.
 //!
 //! - An attempt gets a fresh [`Cancel`]. When it runs past the step's `timeout` (counted from
 //!   the attempt's start), the task fires [`CancelReason::Timeout`] and waits up to
@@ -26,7 +26,7 @@ use crate::event::StepStatus;
 use crate::executor::{
     AttemptContext, AttemptOutcome, AttemptUpdate, Cancel, CancelReason, Executor, RemoteHandle,
 };
-use crate::job::model::{Step, StepId};
+use crate::job::model::{Step, StepId, StepKind};
 
 /// How long an executor may take to return after a cancel request (to cancel remotely).
 pub const CANCEL_GRACE: Duration = Duration::from_secs(60);
@@ -108,7 +108,10 @@ impl StepTask {
                 attempt,
                 cancel: cancel.clone(),
                 updates: updates_tx.clone(),
-                run_view: self.view.borrow().run_view(),
+                run_view: self
+                    .view
+                    .borrow()
+                    .run_view(matches!(step.kind, StepKind::Webhook(_))),
                 reattach: if attempt == 1 {
                     self.reattach.take()
                 } else {

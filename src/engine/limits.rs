@@ -109,3 +109,77 @@ impl Limits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::model::{DataflowStep, Generation, NotifyOption, SasFlowStep, WaitFor};
+    use crate::secret::Secret;
+
+    fn with_kind(kind: StepKind) -> Step {
+        Step {
+            kind,
+            ..crate::engine::tests::step("s", &[])
+        }
+    }
+
+    fn dataflow(workspace: &str, name: &str) -> StepKind {
+        StepKind::Dataflow(DataflowStep {
+            workspace: workspace.into(),
+            dataflow: name.into(),
+            generation: Generation::Gen1,
+            notify: NotifyOption::NoNotification,
+            process_type: None,
+            execute_option: None,
+            parameters: Default::default(),
+        })
+    }
+
+    fn sas(wait_for: Option<(&str, &str)>) -> StepKind {
+        StepKind::SasFlow(SasFlowStep {
+            url: Secret::new("https://flow.example.invalid/x?sig=s"),
+            method: "POST".into(),
+            headers: Default::default(),
+            body: None,
+            expect_status: Vec::new(),
+            wait_for: wait_for.map(|(w, d)| WaitFor {
+                workspace: w.into(),
+                dataflow: d.into(),
+            }),
+        })
+    }
+
+    #[test]
+    fn a_sas_flow_waiting_for_a_dataflow_holds_that_dataflow() {
+        let df = resource_key(&with_kind(dataflow("Data Admin", "Master Order List")));
+        let flow = resource_key(&with_kind(sas(Some(("data admin", "master order list")))));
+        assert!(df.is_some());
+        assert_eq!(df, flow);
+        assert_eq!(resource_key(&with_kind(sas(None))), None);
+        // A dataset and a dataflow of the same name are different resources.
+        let ds = resource_key(&crate::engine::tests::dataset(
+            "d",
+            &[],
+            "Data Admin",
+            "Master Order List",
+        ));
+        assert_ne!(ds, df);
+    }
+
+    #[test]
+    fn pools_and_resources_are_counted() {
+        let mut job = crate::engine::tests::job(Vec::new(), 3);
+        job.pools.insert("p".into(), 1);
+        let mut limits = Limits::new(&job, None);
+        assert!(limits.fits(Some("p"), Some("r")));
+        limits.acquire(Some("p"), Some("r"));
+        assert!(!limits.fits(Some("p"), None), "pool full");
+        assert!(!limits.fits(None, Some("r")), "resource busy");
+        assert!(limits.fits(Some("undeclared"), None));
+        limits.acquire(None, None);
+        limits.acquire(None, None);
+        assert!(limits.full());
+        limits.release(Some("p"), Some("r"));
+        assert!(limits.fits(Some("p"), Some("r")));
+    }
+}

@@ -40,6 +40,8 @@ pub enum Act {
     Skip(&'static str),
     /// Succeeds, adopting a running refresh.
     Adopt(Duration),
+    /// Panics after this long (a bug in an executor).
+    Panic(Duration),
 }
 
 /// One attempt as the fake executor saw it.
@@ -138,6 +140,10 @@ impl Executor for Fake {
                     }
                 }
                 Act::Stuck => futures::future::pending().await,
+                Act::Panic(d) => {
+                    tokio::time::sleep(d).await;
+                    panic!("executor bug (scripted)");
+                }
                 Act::Skip(reason) => AttemptOutcome::Skipped {
                     reason: reason.into(),
                 },

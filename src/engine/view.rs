@@ -1,16 +1,29 @@
 //! The run as attempts see it ([`RunView`]): what webhooks put in `${run.summary}`.
+//!
+//! The scheduler updates one [`ViewState`] after every final status and publishes it over a
+//! `watch` channel; each attempt takes a [`RunView`] from it when it starts. Counts are kept
+//! incrementally so building a view costs O(1) for most steps: only `webhook` steps (the ones
+//! that can send `${steps.<id>.status}`) get the full list of final statuses.
 
 use crate::event::StepStatus;
 use crate::executor::RunView;
 use crate::job::model::StepId;
 
-/// What the scheduler publishes (over a `watch` channel) after each final status.
+/// At most this many step ids are named per status in the summary line.
+const IDS_SHOWN: usize = 5;
+
+/// What the scheduler publishes after each final status.
 #[derive(Debug, Clone, Default)]
 pub struct ViewState {
     pub run_id: String,
     pub job: String,
     /// Final statuses in the order they were reached.
     pub finals: Vec<(StepId, StepStatus)>,
+    /// Steps per status, in [`StepStatus::ALL`] order.
+    counts: [usize; 6],
+    /// The first few failed / timed-out step ids, for the summary line.
+    failed_ids: Vec<StepId>,
+    timed_out_ids: Vec<StepId>,
     /// Selected steps without a final status yet.
     pub unfinished: usize,
     /// A final status so far makes the run fail.
@@ -18,8 +31,37 @@ pub struct ViewState {
 }
 
 impl ViewState {
-    /// The view given to an attempt of a step that is itself still unfinished.
-    pub fn run_view(&self) -> RunView {
+    /// A view of a run with `steps` selected steps, none final yet.
+    pub fn new(run_id: String, job: String, steps: usize) -> ViewState {
+        ViewState {
+            run_id,
+            job,
+            unfinished: steps,
+            ..ViewState::default()
+        }
+    }
+
+    /// Records a final status.
+    pub fn record(&mut self, id: &StepId, status: StepStatus, failing: bool) {
+        self.finals.push((id.clone(), status));
+        self.counts[slot(status)] += 1;
+        let ids = match status {
+            StepStatus::Failed => Some(&mut self.failed_ids),
+            StepStatus::TimedOut => Some(&mut self.timed_out_ids),
+            _ => None,
+        };
+        if let Some(ids) = ids
+            && ids.len() < IDS_SHOWN
+        {
+            ids.push(id.clone());
+        }
+        self.unfinished = self.unfinished.saturating_sub(1);
+        self.failing |= failing;
+    }
+
+    /// The view given to an attempt of a step that is itself still unfinished;
+    /// `with_steps` fills [`RunView::steps`].
+    pub fn run_view(&self, with_steps: bool) -> RunView {
         let status = if self.failing {
             "failed"
         } else if self.unfinished > 1 {
@@ -31,72 +73,107 @@ impl ViewState {
             run_id: self.run_id.clone(),
             job: self.job.clone(),
             status: status.to_string(),
-            summary: summary_line(&self.job, &self.finals),
-            steps: self.finals.clone(),
+            summary: self.summary_line(),
+            steps: if with_steps {
+                self.finals.clone()
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    /// One line: `order_list: 2 succeeded, 1 failed (a), 0 skipped`; timed out, upstream
+    /// failed and cancelled counts are added when not zero. Failed and timed-out step ids are
+    /// listed (at most five, then `...`).
+    pub fn summary_line(&self) -> String {
+        let part = |s: StepStatus, label: &str, always: bool, ids: Option<&Vec<StepId>>| {
+            let n = self.counts[slot(s)];
+            if n == 0 && !always {
+                return None;
+            }
+            let mut text = format!("{n} {label}");
+            if let Some(ids) = ids.filter(|ids| !ids.is_empty()) {
+                let more = if n > ids.len() { ", ..." } else { "" };
+                text.push_str(&format!(" ({}{more})", ids.join(", ")));
+            }
+            Some(text)
+        };
+        let parts: Vec<String> = [
+            part(StepStatus::Succeeded, "succeeded", true, None),
+            part(StepStatus::Failed, "failed", true, Some(&self.failed_ids)),
+            part(
+                StepStatus::TimedOut,
+                "timed out",
+                false,
+                Some(&self.timed_out_ids),
+            ),
+            part(StepStatus::Skipped, "skipped", true, None),
+            part(StepStatus::UpstreamFailed, "upstream failed", false, None),
+            part(StepStatus::Cancelled, "cancelled", false, None),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        format!("{}: {}", self.job, parts.join(", "))
     }
 }
 
-/// One line: `order_list: 2 succeeded, 1 failed (a), 0 skipped`; timed out, upstream failed
-/// and cancelled counts are added when not zero. Failed and timed-out step ids are listed
-/// (at most five, then `...`).
-pub fn summary_line(job: &str, finals: &[(StepId, StepStatus)]) -> String {
-    let ids = |s: StepStatus| -> Vec<&str> {
-        finals
-            .iter()
-            .filter(|(_, st)| *st == s)
-            .map(|(id, _)| id.as_str())
-            .collect()
-    };
-    let part = |s: StepStatus, label: &str, always: bool, list_ids: bool| -> Option<String> {
-        let ids = ids(s);
-        if ids.is_empty() && !always {
-            return None;
-        }
-        let mut text = format!("{} {label}", ids.len());
-        if list_ids && !ids.is_empty() {
-            let shown: Vec<&str> = ids.iter().take(5).copied().collect();
-            let more = if ids.len() > 5 { ", ..." } else { "" };
-            text.push_str(&format!(" ({}{more})", shown.join(", ")));
-        }
-        Some(text)
-    };
-    let parts: Vec<String> = [
-        part(StepStatus::Succeeded, "succeeded", true, false),
-        part(StepStatus::Failed, "failed", true, true),
-        part(StepStatus::TimedOut, "timed out", false, true),
-        part(StepStatus::Skipped, "skipped", true, false),
-        part(StepStatus::UpstreamFailed, "upstream failed", false, false),
-        part(StepStatus::Cancelled, "cancelled", false, false),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    format!("{job}: {}", parts.join(", "))
+fn slot(status: StepStatus) -> usize {
+    StepStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn view(finals: &[(&str, StepStatus)]) -> ViewState {
+        let mut v = ViewState::new("r".into(), "order_list".into(), finals.len() + 1);
+        for (id, st) in finals {
+            v.record(&id.to_string(), *st, false);
+        }
+        v
+    }
+
     #[test]
     fn summary_line_lists_failures() {
-        let finals = vec![
-            ("x".to_string(), StepStatus::Succeeded),
-            ("a".to_string(), StepStatus::Failed),
-            ("y".to_string(), StepStatus::Succeeded),
-        ];
+        let v = view(&[
+            ("x", StepStatus::Succeeded),
+            ("a", StepStatus::Failed),
+            ("y", StepStatus::Succeeded),
+        ]);
         assert_eq!(
-            summary_line("order_list", &finals),
+            v.summary_line(),
             "order_list: 2 succeeded, 1 failed (a), 0 skipped"
         );
-        let finals = vec![
-            ("t".to_string(), StepStatus::TimedOut),
-            ("c".to_string(), StepStatus::Cancelled),
-        ];
+        let v = view(&[("t", StepStatus::TimedOut), ("c", StepStatus::Cancelled)]);
         assert_eq!(
-            summary_line("j", &finals),
-            "j: 0 succeeded, 0 failed, 1 timed out (t), 0 skipped, 1 cancelled"
+            v.summary_line(),
+            "order_list: 0 succeeded, 0 failed, 1 timed out (t), 0 skipped, 1 cancelled"
         );
+        let many: Vec<(String, StepStatus)> = (0..7)
+            .map(|i| (format!("f{i}"), StepStatus::Failed))
+            .collect();
+        let refs: Vec<(&str, StepStatus)> = many.iter().map(|(i, s)| (i.as_str(), *s)).collect();
+        assert_eq!(
+            view(&refs).summary_line(),
+            "order_list: 0 succeeded, 7 failed (f0, f1, f2, f3, f4, ...), 0 skipped"
+        );
+    }
+
+    #[test]
+    fn only_webhooks_get_the_step_list() {
+        let v = view(&[("a", StepStatus::Succeeded)]);
+        assert!(v.run_view(false).steps.is_empty());
+        assert_eq!(v.run_view(true).steps.len(), 1);
+        // Only the asking step is left, and nothing failed.
+        assert_eq!(v.run_view(true).status, "succeeded");
+        let mut v = ViewState::new("r".into(), "j".into(), 3);
+        v.record(&"a".to_string(), StepStatus::Succeeded, false);
+        assert_eq!(v.run_view(false).status, "running");
+        v.record(&"b".to_string(), StepStatus::Failed, true);
+        assert_eq!(v.run_view(false).status, "failed");
     }
 }

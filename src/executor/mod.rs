@@ -178,3 +178,59 @@ pub trait Executor: Send + Sync {
     /// Runs one attempt to its end (success, failure, or cancellation).
     fn execute(&self, ctx: AttemptContext) -> BoxFuture<'static, AttemptOutcome>;
 }
+
+pub mod common;
+pub mod dataflow;
+pub mod dataset;
+pub mod poll;
+pub mod report;
+pub mod sas_flow;
+pub mod webhook;
+
+/// The [`Executor`] of real runs: dispatches each attempt on the step type to the executor
+/// of that type, all sharing one [`crate::powerbi::PowerBiClient`].
+#[derive(Clone)]
+pub struct Dispatcher {
+    client: crate::powerbi::PowerBiClient,
+    job: Arc<crate::job::model::Job>,
+}
+
+impl Dispatcher {
+    /// An executor over `client` for the steps of `job`.
+    pub fn new(client: crate::powerbi::PowerBiClient, job: Arc<crate::job::model::Job>) -> Self {
+        Self { client, job }
+    }
+
+    /// The client (for figures such as [`crate::powerbi::PowerBiClient::token_requests`]).
+    pub fn client(&self) -> &crate::powerbi::PowerBiClient {
+        &self.client
+    }
+}
+
+impl Executor for Dispatcher {
+    fn execute(&self, ctx: AttemptContext) -> BoxFuture<'static, AttemptOutcome> {
+        let client = self.client.clone();
+        let known_connection = self.job.connections.contains_key(&ctx.step.connection)
+            || !matches!(
+                ctx.step.kind,
+                crate::job::model::StepKind::Dataflow(_)
+                    | crate::job::model::StepKind::Dataset(_)
+                    | crate::job::model::StepKind::Report(_)
+            );
+        Box::pin(async move {
+            if !known_connection {
+                return AttemptOutcome::Failed {
+                    error: format!("unknown connection `{}`", ctx.step.connection),
+                };
+            }
+            let kind = ctx.step.kind.clone();
+            match kind {
+                crate::job::model::StepKind::SasFlow(s) => sas_flow::run(client, ctx, s).await,
+                crate::job::model::StepKind::Dataflow(s) => dataflow::run(client, ctx, s).await,
+                crate::job::model::StepKind::Dataset(s) => dataset::run(client, ctx, s).await,
+                crate::job::model::StepKind::Report(s) => report::run(client, ctx, s).await,
+                crate::job::model::StepKind::Webhook(s) => webhook::run(client, ctx, s).await,
+            }
+        })
+    }
+}

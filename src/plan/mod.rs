@@ -4,6 +4,13 @@
 //! A `Plan` is immutable once built. Validation guarantees the graph is acyclic before a plan
 //! is built from a job.
 
+pub mod cmd;
+pub mod graph;
+pub mod render;
+mod select;
+
+pub use select::{SelectionError, select};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -133,3 +140,6 @@ impl Plan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,20 @@
 //! The Power BI / Fabric REST client: one reqwest client, tokens, HTTP-level retry.
+//!
+//! - [`config`]: bases per cloud and the plain-http guard ([`check_job_urls`]);
+//! - [`auth`]: the token cache (one token per connection and audience, single flight);
+//! - [`http`]: transient-fault retries honouring `Retry-After`, safe redirects;
+//! - [`errors`]: [`ClientError`] and the parsers of the services' error envelopes;
+//! - [`resolve`]: names → ids with near-match hints;
+//! - [`api`]: the typed calls the executors make.
+
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod errors;
+pub mod http;
+pub mod resolve;
+
+pub use client::{Api, ApiResponse, PowerBiClient};
+pub use config::{ClientConfig, RetrySettings, check_job_urls};
+pub use errors::ClientError;

@@ -347,3 +347,33 @@ async fn resume_keeps_final_steps_and_reattaches_in_flight_ones() {
     assert_eq!(calls[0].reattach, Some(handle));
     assert_eq!(calls[1].reattach, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_executor_fails_its_step_not_the_run_loop() {
+    let exec = Fake::new(&[("buggy", vec![Act::Panic(secs(1))])]);
+    let (status, events) = run_job(
+        job(
+            vec![
+                step("buggy", &[]),
+                step("after", &["buggy"]),
+                step("other", &[]),
+            ],
+            4,
+        ),
+        exec,
+        opts(),
+        None,
+    )
+    .await;
+    assert_eq!(status, RunStatus::Failed);
+    assert_eq!(
+        finals(&events)["buggy"],
+        (
+            StepStatus::Failed,
+            Some("internal error: the attempt task ended without a result".into()),
+            1
+        )
+    );
+    assert_eq!(status_of(&events, "after"), StepStatus::UpstreamFailed);
+    assert_eq!(status_of(&events, "other"), StepStatus::Succeeded);
+}

@@ -15,10 +15,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod priority;
+mod resolve;
+
 use super::attempt::{AttemptReport, StepTask};
-use super::condition::{self, ConditionInput, DepFacts};
 use super::limits::{Limits, resource_key};
-use super::trigger::{self, Decision, ParentOutcome};
 use super::view::ViewState;
 use super::{EngineOptions, ResumeStep};
 use crate::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
@@ -123,7 +124,7 @@ impl Scheduler {
             .enumerate()
             .map(|(i, id)| (id.clone(), i))
             .collect();
-        let priorities = priorities(&plan, &opts.priority_hint);
+        let priorities = priority::priorities(&plan, &opts.priority_hint);
         let mut resume = opts.resume.take();
         let mut nodes: Vec<Node> = plan
             .selected
@@ -168,13 +169,11 @@ impl Scheduler {
             }
         }
         opts.resume = resume;
-        let (view_tx, view_rx) = watch::channel(ViewState {
-            run_id: opts.run_id.clone(),
-            job: job.name.clone(),
-            finals: Vec::new(),
-            unfinished: nodes.len(),
-            failing: false,
-        });
+        let (view_tx, view_rx) = watch::channel(ViewState::new(
+            opts.run_id.clone(),
+            job.name.clone(),
+            nodes.len(),
+        ));
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let limits = Limits::new(&job, opts.concurrency);
         Scheduler {
@@ -364,109 +363,6 @@ impl Scheduler {
         }
     }
 
-    /// Applies trigger rules and conditions to every step whose parents are all final.
-    fn resolve_pending(&mut self) {
-        while let Some(i) = self.to_resolve.pop_front() {
-            if self.nodes[i].state != State::Pending {
-                continue;
-            }
-            let step = self.nodes[i].step.clone();
-            if self.stop == Some(Stop::Interrupt) {
-                // After an interrupt nothing is decided any more: every step left is cancelled.
-                let reason = self.not_started_reason();
-                self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
-                continue;
-            }
-            // Unselected dependencies count as satisfied.
-            let mut parents: Vec<(StepId, ParentOutcome)> = Vec::new();
-            for dep in &step.depends_on {
-                let outcome = match self.index.get(dep) {
-                    Some(&p) => match self.nodes[p].state {
-                        State::Final(s) => parent_outcome(s, &self.nodes[p].step),
-                        // Cannot happen: `waiting` reached zero.
-                        _ => ParentOutcome::Cancelled,
-                    },
-                    None => ParentOutcome::Success,
-                };
-                parents.push((dep.clone(), outcome));
-            }
-            match trigger::decide(step.trigger, &parents) {
-                Decision::Skip(reason) => {
-                    self.finalize(i, StepStatus::Skipped, Some(reason), 0, false)
-                }
-                Decision::UpstreamFailed(reason) => {
-                    self.finalize(i, StepStatus::UpstreamFailed, Some(reason), 0, false)
-                }
-                Decision::Cancel(reason) => {
-                    self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false)
-                }
-                Decision::Run if self.stop.is_some() => {
-                    let reason = self.not_started_reason();
-                    self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
-                }
-                Decision::Run => match self.check_condition(&step) {
-                    Ok(true) => {
-                        self.nodes[i].state = State::Ready;
-                        self.ready.insert((Reverse(self.nodes[i].priority), i));
-                    }
-                    Ok(false) => {
-                        let expr = step.when.as_deref().unwrap_or_default();
-                        let reason = format!("condition false: {expr}");
-                        self.finalize(i, StepStatus::Skipped, Some(reason), 0, false);
-                    }
-                    Err(e) => self.finalize(i, StepStatus::Failed, Some(e.to_string()), 0, false),
-                },
-            }
-        }
-    }
-
-    fn check_condition(&self, step: &Step) -> Result<bool, condition::ConditionError> {
-        let Some(expr) = step.when.as_deref() else {
-            return Ok(true);
-        };
-        let job = &self.plan.job;
-        let steps = step
-            .depends_on
-            .iter()
-            .map(|dep| {
-                let facts = match self.index.get(dep) {
-                    Some(&p) => {
-                        let n = &self.nodes[p];
-                        DepFacts {
-                            status: match n.state {
-                                State::Final(s) => s,
-                                _ => StepStatus::Cancelled,
-                            },
-                            attempts: n.attempts,
-                            duration_secs: n.duration_secs,
-                            selected: true,
-                        }
-                    }
-                    None => DepFacts {
-                        status: StepStatus::Succeeded,
-                        attempts: 0,
-                        duration_secs: 0.0,
-                        selected: false,
-                    },
-                };
-                (dep.as_str(), facts)
-            })
-            .collect();
-        let input = ConditionInput {
-            vars: job
-                .vars
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            env: Some(&self.opts.env),
-            run_id: &self.opts.run_id,
-            job: &job.name,
-            started_at: self.started_at.to_rfc3339(),
-            steps,
-        };
-        condition::evaluate(expr, &input)
-    }
-
     /// Starts ready steps, best first, while the limits allow.
     fn start_ready(&mut self) {
         if self.stop.is_some() {
@@ -631,11 +527,9 @@ impl Scheduler {
             adopted,
         });
         let stop = self.stop.clone();
-        self.view_tx.send_modify(|v| {
-            v.finals.push((step.id.clone(), status));
-            v.unfinished = v.unfinished.saturating_sub(1);
-            v.failing |= counts_against_run(status, &step, stop.as_ref());
-        });
+        let failing = counts_against_run(status, &step, stop.as_ref());
+        self.view_tx
+            .send_modify(|v| v.record(&step.id, status, failing));
         if self.opts.fail_fast
             && matches!(status, StepStatus::Failed | StepStatus::TimedOut)
             && !step.continue_on_error
@@ -653,21 +547,6 @@ impl Scheduler {
     }
 }
 
-/// How a final status counts for children's trigger rules.
-fn parent_outcome(status: StepStatus, step: &Step) -> ParentOutcome {
-    match status {
-        StepStatus::Succeeded => ParentOutcome::Success,
-        StepStatus::Failed | StepStatus::TimedOut if step.continue_on_error => {
-            ParentOutcome::Success
-        }
-        StepStatus::Failed | StepStatus::TimedOut | StepStatus::UpstreamFailed => {
-            ParentOutcome::Failed
-        }
-        StepStatus::Skipped => ParentOutcome::Skipped,
-        StepStatus::Cancelled => ParentOutcome::Cancelled,
-    }
-}
-
 /// True when this final status makes the run fail.
 fn counts_against_run(status: StepStatus, step: &Step, stop: Option<&Stop>) -> bool {
     match status {
@@ -676,45 +555,4 @@ fn counts_against_run(status: StepStatus, step: &Step, stop: Option<&Stop>) -> b
         StepStatus::Cancelled => matches!(stop, Some(Stop::FailFast(_))),
         StepStatus::Succeeded | StepStatus::Skipped => false,
     }
-}
-
-/// Priority of each selected step: its longest remaining path, weighted by the hinted
-/// durations (milliseconds) when hints are given, else counted in steps.
-fn priorities(plan: &Plan, hint: &HashMap<StepId, f64>) -> HashMap<StepId, u64> {
-    if hint.is_empty() {
-        return plan
-            .remaining
-            .iter()
-            .map(|(k, v)| (k.clone(), u64::from(*v)))
-            .collect();
-    }
-    // Steps without history weigh the median of those with one.
-    let mut known: Vec<f64> = hint
-        .values()
-        .copied()
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .collect();
-    known.sort_by(f64::total_cmp);
-    let fallback = known.get(known.len() / 2).copied().unwrap_or(1.0);
-    let mut out: HashMap<StepId, u64> = HashMap::new();
-    // Waves are topological levels: children sit in later waves.
-    for wave in plan.waves.iter().rev() {
-        for id in wave {
-            let own = hint
-                .get(id)
-                .copied()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .unwrap_or(fallback);
-            let below = plan
-                .children(id)
-                .iter()
-                .filter_map(|c| out.get(c).copied())
-                .max()
-                .unwrap_or(0);
-            // Saturating float-to-int cast: absurd hints cannot overflow.
-            let own_ms = (own * 1000.0).round() as u64;
-            out.insert(id.clone(), below.saturating_add(own_ms.max(1)));
-        }
-    }
-    out
 }

@@ -1,0 +1,181 @@
+//! `webhook`: one HTTP call (Teams / Slack incoming webhook or any endpoint) whose JSON body
+//! may carry the run so far. Without a body it sends `{"text": "<run summary>"}`, which both
+//! Teams and Slack incoming webhooks accept.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::common::{Stop, conclude, guard_raw};
+use super::sas_flow::{build_headers, status_ok};
+use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RunView};
+use crate::job::model::WebhookStep;
+use crate::powerbi::PowerBiClient;
+use crate::powerbi::errors::parse_error_body;
+use crate::powerbi::http::{Body, HttpRequest, RetryMode};
+use crate::secret::redact_url;
+
+/// Replaces `${run.job}`, `${run.status}`, `${run.id}`, `${run.summary}` and
+/// `${steps.<id>.status}` in one string. A step without a final status yet reads `pending`.
+pub fn render_str(s: &str, view: &RunView) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let key = after[..end].trim();
+        match lookup(key, view) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[start..start + 2 + end + 1]),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn lookup(key: &str, view: &RunView) -> Option<String> {
+    match key {
+        "run.job" => Some(view.job.clone()),
+        "run.status" => Some(view.status.clone()),
+        "run.id" => Some(view.run_id.clone()),
+        "run.summary" => Some(view.summary.clone()),
+        _ => {
+            let id = key.strip_prefix("steps.")?.strip_suffix(".status")?;
+            Some(
+                view.steps
+                    .iter()
+                    .find(|(s, _)| s == id)
+                    .map(|(_, st)| st.as_str().to_string())
+                    .unwrap_or_else(|| "pending".to_string()),
+            )
+        }
+    }
+}
+
+/// Renders every string of a JSON body (keys included).
+pub fn render_body(body: &Value, view: &RunView) -> Value {
+    match body {
+        Value::String(s) => Value::String(render_str(s, view)),
+        Value::Array(a) => Value::Array(a.iter().map(|v| render_body(v, view)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (render_str(k, view), render_body(v, view)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The body sent: the step's, rendered, or `{"text": summary}`.
+pub fn webhook_body(step: &WebhookStep, view: &RunView) -> Value {
+    match &step.body {
+        Some(b) => render_body(b, view),
+        None => json!({ "text": view.summary }),
+    }
+}
+
+/// Runs one attempt of a webhook step.
+pub(crate) async fn run(
+    client: PowerBiClient,
+    ctx: AttemptContext,
+    w: WebhookStep,
+) -> AttemptOutcome {
+    let result = attempt(&client, &ctx, &w).await;
+    conclude(&client, &ctx, result, None).await
+}
+
+async fn attempt(
+    client: &PowerBiClient,
+    ctx: &AttemptContext,
+    w: &WebhookStep,
+) -> Result<AttemptOutcome, Stop> {
+    let shown = redact_url(w.url.expose());
+    let url = url::Url::parse(w.url.expose())
+        .map_err(|_| Stop::Failed(format!("invalid webhook url {shown}")))?;
+    let method = Method::from_bytes(w.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| Stop::Failed(format!("invalid method `{}`", w.method)))?;
+    // A notification sent twice beats one lost: webhooks are retried on 5xx and timeouts too.
+    let mut req = HttpRequest::new(method.clone(), url, RetryMode::Idempotent);
+    req.headers = build_headers(&w.headers).map_err(Stop::Failed)?;
+    if method != Method::GET && method != Method::HEAD {
+        req.body = Body::Json(webhook_body(w, &ctx.run_view));
+    }
+    let resp = guard_raw(&ctx.cancel, client.send_plain(&req))
+        .await?
+        .map_err(Stop::from)?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    if !status_ok(status, &w.expect_status) {
+        let info = parse_error_body(&text);
+        return Err(Stop::Failed(format!(
+            "webhook {shown} answered {status}{}",
+            if info.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", info.message)
+            }
+        )));
+    }
+    ctx.update(AttemptUpdate {
+        remote_status: Some(status.to_string()),
+        ..AttemptUpdate::default()
+    });
+    Ok(AttemptOutcome::Succeeded { adopted: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::StepStatus;
+    use crate::secret::Secret;
+    use indexmap::IndexMap;
+
+    fn view() -> RunView {
+        RunView {
+            run_id: "r1".into(),
+            job: "order_list".into(),
+            status: "failed".into(),
+            summary: "order_list: 1 succeeded, 1 failed (model)".into(),
+            steps: vec![("model".into(), StepStatus::Failed)],
+        }
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        let v = view();
+        assert_eq!(
+            render_str(
+                "${run.job} ${run.id} is ${run.status}: ${steps.model.status}, ${steps.other.status} ${unknown} $x ${",
+                &v
+            ),
+            "order_list r1 is failed: failed, pending ${unknown} $x ${"
+        );
+    }
+
+    #[test]
+    fn default_body_is_a_text_message() {
+        let step = WebhookStep {
+            url: Secret::new("https://example.com/hook"),
+            method: "POST".into(),
+            headers: IndexMap::new(),
+            body: None,
+            expect_status: vec![],
+        };
+        assert_eq!(
+            webhook_body(&step, &view()),
+            json!({"text": "order_list: 1 succeeded, 1 failed (model)"})
+        );
+        let step = WebhookStep {
+            body: Some(json!({"title": "${run.job}", "facts": [{"v": "${run.summary}"}], "n": 1})),
+            ..step
+        };
+        assert_eq!(
+            webhook_body(&step, &view()),
+            json!({"title": "order_list", "facts": [{"v": "order_list: 1 succeeded, 1 failed (model)"}], "n": 1})
+        );
+    }
+}

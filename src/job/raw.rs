@@ -1,0 +1,497 @@
+//! The job file as written: serde types that mirror the YAML one to one.
+//!
+//! Every struct denies unknown fields. Values that a diagnostic may have to point at are
+//! wrapped in [`Sp`] (serde-saphyr's `Spanned`, plus a JSON Schema that forwards to the inner
+//! type). Steps are ONE flat struct with every type-specific key optional: serde-saphyr loses
+//! spans inside internally tagged enums, so `type` stays a spanned field and
+//! [`crate::job::validate`] dispatches on it and rejects keys that do not belong to the type
+//! (see [`crate::job::keys`]). The same types generate the JSON Schema (`pbibatch schema`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::{Location, Spanned};
+
+/// A value with the place it came from in the YAML text.
+#[derive(Debug, Clone)]
+pub struct Sp<T>(pub Spanned<T>);
+
+impl<T> Sp<T> {
+    /// The value.
+    pub fn get(&self) -> &T {
+        &self.0.value
+    }
+
+    /// Where the value is used (the alias for an alias).
+    pub fn loc(&self) -> Location {
+        self.0.referenced
+    }
+}
+
+impl<T: PartialEq> PartialEq for Sp<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+
+impl<T: Eq> Eq for Sp<T> {}
+
+impl<T: Hash> Hash for Sp<T> {
+    // Map keys compare by value only; duplicate keys are rejected by the parser anyway.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.value.hash(state);
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Spanned::<T>::deserialize(d).map(Sp)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// A whole job file (version 1).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "pbibatch job file")]
+pub struct RawJob {
+    /// File format version; must be 1.
+    pub version: Sp<u32>,
+    /// Job name, `[a-z0-9_-]+`.
+    pub name: Sp<String>,
+    /// Free text shown in reports.
+    pub description: Option<String>,
+    /// Variables: `${vars.NAME}` in string values; `--var NAME=VALUE` overrides.
+    pub vars: Option<IndexMap<Sp<String>, Sp<String>>>,
+    /// Auth profiles; a step uses `default` unless it names one with `connection:`.
+    /// Omitted: an implicit `default` reads AZURE_TENANT_ID / AZURE_CLIENT_ID /
+    /// AZURE_CLIENT_SECRET, or PBIBATCH_ACCESS_TOKEN when that is set.
+    pub connections: Option<IndexMap<Sp<String>, Sp<RawConnection>>>,
+    /// Workspace aliases: alias -> workspace name or GUID.
+    pub workspaces: Option<IndexMap<Sp<String>, Sp<String>>>,
+    /// Settings every step inherits unless it overrides them.
+    pub defaults: Option<RawDefaults>,
+    /// Steps in flight at once (1..=10000, default 4).
+    pub concurrency: Option<Sp<i64>>,
+    /// Named limits (1..=10000); a step joins one with `pool:`.
+    pub pools: Option<IndexMap<Sp<String>, Sp<i64>>>,
+    /// Steps: step id -> step. Order is kept. Ids match `[A-Za-z_][A-Za-z0-9_-]*`.
+    pub steps: Sp<IndexMap<Sp<String>, Sp<RawStep>>>,
+}
+
+/// `connections.<name>`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Connection")]
+pub struct RawConnection {
+    /// Entra ID tenant (GUID or domain).
+    pub tenant_id: Option<Sp<String>>,
+    /// App registration (client) id.
+    pub client_id: Option<Sp<String>>,
+    /// Client secret (use `${env.NAME}`).
+    pub client_secret: Option<Sp<String>>,
+    /// A bearer token used as is (use `${env.NAME}`).
+    pub access_token: Option<Sp<String>>,
+    /// Azure managed identity: `true`, or `{ client_id: ... }` for a user-assigned one.
+    pub managed_identity: Option<Sp<RawManagedIdentity>>,
+    /// Sovereign cloud (default `public`).
+    pub cloud: Option<Sp<RawCloud>>,
+}
+
+/// `managed_identity: true | false | { client_id }`.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
+#[schemars(rename = "ManagedIdentity")]
+pub enum RawManagedIdentity {
+    /// `true` = system-assigned identity; `false` = not used.
+    Enabled(bool),
+    /// A user-assigned identity.
+    UserAssigned(RawUserAssigned),
+}
+
+/// `managed_identity: { client_id }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "UserAssignedIdentity")]
+pub struct RawUserAssigned {
+    /// Client id of the user-assigned identity.
+    pub client_id: Sp<String>,
+}
+
+impl<'de> Deserialize<'de> for RawManagedIdentity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawManagedIdentity;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`true` or a mapping with `client_id`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RawManagedIdentity::Enabled(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawUserAssigned::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawManagedIdentity::UserAssigned)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Sovereign clouds.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "Cloud")]
+pub enum RawCloud {
+    Public,
+    Usgov,
+    Usgovhigh,
+    Usdod,
+    China,
+}
+
+/// `defaults:`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Defaults")]
+pub struct RawDefaults {
+    /// Per attempt (humantime, e.g. `2h`; default 2h).
+    pub timeout: Option<Sp<String>>,
+    /// Re-runs after a failed attempt (0..=100, default 0), or the long form.
+    pub retries: Option<Sp<RawRetries>>,
+    /// First pause before a retry; doubles each retry (default 30s).
+    pub retry_backoff: Option<Sp<String>>,
+    /// Cap of the retry pause (default 10m).
+    pub max_backoff: Option<Sp<String>>,
+    /// Longest pause between two status checks (default 15s).
+    pub poll_interval: Option<Sp<String>>,
+    /// A refresh of the same resource is already running (default `wait`).
+    pub if_running: Option<Sp<RawIfRunning>>,
+    /// Connection used by steps that name none (default `default`).
+    pub connection: Option<Sp<String>>,
+}
+
+/// `retries: N` or `retries: { count, backoff, max_backoff }`.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
+#[schemars(rename = "Retries")]
+pub enum RawRetries {
+    /// Re-runs after a failed attempt.
+    Count(i64),
+    /// The long form.
+    Long(Box<RawRetriesLong>),
+}
+
+/// The long form of `retries`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "RetriesLong")]
+pub struct RawRetriesLong {
+    /// Re-runs after a failed attempt (0..=100).
+    pub count: Sp<i64>,
+    /// First pause before a retry; doubles each retry.
+    pub backoff: Option<Sp<String>>,
+    /// Cap of the retry pause.
+    pub max_backoff: Option<Sp<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawRetries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawRetries;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of retries or a mapping with `count`")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(RawRetries::Count(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(RawRetries::Count(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawRetriesLong::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|l| RawRetries::Long(Box::new(l)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Trigger rules.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "TriggerRule")]
+pub enum RawTrigger {
+    AllSuccess,
+    AllDone,
+    AllFailed,
+    OneFailed,
+    OneSuccess,
+    NoneFailed,
+    Always,
+}
+
+/// `if_running` policies.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "IfRunning")]
+pub enum RawIfRunning {
+    Wait,
+    Adopt,
+    Fail,
+    Restart,
+}
+
+/// Step types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "StepType")]
+pub enum RawStepType {
+    SasFlow,
+    Dataflow,
+    Dataset,
+    Report,
+    Webhook,
+}
+
+impl RawStepType {
+    /// Every type, in documentation order.
+    pub const ALL: [RawStepType; 5] = [
+        RawStepType::SasFlow,
+        RawStepType::Dataflow,
+        RawStepType::Dataset,
+        RawStepType::Report,
+        RawStepType::Webhook,
+    ];
+
+    /// The name as written in a job file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RawStepType::SasFlow => "sas_flow",
+            RawStepType::Dataflow => "dataflow",
+            RawStepType::Dataset => "dataset",
+            RawStepType::Report => "report",
+            RawStepType::Webhook => "webhook",
+        }
+    }
+}
+
+/// Notification option (Gen1 dataflow, standard dataset refresh).
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "Notify")]
+pub enum RawNotify {
+    NoNotification,
+    MailOnFailure,
+    /// Datasets only.
+    MailOnCompletion,
+}
+
+/// Gen1 `processType`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "ProcessType")]
+pub enum RawProcessType {
+    Default,
+    ProcessFull,
+}
+
+/// Gen2 `executeOption`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "ExecuteOption")]
+pub enum RawExecuteOption {
+    SkipApplyChanges,
+    ApplyChangesIfNeeded,
+}
+
+/// Enhanced refresh type.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "RefreshType")]
+pub enum RawRefreshType {
+    Full,
+    ClearValues,
+    Calculate,
+    DataOnly,
+    Automatic,
+    Defragment,
+}
+
+/// Enhanced refresh commit mode.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "CommitMode")]
+pub enum RawCommitMode {
+    Transactional,
+    PartialBatch,
+}
+
+/// One step. `type` decides which of the type-specific keys are allowed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Step")]
+pub struct RawStep {
+    /// `sas_flow`, `dataflow`, `dataset`, `report` or `webhook`.
+    #[serde(rename = "type")]
+    pub step_type: Sp<RawStepType>,
+    /// Steps that must be final before this one starts.
+    pub depends_on: Option<Sp<Vec<Sp<String>>>>,
+    /// When the step runs given its dependencies' statuses (default `all_success`).
+    pub trigger: Option<Sp<RawTrigger>>,
+    /// CEL condition over `vars`, `env`, `run` and `steps.<dep>`; false = skipped.
+    pub when: Option<Sp<String>>,
+    /// A pool declared under `pools:`.
+    pub pool: Option<Sp<String>>,
+    /// Free labels for `--select tag:T`.
+    pub tags: Option<Vec<Sp<String>>>,
+    /// A connection declared under `connections:` (default `default`).
+    pub connection: Option<Sp<String>>,
+    /// Per attempt.
+    pub timeout: Option<Sp<String>>,
+    /// Re-runs after a failed attempt, or `{ count, backoff, max_backoff }`.
+    pub retries: Option<Sp<RawRetries>>,
+    /// First pause before a retry; doubles each retry.
+    pub retry_backoff: Option<Sp<String>>,
+    /// Cap of the retry pause.
+    pub max_backoff: Option<Sp<String>>,
+    /// Longest pause between two status checks.
+    pub poll_interval: Option<Sp<String>>,
+    /// A refresh of the same resource is already running: wait, adopt, fail or restart.
+    pub if_running: Option<Sp<RawIfRunning>>,
+    /// A failure of this step does not fail the run nor its dependents' trigger rules.
+    pub continue_on_error: Option<Sp<bool>>,
+    /// Skip the trigger when a successful refresh ended within this window
+    /// (dataset and Gen1 dataflow).
+    pub skip_if_fresh: Option<Sp<String>>,
+
+    /// sas_flow, webhook: the URL (a secret; use `${env.NAME}`).
+    pub url: Option<Sp<String>>,
+    /// sas_flow, webhook: HTTP method (default POST).
+    pub method: Option<Sp<String>>,
+    /// sas_flow, webhook: extra headers.
+    pub headers: Option<Sp<IndexMap<String, Sp<String>>>>,
+    /// sas_flow, webhook: body (any YAML, sent as JSON).
+    pub body: Option<Sp<serde_json::Value>>,
+    /// sas_flow, webhook: accepted HTTP statuses (default any 2xx).
+    pub expect_status: Option<Sp<Vec<Sp<i64>>>>,
+    /// sas_flow: wait for this Gen1 dataflow's refresh after the trigger.
+    pub wait_for: Option<Sp<RawWaitFor>>,
+
+    /// dataflow, dataset, report: workspace alias, name or GUID.
+    pub workspace: Option<Sp<String>>,
+    /// dataflow: name or GUID.
+    pub dataflow: Option<Sp<String>>,
+    /// dataflow: 1 (Power BI, default) or 2 (Fabric Dataflow Gen2).
+    pub generation: Option<Sp<i64>>,
+    /// dataflow (Gen1), dataset (standard refresh): notification option.
+    pub notify: Option<Sp<RawNotify>>,
+    /// dataflow (Gen1): `default` or `process_full`.
+    pub process_type: Option<Sp<RawProcessType>>,
+    /// dataflow (Gen2): `skip_apply_changes` or `apply_changes_if_needed`.
+    pub execute_option: Option<Sp<RawExecuteOption>>,
+    /// dataflow (Gen2): public parameter values.
+    pub parameters: Option<Sp<IndexMap<String, serde_json::Value>>>,
+
+    /// dataset: name or GUID.
+    pub dataset: Option<Sp<String>>,
+    /// dataset: enhanced refresh options (present = enhanced refresh).
+    pub refresh: Option<Sp<RawRefresh>>,
+
+    /// report: name or GUID.
+    pub report: Option<Sp<String>>,
+    /// report: export to file.
+    pub export: Option<Sp<RawExport>>,
+}
+
+/// `wait_for:` of a sas_flow step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "WaitFor")]
+pub struct RawWaitFor {
+    /// Workspace alias, name or GUID.
+    pub workspace: Sp<String>,
+    /// Gen1 dataflow name or GUID.
+    pub dataflow: Sp<String>,
+}
+
+/// `refresh:` of a dataset step (enhanced refresh).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "EnhancedRefresh")]
+pub struct RawRefresh {
+    /// Refresh type (default `full`).
+    #[serde(rename = "type")]
+    pub refresh_type: Option<Sp<RawRefreshType>>,
+    /// `transactional` (default) or `partial_batch`.
+    pub commit_mode: Option<Sp<RawCommitMode>>,
+    /// Tables / partitions to refresh; all when omitted.
+    pub objects: Option<Vec<Sp<RawRefreshObject>>>,
+    /// Apply the incremental refresh policy.
+    pub apply_refresh_policy: Option<bool>,
+    /// `YYYY-MM-DD` date for the incremental refresh policy.
+    pub effective_date: Option<Sp<String>>,
+    /// Parallel processing threads (1..=10000).
+    pub max_parallelism: Option<Sp<i64>>,
+    /// Service-side retries (0..=100).
+    pub retry_count: Option<Sp<i64>>,
+    /// Service-side timeout (under 24h).
+    pub timeout: Option<Sp<String>>,
+}
+
+/// One `objects` entry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "RefreshObject")]
+pub struct RawRefreshObject {
+    /// Table name.
+    pub table: Sp<String>,
+    /// Partition name; the whole table when omitted.
+    pub partition: Option<Sp<String>>,
+}
+
+/// `export:` of a report step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Export")]
+pub struct RawExport {
+    /// PDF, PPTX, PNG; paginated reports also IMAGE, XLSX, DOCX, CSV, XML, MHTML,
+    /// ACCESSIBLEPDF.
+    #[schemars(extend("enum" = ["PDF", "PPTX", "PNG", "IMAGE", "XLSX", "DOCX", "CSV", "XML", "MHTML", "ACCESSIBLEPDF"]))]
+    pub format: Sp<String>,
+    /// Where to write the file (relative to the working directory).
+    pub path: Sp<String>,
+    /// Page names to export; all when omitted.
+    pub pages: Option<Vec<Sp<String>>>,
+    /// Bookmark name to apply.
+    pub bookmark: Option<Sp<String>>,
+    /// Paginated report parameter values.
+    pub parameters: Option<IndexMap<String, Sp<String>>>,
+    /// Locale, e.g. `en-US`.
+    pub locale: Option<Sp<String>>,
+    /// Include hidden pages (PDF/PPTX/PNG).
+    pub include_hidden_pages: Option<bool>,
+}

@@ -1,0 +1,233 @@
+//! `when:` — CEL expressions are parsed at validation time so a syntax error or a reference
+//! to something that will not exist at run time is a located diagnostic, not a run failure.
+
+use std::collections::HashSet;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+
+use super::Checker;
+use crate::job::raw::{RawStep, Sp};
+
+/// Names a `when` expression may start from.
+const ROOTS: &[&str] = &["vars", "env", "run", "steps"];
+/// `run.<field>` in `when`.
+const RUN_FIELDS: &[&str] = &["id", "job", "started_at"];
+/// `steps.<id>.<field>` in `when`.
+const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs", "selected"];
+
+/// Longest accepted expression; CEL's parser is recursive, so a bound keeps it cheap.
+const MAX_LEN: usize = 4096;
+
+/// Parses the expression, then checks the names it uses.
+pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
+    let text = when.get();
+    if text.trim().is_empty() {
+        c.error(when.loc(), "`when` is empty", "expected a CEL expression");
+        return;
+    }
+    if text.len() > MAX_LEN {
+        c.error(
+            when.loc(),
+            format!(
+                "`when` is too long ({} bytes, at most {MAX_LEN})",
+                text.len()
+            ),
+            "too long",
+        );
+        return;
+    }
+    let parsed = std::panic::catch_unwind(|| cel::parser::Parser::new().parse(text));
+    let expr = match parsed {
+        Ok(Ok(expr)) => expr,
+        Ok(Err(errs)) => {
+            let first = errs.errors.first();
+            let msg = first.map_or_else(|| "syntax error".to_string(), |e| tidy(&e.msg));
+            let pos = first.map_or((1, 1), |e| e.pos);
+            match position_in_source(c, when, pos) {
+                Some(off) => c.error_at(
+                    off,
+                    usize::from(off < c.src.len()),
+                    format!("invalid `when` expression: {msg}"),
+                    "here",
+                    None,
+                ),
+                None => c.error(
+                    when.loc(),
+                    format!("invalid `when` expression: {msg}"),
+                    &format!("at line {}, column {} of the expression", pos.0, pos.1),
+                ),
+            }
+            return;
+        }
+        Err(_) => {
+            c.error(when.loc(), "invalid `when` expression", "cannot be parsed");
+            return;
+        }
+    };
+    let deps: HashSet<&str> = step
+        .depends_on
+        .iter()
+        .flat_map(|d| d.get().iter().map(|s| s.get().as_str()))
+        .collect();
+    let mut problems = Vec::new();
+    let mut bound = Vec::new();
+    let checker: &Checker<'_> = c;
+    walk(&expr, &mut bound, &mut |e, bound| {
+        problems.extend(check_node(e, bound, &deps, checker));
+    });
+    for (msg, label) in problems {
+        c.error(when.loc(), msg, &label);
+    }
+}
+
+/// CEL's parser messages without the token list ANTLR appends.
+fn tidy(msg: &str) -> String {
+    let msg = msg.strip_prefix("Syntax error: ").unwrap_or(msg);
+    if msg.starts_with("mismatched input '<EOF>'") {
+        return "the expression ends too early".into();
+    }
+    let msg = msg.split(" expecting {").next().unwrap_or(msg);
+    msg.to_string()
+}
+
+/// Byte offset in the job file of CEL's (1-based line, 1-based column), when the YAML
+/// scalar holds the expression verbatim (plain, or quoted without escapes).
+fn position_in_source(c: &Checker<'_>, when: &Sp<String>, pos: (isize, isize)) -> Option<usize> {
+    let text = when.get();
+    let (off, len) = c.span(when.loc());
+    let slice = c.src.get(off..off.checked_add(len)?)?;
+    let base = if slice == text {
+        off
+    } else if slice.len() >= 2
+        && (slice.starts_with('"') || slice.starts_with('\''))
+        && slice.get(1..slice.len() - 1) == Some(text.as_str())
+    {
+        off + 1
+    } else {
+        return None;
+    };
+    let line = usize::try_from(pos.0).ok()?.checked_sub(1)?;
+    let col = usize::try_from(pos.1).ok()?.checked_sub(1)?;
+    let line_start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+    let line_text = text.get(line_start..)?.split('\n').next()?;
+    let in_line = line_text
+        .char_indices()
+        .nth(col)
+        .map_or(line_text.len(), |(i, _)| i);
+    Some(base + line_start + in_line)
+}
+
+/// A problem with one node of the expression, if any.
+fn check_node(
+    e: &IdedExpr,
+    bound: &[String],
+    deps: &HashSet<&str>,
+    c: &Checker<'_>,
+) -> Option<(String, String)> {
+    match &e.expr {
+        Expr::Ident(name) if !ROOTS.contains(&name.as_str()) && !bound.contains(name) => Some((
+            format!("unknown name `{name}` in `when`"),
+            "expected vars, env, run or steps".into(),
+        )),
+        Expr::Select(sel) => match &sel.operand.expr {
+            Expr::Ident(root) if root == "vars" && !bound.contains(root) => {
+                (!c.vars.contains_key(&sel.field)).then(|| {
+                    (
+                        format!("unknown variable `{}` in `when`", sel.field),
+                        "not declared under `vars:`".into(),
+                    )
+                })
+            }
+            Expr::Ident(root) if root == "run" && !bound.contains(root) => {
+                (!RUN_FIELDS.contains(&sel.field.as_str())).then(|| {
+                    (
+                        format!("unknown field `run.{}` in `when`", sel.field),
+                        format!("expected one of {}", RUN_FIELDS.join(", ")),
+                    )
+                })
+            }
+            Expr::Ident(root) if root == "steps" && !bound.contains(root) => {
+                (!deps.contains(sel.field.as_str())).then(|| {
+                    (
+                        format!(
+                            "`when` uses `steps.{}`, which is not a dependency of this step",
+                            sel.field
+                        ),
+                        "add it to `depends_on`".into(),
+                    )
+                })
+            }
+            Expr::Select(inner) => match &inner.operand.expr {
+                Expr::Ident(root) if root == "steps" && !bound.contains(root) => {
+                    (!STEP_FIELDS.contains(&sel.field.as_str())).then(|| {
+                        (
+                            format!(
+                                "unknown field `steps.{}.{}` in `when`",
+                                inner.field, sel.field
+                            ),
+                            format!("expected one of {}", STEP_FIELDS.join(", ")),
+                        )
+                    })
+                }
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Visits every node; `bound` holds the comprehension variables in scope.
+fn walk(e: &IdedExpr, bound: &mut Vec<String>, f: &mut dyn FnMut(&IdedExpr, &[String])) {
+    f(e, bound);
+    match &e.expr {
+        Expr::Call(call) => {
+            if let Some(t) = &call.target {
+                walk(t, bound, f);
+            }
+            for a in &call.args {
+                walk(a, bound, f);
+            }
+        }
+        Expr::Comprehension(comp) => {
+            walk(&comp.iter_range, bound, f);
+            walk(&comp.accu_init, bound, f);
+            let before = bound.len();
+            bound.push(comp.iter_var.clone());
+            if let Some(v) = &comp.iter_var2 {
+                bound.push(v.clone());
+            }
+            bound.push(comp.accu_var.clone());
+            walk(&comp.loop_cond, bound, f);
+            walk(&comp.loop_step, bound, f);
+            walk(&comp.result, bound, f);
+            bound.truncate(before);
+        }
+        Expr::List(list) => {
+            for el in &list.elements {
+                walk(el, bound, f);
+            }
+        }
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(m) = &entry.expr {
+                    walk(&m.key, bound, f);
+                    walk(&m.value, bound, f);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(field) => walk(&field.value, bound, f),
+                    EntryExpr::MapEntry(m) => {
+                        walk(&m.key, bound, f);
+                        walk(&m.value, bound, f);
+                    }
+                }
+            }
+        }
+        Expr::Select(sel) => walk(&sel.operand, bound, f),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}

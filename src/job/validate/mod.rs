@@ -1,0 +1,683 @@
+//! Raw job -> validated [`Job`]: every semantic check, collecting ALL problems with their
+//! positions (sorted at the end), then the model with defaults applied.
+//!
+//! - `mod.rs`: the [`Checker`] (diagnostics, interpolation, durations, bounds) and the
+//!   job-level sections (`version`, `name`, `vars`, `workspaces`, `connections`, `pools`);
+//! - `step.rs`: one step, its settings and its type-specific part;
+//! - `deps.rs`: `depends_on`, self-dependencies and cycles;
+//! - `expr.rs`: `when:` CEL expressions.
+
+mod deps;
+mod expr;
+mod step;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_saphyr::Location;
+
+use crate::job::diag::{Diagnostics, Severity};
+use crate::job::interp::{self, Piece, Ref};
+use crate::job::load::Loaded;
+use crate::job::model::{Cloud, Connection, Credentials, Job};
+use crate::job::raw::{RawCloud, RawConnection, RawJob, RawManagedIdentity, Sp};
+use crate::secret::Secret;
+
+/// Longest duration accepted anywhere (DESIGN: at most 7 days).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default `concurrency`.
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+
+/// Byte range of a location in `src` (computed from line/column when the parser gave no byte
+/// offset).
+pub fn loc_span(src: &str, loc: Location) -> (usize, usize) {
+    let span = loc.span();
+    if let (Some(off), Some(len)) = (span.byte_offset(), span.byte_len()) {
+        let off = usize::try_from(off).unwrap_or(usize::MAX).min(src.len());
+        let len = usize::try_from(len).unwrap_or(0);
+        return (off, len);
+    }
+    if loc.line() == 0 {
+        return (0, 0);
+    }
+    let line = usize::try_from(loc.line()).unwrap_or(1);
+    let col = usize::try_from(loc.column()).unwrap_or(1);
+    let start = src
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum::<usize>();
+    let off = src[start.min(src.len())..]
+        .char_indices()
+        .nth(col.saturating_sub(1))
+        .map_or(src.len(), |(i, _)| start + i);
+    (off, 0)
+}
+
+/// The closest candidate to a misspelled word, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(found: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (found.chars().count() / 3).clamp(1, 3);
+    candidates
+        .filter(|c| *c != found)
+        .map(|c| (strsim::damerau_levenshtein(found, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn help_for(found: &str, candidates: impl Iterator<Item = impl AsRef<str>>) -> Option<String> {
+    let all: Vec<String> = candidates.map(|c| c.as_ref().to_string()).collect();
+    did_you_mean(found, all.iter().map(String::as_str)).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// True for `[A-Za-z_][A-Za-z0-9_-]*` (step ids).
+pub fn is_step_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The state of one validation: the text, the problems found so far and what later checks
+/// need (vars, aliases, step ids).
+pub(crate) struct Checker<'a> {
+    src: Arc<str>,
+    errors: Diagnostics,
+    warnings: Diagnostics,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    /// Env vars already warned about (one warning per name).
+    env_warned: HashSet<String>,
+    vars: IndexMap<String, String>,
+    aliases: IndexMap<String, String>,
+    step_ids: HashSet<String>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(name: &str, src: Arc<str>, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Checker {
+            errors: Diagnostics::new(name, Arc::clone(&src)),
+            warnings: Diagnostics::new(name, Arc::clone(&src)),
+            src,
+            env,
+            env_warned: HashSet::new(),
+            vars: IndexMap::new(),
+            aliases: IndexMap::new(),
+            step_ids: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn span(&self, loc: Location) -> (usize, usize) {
+        loc_span(&self.src, loc)
+    }
+
+    /// An error on the text at `loc`.
+    pub(crate) fn error(&mut self, loc: Location, message: impl Into<String>, label: &str) {
+        self.error_help(loc, message, label, None);
+    }
+
+    /// An error on the text at `loc`, with a hint.
+    pub(crate) fn error_help(
+        &mut self,
+        loc: Location,
+        message: impl Into<String>,
+        label: &str,
+        help: Option<String>,
+    ) {
+        let (off, len) = self.span(loc);
+        self.error_at(off, len, message, label, help);
+    }
+
+    pub(crate) fn error_at(
+        &mut self,
+        off: usize,
+        len: usize,
+        message: impl Into<String>,
+        label: &str,
+        help: Option<String>,
+    ) {
+        let label = (!label.is_empty()).then(|| label.to_string());
+        self.errors
+            .push_at(Severity::Error, off, len, message, label, help);
+    }
+
+    /// Byte range of `needle` inside the value at `loc` (falls back to the whole value).
+    fn sub_span(&self, loc: Location, needle: &str) -> (usize, usize) {
+        let (off, len) = self.span(loc);
+        let window_end = off
+            .saturating_add(len.max(needle.len()).saturating_add(4096))
+            .min(self.src.len());
+        let mut end = window_end;
+        while !self.src.is_char_boundary(end) {
+            end -= 1;
+        }
+        match self.src.get(off..end).and_then(|w| w.find(needle)) {
+            Some(i) => (off + i, needle.len()),
+            None => (off, len),
+        }
+    }
+
+    /// Checks the `${...}` references of a string value, substitutes `${vars.X}` and returns
+    /// the result. `allow_run`: `${run.*}` / `${steps.*}` are allowed (webhook bodies).
+    pub(crate) fn interpolate(&mut self, s: &str, loc: Location, allow_run: bool) -> String {
+        if !s.contains("${") {
+            return s.to_string();
+        }
+        let pieces = match interp::scan(s) {
+            Ok(p) => p,
+            Err(e) => {
+                let token = s.get(e.start..e.end).unwrap_or(s);
+                let (off, len) = self.sub_span(loc, token);
+                self.error_at(off, len, e.message, "here", None);
+                return s.to_string();
+            }
+        };
+        for p in &pieces {
+            let Piece::Ref { r, start, end } = p else {
+                continue;
+            };
+            let token = &s[*start..*end];
+            match r {
+                Ref::Var(name) if !self.vars.contains_key(name) => {
+                    let help = help_for(name, self.vars.keys());
+                    let (off, len) = self.sub_span(loc, token);
+                    self.error_at(
+                        off,
+                        len,
+                        format!("unknown variable `{name}`"),
+                        "not declared under `vars:`",
+                        help,
+                    );
+                }
+                Ref::Env(name) => self.note_env(name, loc, token),
+                Ref::Run(_) | Ref::Step(..) if !allow_run => {
+                    let (off, len) = self.sub_span(loc, token);
+                    self.error_at(
+                        off,
+                        len,
+                        format!("`{token}` is only available in a webhook `body`"),
+                        "run-time placeholder",
+                        None,
+                    );
+                }
+                Ref::Step(id, _) if !self.step_ids.contains(id) => {
+                    let help = help_for(id, self.step_ids.iter());
+                    let (off, len) = self.sub_span(loc, token);
+                    self.error_at(
+                        off,
+                        len,
+                        format!("unknown step `{id}` in `{token}`"),
+                        "no such step",
+                        help,
+                    );
+                }
+                _ => {}
+            }
+        }
+        let vars = &self.vars;
+        interp::substitute_vars(s, &pieces, &|n| vars.get(n).cloned())
+    }
+
+    /// A warning when an env var the job uses is not set here.
+    fn note_env(&mut self, name: &str, loc: Location, token: &str) {
+        if (self.env)(name).is_some() || !self.env_warned.insert(name.to_string()) {
+            return;
+        }
+        let (off, len) = self.sub_span(loc, token);
+        self.warnings.push_at(
+            Severity::Warning,
+            off,
+            len,
+            format!("environment variable `{name}` is not set (it is needed at run time)"),
+            Some("not set here".into()),
+            None,
+        );
+    }
+
+    /// A spanned string with references checked and vars substituted.
+    pub(crate) fn text(&mut self, v: &Sp<String>) -> String {
+        self.interpolate(v.get(), v.loc(), false)
+    }
+
+    /// A required, non-empty string.
+    pub(crate) fn non_empty(&mut self, v: &Sp<String>, what: &str) -> String {
+        let s = self.text(v);
+        if s.trim().is_empty() {
+            self.error(v.loc(), format!("`{what}` is empty"), "empty value");
+        }
+        s
+    }
+
+    /// Every string inside a JSON value (body, parameters).
+    pub(crate) fn json(
+        &mut self,
+        v: &serde_json::Value,
+        loc: Location,
+        allow_run: bool,
+    ) -> serde_json::Value {
+        match v {
+            serde_json::Value::String(s) => {
+                serde_json::Value::String(self.interpolate(s, loc, allow_run))
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(
+                items.iter().map(|i| self.json(i, loc, allow_run)).collect(),
+            ),
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.iter()
+                    .map(|(k, i)| (k.clone(), self.json(i, loc, allow_run)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    /// A humantime duration, > 0 and at most `max`.
+    pub(crate) fn duration(
+        &mut self,
+        v: &Sp<String>,
+        key: &str,
+        max: Duration,
+    ) -> Option<Duration> {
+        let text = self.text(v);
+        if text.contains("${") {
+            self.error(
+                v.loc(),
+                format!("`{key}` cannot use `${{env.*}}`: durations must be known before a run"),
+                "environment reference",
+            );
+            return None;
+        }
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if d.is_zero() => {
+                self.error(v.loc(), format!("`{key}` must be longer than zero"), "zero");
+                None
+            }
+            Ok(d) if d > max => {
+                self.error(
+                    v.loc(),
+                    format!(
+                        "`{key}` is too long: {} (at most {})",
+                        humantime::format_duration(d),
+                        humantime::format_duration(max)
+                    ),
+                    "over the limit",
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error_help(
+                    v.loc(),
+                    format!("invalid duration `{text}` for `{key}`: {e}"),
+                    "not a duration",
+                    Some("use humantime units, e.g. `30s`, `15m`, `2h`, `1h 30m`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer in `lo..=hi`.
+    pub(crate) fn bounded(&mut self, v: &Sp<i64>, key: &str, lo: i64, hi: i64) -> Option<u32> {
+        let n = *v.get();
+        if n < lo || n > hi {
+            self.error(
+                v.loc(),
+                format!("`{key}` must be between {lo} and {hi}, not {n}"),
+                "out of range",
+            );
+            return None;
+        }
+        u32::try_from(n).ok()
+    }
+
+    /// A workspace: an alias is expanded; anything else is a name or GUID, except a likely
+    /// typo of an alias, which is an error.
+    pub(crate) fn workspace(&mut self, v: &Sp<String>) -> String {
+        let s = self.non_empty(v, "workspace");
+        if let Some(target) = self.aliases.get(&s) {
+            return target.clone();
+        }
+        let likely_alias = !s.contains(' ') && !s.contains("${");
+        if likely_alias
+            && let Some(best) = did_you_mean(&s, self.aliases.keys().map(String::as_str))
+        {
+            let help = Some(format!(
+                "did you mean `{best}`? A value that is not an alias is taken as a workspace \
+                 name or GUID"
+            ));
+            self.error_help(
+                v.loc(),
+                format!("unknown workspace alias `{s}`"),
+                "not under `workspaces:`",
+                help,
+            );
+        }
+        s
+    }
+}
+
+/// Raw job -> model, or every problem found.
+pub(crate) fn validate(
+    name: &str,
+    source: Arc<str>,
+    file_hash: String,
+    raw: &RawJob,
+    var_overrides: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Diagnostics> {
+    let mut c = Checker::new(name, source, env);
+
+    if *raw.version.get() != 1 {
+        c.error(
+            raw.version.loc(),
+            format!("unsupported job file version {}", raw.version.get()),
+            "only version 1 exists",
+        );
+    }
+    let job_name = raw.name.get().clone();
+    if job_name.is_empty()
+        || !job_name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
+    {
+        c.error(
+            raw.name.loc(),
+            format!("invalid job name `{job_name}`"),
+            "use lowercase letters, digits, `_` and `-`",
+        );
+    }
+
+    vars(&mut c, raw, var_overrides);
+    c.step_ids = raw.steps.get().keys().map(|k| k.get().clone()).collect();
+    if let Some(ws) = &raw.workspaces {
+        for (alias, target) in ws {
+            let t = c.non_empty(target, "workspace");
+            c.aliases.insert(alias.get().clone(), t);
+        }
+    }
+    let description = raw.description.clone();
+    let connections = connections(&mut c, raw);
+
+    let concurrency = match &raw.concurrency {
+        Some(v) => c.bounded(v, "concurrency", 1, 10_000).unwrap_or(1),
+        None => DEFAULT_CONCURRENCY,
+    };
+    let mut pools = IndexMap::new();
+    for (pool, limit) in raw.pools.iter().flatten() {
+        if pool.get().trim().is_empty() {
+            c.error(pool.loc(), "empty pool name", "");
+        }
+        let l = c.bounded(limit, "pool limit", 1, 10_000).unwrap_or(1);
+        pools.insert(pool.get().clone(), l);
+    }
+
+    let defaults = step::Defaults::from_raw(&mut c, raw.defaults.as_ref(), &connections);
+    let mut steps = IndexMap::new();
+    if raw.steps.get().is_empty() {
+        c.error(
+            raw.steps.loc(),
+            "`steps` is empty",
+            "a job needs at least one step",
+        );
+    }
+    for (id, s) in raw.steps.get() {
+        if let Some(step) = step::build(&mut c, id, s, &defaults, &connections, &pools) {
+            steps.insert(id.get().clone(), step);
+        }
+    }
+    deps::check(&mut c, raw, &mut steps);
+    implicit_default_warning(&mut c, raw, &steps);
+
+    let Checker {
+        mut errors,
+        mut warnings,
+        vars,
+        ..
+    } = c;
+    if errors.has_errors() {
+        errors.extend(warnings);
+        errors.sort();
+        return Err(errors);
+    }
+    warnings.sort();
+    Ok(Loaded {
+        job: Job {
+            name: job_name,
+            description,
+            file: PathBuf::from(name),
+            file_hash,
+            vars,
+            connections,
+            concurrency,
+            pools,
+            steps,
+        },
+        warnings,
+    })
+}
+
+/// A warning when steps rely on the implicit `default` connection and its environment is
+/// missing here (a file-level warning: the connection is not written anywhere).
+fn implicit_default_warning(
+    c: &mut Checker<'_>,
+    raw: &RawJob,
+    steps: &IndexMap<String, crate::job::model::Step>,
+) {
+    let declared = raw
+        .connections
+        .iter()
+        .flatten()
+        .any(|(name, _)| name.get() == "default");
+    let used = steps
+        .values()
+        .any(|s| s.connection == "default" && crate::job::needs_auth(&s.kind));
+    if declared || !used || (c.env)("PBIBATCH_ACCESS_TOKEN").is_some() {
+        return;
+    }
+    let missing: Vec<&str> = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]
+        .into_iter()
+        .filter(|v| (c.env)(v).is_none())
+        .collect();
+    if !missing.is_empty() {
+        c.warnings.push_global(
+            Severity::Warning,
+            format!(
+                "the implicit `default` connection needs {} (or PBIBATCH_ACCESS_TOKEN), not set here",
+                missing.join(", ")
+            ),
+        );
+    }
+}
+
+/// `vars:` and `--var` overrides. Values may use `${env.X}` but not other vars.
+fn vars(c: &mut Checker<'_>, raw: &RawJob, overrides: &[(String, String)]) {
+    for (k, v) in raw.vars.iter().flatten() {
+        let key = k.get();
+        let valid = {
+            let mut chars = key.chars();
+            matches!(chars.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+                && chars.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        };
+        if !valid {
+            c.error(
+                k.loc(),
+                format!("invalid variable name `{key}`"),
+                "use letters, digits and `_`, not starting with a digit",
+            );
+        }
+        let value = v.get();
+        if let Ok(pieces) = interp::scan(value)
+            && pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Ref { r: Ref::Var(_), .. }))
+        {
+            c.error(
+                v.loc(),
+                "a variable cannot refer to another variable",
+                "`${vars.*}` here",
+            );
+        }
+        // Checks `${env.X}` and syntax (no vars are known yet, so a var reference fails).
+        let checked = if value.contains("${vars.") {
+            value.clone()
+        } else {
+            c.interpolate(value, v.loc(), false)
+        };
+        c.vars.insert(key.clone(), checked);
+    }
+    for (k, v) in overrides {
+        if c.vars.contains_key(k) {
+            if interp::scan(v).is_err() {
+                c.errors.push_global(
+                    Severity::Error,
+                    format!("--var {k}: malformed `${{...}}` in the value"),
+                );
+            }
+            c.vars.insert(k.clone(), v.clone());
+        } else {
+            let help = help_for(k, c.vars.keys())
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            c.errors.push_global(
+                Severity::Error,
+                format!("--var {k}: no variable `{k}` under `vars:`{help}"),
+            );
+        }
+    }
+}
+
+/// `connections:`, plus the implicit `default` when it is not declared.
+fn connections(c: &mut Checker<'_>, raw: &RawJob) -> IndexMap<String, Connection> {
+    let mut out = IndexMap::new();
+    for (name, conn) in raw.connections.iter().flatten() {
+        if let Some(built) = connection(c, name, conn) {
+            out.insert(name.get().clone(), built);
+        }
+    }
+    if !out.contains_key("default") {
+        out.insert("default".to_string(), implicit_default(c.env));
+    }
+    out
+}
+
+/// The implicit `default` connection (Azure SDK convention, or PBIBATCH_ACCESS_TOKEN).
+pub fn implicit_default(env: &dyn Fn(&str) -> Option<String>) -> Connection {
+    let credentials = if env("PBIBATCH_ACCESS_TOKEN").is_some() {
+        Credentials::AccessToken {
+            access_token: Secret::new("${env.PBIBATCH_ACCESS_TOKEN}"),
+        }
+    } else {
+        Credentials::ClientSecret {
+            tenant_id: "${env.AZURE_TENANT_ID}".into(),
+            client_id: "${env.AZURE_CLIENT_ID}".into(),
+            client_secret: Secret::new("${env.AZURE_CLIENT_SECRET}"),
+        }
+    };
+    Connection {
+        name: "default".into(),
+        cloud: Cloud::Public,
+        credentials,
+    }
+}
+
+fn connection(
+    c: &mut Checker<'_>,
+    name: &Sp<String>,
+    conn: &Sp<RawConnection>,
+) -> Option<Connection> {
+    let raw = conn.get();
+    let cloud = match raw.cloud.as_ref().map(|v| *v.get()) {
+        None | Some(RawCloud::Public) => Cloud::Public,
+        Some(RawCloud::Usgov) => Cloud::Usgov,
+        Some(RawCloud::Usgovhigh) => Cloud::Usgovhigh,
+        Some(RawCloud::Usdod) => Cloud::Usdod,
+        Some(RawCloud::China) => Cloud::China,
+    };
+    let tenant = raw.tenant_id.as_ref().map(|v| c.non_empty(v, "tenant_id"));
+    let client = raw.client_id.as_ref().map(|v| c.non_empty(v, "client_id"));
+    let secret = raw
+        .client_secret
+        .as_ref()
+        .map(|v| c.non_empty(v, "client_secret"));
+    let token = raw
+        .access_token
+        .as_ref()
+        .map(|v| c.non_empty(v, "access_token"));
+    let managed = match raw.managed_identity.as_ref().map(|v| (v.get(), v.loc())) {
+        None | Some((RawManagedIdentity::Enabled(false), _)) => None,
+        Some((RawManagedIdentity::Enabled(true), loc)) => Some((None, loc)),
+        Some((RawManagedIdentity::UserAssigned(u), loc)) => {
+            Some((Some(c.non_empty(&u.client_id, "client_id")), loc))
+        }
+    };
+    let kinds = usize::from(secret.is_some())
+        + usize::from(token.is_some())
+        + usize::from(managed.is_some());
+    let n = name.get();
+    if kinds > 1 {
+        c.error_help(
+            name.loc(),
+            format!("connection `{n}` sets more than one kind of credentials"),
+            "ambiguous credentials",
+            Some("use one of `client_secret` (with `tenant_id` and `client_id`), `access_token` or `managed_identity`".into()),
+        );
+        return None;
+    }
+    let credentials = if let Some(token) = token {
+        for (key, v) in [("tenant_id", &raw.tenant_id), ("client_id", &raw.client_id)] {
+            if let Some(v) = v {
+                c.error(
+                    v.loc(),
+                    format!("`{key}` has no use with `access_token`"),
+                    "remove this",
+                );
+            }
+        }
+        Credentials::AccessToken {
+            access_token: Secret::new(token),
+        }
+    } else if let Some((client_id, _)) = managed {
+        for (key, v) in [("tenant_id", &raw.tenant_id), ("client_id", &raw.client_id)] {
+            if let Some(v) = v {
+                c.error_help(
+                    v.loc(),
+                    format!("`{key}` has no use with `managed_identity`"),
+                    "remove this",
+                    Some(
+                        "a user-assigned identity is `managed_identity: { client_id: ... }`".into(),
+                    ),
+                );
+            }
+        }
+        Credentials::ManagedIdentity { client_id }
+    } else if let Some(secret) = secret {
+        let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
+            c.error(
+                name.loc(),
+                format!("connection `{n}` needs `tenant_id` and `client_id` with `client_secret`"),
+                "incomplete credentials",
+            );
+            return None;
+        };
+        Credentials::ClientSecret {
+            tenant_id,
+            client_id,
+            client_secret: Secret::new(secret),
+        }
+    } else {
+        c.error_help(
+            name.loc(),
+            format!("connection `{n}` has no credentials"),
+            "no credentials",
+            Some("use one of `client_secret` (with `tenant_id` and `client_id`), `access_token` or `managed_identity`".into()),
+        );
+        return None;
+    };
+    Some(Connection {
+        name: n.clone(),
+        cloud,
+        credentials,
+    })
+}

@@ -1,0 +1,645 @@
+//! Typed calls: the exact requests the executors send (docs/executors.md lists them).
+//! Models are lenient: wire JSON is camelCase but PascalCase aliases are accepted, every
+//! field but the id is optional, and status words stay strings (the enums are extensible).
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::client::{Api, ApiResponse, PowerBiClient};
+use super::errors::ClientError;
+use super::http::{Body, RetryMode};
+
+/// `{"value": [...]}` (Power BI) with Fabric's paging fields.
+#[derive(Debug, Deserialize)]
+struct List<T> {
+    #[serde(default = "Vec::new", alias = "Value")]
+    value: Vec<T>,
+    #[serde(default, rename = "continuationUri")]
+    continuation_uri: Option<String>,
+    #[serde(default, rename = "continuationToken")]
+    continuation_token: Option<String>,
+}
+
+/// A workspace (Power BI group).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Group {
+    #[serde(alias = "Id")]
+    pub id: String,
+    #[serde(default, alias = "Name")]
+    pub name: String,
+}
+
+/// A named item: dataset, report, Gen1 dataflow (`objectId`), Fabric item (`displayName`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Item {
+    #[serde(alias = "Id", alias = "objectId", alias = "ObjectId")]
+    pub id: String,
+    #[serde(default, alias = "Name", alias = "displayName")]
+    pub name: String,
+    /// Reports: `PowerBIReport` or `PaginatedReport`.
+    #[serde(default, rename = "reportType", alias = "ReportType")]
+    pub report_type: Option<String>,
+}
+
+/// A refresh history entry.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshEntry {
+    #[serde(default, alias = "RequestId")]
+    pub request_id: Option<String>,
+    #[serde(default, alias = "RefreshType")]
+    pub refresh_type: Option<String>,
+    #[serde(default, alias = "StartTime")]
+    pub start_time: Option<String>,
+    #[serde(default, alias = "EndTime")]
+    pub end_time: Option<String>,
+    #[serde(default, alias = "Status")]
+    pub status: Option<String>,
+    #[serde(default, alias = "ExtendedStatus")]
+    pub extended_status: Option<String>,
+    #[serde(default, alias = "ServiceExceptionJson")]
+    pub service_exception_json: Option<String>,
+}
+
+/// Execution details of an enhanced refresh.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshDetail {
+    #[serde(default, alias = "Status")]
+    pub status: Option<String>,
+    #[serde(default, alias = "ExtendedStatus")]
+    pub extended_status: Option<String>,
+    #[serde(default, alias = "StartTime")]
+    pub start_time: Option<String>,
+    #[serde(default, alias = "EndTime")]
+    pub end_time: Option<String>,
+    #[serde(default, alias = "Messages")]
+    pub messages: Vec<RefreshMessage>,
+}
+
+/// One message of an enhanced refresh.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RefreshMessage {
+    #[serde(default, alias = "Code")]
+    pub code: Option<String>,
+    #[serde(default, alias = "Message")]
+    pub message: Option<String>,
+    #[serde(default, rename = "type", alias = "Type")]
+    pub kind: Option<String>,
+}
+
+/// A Gen1 dataflow transaction.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    #[serde(alias = "Id")]
+    pub id: String,
+    #[serde(default, alias = "RefreshType")]
+    pub refresh_type: Option<String>,
+    #[serde(default, alias = "StartTime")]
+    pub start_time: Option<String>,
+    #[serde(default, alias = "EndTime")]
+    pub end_time: Option<String>,
+    #[serde(default, alias = "Status")]
+    pub status: Option<String>,
+    /// Not in the spec; some answers carry an error text.
+    #[serde(default, alias = "errorMessage", alias = "ErrorMessage")]
+    pub error: Option<Value>,
+}
+
+/// A Fabric job instance.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct JobInstance {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub job_type: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub start_time_utc: Option<String>,
+    #[serde(default)]
+    pub end_time_utc: Option<String>,
+    #[serde(default)]
+    pub failure_reason: Option<Value>,
+}
+
+/// A report export.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Export {
+    #[serde(default, alias = "Id")]
+    pub id: String,
+    #[serde(default, alias = "Status")]
+    pub status: Option<String>,
+    #[serde(default, alias = "PercentComplete")]
+    pub percent_complete: Option<f64>,
+    #[serde(default, alias = "ResourceFileExtension")]
+    pub resource_file_extension: Option<String>,
+    #[serde(default, alias = "Error")]
+    pub error: Option<Value>,
+}
+
+impl PowerBiClient {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        conn: &str,
+        api: Api,
+        url: url::Url,
+    ) -> Result<(T, ApiResponse), ClientError> {
+        let resp = self
+            .call(
+                conn,
+                api,
+                Method::GET,
+                url.clone(),
+                Body::Empty,
+                RetryMode::Idempotent,
+            )
+            .await?;
+        let v = resp.json(&url)?;
+        Ok((v, resp))
+    }
+
+    /// `GET /groups?$filter=name eq '<name>'` (quotes doubled).
+    pub async fn groups_named(&self, conn: &str, name: &str) -> Result<Vec<Group>, ClientError> {
+        let filter = format!("name eq '{}'", name.replace('\'', "''"));
+        let url = self.url(conn, Api::PowerBi, &["groups"], &[("$filter", &filter)])?;
+        let (list, _): (List<Group>, _) = self.get_json(conn, Api::PowerBi, url).await?;
+        Ok(list.value)
+    }
+
+    /// `GET /groups?$top=5000`: every workspace the caller sees (for near-match hints).
+    pub async fn groups(&self, conn: &str) -> Result<Vec<Group>, ClientError> {
+        let url = self.url(conn, Api::PowerBi, &["groups"], &[("$top", "5000")])?;
+        let (list, _): (List<Group>, _) = self.get_json(conn, Api::PowerBi, url).await?;
+        Ok(list.value)
+    }
+
+    /// `GET /groups/{g}/datasets|reports|dataflows`.
+    pub async fn group_items(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        collection: &str,
+    ) -> Result<Vec<Item>, ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &["groups", workspace_id, collection],
+            &[],
+        )?;
+        let (list, _): (List<Item>, _) = self.get_json(conn, Api::PowerBi, url).await?;
+        Ok(list.value)
+    }
+
+    /// `GET /v1/workspaces/{w}/items?type=<type>`, following `continuationUri` /
+    /// `continuationToken` to the last page.
+    pub async fn fabric_items(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        item_type: &str,
+    ) -> Result<Vec<Item>, ClientError> {
+        let first = self.url(
+            conn,
+            Api::Fabric,
+            &["workspaces", workspace_id, "items"],
+            &[("type", item_type)],
+        )?;
+        let mut url = first.clone();
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let (list, _): (List<Item>, _) = self.get_json(conn, Api::Fabric, url.clone()).await?;
+            out.extend(list.value);
+            url = match (list.continuation_uri, list.continuation_token) {
+                (Some(u), _) if !u.is_empty() => url.join(&u).map_err(|_| ClientError::Decode {
+                    url: crate::secret::redact_url(first.as_str()),
+                    message: "bad continuationUri".into(),
+                })?,
+                (_, Some(t)) if !t.is_empty() => self.url(
+                    conn,
+                    Api::Fabric,
+                    &["workspaces", workspace_id, "items"],
+                    &[("type", item_type), ("continuationToken", &t)],
+                )?,
+                _ => return Ok(out),
+            };
+        }
+        Ok(out)
+    }
+
+    /// `GET /groups/{g}/datasets/{d}/refreshes?$top=N`, newest first.
+    pub async fn refresh_history(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        dataset_id: &str,
+        top: u32,
+    ) -> Result<Vec<RefreshEntry>, ClientError> {
+        let top = top.to_string();
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &["groups", workspace_id, "datasets", dataset_id, "refreshes"],
+            &[("$top", &top)],
+        )?;
+        let (list, _): (List<RefreshEntry>, _) = self.get_json(conn, Api::PowerBi, url).await?;
+        Ok(list.value)
+    }
+
+    /// `POST /groups/{g}/datasets/{d}/refreshes` with `body` (standard or enhanced).
+    pub async fn trigger_dataset_refresh(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        dataset_id: &str,
+        body: Value,
+    ) -> Result<ApiResponse, ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &["groups", workspace_id, "datasets", dataset_id, "refreshes"],
+            &[],
+        )?;
+        self.call(
+            conn,
+            Api::PowerBi,
+            Method::POST,
+            url,
+            Body::Json(body),
+            RetryMode::NotIdempotent,
+        )
+        .await
+    }
+
+    /// `GET /groups/{g}/datasets/{d}/refreshes/{requestId}` (202 running, 200 done).
+    pub async fn refresh_details(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        dataset_id: &str,
+        request_id: &str,
+    ) -> Result<(RefreshDetail, Option<Duration>), ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "datasets",
+                dataset_id,
+                "refreshes",
+                request_id,
+            ],
+            &[],
+        )?;
+        let (d, resp): (RefreshDetail, _) = self.get_json(conn, Api::PowerBi, url).await?;
+        Ok((d, resp.retry_after()))
+    }
+
+    /// `DELETE /groups/{g}/datasets/{d}/refreshes/{requestId}` (enhanced refreshes only).
+    pub async fn cancel_refresh(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        dataset_id: &str,
+        request_id: &str,
+    ) -> Result<(), ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "datasets",
+                dataset_id,
+                "refreshes",
+                request_id,
+            ],
+            &[],
+        )?;
+        self.call(
+            conn,
+            Api::PowerBi,
+            Method::DELETE,
+            url,
+            Body::Empty,
+            RetryMode::Idempotent,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `POST /groups/{g}/dataflows/{d}/refreshes[?processType=]` with `{"notifyOption": ..}`.
+    pub async fn trigger_dataflow_refresh(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        dataflow_id: &str,
+        notify: &str,
+        process_type: Option<&str>,
+    ) -> Result<ApiResponse, ClientError> {
+        let query: Vec<(&str, &str)> = process_type
+            .map(|p| ("processType", p))
+            .into_iter()
+            .collect();
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "dataflows",
+                dataflow_id,
+                "refreshes",
+            ],
+            &query,
+        )?;
+        let body = serde_json::json!({ "notifyOption": notify });
+        self.call(
+            conn,
+            Api::PowerBi,
+            Method::POST,
+            url,
+            Body::Json(body),
+            RetryMode::NotIdempotent,
+        )
+        .await
+    }
+
+    /// `GET /groups/{g}/dataflows/{d}/transactions`.
+    pub async fn dataflow_transactions(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        dataflow_id: &str,
+    ) -> Result<Vec<Transaction>, ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "dataflows",
+                dataflow_id,
+                "transactions",
+            ],
+            &[],
+        )?;
+        let (list, _): (List<Transaction>, _) = self.get_json(conn, Api::PowerBi, url).await?;
+        Ok(list.value)
+    }
+
+    /// `POST /groups/{g}/dataflows/transactions/{id}/cancel` (no dataflow id in the path);
+    /// returns the service's status word.
+    pub async fn cancel_transaction(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        transaction_id: &str,
+    ) -> Result<Option<String>, ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "dataflows",
+                "transactions",
+                transaction_id,
+                "cancel",
+            ],
+            &[],
+        )?;
+        let resp = self
+            .call(
+                conn,
+                Api::PowerBi,
+                Method::POST,
+                url,
+                Body::Empty,
+                RetryMode::Idempotent,
+            )
+            .await?;
+        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        Ok(v.get("status").and_then(Value::as_str).map(str::to_string))
+    }
+
+    /// `POST /v1/workspaces/{w}/items/{i}/jobs/instances?jobType=<type>`; returns the job
+    /// instance id (last segment of `Location`) and the `Retry-After` before the first poll.
+    pub async fn run_fabric_job(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        item_id: &str,
+        job_type: &str,
+        body: Option<Value>,
+    ) -> Result<(String, Option<Duration>), ClientError> {
+        let url = self.url(
+            conn,
+            Api::Fabric,
+            &[
+                "workspaces",
+                workspace_id,
+                "items",
+                item_id,
+                "jobs",
+                "instances",
+            ],
+            &[("jobType", job_type)],
+        )?;
+        let body = body.map_or(Body::Empty, Body::Json);
+        let resp = self
+            .call(
+                conn,
+                Api::Fabric,
+                Method::POST,
+                url.clone(),
+                body,
+                RetryMode::NotIdempotent,
+            )
+            .await?;
+        let id = resp.location_id().ok_or_else(|| ClientError::Decode {
+            url: crate::secret::redact_url(url.as_str()),
+            message: "the job was accepted but the answer has no Location".into(),
+        })?;
+        Ok((id, resp.retry_after()))
+    }
+
+    /// `GET /v1/workspaces/{w}/items/{i}/jobs/instances/{id}`.
+    pub async fn fabric_job(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        item_id: &str,
+        job_id: &str,
+    ) -> Result<(JobInstance, Option<Duration>), ClientError> {
+        let url = self.url(
+            conn,
+            Api::Fabric,
+            &[
+                "workspaces",
+                workspace_id,
+                "items",
+                item_id,
+                "jobs",
+                "instances",
+                job_id,
+            ],
+            &[],
+        )?;
+        let (j, resp): (JobInstance, _) = self.get_json(conn, Api::Fabric, url).await?;
+        Ok((j, resp.retry_after()))
+    }
+
+    /// `GET /v1/workspaces/{w}/items/{i}/jobs/instances` (first page: it holds the active
+    /// jobs and the newest finished ones).
+    pub async fn fabric_jobs(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        item_id: &str,
+    ) -> Result<Vec<JobInstance>, ClientError> {
+        let url = self.url(
+            conn,
+            Api::Fabric,
+            &[
+                "workspaces",
+                workspace_id,
+                "items",
+                item_id,
+                "jobs",
+                "instances",
+            ],
+            &[],
+        )?;
+        let (list, _): (List<JobInstance>, _) = self.get_json(conn, Api::Fabric, url).await?;
+        Ok(list.value)
+    }
+
+    /// `POST /v1/workspaces/{w}/items/{i}/jobs/instances/{id}/cancel`.
+    pub async fn cancel_fabric_job(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        item_id: &str,
+        job_id: &str,
+    ) -> Result<(), ClientError> {
+        let url = self.url(
+            conn,
+            Api::Fabric,
+            &[
+                "workspaces",
+                workspace_id,
+                "items",
+                item_id,
+                "jobs",
+                "instances",
+                job_id,
+                "cancel",
+            ],
+            &[],
+        )?;
+        self.call(
+            conn,
+            Api::Fabric,
+            Method::POST,
+            url,
+            Body::Empty,
+            RetryMode::Idempotent,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `POST /groups/{g}/reports/{r}/ExportTo`.
+    pub async fn start_export(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        report_id: &str,
+        body: Value,
+    ) -> Result<Export, ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &["groups", workspace_id, "reports", report_id, "ExportTo"],
+            &[],
+        )?;
+        // A duplicate export costs capacity but changes nothing: safe to re-send.
+        let resp = self
+            .call(
+                conn,
+                Api::PowerBi,
+                Method::POST,
+                url.clone(),
+                Body::Json(body),
+                RetryMode::Idempotent,
+            )
+            .await?;
+        resp.json(&url)
+    }
+
+    /// `GET /groups/{g}/reports/{r}/exports/{id}` (202 running, 200 terminal).
+    pub async fn export_status(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        report_id: &str,
+        export_id: &str,
+    ) -> Result<(Export, Option<Duration>), ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "reports",
+                report_id,
+                "exports",
+                export_id,
+            ],
+            &[],
+        )?;
+        let (e, resp): (Export, _) = self.get_json(conn, Api::PowerBi, url).await?;
+        Ok((e, resp.retry_after()))
+    }
+
+    /// `GET /groups/{g}/reports/{r}/exports/{id}/file`, unread (the caller streams it).
+    pub async fn export_file(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        report_id: &str,
+        export_id: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "reports",
+                report_id,
+                "exports",
+                export_id,
+                "file",
+            ],
+            &[],
+        )?;
+        self.call_response(
+            conn,
+            Api::PowerBi,
+            Method::GET,
+            url,
+            Body::Empty,
+            RetryMode::Idempotent,
+        )
+        .await
+    }
+}

@@ -1,0 +1,385 @@
+//! The HTTP layer under every call: one pooled reqwest client, transient-fault retries
+//! (connect errors, timeouts, 5xx, 429) that honour `Retry-After`, and manual redirects that
+//! keep the `Authorization` header only for Microsoft's hosts or the same origin.
+//!
+//! Retries here never spend a step attempt and are visible only in tracing.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+use super::config::{ClientConfig, RetrySettings, is_allowed_url};
+use super::errors::ClientError;
+use crate::secret::{Secret, redact_url};
+
+/// How many redirects one try follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// Hosts (and their subdomains) that may receive the bearer token after a redirect.
+const MICROSOFT_HOST_SUFFIXES: &[&str] = &[
+    "powerbi.com",
+    "analysis.windows.net",
+    "fabric.microsoft.com",
+    "powerbigov.us",
+    "usgovcloudapi.net",
+    "fabric.microsoft.us",
+    "powerbi.cn",
+    "chinacloudapi.cn",
+    "fabric.microsoft.cn",
+];
+
+/// Which faults a request may be re-sent after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Reads, cancels, downloads: re-send on any transient fault.
+    Idempotent,
+    /// Triggers: re-send only when the service surely did not act on it (connect errors,
+    /// 429). A 5xx or a dropped connection is returned to the caller, which must check
+    /// whether the work started before triggering again.
+    NotIdempotent,
+}
+
+/// A request body.
+#[derive(Clone)]
+pub enum Body {
+    Empty,
+    Json(Value),
+    /// Form fields; values may be secrets (client secret), hence `Secret`.
+    Form(Vec<(String, Secret)>),
+}
+
+/// One request, re-buildable for every try.
+#[derive(Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub bearer: Option<Secret>,
+    pub body: Body,
+    pub retry: RetryMode,
+}
+
+impl HttpRequest {
+    /// A request with no headers, body or token.
+    pub fn new(method: Method, url: Url, retry: RetryMode) -> Self {
+        Self {
+            method,
+            url,
+            headers: Vec::new(),
+            bearer: None,
+            body: Body::Empty,
+            retry,
+        }
+    }
+}
+
+/// The pooled client and the retry policy.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    retry: RetrySettings,
+}
+
+impl Http {
+    /// Builds the one reqwest client of a run (rustls with ring, proxy from the environment,
+    /// no automatic redirects: [`Http::send`] follows them itself).
+    pub fn new(cfg: &ClientConfig) -> Result<Self, ClientError> {
+        // Another part of the program may have installed it already; either way one is set.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A read timeout, not a total one: an export download may take minutes, but a
+            // silent connection must not hang a step until its own timeout.
+            .read_timeout(cfg.request_timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("pbibatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Config(format!("cannot build the http client: {e}")))?;
+        Ok(Self {
+            client,
+            retry: cfg.retry,
+        })
+    }
+
+    /// Sends `req`, re-sending it on transient faults as [`RetryMode`] allows, never sooner
+    /// than a `Retry-After` says. Returns the last answer whatever its status (the caller
+    /// turns non-success statuses into errors), or a transport error.
+    pub async fn send(&self, req: &HttpRequest) -> Result<reqwest::Response, ClientError> {
+        let mut waited = Duration::ZERO;
+        let mut tries: u32 = 0;
+        loop {
+            tries += 1;
+            let last_try = tries >= self.retry.max_tries;
+            let delay = match self.send_following_redirects(req).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                        || (status.is_server_error()
+                            && status != StatusCode::NOT_IMPLEMENTED
+                            && req.retry == RetryMode::Idempotent);
+                    if !retryable || last_try {
+                        return Ok(resp);
+                    }
+                    let delay = match retry_after(resp.headers()) {
+                        // Never sooner than asked; a little later spreads concurrent callers.
+                        Some(ra) => ra + jitter_up_to(ra / 10 + Duration::from_millis(50)),
+                        None => backoff(&self.retry, tries),
+                    };
+                    if waited + delay > self.retry.max_total_wait {
+                        return Ok(resp);
+                    }
+                    tracing::debug!(
+                        method = %req.method,
+                        url = %redact_url(req.url.as_str()),
+                        status = status.as_u16(),
+                        try_number = tries,
+                        delay_ms = delay.as_millis() as u64,
+                        "transient http answer, retrying"
+                    );
+                    delay
+                }
+                Err(e) => {
+                    let connect = e.is_connect();
+                    let retryable = connect || req.retry == RetryMode::Idempotent;
+                    let delay = backoff(&self.retry, tries);
+                    if !retryable || last_try || waited + delay > self.retry.max_total_wait {
+                        return Err(transport_error(&e, req, !connect));
+                    }
+                    tracing::debug!(
+                        method = %req.method,
+                        url = %redact_url(req.url.as_str()),
+                        error = %describe_reqwest(&e),
+                        try_number = tries,
+                        delay_ms = delay.as_millis() as u64,
+                        "transport error, retrying"
+                    );
+                    delay
+                }
+            };
+            tokio::time::sleep(delay).await;
+            waited += delay;
+        }
+    }
+
+    async fn send_following_redirects(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut url = req.url.clone();
+        let mut method = req.method.clone();
+        let mut body = req.body.clone();
+        let mut bearer = req.bearer.clone();
+        let mut headers = req.headers.clone();
+        let mut hops = 0;
+        loop {
+            let resp = self
+                .one(&method, &url, &headers, bearer.as_ref(), &body)
+                .await?;
+            let status = resp.status();
+            if !status.is_redirection() || hops >= MAX_REDIRECTS {
+                return Ok(resp);
+            }
+            let Some(next) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| url.join(loc).ok())
+            else {
+                return Ok(resp);
+            };
+            if !is_allowed_url(&next) {
+                // Refuse to follow into plain http: give the redirect back to the caller.
+                tracing::warn!(to = %redact_url(next.as_str()), "refusing a redirect to a non-https url");
+                return Ok(resp);
+            }
+            let same_origin = next.origin() == url.origin();
+            if !same_origin {
+                if !is_microsoft_host(&next) {
+                    bearer = None;
+                }
+                headers.retain(|(name, _)| !crate::secret::is_credential_header(name.as_str()));
+            }
+            if status == StatusCode::SEE_OTHER
+                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                    && method == Method::POST)
+            {
+                method = Method::GET;
+                body = Body::Empty;
+            }
+            tracing::debug!(from = %redact_url(url.as_str()), to = %redact_url(next.as_str()), status = status.as_u16(), "following redirect");
+            url = next;
+            hops += 1;
+        }
+    }
+
+    async fn one(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &[(HeaderName, HeaderValue)],
+        bearer: Option<&Secret>,
+        body: &Body,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut b = self.client.request(method.clone(), url.clone());
+        for (k, v) in headers {
+            b = b.header(k.clone(), v.clone());
+        }
+        if let Some(token) = bearer
+            && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        {
+            v.set_sensitive(true);
+            b = b.header(reqwest::header::AUTHORIZATION, v);
+        }
+        b = match body {
+            Body::Empty => {
+                if *method == Method::POST {
+                    b.header(reqwest::header::CONTENT_LENGTH, "0")
+                } else {
+                    b
+                }
+            }
+            Body::Json(v) => b.json(v),
+            Body::Form(fields) => {
+                let pairs: Vec<(&str, &str)> = fields
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.expose()))
+                    .collect();
+                b.form(&pairs)
+            }
+        };
+        b.send().await
+    }
+}
+
+/// True for a Microsoft service host that may receive our bearer token on a redirect.
+pub fn is_microsoft_host(url: &Url) -> bool {
+    if url.scheme() != "https" {
+        return false;
+    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    MICROSOFT_HOST_SUFFIXES
+        .iter()
+        .any(|s| host == *s || host.ends_with(&format!(".{s}")))
+}
+
+/// `Retry-After` in whole (or fractional) seconds; HTTP dates are not used by these services.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let secs: f64 = v.parse().ok()?;
+    if secs.is_finite() && secs >= 0.0 {
+        Some(Duration::from_secs_f64(secs.min(86_400.0)))
+    } else {
+        None
+    }
+}
+
+/// Exponential backoff with jitter in [50 %, 100 %] of `base × 2^(try-1)`, capped.
+pub fn backoff(settings: &RetrySettings, tries: u32) -> Duration {
+    let exp = settings
+        .base_delay
+        .saturating_mul(1u32 << tries.saturating_sub(1).min(16));
+    let capped = exp.min(settings.max_delay);
+    let factor = rand::rng().random_range(0.5..=1.0);
+    capped.mul_f64(factor)
+}
+
+fn jitter_up_to(max: Duration) -> Duration {
+    max.mul_f64(rand::rng().random_range(0.0..=1.0))
+}
+
+/// A reqwest error described without its URL (the URL may hold a SAS signature).
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_connect() {
+        "connection failed"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "broken response body"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "http error"
+    };
+    let mut out = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    let mut depth = 0;
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Inner errors never carry the URL, but be safe against a future change.
+        if !text.contains("://") && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+        depth += 1;
+        if depth > 4 {
+            break;
+        }
+    }
+    out
+}
+
+fn transport_error(e: &reqwest::Error, req: &HttpRequest, maybe_sent: bool) -> ClientError {
+    ClientError::Transport {
+        message: describe_reqwest(e),
+        method: req.method.to_string(),
+        url: redact_url(req.url.as_str()),
+        maybe_sent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("soon"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let s = RetrySettings::default();
+        for tries in 1..20 {
+            let d = backoff(&s, tries);
+            assert!(d <= s.max_delay);
+            let floor = s
+                .base_delay
+                .saturating_mul(1 << (tries - 1).min(16))
+                .min(s.max_delay)
+                / 2;
+            assert!(d >= floor, "{tries}: {d:?} < {floor:?}");
+        }
+    }
+
+    #[test]
+    fn microsoft_hosts() {
+        let m = |s: &str| is_microsoft_host(&Url::parse(s).unwrap());
+        assert!(m(
+            "https://wabi-west-europe-redirect.analysis.windows.net/x"
+        ));
+        assert!(m("https://api.powerbi.com/v1.0"));
+        assert!(!m("https://evilpowerbi.com/"));
+        assert!(!m("http://api.powerbi.com/"));
+        assert!(!m("https://blob.core.windows.net/"));
+    }
+}

@@ -1,0 +1,245 @@
+//! Names → ids, cached per run: workspaces through `$filter`, then datasets, reports and
+//! Gen1 dataflows by name in the group, Gen2 dataflows among the workspace's Fabric items.
+//! A missing or ambiguous name is an error that lists the near matches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use super::api::{Group, Item};
+use super::client::PowerBiClient;
+use super::errors::ClientError;
+
+/// What kind of item a name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    Dataset,
+    Report,
+    /// Power BI dataflow (`objectId`).
+    DataflowGen1,
+    /// Fabric item of type `Dataflow`.
+    DataflowGen2,
+}
+
+impl ItemKind {
+    fn noun(self) -> &'static str {
+        match self {
+            ItemKind::Dataset => "dataset",
+            ItemKind::Report => "report",
+            ItemKind::DataflowGen1 => "dataflow",
+            ItemKind::DataflowGen2 => "dataflow (gen2)",
+        }
+    }
+}
+
+type Cell<T> = Arc<OnceCell<T>>;
+
+/// The per-run cache. Each list is fetched once even when steps ask at the same time.
+#[derive(Default)]
+pub struct ResolveCache {
+    workspaces: Mutex<HashMap<String, Cell<Vec<Group>>>>,
+    items: Mutex<HashMap<String, Cell<Vec<Item>>>>,
+}
+
+fn cell<T>(map: &Mutex<HashMap<String, Cell<T>>>, key: String) -> Cell<T> {
+    map.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_default()
+        .clone()
+}
+
+/// True for a GUID written `8-4-4-4-12`.
+pub fn is_guid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
+}
+
+/// Up to five names close to `wanted`, best first.
+pub fn near_matches<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let w = wanted.to_lowercase();
+    let mut scored: Vec<(f64, &str)> = names
+        .into_iter()
+        .filter_map(|n| {
+            let l = n.to_lowercase();
+            let score = strsim::jaro_winkler(&w, &l);
+            let contains = !w.is_empty() && (l.contains(&w) || w.contains(&l));
+            (score >= 0.75 || contains)
+                .then_some((if contains { score.max(0.9) } else { score }, n))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut out: Vec<String> = Vec::new();
+    for (_, n) in scored {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_string());
+        }
+        if out.len() == 5 {
+            break;
+        }
+    }
+    out
+}
+
+fn hint(near: &[String]) -> String {
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; did you mean {}?",
+            near.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+impl PowerBiClient {
+    /// The id of workspace `name_or_id` (a GUID is used as is).
+    pub async fn workspace_id(&self, conn: &str, name_or_id: &str) -> Result<String, ClientError> {
+        if is_guid(name_or_id) {
+            return Ok(name_or_id.to_string());
+        }
+        let c = cell(
+            &self.resolve_cache().workspaces,
+            format!("{conn}\u{0}{name_or_id}"),
+        );
+        let found = c
+            .get_or_try_init(|| self.groups_named(conn, name_or_id))
+            .await?;
+        // The filter is case-insensitive on the service; prefer the exact spelling.
+        let exact: Vec<&Group> = found.iter().filter(|g| g.name == name_or_id).collect();
+        let candidates: Vec<&Group> = if exact.is_empty() {
+            found
+                .iter()
+                .filter(|g| g.name.eq_ignore_ascii_case(name_or_id))
+                .collect()
+        } else {
+            exact
+        };
+        match candidates.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => {
+                let all = self.groups(conn).await.unwrap_or_default();
+                let near = near_matches(name_or_id, all.iter().map(|g| g.name.as_str()));
+                Err(ClientError::Resolve(format!(
+                    "workspace `{name_or_id}` not found (or the identity is not a member){}",
+                    hint(&near)
+                )))
+            }
+            many => Err(ClientError::Resolve(format!(
+                "workspace name `{name_or_id}` is ambiguous: {} workspaces have it ({}); use the id",
+                many.len(),
+                many.iter()
+                    .map(|g| g.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    async fn items(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        kind: ItemKind,
+    ) -> Result<Vec<Item>, ClientError> {
+        let c = cell(
+            &self.resolve_cache().items,
+            format!("{conn}\u{0}{workspace_id}\u{0}{kind:?}"),
+        );
+        let items = c
+            .get_or_try_init(|| async {
+                match kind {
+                    ItemKind::Dataset => self.group_items(conn, workspace_id, "datasets").await,
+                    ItemKind::Report => self.group_items(conn, workspace_id, "reports").await,
+                    ItemKind::DataflowGen1 => {
+                        self.group_items(conn, workspace_id, "dataflows").await
+                    }
+                    ItemKind::DataflowGen2 => {
+                        self.fabric_items(conn, workspace_id, "Dataflow").await
+                    }
+                }
+            })
+            .await?;
+        Ok(items.clone())
+    }
+
+    /// The item called (or with id) `name_or_id` in the workspace.
+    pub async fn resolve_item(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        kind: ItemKind,
+        name_or_id: &str,
+    ) -> Result<Item, ClientError> {
+        let noun = kind.noun();
+        if is_guid(name_or_id) && kind != ItemKind::Report {
+            return Ok(Item {
+                id: name_or_id.to_string(),
+                name: name_or_id.to_string(),
+                report_type: None,
+            });
+        }
+        let items = self.items(conn, workspace_id, kind).await?;
+        if is_guid(name_or_id) {
+            // Reports: the list also says whether it is paginated.
+            return Ok(items
+                .into_iter()
+                .find(|i| i.id.eq_ignore_ascii_case(name_or_id))
+                .unwrap_or(Item {
+                    id: name_or_id.to_string(),
+                    name: name_or_id.to_string(),
+                    report_type: None,
+                }));
+        }
+        let exact: Vec<&Item> = items.iter().filter(|i| i.name == name_or_id).collect();
+        let candidates: Vec<&Item> = if exact.is_empty() {
+            items
+                .iter()
+                .filter(|i| i.name.eq_ignore_ascii_case(name_or_id))
+                .collect()
+        } else {
+            exact
+        };
+        match candidates.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => {
+                let near = near_matches(name_or_id, items.iter().map(|i| i.name.as_str()));
+                Err(ClientError::Resolve(format!(
+                    "{noun} `{name_or_id}` not found in workspace {workspace_id}{}",
+                    hint(&near)
+                )))
+            }
+            many => Err(ClientError::Resolve(format!(
+                "{noun} name `{name_or_id}` is ambiguous in workspace {workspace_id}: {} items have it ({}); use the id",
+                many.len(),
+                many.iter()
+                    .map(|i| i.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids() {
+        assert!(is_guid("8dbd8c92-4d16-4947-8329-4172f04f4f93"));
+        assert!(!is_guid("Data Admin"));
+        assert!(!is_guid("8dbd8c924d1649478329 4172f04f4f93"));
+    }
+
+    #[test]
+    fn near_matches_are_ranked() {
+        let names = ["ORDER_LIST", "ORDER_BOOK", "Sales", "order list v2"];
+        let near = near_matches("ORDER_LST", names);
+        assert_eq!(near.first().map(String::as_str), Some("ORDER_LIST"));
+        assert!(!near.iter().any(|n| n == "Sales"));
+    }
+}

@@ -1,0 +1,796 @@
+//! The simulator profile: which workspaces and items exist and how each behaves.
+//!
+//! A profile is YAML (documented in docs/simulator.md; JSON Schema in
+//! schemas/pbibatch-sim-profile.schema.json). Every behaviour knob of a resource can also be
+//! set once under `defaults:`; a resource's own value wins, then `defaults:`, then the built-in
+//! value (short deterministic durations, every attempt succeeds).
+
+mod values;
+
+use std::path::Path;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};
+
+use super::SimError;
+
+/// The built-in duration of a resource's operations when neither it nor `defaults:` says.
+pub const BUILTIN_DURATION: DurationSpec =
+    DurationSpec::Range(Duration::from_millis(200), Duration::from_millis(800));
+
+/// A simulator profile (the YAML file given to `sim serve --profile` or `--sim-profile`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[schemars(title = "pbibatch simulator profile")]
+pub struct Profile {
+    /// Seed of every random choice (duration ranges, fractions): same seed, same run.
+    pub seed: u64,
+    /// Simulated durations (operation durations, queue times, history lags, flow delays) are
+    /// divided by this factor: `60` plays a 10-minute refresh in 10 seconds. Latency, token
+    /// lifetime and Retry-After values are not scaled.
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub time_scale: f64,
+    /// Lifetime of the access tokens the token endpoints issue (`expires_in`).
+    pub token_lifetime: HumanDuration,
+    /// Delay added before each Power BI / Fabric answer (fixed or a range).
+    pub latency: DurationSpec,
+    /// Answer some Power BI / Fabric calls with 429 + Retry-After.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
+    /// Fraction (0..=1) of Power BI / Fabric calls answered with a transient 503.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub transient_503: f64,
+    /// Fraction (0..=1) of Power BI / Fabric calls whose connection is closed without an answer.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub connection_drop: f64,
+    /// Page size of the paged Fabric lists (`continuationToken`).
+    #[schemars(range(min = 1))]
+    pub page_size: usize,
+    /// A Power BI call needs a Power BI token and a Fabric call a Fabric token (401 otherwise).
+    pub strict_audience: bool,
+    /// Dataflow Gen2 job endpoints refuse service-principal and managed-identity tokens with
+    /// 403 `InsufficientPrivileges`, as the Fabric spec documents.
+    pub gen2_user_token_only: bool,
+    /// The most requests kept for `/_sim/requests` (the oldest are forgotten first).
+    pub max_recorded_requests: usize,
+    /// The credentials the token endpoints accept.
+    pub credentials: Credentials,
+    /// Behaviour every resource gets unless it says otherwise.
+    pub defaults: Knobs,
+    /// Workspaces by name.
+    pub workspaces: IndexMap<String, WorkspaceSpec>,
+    /// Power Automate / Logic Apps HTTP-trigger flows by name.
+    pub flows: IndexMap<String, FlowSpec>,
+    /// Webhook sinks by name (`POST /hooks/{name}`).
+    pub hooks: IndexMap<String, HookSpec>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            seed: 0,
+            time_scale: 1.0,
+            token_lifetime: HumanDuration::secs(3599),
+            latency: DurationSpec::Fixed(Duration::ZERO),
+            throttle: None,
+            transient_503: 0.0,
+            connection_drop: 0.0,
+            page_size: 100,
+            strict_audience: true,
+            gen2_user_token_only: false,
+            max_recorded_requests: 100_000,
+            credentials: Credentials::default(),
+            defaults: Knobs::default(),
+            workspaces: IndexMap::new(),
+            flows: IndexMap::new(),
+            hooks: IndexMap::new(),
+        }
+    }
+}
+
+/// The throttling rule: which calls get 429.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Throttle {
+    /// Every Nth Power BI / Fabric call (counting from the first) is throttled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub every: Option<u64>,
+    /// This fraction (0..=1) of calls is throttled, drawn with the seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub fraction: Option<f64>,
+    /// The `Retry-After` value in seconds (integer, as the services send).
+    pub retry_after: u64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            every: None,
+            fraction: None,
+            retry_after: 1,
+        }
+    }
+}
+
+/// Client credentials and managed identity the simulator accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Credentials {
+    /// The tenant in `POST /{tenant}/oauth2/v2.0/token`.
+    pub tenant_id: String,
+    /// The application (client) id.
+    pub client_id: String,
+    /// The client secret value.
+    pub client_secret: String,
+    /// The client id of the managed identity the IMDS endpoint serves.
+    pub managed_identity_client_id: String,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            tenant_id: "5f0c6b2e-3a8d-4c1e-9b7a-0d2f4e6a8c10".into(),
+            client_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d".into(),
+            client_secret: "sim~client~secret~value".into(),
+            managed_identity_client_id: "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b".into(),
+        }
+    }
+}
+
+/// How a refresh that is already running when the simulator starts was started (history
+/// `refreshType`); only `enhanced_api` can be cancelled through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartedBy {
+    /// A scheduled refresh (`Scheduled`).
+    #[default]
+    Schedule,
+    /// A standard API refresh (`ViaApi`).
+    Api,
+    /// An enhanced API refresh (`ViaEnhancedApi`), cancellable.
+    EnhancedApi,
+}
+
+/// Behaviour knobs of one resource (also the shape of `defaults:`). Unset knobs inherit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Knobs {
+    /// How long an operation runs (`0s` ends at once; `2s..10s` draws a value per attempt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<DurationSpec>,
+    /// Outcome of the 1st, 2nd, ... trigger; the last entry repeats. Default `[succeed]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcomes: Option<Vec<OutcomeSpec>>,
+    /// A refresh of this resource is already running when the simulator starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_at_start: Option<bool>,
+    /// How that running refresh was started (datasets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_at_start_by: Option<StartedBy>,
+    /// Operations never end on their own (only a cancel ends them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_ends: Option<bool>,
+    /// A refresh appears in history / transactions only this long after it was triggered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_lag: Option<HumanDuration>,
+    /// Probability (0..=1) that a trigger is accepted but silently dropped (never runs, never
+    /// shows in history), as Power BI does under load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub drop_probability: Option<f64>,
+    /// Time spent queued (`NotStarted`) before running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_time: Option<HumanDuration>,
+    /// `Retry-After` seconds on Fabric job and export answers; default: the remaining time,
+    /// rounded up, at most 60.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// A resource's knobs after inheritance: what the state machine uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedKnobs {
+    pub duration: DurationSpec,
+    pub outcomes: Vec<OutcomeSpec>,
+    pub running_at_start: bool,
+    pub running_at_start_by: StartedBy,
+    pub never_ends: bool,
+    pub history_lag: Duration,
+    pub drop_probability: f64,
+    pub queue_time: Duration,
+    pub retry_after: Option<u64>,
+}
+
+impl Knobs {
+    /// This resource's knobs, falling back on `defaults`, then the built-in values.
+    pub fn resolve(&self, defaults: &Knobs) -> ResolvedKnobs {
+        ResolvedKnobs {
+            duration: self
+                .duration
+                .or(defaults.duration)
+                .unwrap_or(BUILTIN_DURATION),
+            outcomes: self
+                .outcomes
+                .clone()
+                .or_else(|| defaults.outcomes.clone())
+                .filter(|o| !o.is_empty())
+                .unwrap_or_else(|| vec![OutcomeSpec::Succeed]),
+            running_at_start: self
+                .running_at_start
+                .or(defaults.running_at_start)
+                .unwrap_or(false),
+            running_at_start_by: self
+                .running_at_start_by
+                .or(defaults.running_at_start_by)
+                .unwrap_or_default(),
+            never_ends: self.never_ends.or(defaults.never_ends).unwrap_or(false),
+            history_lag: self
+                .history_lag
+                .or(defaults.history_lag)
+                .map(|d| d.0)
+                .unwrap_or(Duration::ZERO),
+            drop_probability: self
+                .drop_probability
+                .or(defaults.drop_probability)
+                .unwrap_or(0.0),
+            queue_time: self
+                .queue_time
+                .or(defaults.queue_time)
+                .map(|d| d.0)
+                .unwrap_or(Duration::ZERO),
+            retry_after: self.retry_after.or(defaults.retry_after),
+        }
+    }
+
+    fn check(&self, at: &str, problems: &mut Vec<String>) {
+        if let Some(p) = self.drop_probability
+            && !(0.0..=1.0).contains(&p)
+        {
+            problems.push(format!("{at}: drop_probability must be within 0..=1"));
+        }
+    }
+}
+
+/// One workspace (a Power BI group, and the same id as a Fabric workspace).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceSpec {
+    /// The GUID; generated from the name when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub id: Option<uuid::Uuid>,
+    /// On shared (Pro) capacity: enhanced refresh and export are refused with 400.
+    pub shared_capacity: bool,
+    /// Semantic models (Power BI datasets; Fabric `SemanticModel` items).
+    pub datasets: IndexMap<String, DatasetSpec>,
+    /// Dataflows Gen1 (Power BI REST).
+    pub dataflows: IndexMap<String, DataflowSpec>,
+    /// Dataflows Gen2 (Fabric items of type `Dataflow`).
+    pub fabric_dataflows: IndexMap<String, FabricDataflowSpec>,
+    /// Power BI and paginated reports.
+    pub reports: IndexMap<String, ReportSpec>,
+    /// Other Fabric items (pipelines, notebooks, ...) that run jobs.
+    pub items: IndexMap<String, ItemSpec>,
+}
+
+/// Declares a struct with the common [`Knobs`] fields plus its own, because serde's `flatten`
+/// would disable `deny_unknown_fields` and blur error messages.
+macro_rules! with_knobs {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// See `Knobs::duration`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub duration: Option<DurationSpec>,
+            /// See `Knobs::outcomes`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub outcomes: Option<Vec<OutcomeSpec>>,
+            /// See `Knobs::running_at_start`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub running_at_start: Option<bool>,
+            /// See `Knobs::running_at_start_by`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub running_at_start_by: Option<StartedBy>,
+            /// See `Knobs::never_ends`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub never_ends: Option<bool>,
+            /// See `Knobs::history_lag`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub history_lag: Option<HumanDuration>,
+            /// See `Knobs::drop_probability`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            #[schemars(range(min = 0.0, max = 1.0))]
+            pub drop_probability: Option<f64>,
+            /// See `Knobs::queue_time`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub queue_time: Option<HumanDuration>,
+            /// See `Knobs::retry_after`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub retry_after: Option<u64>,
+        }
+
+        impl $name {
+            /// The behaviour knobs of this resource.
+            pub fn knobs(&self) -> Knobs {
+                Knobs {
+                    duration: self.duration,
+                    outcomes: self.outcomes.clone(),
+                    running_at_start: self.running_at_start,
+                    running_at_start_by: self.running_at_start_by,
+                    never_ends: self.never_ends,
+                    history_lag: self.history_lag,
+                    drop_probability: self.drop_probability,
+                    queue_time: self.queue_time,
+                    retry_after: self.retry_after,
+                }
+            }
+        }
+    };
+}
+
+with_knobs! {
+    /// A semantic model.
+    pub struct DatasetSpec {
+        /// The GUID; generated from the workspace and name when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// Tables reported in execution details when a refresh names no objects.
+        pub tables: Vec<String>,
+        /// Names of Gen1 dataflows this model reads (lineage), in this workspace or elsewhere.
+        pub upstream_dataflows: Vec<String>,
+    }
+}
+
+with_knobs! {
+    /// A Gen1 dataflow.
+    pub struct DataflowSpec {
+        /// The GUID (`objectId`); generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// Names of Gen1 dataflows this one reads (linked entities).
+        pub upstream_dataflows: Vec<String>,
+    }
+}
+
+with_knobs! {
+    /// A Dataflow Gen2 (Fabric item type `Dataflow`, job type `Execute`).
+    pub struct FabricDataflowSpec {
+        /// The item GUID; generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+    }
+}
+
+with_knobs! {
+    /// A report; its knobs drive exports.
+    pub struct ReportSpec {
+        /// The GUID; generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// The dataset it shows (a name in the same workspace); default: the dataset with the
+        /// report's name, else the workspace's first dataset, else one made for it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub dataset: Option<String>,
+        /// A paginated report (`PaginatedReport`, no `datasetId`).
+        pub paginated: bool,
+    }
+}
+
+with_knobs! {
+    /// Another Fabric item that runs jobs (a pipeline, a notebook...).
+    pub struct ItemSpec {
+        /// The item GUID; generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// The Fabric item type, e.g. `DataPipeline`, `Notebook` (required).
+        #[serde(rename = "type")]
+        pub item_type: String,
+        /// Job types it accepts; default by type (`Pipeline` for pipelines, `RunNotebook` for
+        /// notebooks, `DefaultJob` otherwise).
+        pub job_types: Vec<String>,
+    }
+}
+
+/// A dataflow a flow refreshes when triggered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataflowRef {
+    /// Workspace name or GUID.
+    pub workspace: String,
+    /// Gen1 dataflow name or GUID.
+    pub dataflow: String,
+}
+
+/// A Power Automate / Logic Apps "When an HTTP request is received" flow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowSpec {
+    /// The workflow id in the URL; generated when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The SAS signature the URL must carry; generated when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+    /// Status of the 1st, 2nd, ... call (the last repeats); default `[202]`.
+    pub statuses: Vec<u16>,
+    /// A Gen1 dataflow refresh the flow starts on each accepted call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_dataflow: Option<DataflowRef>,
+    /// Time between the call and the dataflow refresh starting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<HumanDuration>,
+}
+
+/// A webhook sink.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HookSpec {
+    /// Status of the 1st, 2nd, ... call (the last repeats); default `[200]`.
+    pub statuses: Vec<u16>,
+}
+
+/// What a job names, to be provisioned when the profile does not declare it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provision {
+    pub workspaces: Vec<WorkspaceWants>,
+    /// Flow names.
+    pub flows: Vec<String>,
+    /// Webhook names.
+    pub hooks: Vec<String>,
+}
+
+/// The items a job names in one workspace (names or GUIDs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceWants {
+    /// Workspace name or GUID.
+    pub name: String,
+    pub datasets: Vec<String>,
+    /// Gen1 dataflows.
+    pub dataflows: Vec<String>,
+    /// Gen2 dataflows.
+    pub fabric_dataflows: Vec<String>,
+    pub reports: Vec<String>,
+}
+
+/// Finds the key of `map` whose name, or whose explicit id, is `wanted`.
+fn find_key<T>(
+    map: &IndexMap<String, T>,
+    wanted: &str,
+    id_of: impl Fn(&T) -> Option<uuid::Uuid>,
+) -> Option<String> {
+    if map.contains_key(wanted) {
+        return Some(wanted.to_string());
+    }
+    let guid = uuid::Uuid::parse_str(wanted).ok()?;
+    map.iter()
+        .find(|(name, spec)| {
+            id_of(spec) == Some(guid) || uuid::Uuid::parse_str(name).ok() == Some(guid)
+        })
+        .map(|(name, _)| name.clone())
+}
+
+/// A spec for a resource named by `wanted`: a GUID becomes its id (and its name).
+fn provisioned_id(wanted: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::parse_str(wanted).ok()
+}
+
+impl Profile {
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Profile, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Profile::from_yaml(&text).map_err(|e| match e {
+            SimError::Profile { message, .. } => SimError::Profile {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks a profile from YAML text (an empty text is the default profile).
+    pub fn from_yaml(text: &str) -> Result<Profile, SimError> {
+        let profile: Profile = if text.trim().is_empty() {
+            Profile::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| SimError::Profile {
+                path: "<profile>".into(),
+                message: e.to_string(),
+            })?
+        };
+        profile.check().map_err(|problems| SimError::Profile {
+            path: "<profile>".into(),
+            message: problems.join("; "),
+        })?;
+        Ok(profile)
+    }
+
+    /// Every rule serde cannot express; all problems at once.
+    fn check(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            problems.push("time_scale must be a positive number".to_string());
+        }
+        for (name, value) in [
+            ("transient_503", self.transient_503),
+            ("connection_drop", self.connection_drop),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                problems.push(format!("{name} must be within 0..=1"));
+            }
+        }
+        if let Some(t) = &self.throttle {
+            if t.every == Some(0) {
+                problems.push("throttle.every must be at least 1".to_string());
+            }
+            if let Some(f) = t.fraction
+                && !(0.0..=1.0).contains(&f)
+            {
+                problems.push("throttle.fraction must be within 0..=1".to_string());
+            }
+        }
+        if self.page_size == 0 {
+            problems.push("page_size must be at least 1".to_string());
+        }
+        self.defaults.check("defaults", &mut problems);
+        for (ws, spec) in &self.workspaces {
+            for (name, d) in &spec.datasets {
+                d.knobs()
+                    .check(&format!("workspaces.{ws}.datasets.{name}"), &mut problems);
+            }
+            for (name, d) in &spec.dataflows {
+                d.knobs()
+                    .check(&format!("workspaces.{ws}.dataflows.{name}"), &mut problems);
+            }
+            for (name, d) in &spec.fabric_dataflows {
+                d.knobs().check(
+                    &format!("workspaces.{ws}.fabric_dataflows.{name}"),
+                    &mut problems,
+                );
+            }
+            for (name, r) in &spec.reports {
+                r.knobs()
+                    .check(&format!("workspaces.{ws}.reports.{name}"), &mut problems);
+                if let Some(ds) = &r.dataset
+                    && !spec.datasets.contains_key(ds)
+                {
+                    problems.push(format!(
+                        "workspaces.{ws}.reports.{name}.dataset: no dataset `{ds}` in this workspace"
+                    ));
+                }
+            }
+            for (name, i) in &spec.items {
+                i.knobs()
+                    .check(&format!("workspaces.{ws}.items.{name}"), &mut problems);
+                if i.item_type.trim().is_empty() {
+                    problems.push(format!("workspaces.{ws}.items.{name}.type is required"));
+                }
+            }
+        }
+        for (name, flow) in &self.flows {
+            for s in &flow.statuses {
+                if !(100..=599).contains(s) {
+                    problems.push(format!("flows.{name}.statuses: {s} is not an HTTP status"));
+                }
+            }
+        }
+        for (name, hook) in &self.hooks {
+            for s in &hook.statuses {
+                if !(100..=599).contains(s) {
+                    problems.push(format!("hooks.{name}.statuses: {s} is not an HTTP status"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Adds every workspace, item, flow and hook a job names that the profile does not
+    /// declare; they get the profile's `defaults:`. A GUID names a resource by id.
+    pub fn provision(&mut self, wants: &Provision) {
+        for ws in &wants.workspaces {
+            let key = find_key(&self.workspaces, &ws.name, |w| w.id).unwrap_or_else(|| {
+                let spec = WorkspaceSpec {
+                    id: provisioned_id(&ws.name),
+                    ..WorkspaceSpec::default()
+                };
+                self.workspaces.insert(ws.name.clone(), spec);
+                ws.name.clone()
+            });
+            let Some(spec) = self.workspaces.get_mut(&key) else {
+                continue;
+            };
+            for name in &ws.datasets {
+                if find_key(&spec.datasets, name, |d| d.id).is_none() {
+                    spec.datasets.insert(
+                        name.clone(),
+                        DatasetSpec {
+                            id: provisioned_id(name),
+                            ..DatasetSpec::default()
+                        },
+                    );
+                }
+            }
+            for name in &ws.dataflows {
+                if find_key(&spec.dataflows, name, |d| d.id).is_none() {
+                    spec.dataflows.insert(
+                        name.clone(),
+                        DataflowSpec {
+                            id: provisioned_id(name),
+                            ..DataflowSpec::default()
+                        },
+                    );
+                }
+            }
+            for name in &ws.fabric_dataflows {
+                if find_key(&spec.fabric_dataflows, name, |d| d.id).is_none() {
+                    spec.fabric_dataflows.insert(
+                        name.clone(),
+                        FabricDataflowSpec {
+                            id: provisioned_id(name),
+                            ..FabricDataflowSpec::default()
+                        },
+                    );
+                }
+            }
+            for name in &ws.reports {
+                if find_key(&spec.reports, name, |r| r.id).is_none() {
+                    spec.reports.insert(
+                        name.clone(),
+                        ReportSpec {
+                            id: provisioned_id(name),
+                            ..ReportSpec::default()
+                        },
+                    );
+                }
+            }
+        }
+        for flow in &wants.flows {
+            self.flows.entry(flow.clone()).or_default();
+        }
+        for hook in &wants.hooks {
+            self.hooks.entry(hook.clone()).or_default();
+        }
+    }
+
+    /// Makes `flow` start a refresh of the Gen1 dataflow `dataflow` in `workspace` on each
+    /// accepted call (provisioning all three when missing), so `wait_for` can be exercised.
+    pub fn wire_flow(&mut self, flow: &str, workspace: &str, dataflow: &str) {
+        self.provision(&Provision {
+            workspaces: vec![WorkspaceWants {
+                name: workspace.to_string(),
+                dataflows: vec![dataflow.to_string()],
+                ..WorkspaceWants::default()
+            }],
+            flows: vec![flow.to_string()],
+            hooks: Vec::new(),
+        });
+        if let Some(spec) = self.flows.get_mut(flow) {
+            spec.starts_dataflow = Some(DataflowRef {
+                workspace: workspace.to_string(),
+                dataflow: dataflow.to_string(),
+            });
+        }
+    }
+
+    /// The JSON Schema of the profile file (what schemas/pbibatch-sim-profile.schema.json holds).
+    pub fn json_schema() -> serde_json::Value {
+        let schema = schemars::schema_for!(Profile);
+        serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_line_profile_makes_everything_instant() {
+        let p = Profile::from_yaml("defaults:\n  duration: 0s\n").unwrap();
+        let k = Knobs::default().resolve(&p.defaults);
+        assert_eq!(k.duration, DurationSpec::Fixed(Duration::ZERO));
+        assert_eq!(k.history_lag, Duration::ZERO);
+        assert_eq!(k.queue_time, Duration::ZERO);
+    }
+
+    #[test]
+    fn resource_knobs_override_defaults() {
+        let p = Profile::from_yaml(
+            "defaults: {duration: 1s, outcomes: [fail]}\nworkspaces:\n  WS:\n    datasets:\n      A: {duration: 5s}\n      B: {}\n",
+        )
+        .unwrap();
+        let ws = &p.workspaces["WS"];
+        let a = ws.datasets["A"].knobs().resolve(&p.defaults);
+        let b = ws.datasets["B"].knobs().resolve(&p.defaults);
+        assert_eq!(a.duration, DurationSpec::Fixed(Duration::from_secs(5)));
+        assert_eq!(b.duration, DurationSpec::Fixed(Duration::from_secs(1)));
+        assert_eq!(
+            a.outcomes,
+            vec![OutcomeSpec::Fail {
+                code: None,
+                message: None
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_reported_together() {
+        let err = Profile::from_yaml(
+            "time_scale: 0\ntransient_503: 2\nworkspaces:\n  W:\n    items:\n      P: {}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("time_scale"), "{err}");
+        assert!(err.contains("transient_503"), "{err}");
+        assert!(err.contains("type is required"), "{err}");
+        assert!(Profile::from_yaml("nonsense_key: 1\n").is_err());
+    }
+
+    #[test]
+    fn provision_adds_only_what_is_missing() {
+        let mut p =
+            Profile::from_yaml("workspaces:\n  WS:\n    datasets:\n      A: {duration: 5s}\n")
+                .unwrap();
+        let guid = "0f0e0d0c-0b0a-4909-8807-060504030201";
+        p.provision(&Provision {
+            workspaces: vec![
+                WorkspaceWants {
+                    name: "WS".into(),
+                    datasets: vec!["A".into(), "B".into()],
+                    dataflows: vec!["DF".into()],
+                    fabric_dataflows: vec!["G2".into()],
+                    reports: vec!["R".into()],
+                },
+                WorkspaceWants {
+                    name: guid.into(),
+                    ..WorkspaceWants::default()
+                },
+            ],
+            flows: vec!["f".into()],
+            hooks: vec!["h".into()],
+        });
+        let ws = &p.workspaces["WS"];
+        assert_eq!(
+            ws.datasets["A"].duration,
+            Some(DurationSpec::Fixed(Duration::from_secs(5)))
+        );
+        assert!(ws.datasets.contains_key("B"));
+        assert!(ws.dataflows.contains_key("DF"));
+        assert!(ws.fabric_dataflows.contains_key("G2"));
+        assert!(ws.reports.contains_key("R"));
+        assert_eq!(
+            p.workspaces[guid].id,
+            Some(uuid::Uuid::parse_str(guid).unwrap())
+        );
+        assert!(p.flows.contains_key("f") && p.hooks.contains_key("h"));
+        // Provisioning twice changes nothing.
+        let before = p.clone();
+        p.provision(&Provision {
+            workspaces: vec![WorkspaceWants {
+                name: guid.into(),
+                ..WorkspaceWants::default()
+            }],
+            ..Provision::default()
+        });
+        assert_eq!(before, p);
+    }
+}
