@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, connect, schema::classify, ts};
+use super::{Store, StoreError, connect, schema::classify};
 
 /// Who holds a job's lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -210,7 +210,7 @@ impl Store {
                 run_id,
                 i64::from(std::process::id()),
                 host_name(),
-                ts(&chrono::Utc::now()),
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 now_ms()
             ],
         )

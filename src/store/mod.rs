@@ -260,9 +260,10 @@ fn of_job(job: Option<&str>) -> String {
     job.map(|j| format!(" of job `{j}`")).unwrap_or_default()
 }
 
-/// RFC 3339 with milliseconds in UTC: sorts as text in time order.
+/// RFC 3339 in UTC with nanoseconds: one width, so text order is time order, and full
+/// precision, so durations computed from stored times equal the run report's.
 fn ts(at: &chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// Parses a timestamp written by [`ts`].

@@ -23,7 +23,9 @@ pub struct RunSummary {
     /// `succeeded`, `failed`, `cancelled`; `running` while its process holds the job's lock;
     /// `incomplete` when the process ended without finishing the run (killed, crashed).
     pub status: String,
+    #[serde(serialize_with = "millis::one")]
     pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "millis::option")]
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_secs: Option<f64>,
     /// One number per final step status, all six present.
@@ -43,7 +45,9 @@ pub struct RunDetails {
     pub job_hash: String,
     /// As in [`RunSummary::status`].
     pub status: String,
+    #[serde(serialize_with = "millis::one")]
     pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "millis::option")]
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_secs: Option<f64>,
     pub counts: IndexMap<String, u32>,
@@ -70,8 +74,10 @@ pub struct StepDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "millis::option")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "millis::option")]
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<f64>,
@@ -99,8 +105,10 @@ pub struct AttemptDetails {
     pub number: u32,
     /// A final status, or `running` when the attempt never ended.
     pub status: String,
+    #[serde(serialize_with = "millis::one")]
     pub started_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "millis::option")]
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
@@ -120,6 +128,23 @@ pub struct RemoteState {
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percent: Option<u8>,
+}
+
+/// Times in JSON as the run report writes them: RFC 3339, UTC, milliseconds.
+mod millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub fn one<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn option<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => one(t, s),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// The raw `runs` row.

@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use super::{
     JobLock, LockHolder, LockOptions, RecorderThread, Resume, RunMeta, StepResume, Store,
@@ -99,6 +102,48 @@ impl RunSession {
             writer,
             lock,
         }))
+    }
+
+    /// [`RunSession::begin`] for async callers: runs it on the blocking pool and logs (at
+    /// `warn`) when it waits for another run of the job.
+    pub async fn start(
+        job: Arc<Job>,
+        opts: SessionOptions,
+    ) -> Result<Option<RunSession>, StoreError> {
+        tokio::task::spawn_blocking(move || {
+            RunSession::begin(&job, opts, &mut |holder| {
+                tracing::warn!(
+                    run = holder.run_id.as_deref().unwrap_or("?"),
+                    pid = holder.pid,
+                    host = %holder.host,
+                    "another run of this job is active: waiting for it to end (--wait-lock)"
+                );
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Thread {
+            what: "state store",
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
+    /// Forwards every event from `events` to the store (first: what a kill must not lose),
+    /// then to `to` (the reporters), until `events` closes; gives the session back for
+    /// [`RunSession::finish`]. With no session, it only forwards.
+    pub fn forward(
+        session: Option<RunSession>,
+        mut events: mpsc::UnboundedReceiver<RunEvent>,
+        to: mpsc::UnboundedSender<RunEvent>,
+    ) -> tokio::task::JoinHandle<Option<RunSession>> {
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if let Some(s) = &session {
+                    s.record(&ev);
+                }
+                let _ = to.send(ev);
+            }
+            session
+        })
     }
 
     /// The store's file.

@@ -224,17 +224,17 @@ async fn store_engine_resume_reattaches_and_keeps_succeeded_steps() {
         )
         .unwrap();
 
-    // The resumed run goes through the session `pbibatch run` uses.
-    let mut session = RunSession::begin(
-        &job,
+    // The resumed run goes through the session as `pbibatch run` uses it.
+    let mut session = RunSession::start(
+        job.clone(),
         SessionOptions {
             state: Some(path.display().to_string()),
             resume: Some("last".into()),
             run_id: "run-2".into(),
             ..SessionOptions::default()
         },
-        &mut |_| {},
     )
+    .await
     .unwrap()
     .unwrap();
     let second = Arc::new(Fake {
@@ -249,19 +249,20 @@ async fn store_engine_resume_reattaches_and_keeps_succeeded_steps() {
         ..EngineOptions::default()
     };
     assert!(opts.priority_hint.contains_key("extract"));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let engine = tokio::spawn(pbibatch::engine::run(
-        plan,
-        second.clone(),
-        opts,
-        CancellationToken::new(),
-        tx,
-    ));
-    while let Some(ev) = rx.recv().await {
-        session.record(&ev);
+    let (tx, engine_rx) = mpsc::unbounded_channel();
+    let (reporters_tx, mut reporters_rx) = mpsc::unbounded_channel();
+    let forward = RunSession::forward(Some(session), engine_rx, reporters_tx);
+    pbibatch::engine::run(plan, second.clone(), opts, CancellationToken::new(), tx).await;
+    forward.await.unwrap().unwrap().finish().unwrap();
+    // The reporters got every event too.
+    let mut forwarded = Vec::new();
+    while let Some(ev) = reporters_rx.recv().await {
+        forwarded.push(ev);
     }
-    engine.await.unwrap();
-    session.finish().unwrap();
+    assert!(matches!(
+        forwarded.last().map(|e| &e.kind),
+        Some(RunEventKind::RunFinished { .. })
+    ));
 
     // `extract` was not run again, `model` was re-attached (not triggered), the rest ran.
     let mut calls = second.calls.lock().unwrap().clone();
