@@ -45,6 +45,8 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             clap_complete::generate(shell, &mut cmd, "pbibatch", &mut std::io::stdout());
             Ok(exit::OK)
         }
+        Command::History(args) => crate::store::history_command(&args),
+        Command::Show(args) => crate::store::show_command(&args),
         Command::Sim(SimCommand::Serve { addr, profile }) => {
             crate::sim::serve_cli(&addr, profile.as_deref())
         }
