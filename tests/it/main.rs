@@ -3,6 +3,7 @@
 mod common;
 mod engine_run;
 mod job_files;
+mod report_outputs;
 mod reporter;
 mod sim_dataflow_export;
 mod sim_entra;
