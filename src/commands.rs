@@ -1,11 +1,40 @@
 //! One function per subcommand: wires the stages together and returns the exit code.
 
-use crate::cli::{Cli, Command, SimCommand};
+use crate::cli::{Cli, Command, LogFormat, SimCommand};
 use crate::error::{Error, exit};
+
+/// Sets up tracing on stderr: `-q` errors only, default warnings, `-v` info... `RUST_LOG`
+/// overrides the level; `--log-format json` gives one JSON object per line.
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info,pbibatch=debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+    crate::run::set_quiet(cli.quiet);
+}
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Error> {
+    init_logging(&cli);
     match cli.command {
+        Command::Run(args) => crate::run::run_command(args),
         Command::Validate(args) => crate::plan::cmd::validate(&args),
         Command::Plan(args) => crate::plan::cmd::plan(&args),
         Command::Graph(args) => crate::plan::cmd::graph(&args),

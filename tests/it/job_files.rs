@@ -221,7 +221,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "8:23",
         "invalid export format `PFD`",
     ),
-    ("invalid_when", "10:11", "invalid `when` expression"),
+    (
+        "invalid_when",
+        "10:44",
+        "invalid `when` expression: the expression ends too early",
+    ),
     (
         "key_of_other_type",
         "8:13",
@@ -407,7 +411,9 @@ fn hostile_inputs_are_refused_without_crashing() {
     assert_eq!(code, Some(2));
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
-        short.contains("and.yaml:7:11: error: invalid `when` expression"),
+        short.contains(
+            "and.yaml:7:15: error: invalid `when` expression: the expression ends too early"
+        ),
         "{short}"
     );
 }

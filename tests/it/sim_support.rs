@@ -140,6 +140,19 @@ impl<'a> Api<'a> {
         .await
     }
 
+    /// POST to any URL (e.g. a job's `.../cancel`) with the Fabric token.
+    pub async fn fabric_url_post(&self, url: &str) -> Answer {
+        answer(
+            self.client
+                .post(url)
+                .bearer_auth(&self.fabric)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// `(workspace id, item id)` by names.
     pub fn ids(&self, ws: &str, item: &str) -> (String, String) {
         self.sim.ids(ws, item).expect("known names")

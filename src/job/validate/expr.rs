@@ -13,7 +13,7 @@ const ROOTS: &[&str] = &["vars", "env", "run", "steps"];
 /// `run.<field>` in `when`.
 const RUN_FIELDS: &[&str] = &["id", "job", "started_at"];
 /// `steps.<id>.<field>` in `when`.
-const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs"];
+const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs", "selected"];
 
 /// Longest accepted expression; CEL's parser is recursive, so a bound keeps it cheap.
 const MAX_LEN: usize = 4096;
@@ -41,14 +41,22 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
         Ok(Ok(expr)) => expr,
         Ok(Err(errs)) => {
             let first = errs.errors.first();
-            let msg = first.map_or_else(|| "syntax error".to_string(), |e| e.msg.clone());
-            let col = first.map(|e| e.pos.1).unwrap_or(0);
-            let line = first.map(|e| e.pos.0).unwrap_or(1);
-            c.error(
-                when.loc(),
-                format!("invalid `when` expression: {msg}"),
-                &format!("at line {line}, column {} of the expression", col + 1),
-            );
+            let msg = first.map_or_else(|| "syntax error".to_string(), |e| tidy(&e.msg));
+            let pos = first.map_or((1, 1), |e| e.pos);
+            match position_in_source(c, when, pos) {
+                Some(off) => c.error_at(
+                    off,
+                    usize::from(off < c.src.len()),
+                    format!("invalid `when` expression: {msg}"),
+                    "here",
+                    None,
+                ),
+                None => c.error(
+                    when.loc(),
+                    format!("invalid `when` expression: {msg}"),
+                    &format!("at line {}, column {} of the expression", pos.0, pos.1),
+                ),
+            }
             return;
         }
         Err(_) => {
@@ -70,6 +78,43 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
     for (msg, label) in problems {
         c.error(when.loc(), msg, &label);
     }
+}
+
+/// CEL's parser messages without the token list ANTLR appends.
+fn tidy(msg: &str) -> String {
+    let msg = msg.strip_prefix("Syntax error: ").unwrap_or(msg);
+    if msg.starts_with("mismatched input '<EOF>'") {
+        return "the expression ends too early".into();
+    }
+    let msg = msg.split(" expecting {").next().unwrap_or(msg);
+    msg.to_string()
+}
+
+/// Byte offset in the job file of CEL's (1-based line, 1-based column), when the YAML
+/// scalar holds the expression verbatim (plain, or quoted without escapes).
+fn position_in_source(c: &Checker<'_>, when: &Sp<String>, pos: (isize, isize)) -> Option<usize> {
+    let text = when.get();
+    let (off, len) = c.span(when.loc());
+    let slice = c.src.get(off..off.checked_add(len)?)?;
+    let base = if slice == text {
+        off
+    } else if slice.len() >= 2
+        && (slice.starts_with('"') || slice.starts_with('\''))
+        && slice.get(1..slice.len() - 1) == Some(text.as_str())
+    {
+        off + 1
+    } else {
+        return None;
+    };
+    let line = usize::try_from(pos.0).ok()?.checked_sub(1)?;
+    let col = usize::try_from(pos.1).ok()?.checked_sub(1)?;
+    let line_start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+    let line_text = text.get(line_start..)?.split('\n').next()?;
+    let in_line = line_text
+        .char_indices()
+        .nth(col)
+        .map_or(line_text.len(), |(i, _)| i);
+    Some(base + line_start + in_line)
 }
 
 /// A problem with one node of the expression, if any.

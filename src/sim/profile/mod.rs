@@ -32,6 +32,7 @@ pub struct Profile {
     /// Simulated durations (operation durations, queue times, history lags, flow delays) are
     /// divided by this factor: `60` plays a 10-minute refresh in 10 seconds. Latency, token
     /// lifetime and Retry-After values are not scaled.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub time_scale: f64,
     /// Lifetime of the access tokens the token endpoints issue (`expires_in`).
     pub token_lifetime: HumanDuration,
@@ -41,10 +42,13 @@ pub struct Profile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Throttle>,
     /// Fraction (0..=1) of Power BI / Fabric calls answered with a transient 503.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub transient_503: f64,
     /// Fraction (0..=1) of Power BI / Fabric calls whose connection is closed without an answer.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub connection_drop: f64,
     /// Page size of the paged Fabric lists (`continuationToken`).
+    #[schemars(range(min = 1))]
     pub page_size: usize,
     /// A Power BI call needs a Power BI token and a Fabric call a Fabric token (401 otherwise).
     pub strict_audience: bool,
@@ -94,9 +98,11 @@ impl Default for Profile {
 pub struct Throttle {
     /// Every Nth Power BI / Fabric call (counting from the first) is throttled.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub every: Option<u64>,
     /// This fraction (0..=1) of calls is throttled, drawn with the seed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub fraction: Option<f64>,
     /// The `Retry-After` value in seconds (integer, as the services send).
     pub retry_after: u64,
@@ -176,6 +182,7 @@ pub struct Knobs {
     /// Probability (0..=1) that a trigger is accepted but silently dropped (never runs, never
     /// shows in history), as Power BI does under load.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub drop_probability: Option<f64>,
     /// Time spent queued (`NotStarted`) before running.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -301,6 +308,7 @@ macro_rules! with_knobs {
             pub history_lag: Option<HumanDuration>,
             /// See `Knobs::drop_probability`.
             #[serde(skip_serializing_if = "Option::is_none")]
+            #[schemars(range(min = 0.0, max = 1.0))]
             pub drop_probability: Option<f64>,
             /// See `Knobs::queue_time`.
             #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,326 @@
+//! The `run` command: load and check the job, resolve the environment, optionally start the
+//! simulator, then hand the plan to the engine and its events to the reporters.
+//!
+//! Everything that can be refused (a bad job, missing env vars, a plain-http remote, an
+//! unknown selector) is refused here, before the first request is sent: exit 2.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{OnInterrupt, RunArgs};
+use crate::error::{Error, exit};
+use crate::event::RunStatus;
+use crate::executor::{Dispatcher, Executor};
+use crate::job::model::{Credentials, Generation, Job, StepKind};
+use crate::job::{DiagFormat, Diagnostics};
+use crate::plan::Plan;
+use crate::powerbi::{ClientConfig, PowerBiClient};
+use crate::reporter::Reporters;
+use crate::secret::Secret;
+use crate::sim::{self, DataflowRef, FlowSpec, Profile, Provision, SimServer, WorkspaceWants};
+
+/// Runs `pbibatch run` and returns the exit code.
+pub fn run_command(args: RunArgs) -> Result<u8, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("failed to start the async runtime", e))?;
+    runtime.block_on(run_async(args))
+}
+
+/// A job ready to run: loaded, environment resolved, selection applied.
+struct Prepared {
+    plan: Arc<Plan>,
+    config: ClientConfig,
+    sim: Option<SimServer>,
+}
+
+fn print_diagnostics(diags: &Diagnostics) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", diags.render(DiagFormat::Human, color));
+}
+
+async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
+    let overrides = crate::job::parse_var_overrides(&args.selection.vars)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let loaded = match crate::job::load(&args.job, &overrides) {
+        Ok(loaded) => loaded,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            return Err(Error::Reported);
+        }
+    };
+    let job = loaded.job;
+    let selected = crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(0) = args.concurrency {
+        return Err(Error::Invalid("--concurrency must be at least 1".into()));
+    }
+
+    let (job, config, sim) = if args.simulate {
+        // Under --simulate nothing may leave loopback: the simulator stands in for every
+        // remote, and unset env vars resolve to placeholders.
+        let resolved = crate::job::resolve_env(&job, &|name| {
+            Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        let sim = start_simulator(&resolved, args.sim_profile.as_deref()).await?;
+        let base = url::Url::parse(&sim.base_url())
+            .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
+        let config = ClientConfig::for_cloud(Default::default()).with_single_base(&base);
+        tracing::info!(base = %sim.base_url(), "simulator started");
+        (point_at_simulator(resolved, &sim), config, Some(sim))
+    } else {
+        let resolved = crate::job::resolve_env(&job, &|name| std::env::var(name).ok())
+            .map_err(|e| Error::Invalid(format!("{e:?}", e = miette::Report::new(e))))?;
+        let config = ClientConfig::try_from_env(Default::default())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        (resolved, config, None)
+    };
+
+    if let Err(problems) = crate::powerbi::check_job_urls(&job, &config) {
+        return Err(Error::Invalid(problems.join("\n")));
+    }
+    let plan =
+        Plan::with_selected(Arc::new(job), selected).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(Prepared {
+        plan: Arc::new(plan),
+        config,
+        sim,
+    })
+}
+
+async fn run_async(args: RunArgs) -> Result<u8, Error> {
+    let Prepared { plan, config, sim } = prepare(&args).await?;
+
+    if args.dry_run {
+        println!("dry run: nothing is sent; this is what would run, in order\n");
+        print!("{}", crate::plan::render::to_text(&plan));
+        if let Some(sim) = sim {
+            sim.shutdown().await;
+        }
+        return Ok(exit::OK);
+    }
+
+    let job = plan.job.clone();
+    let client = PowerBiClient::new(config, job.connections.clone())
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let executor: Arc<dyn Executor> = Arc::new(Dispatcher::new(client, job.clone()));
+
+    let run_id = new_run_id();
+    let interrupt = CancellationToken::new();
+    spawn_signal_handler(interrupt.clone());
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut reporters = Reporters::new();
+    if !quiet() {
+        reporters = reporters.with_lines(Box::new(std::io::stderr()));
+    }
+    let reporter_task = reporters.spawn(rx);
+
+    let options = crate::engine::EngineOptions {
+        run_id,
+        concurrency: args.concurrency,
+        fail_fast: args.fail_fast,
+        detach_on_interrupt: args.on_interrupt == OnInterrupt::Detach,
+        env: std::env::vars().collect(),
+        ..Default::default()
+    };
+    let status = crate::engine::run(plan.clone(), executor, options, interrupt.clone(), tx).await;
+    let report = reporter_task
+        .await
+        .map_err(|e| Error::Other(format!("the reporter task failed: {e}")))?;
+
+    let mut written: Vec<(&str, PathBuf)> = Vec::new();
+    if let Some(path) = &args.report {
+        report
+            .write_json(path)
+            .map_err(|e| Error::Other(format!("failed to write {}: {e}", path.display())))?;
+        written.push(("report", path.clone()));
+    }
+    if !quiet() {
+        eprint!("{}", crate::reporter::summary::render(&report, &written));
+    }
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+
+    Ok(match status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::Failed => exit::FAILED,
+        RunStatus::Cancelled if interrupt.is_cancelled() => exit::INTERRUPTED,
+        RunStatus::Cancelled => exit::FAILED,
+    })
+}
+
+/// True when `-q` asked for errors only (set by `main` through the log filter).
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `-q` for the reporters (only errors are printed then).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A sortable, unique run id: `20261125T201502Z-1a2b3c4d`.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{now}-{}", &rand[..8])
+}
+
+/// First SIGINT/SIGTERM: stop starting work and cancel in-flight work (the engine does it).
+/// Second: exit at once with 130.
+fn spawn_signal_handler(interrupt: CancellationToken) {
+    tokio::spawn(async move {
+        let mut count = 0u32;
+        loop {
+            wait_for_signal().await;
+            count += 1;
+            if count == 1 {
+                tracing::warn!("interrupted: starting nothing new, cancelling in-flight work");
+                interrupt.cancel();
+            } else {
+                eprintln!("interrupted twice: exiting now");
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// What the job names, for the simulator to provision.
+fn provision_for(job: &Job) -> Provision {
+    let mut wants = Provision::default();
+    let mut ws = |name: &str| -> usize {
+        if let Some(i) = wants.workspaces.iter().position(|w| w.name == name) {
+            i
+        } else {
+            wants.workspaces.push(WorkspaceWants {
+                name: name.to_string(),
+                ..Default::default()
+            });
+            wants.workspaces.len() - 1
+        }
+    };
+    let mut flows = Vec::new();
+    let mut hooks = Vec::new();
+    let mut items: Vec<(usize, &'static str, String)> = Vec::new();
+    for (id, step) in &job.steps {
+        match &step.kind {
+            StepKind::Dataset(s) => items.push((ws(&s.workspace), "dataset", s.dataset.clone())),
+            StepKind::Dataflow(s) => {
+                let kind = match s.generation {
+                    Generation::Gen1 => "dataflow",
+                    Generation::Gen2 => "fabric_dataflow",
+                };
+                items.push((ws(&s.workspace), kind, s.dataflow.clone()));
+            }
+            StepKind::Report(s) => items.push((ws(&s.workspace), "report", s.report.clone())),
+            StepKind::SasFlow(s) => {
+                flows.push(id.clone());
+                if let Some(w) = &s.wait_for {
+                    items.push((ws(&w.workspace), "dataflow", w.dataflow.clone()));
+                }
+            }
+            StepKind::Webhook(_) => hooks.push(id.clone()),
+        }
+    }
+    for (i, kind, name) in items {
+        let w = &mut wants.workspaces[i];
+        let list = match kind {
+            "dataset" => &mut w.datasets,
+            "dataflow" => &mut w.dataflows,
+            "fabric_dataflow" => &mut w.fabric_dataflows,
+            _ => &mut w.reports,
+        };
+        if !list.contains(&name) {
+            list.push(name);
+        }
+    }
+    wants.flows = flows;
+    wants.hooks = hooks;
+    wants
+}
+
+async fn start_simulator(job: &Job, profile: Option<&Path>) -> Result<SimServer, Error> {
+    let mut profile = match profile {
+        Some(path) => Profile::load(path).map_err(|e| Error::Invalid(e.to_string()))?,
+        None => Profile::default(),
+    };
+    // A flow awaited with `wait_for` starts that dataflow, as the real flow would.
+    for (id, step) in &job.steps {
+        if let StepKind::SasFlow(s) = &step.kind
+            && let Some(w) = &s.wait_for
+            && !profile.flows.contains_key(id)
+        {
+            profile.flows.insert(
+                id.clone(),
+                FlowSpec {
+                    starts_dataflow: Some(DataflowRef {
+                        workspace: w.workspace.clone(),
+                        dataflow: w.dataflow.clone(),
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    profile.provision(&provision_for(job));
+    let addr = "127.0.0.1:0".parse().expect("constant address parses");
+    sim::start(profile, addr)
+        .await
+        .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))
+}
+
+/// Points every remote of the job at the simulator: SAS flows and webhooks get the
+/// simulator's URLs, connections its credentials.
+fn point_at_simulator(mut job: Job, sim: &SimServer) -> Job {
+    for (id, step) in job.steps.iter_mut() {
+        match &mut step.kind {
+            StepKind::SasFlow(s) => s.url = Secret::new(sim.flow_url(id)),
+            StepKind::Webhook(s) => s.url = Secret::new(sim.hook_url(id)),
+            _ => {}
+        }
+    }
+    for conn in job.connections.values_mut() {
+        if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
+            conn.credentials = Credentials::ClientSecret {
+                tenant_id: sim.tenant_id(),
+                client_id: sim.client_id(),
+                client_secret: Secret::new(sim.client_secret()),
+            };
+        }
+    }
+    job
+}

@@ -1,0 +1,320 @@
+//! `pbibatch run` end to end: the real binary against its in-process simulator (`--simulate`).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::common::{pbibatch, repo, texts};
+
+fn read_report(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("r.json")).expect("report written");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+fn step<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("step {id} in report"))
+}
+
+/// A small job with fast retries, written into `dir`.
+fn write_job(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("job.yaml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const MODEL_JOB: &str = r#"
+version: 1
+name: model_only
+defaults: { retries: 0, retry_backoff: 1s, poll_interval: 1s }
+steps:
+  flow:
+    type: sas_flow
+    url: ${env.FLOW_URL}
+  model:
+    type: dataset
+    workspace: Sales
+    dataset: Revenue
+    depends_on: [flow]
+  pdf:
+    type: report
+    workspace: Sales
+    report: Revenue Book
+    export: { format: PDF, path: out/book.pdf }
+    depends_on: [model]
+  alert:
+    type: webhook
+    url: ${env.HOOK_URL}
+    depends_on: [flow, model, pdf]
+    trigger: one_failed
+"#;
+
+#[test]
+fn order_list_runs_against_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pbibatch(dir.path())
+        .args(["run", "--simulate", "--report", "r.json"])
+        .arg(repo().join("jobs/order_list.yaml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report = read_report(dir.path());
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["counts"]["succeeded"], 3);
+    assert_eq!(report["counts"]["skipped"], 1);
+    assert_eq!(step(&report, "tell_teams")["status"], "skipped");
+    let pdf = std::fs::read(dir.path().join("out/order_book.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF"), "a PDF was downloaded");
+    // The SAS signature never shows: every `sig=` is followed by `***`.
+    for text in [
+        &stdout,
+        &stderr,
+        &std::fs::read_to_string(dir.path().join("r.json")).unwrap(),
+    ] {
+        for (i, _) in text.match_indices("sig=") {
+            assert!(
+                text[i..].starts_with("sig=***"),
+                "leaked signature in: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failed_model_fails_the_run_and_fires_the_one_failed_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(dir.path(), MODEL_JOB);
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "workspaces:\n  Sales:\n    datasets:\n      Revenue: { duration: 0s, outcomes: [{fail: {code: ModelRefreshFailed_CredentialsNotSpecified, message: The credentials provided for the SQL source are invalid}}] }\n",
+    )
+    .unwrap();
+    let out = pbibatch(dir.path())
+        .args([
+            "run",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+            "--report",
+            "r.json",
+        ])
+        .arg(&job)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report = read_report(dir.path());
+    assert_eq!(report["status"], "failed");
+    let model = step(&report, "model");
+    assert_eq!(model["status"], "failed");
+    let error = model["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("ModelRefreshFailed_CredentialsNotSpecified"),
+        "the remote error code is in the report: {error}"
+    );
+    assert_eq!(step(&report, "pdf")["status"], "upstream_failed");
+    assert_eq!(step(&report, "alert")["status"], "succeeded");
+    assert!(
+        stderr.contains("ModelRefreshFailed_CredentialsNotSpecified"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_attempt_is_retried_after_its_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(dir.path(), &MODEL_JOB.replace("retries: 0", "retries: 1"));
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "defaults: { duration: 0s }\nworkspaces:\n  Sales:\n    datasets:\n      Revenue: { outcomes: [fail, succeed] }\n",
+    )
+    .unwrap();
+    let out = pbibatch(dir.path())
+        .args([
+            "run",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+            "--report",
+            "r.json",
+        ])
+        .arg(&job)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = read_report(dir.path());
+    let attempts = step(&report, "model")["attempts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[1]["status"], "succeeded");
+}
+
+#[test]
+fn selection_runs_only_the_selected_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pbibatch(dir.path())
+        .args([
+            "run",
+            "--simulate",
+            "--select",
+            "order_list_model",
+            "--report",
+            "r.json",
+        ])
+        .arg(repo().join("jobs/order_list.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out).1);
+    let report = read_report(dir.path());
+    let ids: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["order_list_model"]);
+}
+
+#[test]
+fn missing_environment_is_reported_at_once_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pbibatch(dir.path())
+        .args(["run", "--report", "r.json"])
+        .arg(repo().join("jobs/order_list.yaml"))
+        .env_remove("ORDER_LIST_FLOW_URL")
+        .env_remove("TEAMS_WEBHOOK_URL")
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for name in [
+        "ORDER_LIST_FLOW_URL",
+        "TEAMS_WEBHOOK_URL",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+    ] {
+        assert!(stderr.contains(name), "{name} is named in: {stderr}");
+    }
+    assert!(!dir.path().join("r.json").exists(), "nothing ran");
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(
+        dir.path(),
+        "version: 1\nname: hook\nsteps:\n  tell:\n    type: webhook\n    url: ${env.HOOK_URL}\n",
+    );
+    let out = pbibatch(dir.path())
+        .args(["run", "--report", "r.json"])
+        .arg(&job)
+        .env("PBIBATCH_ACCESS_TOKEN", "tok")
+        .env(
+            "HOOK_URL",
+            "http://hooks.example.com/notify?code=SECRETCODE",
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("http://hooks.example.com"), "{stderr}");
+    assert!(!stderr.contains("SECRETCODE") && !stdout.contains("SECRETCODE"));
+    assert!(!dir.path().join("r.json").exists(), "nothing ran");
+}
+
+#[test]
+fn dry_run_shows_the_plan_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pbibatch(dir.path())
+        .args(["run", "--dry-run", "--simulate"])
+        .arg(repo().join("jobs/order_list.yaml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let order: Vec<usize> = [
+        "master_order_list",
+        "order_list_model",
+        "order_book_pdf",
+        "tell_teams",
+    ]
+    .iter()
+    .map(|id| {
+        stdout
+            .find(id)
+            .unwrap_or_else(|| panic!("{id} in {stdout}"))
+    })
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "in dependency order: {stdout}"
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn sigterm_cancels_in_flight_work_writes_the_report_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(dir.path(), MODEL_JOB);
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "workspaces:\n  Sales:\n    datasets:\n      Revenue: { never_ends: true }\n",
+    )
+    .unwrap();
+    let mut child = pbibatch(dir.path())
+        .args([
+            "run",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+            "--report",
+            "r.json",
+        ])
+        .arg(&job)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    // Wait until the model's refresh is running remotely, then send SIGTERM.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("model: remote status") {
+            break;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{seen}");
+    let report = read_report(dir.path());
+    assert_eq!(report["status"], "cancelled");
+    assert_eq!(step(&report, "model")["status"], "cancelled");
+    assert_eq!(step(&report, "pdf")["status"], "cancelled");
+    assert_eq!(step(&report, "flow")["status"], "succeeded");
+}
