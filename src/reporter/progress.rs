@@ -182,11 +182,12 @@ impl ProgressModel {
         let r = self.running.get(step)?;
         Some(Change::Show {
             step: step.clone(),
+            // What changes first, the resource last: a narrow terminal cuts the end.
             line: format!(
-                "{step} · {} · {} · attempt {}",
-                self.what(step),
+                "{step} · {} · attempt {} · {}",
                 r.remote,
-                r.attempt
+                r.attempt,
+                self.what(step)
             ),
             since: r.since,
         })

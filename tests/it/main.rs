@@ -4,6 +4,7 @@ mod common;
 mod engine_run;
 mod job_files;
 mod report_outputs;
+mod report_run;
 mod reporter;
 mod run_cli;
 mod sim_cli;
