@@ -2,6 +2,8 @@
 //! rendered from the folded [`RunReport`]. The same text is appended to the file named by
 //! `GITHUB_STEP_SUMMARY` when that is set, so a GitHub Actions job page shows it.
 //!
+//! The chart uses `dateFormat x` (Unix milliseconds, listed among Mermaid's gantt input
+//! formats), so bars are exact and free of time zones; the axis shows `%H:%M:%S`.
 //! The chart has one section per wave (a step's wave is the length of its longest chain of
 //! selected dependencies, as `plan` shows it) and one bar per step that ran, from the start of
 //! its first attempt to its final status. Steps that never started (skipped, not run, cancelled
@@ -162,6 +164,8 @@ fn gantt(report: &RunReport, out: &mut String) {
     // Unix milliseconds: exact, and free of any time zone or locale.
     let _ = writeln!(out, "    dateFormat x");
     let _ = writeln!(out, "    axisFormat %H:%M:%S");
+    // Viewed days later, a marker for today would only stretch the axis.
+    let _ = writeln!(out, "    todayMarker off");
     let mut by_wave: Vec<(usize, Vec<(usize, &ReportStep)>)> = Vec::new();
     for (i, s) in report.steps.iter().enumerate() {
         if s.started_at.is_none() {
@@ -187,7 +191,12 @@ fn gantt(report: &RunReport, out: &mut String) {
                 StepStatus::Failed | StepStatus::TimedOut => "crit, ",
                 _ => "",
             };
-            let mut name = format!("{} {}", s.id, s.status);
+            // The symbol first: a step id such as `section` or `title` would otherwise read as
+            // a Mermaid keyword at the start of the line.
+            let mut name = format!("{} {}", bar_symbol(s.status), s.id);
+            if s.status != StepStatus::Succeeded {
+                name.push_str(&format!(" {}", s.status));
+            }
             if s.attempts.len() > 1 {
                 name.push_str(&format!(" after {} attempts", s.attempts.len()));
             }
@@ -241,6 +250,14 @@ fn waves(report: &RunReport) -> HashMap<&str, usize> {
         }
     }
     wave
+}
+
+fn bar_symbol(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Succeeded => "✓",
+        StepStatus::Failed | StepStatus::TimedOut => "✗",
+        _ => "-",
+    }
 }
 
 fn status_icon(status: StepStatus) -> &'static str {

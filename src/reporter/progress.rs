@@ -8,6 +8,8 @@
 //! this display (see [`enabled`]): the plain [`super::lines`] take over there.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -120,7 +122,7 @@ impl ProgressModel {
                     "↻ {step} attempt {attempt} {status}{why}; retry in {wait}"
                 ))];
                 if let Some(r) = self.running.get_mut(step) {
-                    r.remote = format!("attempt {attempt} {status}, retry in {wait}");
+                    r.remote = format!("{status}, retry in {wait}");
                     changes.extend(self.show(step));
                 }
                 changes
@@ -227,6 +229,49 @@ impl ProgressModel {
     }
 }
 
+/// The live display drawing on stderr, if any, so log records can be written around it.
+static ON_STDERR: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// The writer for log records on stderr (give `log_writer` to tracing-subscriber's
+/// `with_writer`). While the live display is drawn it lifts the bars, writes the record and
+/// redraws them, so a warning never lands in the middle of a bar; otherwise it writes as is.
+pub fn log_writer() -> LogWriter {
+    LogWriter(Vec::new())
+}
+
+/// One log record, written to stderr when dropped (see [`log_writer`]).
+pub struct LogWriter(Vec<u8>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let write = || {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(&self.0);
+            let _ = err.flush();
+        };
+        // Clone out of the lock: the display is never drawn while the lock is held.
+        let display = ON_STDERR.lock().ok().and_then(|d| d.clone());
+        match display {
+            Some(multi) => multi.suspend(write),
+            None => write(),
+        }
+    }
+}
+
 /// The live display on a terminal.
 pub struct ProgressReporter {
     model: ProgressModel,
@@ -249,9 +294,14 @@ pub const MAX_RUNNING_LINES: usize = 16;
 const TICK: Duration = Duration::from_millis(120);
 
 impl ProgressReporter {
-    /// The display on stderr.
+    /// The display on stderr; log records written through [`log_writer`] go around it until
+    /// [`ProgressReporter::finish`].
     pub fn stderr() -> Self {
-        Self::with_draw_target(ProgressDrawTarget::stderr(), true)
+        let reporter = Self::with_draw_target(ProgressDrawTarget::stderr(), true);
+        if let Ok(mut slot) = ON_STDERR.lock() {
+            *slot = Some(reporter.multi.clone());
+        }
+        reporter
     }
 
     /// The display on any indicatif target (tests use an in-memory terminal).
@@ -370,15 +420,29 @@ impl ProgressReporter {
             overall.finish_and_clear();
         }
         let _ = self.multi.clear();
+        if let Ok(mut slot) = ON_STDERR.lock() {
+            *slot = None;
+        }
     }
 }
 
 fn overall_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps · ETA {eta} · {wide_msg}",
+        "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps · ETA {eta_known} · {wide_msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key("eta_known", eta_known)
     .progress_chars("=> ")
+}
+
+/// indicatif's ETA (from the rate of finished steps), or `-` before any step has finished,
+/// where indicatif would claim `0s`.
+fn eta_known(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = if state.pos() == 0 {
+        w.write_str("-")
+    } else {
+        write!(w, "{:#}", indicatif::HumanDuration(state.eta()))
+    };
 }
 
 fn step_style() -> ProgressStyle {
