@@ -157,10 +157,8 @@ impl ReportPaths {
     }
 
     /// Writes every requested file from the one report, each atomically. A file that cannot
-    /// be written does not stop the others; the errors come back in order. Each file lists the
-    /// others (the Markdown's footer, the Kestra outputs), so they are named before writing.
+    /// be written does not stop the others; the errors come back in order.
     pub fn write_all(&self, report: &RunReport) -> Vec<ReportError> {
-        let files = self.files();
         let mut errors = Vec::new();
         if let Some(path) = &self.report
             && let Err(e) = report.write_json(path)
@@ -177,6 +175,17 @@ impl ReportPaths {
                 }),
             }
         }
+        // The Markdown is written last and names only the files that were written.
+        let files: Vec<(&str, &Path)> = self
+            .files()
+            .into_iter()
+            .filter(|(kind, path)| {
+                *kind == "summary"
+                    || !errors
+                        .iter()
+                        .any(|e| matches!(e, ReportError::Io { path: p, .. } if p == path))
+            })
+            .collect();
         if (self.summary.is_some() || self.github_step_summary.is_some())
             && let Err(e) = markdown::write(
                 report,

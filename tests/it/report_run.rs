@@ -365,3 +365,38 @@ fn no_progress_when_stderr_is_not_a_terminal_even_with_always() {
     );
     assert!(!stderr.contains('\x1b'), "{stderr}");
 }
+
+#[test]
+fn a_file_that_cannot_be_written_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    // A plain file where the JUnit file's folder should be.
+    std::fs::write(dir.path().join("blocked"), "not a folder").unwrap();
+    let out = pbibatch(dir.path())
+        .args(["run"])
+        .arg(repo().join("jobs/order_list.yaml"))
+        .args([
+            "--simulate",
+            "--report",
+            "r.json",
+            "--junit",
+            "blocked/j.xml",
+            "--summary",
+            "s.md",
+            "--kestra",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("blocked/j.xml"), "{stderr}");
+    assert!(dir.path().join("r.json").is_file());
+    let md = std::fs::read_to_string(dir.path().join("s.md")).unwrap();
+    assert!(md.contains("- report: `r.json`"), "{md}");
+    assert!(!md.contains("j.xml"), "{md}");
+    // The Kestra outputs name only the files that exist.
+    let outputs = kestra_line(&stdout, "outputs");
+    assert_eq!(
+        outputs["outputs"]["reports"],
+        serde_json::json!({"report": "r.json", "summary": "s.md"})
+    );
+}
