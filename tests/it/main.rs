@@ -1,7 +1,13 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
+mod client_http;
 mod common;
 mod engine_run;
+mod exec_dataflow;
+mod exec_dataset;
+mod exec_flow;
+mod exec_report;
+mod exec_support;
 mod job_files;
 mod report_outputs;
 mod report_run;

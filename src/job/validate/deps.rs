@@ -32,8 +32,11 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
                     "itself",
                 );
             } else if !known.contains(name) {
-                let help =
-                    did_you_mean(name, ids.iter().copied()).map(|b| format!("did you mean `{b}`?"));
+                let help = if c.suggestions_left() {
+                    did_you_mean(name, ids.iter().copied()).map(|b| format!("did you mean `{b}`?"))
+                } else {
+                    None
+                };
                 c.error_help(
                     dep.loc(),
                     format!("unknown step `{name}` in `depends_on` of `{id}`"),
