@@ -9,6 +9,8 @@ mod exec_flow;
 mod exec_report;
 mod exec_support;
 mod job_files;
+mod report_outputs;
+mod report_run;
 mod reporter;
 mod run_cli;
 mod sim_cli;
