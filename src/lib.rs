@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod discover;
 pub mod engine;
 pub mod error;
 pub mod event;
