@@ -277,7 +277,12 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "unknown variable `exprt` in `when`",
     ),
     ("wrong_type", "3:14", "expected an integer"),
-    ("yaml_syntax", "6:16", "expected string scalar"),
+    ("wrong_shape", "5:71", "expected a list"),
+    (
+        "yaml_syntax",
+        "7:15",
+        "mapping values are not allowed in this context",
+    ),
     ("unclosed_quote", "4:34", "unclosed quote"),
 ];
 
