@@ -82,7 +82,12 @@ pub struct SimServer {
 }
 
 /// Starts the simulator for `profile` on `addr` (`127.0.0.1:0` picks a free port).
+/// The profile is checked first (a profile built in code skips [`Profile::load`]'s checks).
 pub async fn start(profile: Profile, addr: SocketAddr) -> Result<SimServer, SimError> {
+    profile.check().map_err(|problems| SimError::Profile {
+        path: "<profile>".into(),
+        message: problems.join("; "),
+    })?;
     let (listener, local) = http::bind(addr).await.map_err(|source| SimError::Bind {
         addr: addr.to_string(),
         source,

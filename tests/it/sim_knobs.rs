@@ -488,3 +488,17 @@ flows:
     );
     assert_eq!(client().post(&url).send().await.unwrap().status(), 202);
 }
+
+#[tokio::test]
+async fn start_checks_profiles_built_in_code() {
+    let profile = pbibatch::sim::Profile {
+        time_scale: 0.0,
+        ..pbibatch::sim::Profile::default()
+    };
+    let err = pbibatch::sim::start(profile, "127.0.0.1:0".parse().unwrap())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("time_scale"), "{err}");
+}
