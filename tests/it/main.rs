@@ -20,4 +20,5 @@ mod sim_flow;
 mod sim_knobs;
 mod sim_powerbi;
 mod sim_profile_schema;
+mod sim_specs;
 mod sim_support;
