@@ -62,6 +62,5 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             simulate,
             sim_profile.as_deref(),
         ),
-        _ => Err(Error::Other("this command is not available yet".into())),
     }
 }
