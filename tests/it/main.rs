@@ -22,6 +22,7 @@ mod sim_flow;
 mod sim_knobs;
 mod sim_powerbi;
 mod sim_profile_schema;
+mod sim_specs;
 mod sim_support;
 mod store_cli;
 mod store_engine;
