@@ -101,6 +101,8 @@ pub(crate) enum CancelTarget {
     },
     /// Standard dataset refresh: the API cannot cancel it.
     StandardRefresh,
+    /// Report export: the API has no cancel either.
+    Export { export_id: String },
     /// Gen1 transaction: `POST .../dataflows/transactions/{id}/cancel`.
     Transaction {
         workspace_id: String,
@@ -121,6 +123,7 @@ impl CancelTarget {
                 format!("enhanced refresh {request_id}")
             }
             CancelTarget::StandardRefresh => "standard refresh".to_string(),
+            CancelTarget::Export { export_id } => format!("export {export_id}"),
             CancelTarget::Transaction { transaction_id, .. } => {
                 format!("dataflow transaction {transaction_id}")
             }
@@ -143,7 +146,7 @@ impl CancelTarget {
                 .cancel_refresh(conn, workspace_id, dataset_id, request_id)
                 .await
                 .map(|_| true),
-            CancelTarget::StandardRefresh => Ok(false),
+            CancelTarget::StandardRefresh | CancelTarget::Export { .. } => Ok(false),
             CancelTarget::Transaction {
                 workspace_id,
                 transaction_id,
@@ -193,7 +196,7 @@ pub(crate) async fn finish_cancelled(
     let error = match result {
         Ok(Ok(true)) => format!("{why}; cancel requested for {}", target.describe()),
         Ok(Ok(false)) => format!(
-            "{why}; the API cannot cancel a {}, it keeps running remotely",
+            "{why}; the API cannot cancel this {}, it keeps running remotely",
             target.describe()
         ),
         Ok(Err(e)) => format!("{why}; cancelling {} failed: {e}", target.describe()),
@@ -268,6 +271,12 @@ pub(crate) fn ended_within(end: Option<&str>, window: Duration) -> Option<DateTi
     let age = Utc::now().signed_duration_since(end);
     let window = chrono::Duration::from_std(window).ok()?;
     (age <= window).then_some(end)
+}
+
+/// `end - start` of a finished refresh, when both parse (the expected duration of the next).
+pub(crate) fn took(start: Option<&str>, end: Option<&str>) -> Option<Duration> {
+    let d = parse_time(end?)?.signed_duration_since(parse_time(start?)?);
+    d.to_std().ok()
 }
 
 /// The `skip_if_fresh` outcome.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::common::{
     CancelTarget, Stop, TriggerErrorKind, appear_wait, classify, conclude, ended_within, guard,
-    guard_raw, is_one_of, note, resource_update, skipped_fresh,
+    guard_raw, is_one_of, note, resource_update, skipped_fresh, took,
 };
 use super::poll::{Poller, sleep_or_cancel};
 use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
@@ -195,6 +195,13 @@ impl Gen1<'_> {
             poller.wait(&self.ctx.cancel, None).await?;
         }
     }
+}
+
+/// How long the last successful transaction took (the likely length of the next one).
+pub(crate) fn expected_duration(txs: &[Transaction]) -> Option<Duration> {
+    txs.iter()
+        .filter(|t| matches!(tx_progress(t), TxProgress::Succeeded))
+        .find_map(|t| took(t.start_time.as_deref(), t.end_time.as_deref()))
 }
 
 fn tx_outcome(p: TxProgress, adopted: bool) -> AttemptOutcome {
@@ -389,9 +396,8 @@ async fn gen1(
             handle: Some(g.handle(Some(&id), &known)),
             ..AttemptUpdate::default()
         });
-        let p = g
-            .poll(&id, Poller::starting_at(poll_interval, started))
-            .await?;
+        let poller = Poller::starting_at(poll_interval, started).expecting(expected_duration(&txs));
+        let p = g.poll(&id, poller).await?;
         return Ok(tx_outcome(p, false));
     }
 }

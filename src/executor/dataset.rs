@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::common::{
     CancelTarget, Stop, TriggerErrorKind, appear_wait, classify, conclude, ended_within, guard,
-    guard_raw, is_one_of, note, resource_update, skipped_fresh,
+    guard_raw, is_one_of, note, resource_update, skipped_fresh, took,
 };
 use super::poll::Poller;
 use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
@@ -537,7 +537,12 @@ async fn attempt(
             handle: Some(handle),
             ..AttemptUpdate::default()
         });
-        let poller = Poller::starting_at(poll_interval, started);
+        // The last successful refresh tells how long this one will likely take.
+        let expected = history
+            .iter()
+            .filter(|e| matches!(entry_progress(e), Progress::Succeeded))
+            .find_map(|e| took(e.start_time.as_deref(), e.end_time.as_deref()));
+        let poller = Poller::starting_at(poll_interval, started).expecting(expected);
         let p = if enhanced {
             t.poll_details(&request_id, poller).await?
         } else {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::common::{Stop, conclude, guard, is_one_of, resource_update};
+use super::common::{CancelTarget, Stop, conclude, guard, is_one_of, resource_update};
 use super::poll::{Poller, sleep_or_cancel};
 use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
 use crate::job::model::{ExportSpec, ReportStep};
@@ -74,9 +74,10 @@ pub(crate) async fn run(
     ctx: AttemptContext,
     r: ReportStep,
 ) -> AttemptOutcome {
-    let result = attempt(&client, &ctx, &r).await;
-    // Exports cannot be cancelled remotely: there is no cancel API.
-    conclude(&client, &ctx, result, None).await
+    // Exports cannot be cancelled remotely (there is no API); the target only names it.
+    let mut target: Option<CancelTarget> = None;
+    let result = attempt(&client, &ctx, &r, &mut target).await;
+    conclude(&client, &ctx, result, target.as_ref()).await
 }
 
 fn export_error(e: &Export) -> String {
@@ -95,6 +96,7 @@ async fn attempt(
     client: &PowerBiClient,
     ctx: &AttemptContext,
     r: &ReportStep,
+    target: &mut Option<CancelTarget>,
 ) -> Result<AttemptOutcome, Stop> {
     let conn = ctx.step.connection.as_str();
     let ws = guard(&ctx.cancel, client.workspace_id(conn, &r.workspace)).await?;
@@ -139,6 +141,9 @@ async fn attempt(
         if id.is_empty() {
             return Err(Stop::Failed("the export was accepted without an id".into()));
         }
+        *target = Some(CancelTarget::Export {
+            export_id: id.clone(),
+        });
         ctx.update(AttemptUpdate {
             remote_id: Some(id.clone()),
             handle: Some(RemoteHandle::Export {

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::common::{CancelTarget, Stop, appear_wait, conclude, guard_raw};
-use super::dataflow::{Gen1, TxProgress};
+use super::dataflow::{Gen1, TxProgress, expected_duration};
 use super::poll::Poller;
 use super::{AttemptContext, AttemptOutcome, AttemptUpdate};
 use crate::job::model::{HeaderValue as StepHeader, SasFlowStep};
@@ -74,9 +74,12 @@ async fn attempt(
 
     // With wait_for, read the transactions before the trigger: ours is the one not among them.
     let mut watch: Option<(Gen1<'_>, HashSet<String>)> = None;
+    let mut expected = None;
     if let Some(w) = &s.wait_for {
         let g = Gen1::resolve(client, ctx, &w.workspace, &w.dataflow).await?;
-        let known: HashSet<String> = g.transactions().await?.into_iter().map(|t| t.id).collect();
+        let txs = g.transactions().await?;
+        expected = expected_duration(&txs);
+        let known: HashSet<String> = txs.into_iter().map(|t| t.id).collect();
         ctx.update(AttemptUpdate {
             handle: Some(g.handle(None, &known)),
             ..AttemptUpdate::default()
@@ -137,10 +140,8 @@ async fn attempt(
         handle: Some(g.handle(Some(&id), &known)),
         ..AttemptUpdate::default()
     });
-    match g
-        .poll(&id, Poller::starting_at(ctx.step.poll_interval, started))
-        .await?
-    {
+    let poller = Poller::starting_at(ctx.step.poll_interval, started).expecting(expected);
+    match g.poll(&id, poller).await? {
         TxProgress::Failed(error) => Ok(AttemptOutcome::Failed { error }),
         _ => Ok(AttemptOutcome::Succeeded { adopted: false }),
     }

@@ -90,7 +90,11 @@ impl Http {
     pub fn new(cfg: &ClientConfig) -> Result<Self, ClientError> {
         // Another part of the program may have installed it already; either way one is set.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(proxy) = env_proxy() {
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             // A read timeout, not a total one: an export download may take minutes, but a
             // silent connection must not hang a step until its own timeout.
@@ -259,6 +263,35 @@ impl Http {
         };
         b.send().await
     }
+}
+
+/// The first non-empty of several environment variables.
+fn first_env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// The proxy from `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` (and `NO_PROXY`), never used
+/// for loopback addresses (the simulator) nor for the instance metadata service, which must
+/// be reached directly. `None` when no proxy variable is set (reqwest's own detection then
+/// applies).
+fn env_proxy() -> Option<reqwest::Proxy> {
+    let https = first_env(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]);
+    let http = first_env(&["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]);
+    if https.is_none() && http.is_none() {
+        return None;
+    }
+    let proxy = reqwest::Proxy::custom(move |url: &Url| {
+        if super::config::is_loopback_host(url) || url.host_str() == Some("169.254.169.254") {
+            return None;
+        }
+        match url.scheme() {
+            "https" => https.clone(),
+            _ => http.clone(),
+        }
+    });
+    Some(proxy.no_proxy(reqwest::NoProxy::from_env()))
 }
 
 /// True for a Microsoft service host that may receive our bearer token on a redirect.

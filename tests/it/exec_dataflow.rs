@@ -228,3 +228,17 @@ async fn gen2_interrupt_cancels_the_job() {
     assert_eq!(cancels.len(), 1);
     assert!(cancels[0].path.contains("/jobs/instances/"));
 }
+
+#[tokio::test]
+async fn gen2_busy_adopt_and_fail() {
+    const BUSY: &str = "workspaces:\n  WS:\n    fabric_dataflows:\n      DF: {duration: 600ms, running_at_start: true, retry_after: 0}\n";
+    let rig = rig(BUSY).await;
+    let mut s = step("g2", StepKind::Dataflow(gen2("WS", "DF")));
+    s.if_running = IfRunning::Fail;
+    let ran = run_step(&rig, s.clone()).await;
+    assert!(ran.error().contains("already running"), "{}", ran.error());
+    s.if_running = IfRunning::Adopt;
+    let ran = run_step(&rig, s).await;
+    assert_eq!(ran.outcome, AttemptOutcome::Succeeded { adopted: true });
+    assert!(requests_to(&rig.sim, "POST", "/jobs/instances").is_empty());
+}

@@ -270,3 +270,21 @@ async fn reattach_polls_instead_of_triggering() {
     assert_eq!(again.outcome, AttemptOutcome::Succeeded { adopted: false });
     assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);
 }
+
+#[tokio::test]
+async fn restart_of_a_scheduled_refresh_waits_because_it_cannot_be_cancelled() {
+    let rig = rig(
+        "workspaces:\n  Sales:\n    datasets:\n      Orders: {duration: 800ms, running_at_start: true, running_at_start_by: schedule}\n",
+    )
+    .await;
+    let ran = run_step(&rig, busy_step(IfRunning::Restart)).await;
+    assert_eq!(ran.outcome, AttemptOutcome::Succeeded { adopted: false });
+    // The cancel was tried (and refused by the service), then the step waited and triggered.
+    assert_eq!(requests_to(&rig.sim, "DELETE", "/refreshes/").len(), 1);
+    assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);
+    assert!(
+        ran.updates
+            .iter()
+            .any(|u| u.note.as_deref().is_some_and(|n| n.contains("waiting")))
+    );
+}

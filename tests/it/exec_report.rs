@@ -146,3 +146,42 @@ async fn paginated_only_format_on_a_power_bi_report_fails_before_sending() {
     );
     assert!(requests_to(&rig.sim, "POST", "/ExportTo").is_empty());
 }
+
+#[tokio::test]
+async fn a_timed_out_export_says_it_cannot_be_cancelled() {
+    use pbibatch::executor::{Cancel, CancelReason};
+    let rig =
+        rig("workspaces:\n  Admin:\n    reports:\n      R: {never_ends: true, retry_after: 0}\n")
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = Cancel::new();
+    let s = step(
+        "pdf",
+        report("Admin", "R", ExportFormat::Pdf, dir.path().join("r.pdf")),
+    );
+    let (ran, ()) = tokio::join!(
+        crate::exec_support::run_step_with(
+            &rig,
+            s,
+            crate::exec_support::AttemptOptions {
+                cancel: Some(cancel.clone()),
+                ..Default::default()
+            }
+        ),
+        async {
+            for _ in 0..600 {
+                if !requests_to(&rig.sim, "GET", "/exports/").is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            cancel.cancel(CancelReason::Timeout);
+        }
+    );
+    let err = ran.error();
+    assert!(
+        err.contains("timed out; the API cannot cancel this export"),
+        "{err}"
+    );
+    assert!(leftovers(dir.path()).is_empty());
+}
