@@ -1,6 +1,6 @@
 //! One function per subcommand: wires the stages together and returns the exit code.
 
-use crate::cli::{Cli, Command, LogFormat, SimCommand};
+use crate::cli::{AuthCommand, Cli, Command, LogFormat, SimCommand};
 use crate::error::{Error, exit};
 
 /// Sets up tracing on stderr: `-q` errors only, default warnings, `-v` info... `RUST_LOG`
@@ -45,9 +45,23 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             clap_complete::generate(shell, &mut cmd, "pbibatch", &mut std::io::stdout());
             Ok(exit::OK)
         }
+        Command::History(args) => crate::store::history_command(&args),
+        Command::Show(args) => crate::store::show_command(&args),
         Command::Sim(SimCommand::Serve { addr, profile }) => {
             crate::sim::serve_cli(&addr, profile.as_deref())
         }
+        Command::Discover(args) => crate::discover::command(args),
+        Command::Auth(AuthCommand::Check {
+            connection,
+            job,
+            simulate,
+            sim_profile,
+        }) => crate::discover::auth::command(
+            connection.as_deref(),
+            job.as_deref(),
+            simulate,
+            sim_profile.as_deref(),
+        ),
         _ => Err(Error::Other("this command is not available yet".into())),
     }
 }

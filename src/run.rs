@@ -70,9 +70,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;
         let sim = start_simulator(&resolved, args.sim_profile.as_deref()).await?;
-        let base = url::Url::parse(&sim.base_url())
-            .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
-        let config = ClientConfig::for_cloud(Default::default()).with_single_base(&base);
+        let config = simulator_config(&sim)?;
         tracing::info!(base = %sim.base_url(), "simulator started");
         (point_at_simulator(resolved, &sim), config, Some(sim))
     } else {
@@ -350,12 +348,24 @@ fn point_at_simulator(mut job: Job, sim: &SimServer) -> Job {
     }
     for conn in job.connections.values_mut() {
         if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
-            conn.credentials = Credentials::ClientSecret {
-                tenant_id: sim.tenant_id(),
-                client_id: sim.client_id(),
-                client_secret: Secret::new(sim.client_secret()),
-            };
+            conn.credentials = simulator_credentials(sim);
         }
     }
     job
+}
+
+/// A client configuration that sends every call (Power BI, Fabric, Entra, IMDS) to `sim`.
+pub fn simulator_config(sim: &SimServer) -> Result<ClientConfig, Error> {
+    let base = url::Url::parse(&sim.base_url())
+        .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
+    Ok(ClientConfig::for_cloud(Default::default()).with_single_base(&base))
+}
+
+/// The client credentials `sim` accepts.
+pub fn simulator_credentials(sim: &SimServer) -> Credentials {
+    Credentials::ClientSecret {
+        tenant_id: sim.tenant_id(),
+        client_id: sim.client_id(),
+        client_secret: Secret::new(sim.client_secret()),
+    }
 }

@@ -62,6 +62,9 @@ pub struct Profile {
     /// Dataflow Gen2 job endpoints refuse service-principal and managed-identity tokens with
     /// 403 `InsufficientPrivileges`, as the Fabric spec documents.
     pub gen2_user_token_only: bool,
+    /// `ExportTo` answers 307 (to the same URL with `preferClientRouting=true`) unless the
+    /// call already asks for client routing, as a non-home cluster does.
+    pub redirect_exports: bool,
     /// The most requests kept for `/_sim/requests` (the oldest are forgotten first).
     pub max_recorded_requests: usize,
     /// The credentials the token endpoints accept.
@@ -89,6 +92,7 @@ impl Default for Profile {
             page_size: 100,
             strict_audience: true,
             gen2_user_token_only: false,
+            redirect_exports: false,
             max_recorded_requests: 100_000,
             credentials: Credentials::default(),
             defaults: Knobs::default(),
@@ -497,6 +501,16 @@ mod tests {
         p.provision(&Provision {
             workspaces: vec![WorkspaceWants {
                 name: guid.into(),
+                ..WorkspaceWants::default()
+            }],
+            ..Provision::default()
+        });
+        assert_eq!(before, p);
+        // Names match regardless of case, like Power BI's.
+        p.provision(&Provision {
+            workspaces: vec![WorkspaceWants {
+                name: "ws".into(),
+                datasets: vec!["a".into()],
                 ..WorkspaceWants::default()
             }],
             ..Provision::default()

@@ -39,6 +39,11 @@ fn find_key<T>(
     if map.contains_key(wanted) {
         return Some(wanted.to_string());
     }
+    // Power BI names are unique regardless of case (`$filter` compares that way too).
+    let lower = wanted.to_lowercase();
+    if let Some(name) = map.keys().find(|k| k.to_lowercase() == lower) {
+        return Some(name.clone());
+    }
     let guid = uuid::Uuid::parse_str(wanted).ok()?;
     map.iter()
         .find(|(name, spec)| {

@@ -37,6 +37,7 @@ pub(crate) struct Config {
     pub page_size: usize,
     pub strict_audience: bool,
     pub gen2_user_token_only: bool,
+    pub redirect_exports: bool,
     pub max_recorded_requests: usize,
     pub seed: u64,
 }

@@ -285,10 +285,18 @@ pub(crate) enum Audience {
 
 impl Audience {
     /// The audience of a resource URI (`https://analysis.windows.net/powerbi/api`).
+    /// Sovereign clouds' resources count as the same API: the simulator stands in for
+    /// every cloud.
     pub fn from_resource(resource: &str) -> Option<Audience> {
         match resource.trim_end_matches('/') {
-            "https://analysis.windows.net/powerbi/api" => Some(Audience::PowerBi),
-            "https://api.fabric.microsoft.com" => Some(Audience::Fabric),
+            "https://analysis.windows.net/powerbi/api"
+            | "https://analysis.usgovcloudapi.net/powerbi/api"
+            | "https://high.analysis.usgovcloudapi.net/powerbi/api"
+            | "https://mil.analysis.usgovcloudapi.net/powerbi/api"
+            | "https://analysis.chinacloudapi.cn/powerbi/api" => Some(Audience::PowerBi),
+            "https://api.fabric.microsoft.com"
+            | "https://api.fabric.microsoft.us"
+            | "https://api.fabric.microsoft.cn" => Some(Audience::Fabric),
             "https://service.flow.microsoft.com" => Some(Audience::Flow),
             _ => None,
         }
