@@ -126,7 +126,7 @@ pub struct ReportPaths {
     pub junit: Option<PathBuf>,
     /// `--summary`: Markdown.
     pub summary: Option<PathBuf>,
-    /// `GITHUB_STEP_SUMMARY`: the Markdown summary is appended there too.
+    /// `GITHUB_STEP_SUMMARY`: with `--summary`, the Markdown is appended there too.
     pub github_step_summary: Option<PathBuf>,
 }
 
@@ -186,7 +186,7 @@ impl ReportPaths {
                         .any(|e| matches!(e, ReportError::Io { path: p, .. } if p == path))
             })
             .collect();
-        if (self.summary.is_some() || self.github_step_summary.is_some())
+        if self.summary.is_some()
             && let Err(e) = markdown::write(
                 report,
                 &files,
