@@ -1,6 +1,9 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
+mod auth_cli;
 mod common;
+mod discover_cli;
+mod discover_lib;
 mod engine_run;
 mod job_files;
 mod reporter;
