@@ -9,7 +9,7 @@ use pbibatch::powerbi::{ClientConfig, PowerBiClient};
 use pbibatch::secret::Secret;
 use pbibatch::sim::SimServer;
 
-use crate::sim_support::start;
+use crate::sim_support::{PBI_SCOPE, start};
 
 fn client(sim: &SimServer) -> PowerBiClient {
     let base = url::Url::parse(&sim.base_url()).unwrap();
@@ -135,4 +135,37 @@ steps:
         "{text:#?}"
     );
     assert_eq!(findings.len(), 2, "{text:#?}");
+}
+
+#[tokio::test]
+async fn a_fabric_refusal_is_a_note_not_a_failure() {
+    let sim = start("workspaces:\n  A:\n    datasets: { M: {} }\n").await;
+    let base = url::Url::parse(&sim.base_url()).unwrap();
+    let cfg = ClientConfig::for_cloud(Cloud::Public).with_single_base(&base);
+    // A Power BI token only: Fabric answers 401 (strict audience).
+    let conn = Connection {
+        name: "default".into(),
+        cloud: Cloud::Public,
+        credentials: Credentials::AccessToken {
+            access_token: Secret::new(sim.user_token(PBI_SCOPE).unwrap()),
+        },
+    };
+    let c = PowerBiClient::new(cfg, IndexMap::from([("default".to_string(), conn)])).unwrap();
+    let estate = discover(&c, "default", &DiscoverOptions::default())
+        .await
+        .unwrap();
+    let ws = &estate.workspaces[0];
+    assert_eq!(ws.datasets.len(), 1);
+    assert!(ws.fabric_items.is_empty());
+    assert_eq!(ws.notes.len(), 1, "{:?}", ws.notes);
+    assert!(
+        ws.notes[0].starts_with("Fabric items not listed"),
+        "{:?}",
+        ws.notes
+    );
+    let table = pbibatch::discover::render::table(&estate);
+    assert!(
+        table.contains("note: A: Fabric items not listed"),
+        "{table}"
+    );
 }
