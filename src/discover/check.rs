@@ -339,11 +339,12 @@ async fn live_estate(target: &Target, job: &Job) -> Result<Estate, (String, Clie
             }
         }
         if let (Some(all), Some(more)) = (estate.lineage.as_mut(), part.lineage) {
-            for e in more {
-                if !all.contains(&e) {
-                    all.push(e);
-                }
-            }
+            let mut seen: HashSet<(NodeKey, NodeKey)> =
+                all.iter().map(|e| (e.from.key(), e.to.key())).collect();
+            all.extend(
+                more.into_iter()
+                    .filter(|e| seen.insert((e.from.key(), e.to.key()))),
+            );
         }
     }
     Ok(estate)

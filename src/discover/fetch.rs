@@ -1,10 +1,10 @@
 //! Reads the estate from Power BI and Fabric: only GETs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::lineage::{Edge, Node, NodeKind};
+use super::lineage::{Edge, Node, NodeKey, NodeKind};
 use super::{Dataflow, Dataset, DiscoverError, Estate, FabricItem, Report, Workspace};
 use crate::powerbi::api::{DatasetDataflowLink, Group, UpstreamDataflow};
 use crate::powerbi::resolve::near_matches;
@@ -288,8 +288,10 @@ async fn lineage(
     let mut notes: Vec<(usize, String)> = Vec::new();
     {
         let names = Names::new(estate, groups);
+        // A set beside the list: large estates have thousands of edges.
+        let mut seen: HashSet<(NodeKey, NodeKey)> = HashSet::new();
         let mut push = |e: Edge| {
-            if !edges.contains(&e) {
+            if seen.insert((e.from.key(), e.to.key())) {
                 edges.push(e);
             }
         };
