@@ -259,6 +259,39 @@ fn lineage_warns_about_a_missing_and_an_extra_edge() {
         ),
         "{stdout}"
     );
+
+    // The same findings as JSON diagnostics, and a human summary on stderr.
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &[
+            "validate",
+            "--lineage",
+            "--simulate",
+            "--format",
+            "json",
+            "job.yaml",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let live: Vec<&serde_json::Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["message"].as_str().unwrap().starts_with("live: "))
+        .collect();
+    assert_eq!(live.len(), 2, "{stdout}");
+    assert!(live.iter().all(|d| d["severity"] == "warning"), "{stdout}");
+    let (code, _, stderr) = run(
+        dir.path(),
+        &["validate", "--lineage", "--simulate", "job.yaml"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr
+            .contains("job.yaml: valid (4 steps, 3 warnings); lineage checked against 1 workspace"),
+        "{stderr}"
+    );
 }
 
 #[test]
