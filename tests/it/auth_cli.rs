@@ -9,9 +9,16 @@ use crate::sim_support::{PBI_SCOPE, start};
 /// Runs `auth check` (plus `args`) with `env` in a temp dir, off the async runtime so the
 /// simulator keeps serving.
 async fn auth_check(env: Vec<(&'static str, String)>, args: &[&str]) -> Output {
+    let mut all = vec!["auth", "check"];
+    all.extend_from_slice(args);
+    pbibatch_with(env, &all).await
+}
+
+/// Runs `pbibatch args...` with `env` in a temp dir, off the async runtime.
+async fn pbibatch_with(env: Vec<(&'static str, String)>, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = pbibatch(dir.path());
-    cmd.args(["auth", "check"]).args(args);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -153,4 +160,65 @@ async fn missing_environment_is_bad_input() {
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(stderr.contains("AZURE_CLIENT_SECRET"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_tenant_is_explained() {
+    let sim = start("").await;
+    let mut env = urls(&sim.base_url());
+    env.push(("AZURE_TENANT_ID", "contoso.onmicrosoft.com".to_string()));
+    env.push(("AZURE_CLIENT_ID", sim.client_id()));
+    env.push(("AZURE_CLIENT_SECRET", sim.client_secret()));
+    let out = auth_check(env, &[]).await;
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("AADSTS90002"), "{stdout}");
+    assert!(
+        stdout.contains("what to do: the tenant does not exist"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_reads_credentials_from_a_job() {
+    let sim = start("workspaces:\n  Sales:\n    datasets: { Revenue: {} }\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        "version: 1\nname: j\nconnections:\n  prod: { tenant_id: \"${env.T}\", client_id: \"${env.C}\", client_secret: \"${env.S}\" }\nsteps:\n  m: { type: dataset, workspace: Sales, dataset: Revenue, connection: prod }\n",
+    )
+    .unwrap();
+    let job = job.to_string_lossy().into_owned();
+    let mut env = urls(&sim.base_url());
+    env.push(("T", sim.tenant_id()));
+    env.push(("C", sim.client_id()));
+    env.push(("S", sim.client_secret()));
+    let out = pbibatch_with(
+        env.clone(),
+        &[
+            "discover",
+            "--job",
+            &job,
+            "--connection",
+            "prod",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["workspaces"][0]["datasets"][0]["name"], "Revenue");
+
+    // The live check of the same job, with the same credentials: all there, nothing to say.
+    let out = pbibatch_with(env, &["validate", "--lineage", "--format", "short", &job]).await;
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("live:"), "{stdout}");
+
+    // Without --job there is only `default`.
+    let out = pbibatch_with(Vec::new(), &["discover", "--connection", "prod"]).await;
+    assert_eq!(out.status.code(), Some(2));
 }
