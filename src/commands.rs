@@ -19,7 +19,7 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::reporter::progress::log_writer)
         .with_target(false);
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -45,6 +45,8 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             clap_complete::generate(shell, &mut cmd, "pbibatch", &mut std::io::stdout());
             Ok(exit::OK)
         }
+        Command::History(args) => crate::store::history_command(&args),
+        Command::Show(args) => crate::store::show_command(&args),
         Command::Sim(SimCommand::Serve { addr, profile }) => {
             crate::sim::serve_cli(&addr, profile.as_deref())
         }
@@ -60,6 +62,5 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             simulate,
             sim_profile.as_deref(),
         ),
-        _ => Err(Error::Other("this command is not available yet".into())),
     }
 }

@@ -25,3 +25,4 @@ pub mod reporter;
 pub mod run;
 pub mod secret;
 pub mod sim;
+pub mod store;

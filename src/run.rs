@@ -19,7 +19,8 @@ use crate::job::model::{Credentials, Generation, Job, StepKind};
 use crate::job::{DiagFormat, Diagnostics};
 use crate::plan::Plan;
 use crate::powerbi::{ClientConfig, PowerBiClient};
-use crate::reporter::Reporters;
+use crate::reporter::report::ReportError;
+use crate::reporter::{ReportPaths, Reporters};
 use crate::secret::Secret;
 use crate::sim::{self, DataflowRef, FlowSpec, Profile, Provision, SimServer, WorkspaceWants};
 
@@ -116,7 +117,8 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut reporters = Reporters::new();
     if !quiet() {
-        reporters = reporters.with_lines(Box::new(std::io::stderr()));
+        // Live progress on a terminal, plain log lines elsewhere (Kestra, CI).
+        reporters = reporters.with_stderr(args.progress);
     }
     let reporter_task = reporters.spawn(rx);
 
@@ -133,18 +135,51 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         .await
         .map_err(|e| Error::Other(format!("the reporter task failed: {e}")))?;
 
-    let mut written: Vec<(&str, PathBuf)> = Vec::new();
-    if let Some(path) = &args.report {
-        report
-            .write_json(path)
-            .map_err(|e| Error::Other(format!("failed to write {}: {e}", path.display())))?;
-        written.push(("report", path.clone()));
-    }
+    // Every file comes from the one folded report, so they agree with each other and with
+    // what stderr showed. A file that cannot be written does not stop the others.
+    let paths = ReportPaths::new(
+        args.report.clone(),
+        args.junit.clone(),
+        args.summary.clone(),
+    );
+    let write_errors = paths.write_all(&report);
+    let failed_paths: Vec<PathBuf> = write_errors
+        .iter()
+        .filter_map(|e| match e {
+            ReportError::Io { path, .. } => Some(path.clone()),
+            ReportError::Json(_) => args.report.clone(),
+        })
+        .collect();
+    let written: Vec<(&str, PathBuf)> = paths
+        .files()
+        .into_iter()
+        .filter(|(_, p)| !failed_paths.iter().any(|f| f == p))
+        .map(|(k, p)| (k, p.to_path_buf()))
+        .collect();
     if !quiet() {
         eprint!("{}", crate::reporter::summary::render(&report, &written));
     }
+    if args.kestra {
+        let files: Vec<(&str, &Path)> = written.iter().map(|(k, p)| (*k, p.as_path())).collect();
+        print!("{}", crate::reporter::kestra::render(&report, &files));
+    }
     if let Some(sim) = sim {
         sim.shutdown().await;
+    }
+    let messages: Vec<String> = write_errors.iter().map(|e| e.to_string()).collect();
+    if !messages.is_empty() {
+        // A run that failed or was interrupted keeps its own exit code; a run that succeeded
+        // but could not leave its reports is an error of configuration (exit 2).
+        if status == RunStatus::Succeeded {
+            return Err(Error::Other(format!(
+                "failed to write the reports: {}",
+                messages.join("; ")
+            )));
+        }
+        eprintln!(
+            "error: failed to write the reports: {}",
+            messages.join("; ")
+        );
     }
 
     Ok(match status {
