@@ -1,7 +1,10 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
+mod auth_cli;
 mod client_http;
 mod common;
+mod discover_cli;
+mod discover_lib;
 mod engine_run;
 mod exec_dataflow;
 mod exec_dataset;
