@@ -1,7 +1,9 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod common;
+mod docs;
 mod engine_run;
+mod export_kestra;
 mod job_files;
 mod reporter;
 mod run_cli;
@@ -15,3 +17,4 @@ mod sim_knobs;
 mod sim_powerbi;
 mod sim_profile_schema;
 mod sim_support;
+mod vscode;
