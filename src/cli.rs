@@ -171,6 +171,12 @@ pub struct ValidateArgs {
     /// Also compare declared dependencies with the live lineage (needs credentials).
     #[arg(long)]
     pub lineage: bool,
+    /// With --lineage: check against the built-in simulator's demo estate (or --sim-profile).
+    #[arg(long, requires = "lineage")]
+    pub simulate: bool,
+    /// Simulator profile (YAML) for --simulate.
+    #[arg(long, value_name = "FILE", requires = "simulate")]
+    pub sim_profile: Option<PathBuf>,
     /// Override a job variable (repeatable).
     #[arg(long = "var", value_name = "K=V")]
     pub vars: Vec<String>,
@@ -231,6 +237,12 @@ pub struct DiscoverArgs {
     /// Discover the built-in simulator's estate.
     #[arg(long)]
     pub simulate: bool,
+    /// Simulator profile (YAML) for --simulate instead of the built-in demo estate.
+    #[arg(long, value_name = "FILE", requires = "simulate")]
+    pub sim_profile: Option<PathBuf>,
+    /// With --job: the connection to discover with (default `default`).
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +277,12 @@ pub enum AuthCommand {
         /// Job file whose `connections:` to check.
         #[arg(long, value_name = "JOB")]
         job: Option<PathBuf>,
+        /// Check against the built-in simulator (its credentials; nothing leaves loopback).
+        #[arg(long)]
+        simulate: bool,
+        /// Simulator profile (YAML) for --simulate.
+        #[arg(long, value_name = "FILE", requires = "simulate")]
+        sim_profile: Option<PathBuf>,
     },
 }
 

@@ -1,6 +1,6 @@
 //! One function per subcommand: wires the stages together and returns the exit code.
 
-use crate::cli::{Cli, Command, LogFormat, SimCommand};
+use crate::cli::{AuthCommand, Cli, Command, LogFormat, SimCommand};
 use crate::error::{Error, exit};
 
 /// Sets up tracing on stderr: `-q` errors only, default warnings, `-v` info... `RUST_LOG`
@@ -19,7 +19,7 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::reporter::progress::log_writer)
         .with_target(false);
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -48,9 +48,22 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Export(crate::cli::ExportCommand::Kestra(args)) => {
             crate::export::kestra_command(&args)
         }
+        Command::History(args) => crate::store::history_command(&args),
+        Command::Show(args) => crate::store::show_command(&args),
         Command::Sim(SimCommand::Serve { addr, profile }) => {
             crate::sim::serve_cli(&addr, profile.as_deref())
         }
-        _ => Err(Error::Other("this command is not available yet".into())),
+        Command::Discover(args) => crate::discover::command(args),
+        Command::Auth(AuthCommand::Check {
+            connection,
+            job,
+            simulate,
+            sim_profile,
+        }) => crate::discover::auth::command(
+            connection.as_deref(),
+            job.as_deref(),
+            simulate,
+            sim_profile.as_deref(),
+        ),
     }
 }

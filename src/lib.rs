@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod discover;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -25,3 +26,4 @@ pub mod reporter;
 pub mod run;
 pub mod secret;
 pub mod sim;
+pub mod store;

@@ -19,7 +19,8 @@ use crate::job::model::{Credentials, Generation, Job, StepKind};
 use crate::job::{DiagFormat, Diagnostics};
 use crate::plan::Plan;
 use crate::powerbi::{ClientConfig, PowerBiClient};
-use crate::reporter::Reporters;
+use crate::reporter::report::ReportError;
+use crate::reporter::{ReportPaths, Reporters};
 use crate::secret::Secret;
 use crate::sim::{self, DataflowRef, FlowSpec, Profile, Provision, SimServer, WorkspaceWants};
 
@@ -77,9 +78,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;
         let sim = start_simulator(&resolved, args.sim_profile.as_deref()).await?;
-        let base = url::Url::parse(&sim.base_url())
-            .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
-        let config = ClientConfig::for_cloud(Default::default()).with_single_base(&base);
+        let config = simulator_config(&sim)?;
         tracing::info!(base = %sim.base_url(), "simulator started");
         (point_at_simulator(resolved, &sim), config, Some(sim))
     } else {
@@ -126,7 +125,8 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut reporters = Reporters::new();
     if !quiet() {
-        reporters = reporters.with_lines(Box::new(std::io::stderr()));
+        // Live progress on a terminal, plain log lines elsewhere (Kestra, CI).
+        reporters = reporters.with_stderr(args.progress);
     }
     let reporter_task = reporters.spawn(rx);
 
@@ -143,18 +143,51 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         .await
         .map_err(|e| Error::Other(format!("the reporter task failed: {e}")))?;
 
-    let mut written: Vec<(&str, PathBuf)> = Vec::new();
-    if let Some(path) = &args.report {
-        report
-            .write_json(path)
-            .map_err(|e| Error::Other(format!("failed to write {}: {e}", path.display())))?;
-        written.push(("report", path.clone()));
-    }
+    // Every file comes from the one folded report, so they agree with each other and with
+    // what stderr showed. A file that cannot be written does not stop the others.
+    let paths = ReportPaths::new(
+        args.report.clone(),
+        args.junit.clone(),
+        args.summary.clone(),
+    );
+    let write_errors = paths.write_all(&report);
+    let failed_paths: Vec<PathBuf> = write_errors
+        .iter()
+        .filter_map(|e| match e {
+            ReportError::Io { path, .. } => Some(path.clone()),
+            ReportError::Json(_) => args.report.clone(),
+        })
+        .collect();
+    let written: Vec<(&str, PathBuf)> = paths
+        .files()
+        .into_iter()
+        .filter(|(_, p)| !failed_paths.iter().any(|f| f == p))
+        .map(|(k, p)| (k, p.to_path_buf()))
+        .collect();
     if !quiet() {
         eprint!("{}", crate::reporter::summary::render(&report, &written));
     }
+    if args.kestra {
+        let files: Vec<(&str, &Path)> = written.iter().map(|(k, p)| (*k, p.as_path())).collect();
+        print!("{}", crate::reporter::kestra::render(&report, &files));
+    }
     if let Some(sim) = sim {
         sim.shutdown().await;
+    }
+    let messages: Vec<String> = write_errors.iter().map(|e| e.to_string()).collect();
+    if !messages.is_empty() {
+        // A run that failed or was interrupted keeps its own exit code; a run that succeeded
+        // but could not leave its reports is an error of configuration (exit 2).
+        if status == RunStatus::Succeeded {
+            return Err(Error::Other(format!(
+                "failed to write the reports: {}",
+                messages.join("; ")
+            )));
+        }
+        eprintln!(
+            "error: failed to write the reports: {}",
+            messages.join("; ")
+        );
     }
 
     Ok(match status {
@@ -323,12 +356,24 @@ fn point_at_simulator(mut job: Job, sim: &SimServer) -> Job {
     }
     for conn in job.connections.values_mut() {
         if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
-            conn.credentials = Credentials::ClientSecret {
-                tenant_id: sim.tenant_id(),
-                client_id: sim.client_id(),
-                client_secret: Secret::new(sim.client_secret()),
-            };
+            conn.credentials = simulator_credentials(sim);
         }
     }
     job
+}
+
+/// A client configuration that sends every call (Power BI, Fabric, Entra, IMDS) to `sim`.
+pub fn simulator_config(sim: &SimServer) -> Result<ClientConfig, Error> {
+    let base = url::Url::parse(&sim.base_url())
+        .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
+    Ok(ClientConfig::for_cloud(Default::default()).with_single_base(&base))
+}
+
+/// The client credentials `sim` accepts.
+pub fn simulator_credentials(sim: &SimServer) -> Credentials {
+    Credentials::ClientSecret {
+        tenant_id: sim.tenant_id(),
+        client_id: sim.client_id(),
+        client_secret: Secret::new(sim.client_secret()),
+    }
 }

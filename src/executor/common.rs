@@ -284,7 +284,7 @@ pub(crate) fn skipped_fresh(end: DateTime<Utc>, window: Duration) -> AttemptOutc
 /// How long to wait for a triggered refresh to show up in history / transactions before
 /// calling it silently dropped.
 pub(crate) fn appear_wait(poll_interval: Duration) -> Duration {
-    (poll_interval * 4).clamp(Duration::from_secs(30), Duration::from_secs(300))
+    (poll_interval * 4).clamp(Duration::from_secs(10), Duration::from_secs(300))
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@ use std::sync::Arc;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
 
+/// Most problems rendered with snippets (each snippet scans the text, so thousands of them
+/// would be slow and unreadable anyway).
+const HUMAN_LIMIT: usize = 50;
+
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -271,7 +275,15 @@ impl Diagnostics {
             Arc::clone(&self.source)
         };
         let mut out = String::new();
-        for d in &self.items {
+        for (i, d) in self.items.iter().enumerate() {
+            if i == HUMAN_LIMIT {
+                out.push_str(&format!(
+                    "{}: {} more problems not shown (use --format short to list them all)\n",
+                    self.path,
+                    self.items.len() - HUMAN_LIMIT
+                ));
+                break;
+            }
             let report = Rendered {
                 diag: d,
                 source: NamedSource::new(&self.path, Arc::clone(&source)),

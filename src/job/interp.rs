@@ -38,10 +38,10 @@ pub struct RefError {
     pub message: String,
 }
 
-/// `${run.FIELD}` fields a webhook body may use.
-pub const RUN_FIELDS: &[&str] = &["id", "job", "status", "summary", "started_at"];
+/// `${run.FIELD}` fields a webhook body may use (what the webhook executor fills in).
+pub const RUN_FIELDS: &[&str] = &["id", "job", "status", "summary"];
 /// `${steps.ID.FIELD}` fields a webhook body may use.
-pub const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs"];
+pub const STEP_FIELDS: &[&str] = &["status"];
 
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();

@@ -98,7 +98,9 @@ pub struct RawJob {
     /// Named limits (1..=10000); a step joins one with `pool:`.
     pub pools: Option<IndexMap<Sp<String>, Sp<i64>>>,
     /// Steps: step id -> step. Order is kept. Ids match `[A-Za-z_][A-Za-z0-9_-]*`.
-    pub steps: Sp<IndexMap<Sp<String>, Sp<RawStep>>>,
+    // Boxed: a step is a few KB of optional spanned fields; moving it on every map growth
+    // cost more than parsing it (10,000-step files).
+    pub steps: Sp<IndexMap<Sp<String>, Box<Sp<RawStep>>>>,
 }
 
 /// `connections.<name>`.

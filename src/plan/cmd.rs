@@ -30,10 +30,7 @@ fn write_stdout(text: &str) -> Result<(), Error> {
 /// otherwise. Human diagnostics go to stderr; `short` and `json` to stdout.
 pub fn validate(args: &ValidateArgs) -> Result<u8, Error> {
     if args.lineage {
-        return Err(Error::Invalid(
-            "`validate --lineage` needs the discover commands, which this build does not have"
-                .into(),
-        ));
+        return crate::discover::validate_lineage(args);
     }
     let overrides =
         job::parse_var_overrides(&args.vars).map_err(|e| Error::Invalid(e.to_string()))?;

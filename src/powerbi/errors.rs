@@ -98,7 +98,11 @@ impl ClientError {
             return false;
         }
         let text = format!("{} {}", code.as_deref().unwrap_or(""), message).to_ascii_lowercase();
-        text.contains("already running")
+        let already = text.contains("already")
+            && (text.contains("running")
+                || text.contains("executing")
+                || text.contains("progress"));
+        already
             || text.contains("alreadyrunning")
             || text.contains("in progress")
             || text.contains("inprogress")
@@ -213,7 +217,15 @@ fn parse_entra(v: &Value, error: &str) -> ErrorInfo {
         .and_then(Value::as_u64);
     // The description's first line holds "AADSTSnnnn: text"; the rest is trace ids.
     let description = str_field(v, "error_description")
-        .map(|d| d.lines().next().unwrap_or("").trim().to_string())
+        .map(|d| {
+            let first = d.lines().next().unwrap_or("");
+            first
+                .split("Trace ID:")
+                .next()
+                .unwrap_or(first)
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default();
     let hint = match first_code {
         Some(7000215) => Some("invalid client secret: use the secret's value, not its id"),
@@ -362,5 +374,16 @@ mod tests {
             url: "u".into(),
         };
         assert!(!e.is_already_running());
+        let e = ClientError::Api {
+            status: 400,
+            code: Some("InvalidRequest".into()),
+            message:
+                "Invalid dataset refresh request. Another refresh request is already executing"
+                    .into(),
+            retry_after: None,
+            method: "POST".into(),
+            url: "u".into(),
+        };
+        assert!(e.is_already_running());
     }
 }

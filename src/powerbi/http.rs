@@ -38,8 +38,8 @@ pub enum RetryMode {
     /// Reads, cancels, downloads: re-send on any transient fault.
     Idempotent,
     /// Triggers: re-send only when the service surely did not act on it (connect errors,
-    /// 429). A 5xx or a dropped connection is returned to the caller, which must check
-    /// whether the work started before triggering again.
+    /// 429, 503 with `Retry-After`). Another 5xx or a dropped connection is returned to the
+    /// caller, which must check whether the work started before triggering again.
     NotIdempotent,
 }
 
@@ -118,7 +118,12 @@ impl Http {
             let delay = match self.send_following_redirects(req).await {
                 Ok(resp) => {
                     let status = resp.status();
-                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                    // 429, and 503 with a Retry-After, say the service did not take the
+                    // request and asks for it again later: safe to re-send even a trigger.
+                    let refused = status == StatusCode::TOO_MANY_REQUESTS
+                        || (status == StatusCode::SERVICE_UNAVAILABLE
+                            && resp.headers().contains_key(reqwest::header::RETRY_AFTER));
+                    let retryable = refused
                         || (status.is_server_error()
                             && status != StatusCode::NOT_IMPLEMENTED
                             && req.retry == RetryMode::Idempotent);

@@ -4,24 +4,35 @@
 //! - [`report`]: the `--report` JSON ([`report::RunReport`]).
 //! - [`lines`]: plain log lines, one per state change (stderr when not a terminal).
 //! - [`summary`]: the final summary table.
+//! - [`progress`]: the live display on a terminal (instead of [`lines`]).
+//! - [`junit`], [`markdown`], [`kestra`]: `--junit`, `--summary`, `--kestra`, rendered from the
+//!   folded report at the end ([`ReportPaths::write_all`], [`kestra::render`]).
 //! - [`Reporters`]: drains the event channel and feeds every enabled reporter.
 
+pub mod junit;
+pub mod kestra;
 pub mod lines;
+pub mod markdown;
+pub mod progress;
 pub mod report;
 pub mod summary;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
+use crate::cli::ProgressMode;
 use crate::event::RunEvent;
 use lines::LineReporter;
-use report::{ReportBuilder, RunReport};
+use progress::ProgressReporter;
+use report::{ReportBuilder, ReportError, RunReport};
 
 /// The reporters of one run, fed from the engine's event channel.
 pub struct Reporters {
     report: ReportBuilder,
     lines: Option<LineReporter<Box<dyn Write + Send>>>,
+    progress: Option<ProgressReporter>,
 }
 
 impl Default for Reporters {
@@ -36,7 +47,25 @@ impl Reporters {
         Reporters {
             report: ReportBuilder::default(),
             lines: None,
+            progress: None,
         }
+    }
+
+    /// What stderr shows during the run: the live display when [`progress::enabled`] says so
+    /// for `mode` (stderr a terminal), else plain log lines.
+    pub fn with_stderr(self, mode: ProgressMode) -> Self {
+        let term = std::env::var("TERM").ok();
+        if progress::enabled(mode, std::io::stderr().is_terminal(), term.as_deref()) {
+            self.with_progress(ProgressReporter::stderr())
+        } else {
+            self.with_lines(Box::new(std::io::stderr()))
+        }
+    }
+
+    /// Adds the live display.
+    pub fn with_progress(mut self, progress: ProgressReporter) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Adds plain log lines written to `out` (e.g. `Box::new(std::io::stderr())`).
@@ -54,6 +83,9 @@ impl Reporters {
         {
             self.lines = None;
         }
+        if let Some(progress) = &mut self.progress {
+            progress.apply(event);
+        }
     }
 
     /// The report as the events so far make it (see [`ReportBuilder::finish`]).
@@ -70,6 +102,9 @@ impl Reporters {
         if let Some(lines) = &mut self.lines {
             let _ = lines.flush();
         }
+        if let Some(progress) = &mut self.progress {
+            progress.finish();
+        }
         self.report()
     }
 
@@ -79,6 +114,89 @@ impl Reporters {
         events: mpsc::UnboundedReceiver<RunEvent>,
     ) -> tokio::task::JoinHandle<RunReport> {
         tokio::spawn(self.drain(events))
+    }
+}
+
+/// Where the end-of-run files go. Relative paths resolve against the current directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportPaths {
+    /// `--report`: the JSON run report.
+    pub report: Option<PathBuf>,
+    /// `--junit`: JUnit XML.
+    pub junit: Option<PathBuf>,
+    /// `--summary`: Markdown.
+    pub summary: Option<PathBuf>,
+    /// `GITHUB_STEP_SUMMARY`: the Markdown summary is appended there too.
+    pub github_step_summary: Option<PathBuf>,
+}
+
+impl ReportPaths {
+    /// The paths from the command line, plus `GITHUB_STEP_SUMMARY` when it is set and not
+    /// empty.
+    pub fn new(report: Option<PathBuf>, junit: Option<PathBuf>, summary: Option<PathBuf>) -> Self {
+        ReportPaths {
+            report,
+            junit,
+            summary,
+            github_step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+
+    /// The files that will be written, as `(kind, path)`: `report`, `junit`, `summary`.
+    pub fn files(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("report", &self.report),
+            ("junit", &self.junit),
+            ("summary", &self.summary),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.as_deref().map(|p| (k, p)))
+        .collect()
+    }
+
+    /// Writes every requested file from the one report, each atomically. A file that cannot
+    /// be written does not stop the others; the errors come back in order.
+    pub fn write_all(&self, report: &RunReport) -> Vec<ReportError> {
+        let mut errors = Vec::new();
+        if let Some(path) = &self.report
+            && let Err(e) = report.write_json(path)
+        {
+            errors.push(e);
+        }
+        if let Some(path) = &self.junit {
+            match junit::write(report, path) {
+                Ok(()) => {}
+                Err(junit::JunitError::Write(e)) => errors.push(e),
+                Err(junit::JunitError::Serialize(e)) => errors.push(ReportError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+            }
+        }
+        // The Markdown is written last and names only the files that were written.
+        let files: Vec<(&str, &Path)> = self
+            .files()
+            .into_iter()
+            .filter(|(kind, path)| {
+                *kind == "summary"
+                    || !errors
+                        .iter()
+                        .any(|e| matches!(e, ReportError::Io { path: p, .. } if p == path))
+            })
+            .collect();
+        if (self.summary.is_some() || self.github_step_summary.is_some())
+            && let Err(e) = markdown::write(
+                report,
+                &files,
+                self.summary.as_deref(),
+                self.github_step_summary.as_deref(),
+            )
+        {
+            errors.push(e);
+        }
+        errors
     }
 }
 

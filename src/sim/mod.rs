@@ -101,6 +101,7 @@ pub async fn start(profile: Profile, addr: SocketAddr) -> Result<SimServer, SimE
         page_size: profile.page_size.max(1),
         strict_audience: profile.strict_audience,
         gen2_user_token_only: profile.gen2_user_token_only,
+        redirect_exports: profile.redirect_exports,
         max_recorded_requests: profile.max_recorded_requests,
         seed: profile.seed,
     };
@@ -228,7 +229,7 @@ impl SimServer {
         self.sim.requests()
     }
 
-    /// The ids the simulator gave a workspace and its item (by names), for tests:
+    /// The ids the simulator gave a workspace and its first item of that name, for tests:
     /// `(workspace_id, item_id)`; `item` may be empty for the workspace alone.
     pub fn ids(&self, workspace: &str, item: &str) -> Option<(String, String)> {
         let world = self.sim.lock();
@@ -242,6 +243,19 @@ impl SimServer {
             .iter()
             .find(|i| i.workspace == ws && i.name == item)?;
         Some((ws_id, it.id.to_string()))
+    }
+
+    /// The GUID of an item by kind (`dataset`, `dataflow`, `fabric_dataflow`, `report`,
+    /// `item`, as in [`resource_key`]), workspace name and item name; unlike
+    /// [`SimServer::ids`] it tells a report from the dataset of the same name.
+    pub fn item_id(&self, kind: &str, workspace: &str, name: &str) -> Option<String> {
+        let key = resource_key(kind, workspace, name);
+        let world = self.sim.lock();
+        world
+            .items
+            .iter()
+            .find(|i| i.counter_key == key)
+            .map(|i| i.id.to_string())
     }
 
     /// Stops accepting, closes connections and waits for the server task.

@@ -238,6 +238,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "a `dataset` step needs `dataset`",
     ),
     ("missing_top_field", "2:1", "missing field `name`"),
+    ("options_mix", "1:10", "unsupported job file version 2"),
     (
         "notify_with_refresh",
         "8:13",

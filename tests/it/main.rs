@@ -1,10 +1,18 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
+mod client_http;
 mod common;
 mod docs;
 mod engine_run;
+mod exec_dataflow;
+mod exec_dataset;
+mod exec_flow;
+mod exec_report;
+mod exec_support;
 mod export_kestra;
 mod job_files;
+mod report_outputs;
+mod report_run;
 mod reporter;
 mod run_cli;
 mod sim_cli;
@@ -17,4 +25,11 @@ mod sim_knobs;
 mod sim_powerbi;
 mod sim_profile_schema;
 mod sim_support;
+mod store_cli;
+mod store_engine;
+mod store_lock;
+mod store_recorder;
+mod store_resume;
+mod store_schema;
+mod store_support;
 mod vscode;

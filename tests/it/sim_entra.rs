@@ -318,3 +318,31 @@ async fn missing_and_wrong_audience_tokens_are_refused() {
     .await;
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test]
+async fn sovereign_cloud_scopes_are_accepted() {
+    let sim = start("workspaces:\n  WS: {}\n").await;
+    for (scope, path) in [
+        (
+            "https://analysis.usgovcloudapi.net/powerbi/api/.default",
+            "/v1.0/myorg/groups",
+        ),
+        (
+            "https://analysis.chinacloudapi.cn/powerbi/api/.default",
+            "/v1.0/myorg/groups",
+        ),
+        ("https://api.fabric.microsoft.us/.default", "/v1/workspaces"),
+    ] {
+        let t = token(&sim, scope).await;
+        let a = answer(
+            client()
+                .get(format!("{}{path}", sim.base_url()))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{scope}");
+    }
+}

@@ -364,3 +364,46 @@ async fn profile_files_load_and_errors_name_the_file() {
         .to_string();
     assert!(missing.contains("none.yaml"), "{missing}");
 }
+
+#[tokio::test]
+async fn exports_can_redirect_to_client_routing() {
+    let sim = start("redirect_exports: true\ndefaults: { duration: 0s }\nworkspaces:\n  WS:\n    reports: { R: {} }\n").await;
+    let api = Api::new(&sim).await;
+    let (ws, _) = api.ids("WS", "");
+    // The report, not the dataset made for it under the same name.
+    let r = sim.item_id("report", "WS", "R").unwrap();
+    // Without following redirects: the 307 and where it points.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/v1.0/myorg/groups/{ws}/reports/{r}/ExportTo",
+        sim.base_url()
+    );
+    let a = crate::sim_support::answer(
+        raw.post(&url)
+            .bearer_auth(&api.pbi)
+            .json(&json!({"format": "PDF"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 307);
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{url}?preferClientRouting=true").as_str())
+    );
+    assert!(a.header("requestid").is_some());
+    // A client that follows it (same method, body and Authorization) gets the export.
+    let followed = api
+        .pbi(
+            Method::POST,
+            &format!("/groups/{ws}/reports/{r}/ExportTo"),
+            Some(json!({"format": "PDF"})),
+        )
+        .await;
+    assert_eq!(followed.status, 202, "{}", followed.body);
+    assert_eq!(sim.counters().resource("report:WS/R").triggers, 1);
+}

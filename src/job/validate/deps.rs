@@ -14,9 +14,6 @@ use crate::job::raw::RawJob;
 /// entries are removed from the model so later stages never see them.
 pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<StepId, Step>) {
     let ids: Vec<&str> = raw.steps.get().keys().map(|k| k.get().as_str()).collect();
-    let known: HashSet<&str> = ids.iter().copied().collect();
-    // Where each (step, dependency) entry is written, to label a cycle.
-    let mut entry_loc = HashMap::new();
     let mut graph: DiGraph<&str, ()> = DiGraph::new();
     let nodes: HashMap<&str, NodeIndex> = ids.iter().map(|id| (*id, graph.add_node(*id))).collect();
 
@@ -31,9 +28,12 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
                     format!("step `{id}` depends on itself"),
                     "itself",
                 );
-            } else if !known.contains(name) {
-                let help =
-                    did_you_mean(name, ids.iter().copied()).map(|b| format!("did you mean `{b}`?"));
+            } else if !nodes.contains_key(name) {
+                let help = if c.suggestions_left() {
+                    did_you_mean(name, ids.iter().copied()).map(|b| format!("did you mean `{b}`?"))
+                } else {
+                    None
+                };
                 c.error_help(
                     dep.loc(),
                     format!("unknown step `{name}` in `depends_on` of `{id}`"),
@@ -48,7 +48,6 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
                 );
             } else {
                 graph.add_edge(nodes[name], nodes[id], ());
-                entry_loc.insert((id, name), dep.loc());
             }
         }
     }
@@ -56,7 +55,7 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
         let own = step.id.clone();
         let mut seen = HashSet::new();
         step.depends_on
-            .retain(|d| *d != own && known.contains(d.as_str()) && seen.insert(d.clone()));
+            .retain(|d| *d != own && nodes.contains_key(d.as_str()) && seen.insert(d.clone()));
     }
 
     let order: HashMap<NodeIndex, usize> = ids
@@ -86,9 +85,16 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
         // Label the entry that closes the cycle: the first step depends on the last one.
         let first = names[0];
         let last = names[names.len() - 1];
-        if let Some(loc) = entry_loc.get(&(first, last)) {
+        let entry = raw
+            .steps
+            .get()
+            .iter()
+            .find(|(k, _)| k.get() == first)
+            .and_then(|(_, s)| s.get().depends_on.as_ref())
+            .and_then(|d| d.get().iter().find(|dep| dep.get() == last));
+        if let Some(entry) = entry {
             c.error_help(
-                *loc,
+                entry.loc(),
                 format!("dependency cycle: {shown}"),
                 "closes the cycle",
                 Some("remove one of these dependencies".into()),

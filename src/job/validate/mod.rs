@@ -60,9 +60,10 @@ pub fn loc_span(src: &str, loc: Location) -> (usize, usize) {
 /// The closest candidate to a misspelled word, if one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(found: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (found.chars().count() / 3).clamp(1, 3);
+    let len = found.chars().count();
     candidates
-        .filter(|c| *c != found)
-        .map(|c| (strsim::damerau_levenshtein(found, c), c))
+        .filter(|c| *c != found && c.len().abs_diff(len) <= limit * 4)
+        .map(|c| (strsim::osa_distance(found, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -106,6 +107,12 @@ impl<'a> Checker<'a> {
             aliases: IndexMap::new(),
             step_ids: HashSet::new(),
         }
+    }
+
+    /// Did-you-mean hints cost a comparison per candidate; a file with thousands of bad
+    /// references gets hints on the first ones only, so validation stays fast.
+    pub(crate) fn suggestions_left(&self) -> bool {
+        self.errors.items().len() < 100
     }
 
     pub(crate) fn span(&self, loc: Location) -> (usize, usize) {
@@ -202,7 +209,11 @@ impl<'a> Checker<'a> {
                     );
                 }
                 Ref::Step(id, _) if !self.step_ids.contains(id) => {
-                    let help = help_for(id, self.step_ids.iter());
+                    let help = if self.suggestions_left() {
+                        help_for(id, self.step_ids.iter())
+                    } else {
+                        None
+                    };
                     let (off, len) = self.sub_span(loc, token);
                     self.error_at(
                         off,

@@ -1,17 +1,20 @@
 //! Report export to file: ExportTo (202 + Export), status (202 running / 200 done, with
 //! Retry-After; `Failed` with Retry-After means busy), file download (powerbi-api.md 4).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{is_report, item_index};
 use crate::sim::files;
-use crate::sim::http::{Sim, json_response, parse_json_body, pbi_error, pbi_not_found, set_header};
+use crate::sim::http::{
+    Sim, empty, json_response, parse_json_body, pbi_error, pbi_not_found, set_header,
+};
 use crate::sim::state::{ItemKind, Phase, RunKind, World, pbi_time};
 
 const FORMATS: &[&str] = &[
@@ -94,8 +97,26 @@ fn export_json(sim: &Sim, world: &World, run_index: usize, group: &str) -> Value
 pub(super) async fn start(
     State(sim): State<Arc<Sim>>,
     Path((group, report)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
+    // A call that reached a non-home cluster is sent back with client routing (pitfall 20).
+    if sim.cfg.redirect_exports
+        && !q
+            .get("preferClientRouting")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        let mut response = empty(StatusCode::TEMPORARY_REDIRECT);
+        set_header(
+            &mut response,
+            "location",
+            &format!(
+                "{}/v1.0/myorg/groups/{group}/reports/{report}/ExportTo?preferClientRouting=true",
+                sim.cfg.base_url
+            ),
+        );
+        return response;
+    }
     let body = match parse_json_body(&body) {
         Ok(Some(b)) => b,
         Ok(None) => return bad("The request body is required"),

@@ -5,6 +5,8 @@
 //! set once under `defaults:`; a resource's own value wins, then `defaults:`, then the built-in
 //! value (short deterministic durations, every attempt succeeds).
 
+mod items;
+mod provision;
 mod values;
 
 use std::path::Path;
@@ -14,6 +16,11 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use items::{
+    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookSpec, ItemSpec,
+    ReportSpec,
+};
+pub use provision::{Provision, WorkspaceWants};
 pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};
 
 use super::SimError;
@@ -55,6 +62,9 @@ pub struct Profile {
     /// Dataflow Gen2 job endpoints refuse service-principal and managed-identity tokens with
     /// 403 `InsufficientPrivileges`, as the Fabric spec documents.
     pub gen2_user_token_only: bool,
+    /// `ExportTo` answers 307 (to the same URL with `preferClientRouting=true`) unless the
+    /// call already asks for client routing, as a non-home cluster does.
+    pub redirect_exports: bool,
     /// The most requests kept for `/_sim/requests` (the oldest are forgotten first).
     pub max_recorded_requests: usize,
     /// The credentials the token endpoints accept.
@@ -82,6 +92,7 @@ impl Default for Profile {
             page_size: 100,
             strict_audience: true,
             gen2_user_token_only: false,
+            redirect_exports: false,
             max_recorded_requests: 100_000,
             credentials: Credentials::default(),
             defaults: Knobs::default(),
@@ -279,215 +290,6 @@ pub struct WorkspaceSpec {
     pub items: IndexMap<String, ItemSpec>,
 }
 
-/// Declares a struct with the common [`Knobs`] fields plus its own, because serde's `flatten`
-/// would disable `deny_unknown_fields` and blur error messages.
-macro_rules! with_knobs {
-    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-        #[serde(default, deny_unknown_fields)]
-        pub struct $name {
-            $($(#[$fmeta])* pub $field: $ty,)*
-            /// See `Knobs::duration`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub duration: Option<DurationSpec>,
-            /// See `Knobs::outcomes`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub outcomes: Option<Vec<OutcomeSpec>>,
-            /// See `Knobs::running_at_start`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub running_at_start: Option<bool>,
-            /// See `Knobs::running_at_start_by`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub running_at_start_by: Option<StartedBy>,
-            /// See `Knobs::never_ends`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub never_ends: Option<bool>,
-            /// See `Knobs::history_lag`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub history_lag: Option<HumanDuration>,
-            /// See `Knobs::drop_probability`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            #[schemars(range(min = 0.0, max = 1.0))]
-            pub drop_probability: Option<f64>,
-            /// See `Knobs::queue_time`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub queue_time: Option<HumanDuration>,
-            /// See `Knobs::retry_after`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub retry_after: Option<u64>,
-        }
-
-        impl $name {
-            /// The behaviour knobs of this resource.
-            pub fn knobs(&self) -> Knobs {
-                Knobs {
-                    duration: self.duration,
-                    outcomes: self.outcomes.clone(),
-                    running_at_start: self.running_at_start,
-                    running_at_start_by: self.running_at_start_by,
-                    never_ends: self.never_ends,
-                    history_lag: self.history_lag,
-                    drop_probability: self.drop_probability,
-                    queue_time: self.queue_time,
-                    retry_after: self.retry_after,
-                }
-            }
-        }
-    };
-}
-
-with_knobs! {
-    /// A semantic model.
-    pub struct DatasetSpec {
-        /// The GUID; generated from the workspace and name when absent.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        #[schemars(with = "Option<String>")]
-        pub id: Option<uuid::Uuid>,
-        /// Tables reported in execution details when a refresh names no objects.
-        pub tables: Vec<String>,
-        /// Names of Gen1 dataflows this model reads (lineage), in this workspace or elsewhere.
-        pub upstream_dataflows: Vec<String>,
-    }
-}
-
-with_knobs! {
-    /// A Gen1 dataflow.
-    pub struct DataflowSpec {
-        /// The GUID (`objectId`); generated when absent.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        #[schemars(with = "Option<String>")]
-        pub id: Option<uuid::Uuid>,
-        /// Names of Gen1 dataflows this one reads (linked entities).
-        pub upstream_dataflows: Vec<String>,
-    }
-}
-
-with_knobs! {
-    /// A Dataflow Gen2 (Fabric item type `Dataflow`, job type `Execute`).
-    pub struct FabricDataflowSpec {
-        /// The item GUID; generated when absent.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        #[schemars(with = "Option<String>")]
-        pub id: Option<uuid::Uuid>,
-    }
-}
-
-with_knobs! {
-    /// A report; its knobs drive exports.
-    pub struct ReportSpec {
-        /// The GUID; generated when absent.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        #[schemars(with = "Option<String>")]
-        pub id: Option<uuid::Uuid>,
-        /// The dataset it shows (a name in the same workspace); default: the dataset with the
-        /// report's name, else the workspace's first dataset, else one made for it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub dataset: Option<String>,
-        /// A paginated report (`PaginatedReport`, no `datasetId`).
-        pub paginated: bool,
-    }
-}
-
-with_knobs! {
-    /// Another Fabric item that runs jobs (a pipeline, a notebook...).
-    pub struct ItemSpec {
-        /// The item GUID; generated when absent.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        #[schemars(with = "Option<String>")]
-        pub id: Option<uuid::Uuid>,
-        /// The Fabric item type, e.g. `DataPipeline`, `Notebook` (required).
-        #[serde(rename = "type")]
-        pub item_type: String,
-        /// Job types it accepts; default by type (`Pipeline` for pipelines, `RunNotebook` for
-        /// notebooks, `DefaultJob` otherwise).
-        pub job_types: Vec<String>,
-    }
-}
-
-/// A dataflow a flow refreshes when triggered.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DataflowRef {
-    /// Workspace name or GUID.
-    pub workspace: String,
-    /// Gen1 dataflow name or GUID.
-    pub dataflow: String,
-}
-
-/// A Power Automate / Logic Apps "When an HTTP request is received" flow.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct FlowSpec {
-    /// The workflow id in the URL; generated when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The SAS signature the URL must carry; generated when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sig: Option<String>,
-    /// Status of the 1st, 2nd, ... call (the last repeats); default `[202]`.
-    pub statuses: Vec<u16>,
-    /// A Gen1 dataflow refresh the flow starts on each accepted call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub starts_dataflow: Option<DataflowRef>,
-    /// Time between the call and the dataflow refresh starting.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay: Option<HumanDuration>,
-}
-
-/// A webhook sink.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct HookSpec {
-    /// Status of the 1st, 2nd, ... call (the last repeats); default `[200]`.
-    pub statuses: Vec<u16>,
-}
-
-/// What a job names, to be provisioned when the profile does not declare it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Provision {
-    pub workspaces: Vec<WorkspaceWants>,
-    /// Flow names.
-    pub flows: Vec<String>,
-    /// Webhook names.
-    pub hooks: Vec<String>,
-}
-
-/// The items a job names in one workspace (names or GUIDs).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkspaceWants {
-    /// Workspace name or GUID.
-    pub name: String,
-    pub datasets: Vec<String>,
-    /// Gen1 dataflows.
-    pub dataflows: Vec<String>,
-    /// Gen2 dataflows.
-    pub fabric_dataflows: Vec<String>,
-    pub reports: Vec<String>,
-}
-
-/// Finds the key of `map` whose name, or whose explicit id, is `wanted`.
-fn find_key<T>(
-    map: &IndexMap<String, T>,
-    wanted: &str,
-    id_of: impl Fn(&T) -> Option<uuid::Uuid>,
-) -> Option<String> {
-    if map.contains_key(wanted) {
-        return Some(wanted.to_string());
-    }
-    let guid = uuid::Uuid::parse_str(wanted).ok()?;
-    map.iter()
-        .find(|(name, spec)| {
-            id_of(spec) == Some(guid) || uuid::Uuid::parse_str(name).ok() == Some(guid)
-        })
-        .map(|(name, _)| name.clone())
-}
-
-/// A spec for a resource named by `wanted`: a GUID becomes its id (and its name).
-fn provisioned_id(wanted: &str) -> Option<uuid::Uuid> {
-    uuid::Uuid::parse_str(wanted).ok()
-}
-
 impl Profile {
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Profile, SimError> {
@@ -604,94 +406,6 @@ impl Profile {
         }
     }
 
-    /// Adds every workspace, item, flow and hook a job names that the profile does not
-    /// declare; they get the profile's `defaults:`. A GUID names a resource by id.
-    pub fn provision(&mut self, wants: &Provision) {
-        for ws in &wants.workspaces {
-            let key = find_key(&self.workspaces, &ws.name, |w| w.id).unwrap_or_else(|| {
-                let spec = WorkspaceSpec {
-                    id: provisioned_id(&ws.name),
-                    ..WorkspaceSpec::default()
-                };
-                self.workspaces.insert(ws.name.clone(), spec);
-                ws.name.clone()
-            });
-            let Some(spec) = self.workspaces.get_mut(&key) else {
-                continue;
-            };
-            for name in &ws.datasets {
-                if find_key(&spec.datasets, name, |d| d.id).is_none() {
-                    spec.datasets.insert(
-                        name.clone(),
-                        DatasetSpec {
-                            id: provisioned_id(name),
-                            ..DatasetSpec::default()
-                        },
-                    );
-                }
-            }
-            for name in &ws.dataflows {
-                if find_key(&spec.dataflows, name, |d| d.id).is_none() {
-                    spec.dataflows.insert(
-                        name.clone(),
-                        DataflowSpec {
-                            id: provisioned_id(name),
-                            ..DataflowSpec::default()
-                        },
-                    );
-                }
-            }
-            for name in &ws.fabric_dataflows {
-                if find_key(&spec.fabric_dataflows, name, |d| d.id).is_none() {
-                    spec.fabric_dataflows.insert(
-                        name.clone(),
-                        FabricDataflowSpec {
-                            id: provisioned_id(name),
-                            ..FabricDataflowSpec::default()
-                        },
-                    );
-                }
-            }
-            for name in &ws.reports {
-                if find_key(&spec.reports, name, |r| r.id).is_none() {
-                    spec.reports.insert(
-                        name.clone(),
-                        ReportSpec {
-                            id: provisioned_id(name),
-                            ..ReportSpec::default()
-                        },
-                    );
-                }
-            }
-        }
-        for flow in &wants.flows {
-            self.flows.entry(flow.clone()).or_default();
-        }
-        for hook in &wants.hooks {
-            self.hooks.entry(hook.clone()).or_default();
-        }
-    }
-
-    /// Makes `flow` start a refresh of the Gen1 dataflow `dataflow` in `workspace` on each
-    /// accepted call (provisioning all three when missing), so `wait_for` can be exercised.
-    pub fn wire_flow(&mut self, flow: &str, workspace: &str, dataflow: &str) {
-        self.provision(&Provision {
-            workspaces: vec![WorkspaceWants {
-                name: workspace.to_string(),
-                dataflows: vec![dataflow.to_string()],
-                ..WorkspaceWants::default()
-            }],
-            flows: vec![flow.to_string()],
-            hooks: Vec::new(),
-        });
-        if let Some(spec) = self.flows.get_mut(flow) {
-            spec.starts_dataflow = Some(DataflowRef {
-                workspace: workspace.to_string(),
-                dataflow: dataflow.to_string(),
-            });
-        }
-    }
-
     /// The JSON Schema of the profile file (what schemas/pbibatch-sim-profile.schema.json holds).
     pub fn json_schema() -> serde_json::Value {
         let schema = schemars::schema_for!(Profile);
@@ -787,6 +501,16 @@ mod tests {
         p.provision(&Provision {
             workspaces: vec![WorkspaceWants {
                 name: guid.into(),
+                ..WorkspaceWants::default()
+            }],
+            ..Provision::default()
+        });
+        assert_eq!(before, p);
+        // Names match regardless of case, like Power BI's.
+        p.provision(&Provision {
+            workspaces: vec![WorkspaceWants {
+                name: "ws".into(),
+                datasets: vec!["a".into()],
                 ..WorkspaceWants::default()
             }],
             ..Provision::default()

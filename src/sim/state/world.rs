@@ -1,447 +1,20 @@
-//! The simulated estate and its clock: workspaces, items, runs (refreshes, transactions,
-//! exports, job instances), tokens, counters and recorded requests.
-//!
-//! Runs are not driven by timers: each run records when it was created and how long it
-//! takes, and its phase is computed from the clock when asked. That keeps the simulator
-//! cheap, exact and compatible with `tokio::time::pause()`.
+//! The mutable world: builds the estate from a profile and starts, finds and counts runs.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::introspect::{Counters, RecordedRequest, ResourceCounters};
-use super::profile::{
-    Credentials, DurationSpec, OutcomeSpec, Profile, ResolvedKnobs, StartedBy, Throttle,
+use super::model::{
+    EnhancedRequest, Flow, Hook, Item, ItemKind, RefreshOrigin, Run, RunKind, TokenInfo, Workspace,
 };
-
-/// Settings fixed for the simulator's lifetime.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    /// `http://127.0.0.1:PORT`, used in `Location` headers and continuation URIs.
-    pub base_url: String,
-    pub credentials: Credentials,
-    pub token_lifetime: Duration,
-    pub latency: DurationSpec,
-    pub throttle: Option<Throttle>,
-    pub transient_503: f64,
-    pub connection_drop: f64,
-    pub page_size: usize,
-    pub strict_audience: bool,
-    pub gen2_user_token_only: bool,
-    pub max_recorded_requests: usize,
-    pub seed: u64,
-}
-
-/// Simulated time: a monotonic instant (tokio's, so tests may pause it) plus the wall-clock
-/// time it corresponds to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    start: Instant,
-    wall: DateTime<Utc>,
-}
-
-impl Clock {
-    pub fn new() -> Self {
-        Clock {
-            start: Instant::now(),
-            wall: Utc::now(),
-        }
-    }
-
-    pub fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    /// The wall-clock time of `at`.
-    pub fn wall(&self, at: Instant) -> DateTime<Utc> {
-        let since = at.saturating_duration_since(self.start);
-        self.wall + chrono::Duration::from_std(since).unwrap_or_default()
-    }
-
-    pub fn start(&self) -> Instant {
-        self.start
-    }
-}
-
-/// Power BI timestamps: `2024-05-01T10:00:00.123Z`.
-pub(crate) fn pbi_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-/// Fabric job timestamps: 7 fractional digits and no `Z` (powerbi-api.md section 0).
-pub(crate) fn fabric_time(t: DateTime<Utc>) -> String {
-    format!(
-        "{}.{:07}",
-        t.format("%Y-%m-%dT%H:%M:%S"),
-        t.timestamp_subsec_nanos() / 100
-    )
-}
-
-/// A stable GUID from names, so the same profile always yields the same ids.
-pub(crate) fn derived_uuid(parts: &[&str]) -> Uuid {
-    let digest = Sha256::digest(parts.join("\u{0}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
-/// A 64-bit number from names and a seed (for per-resource random streams).
-pub(crate) fn derived_u64(seed: u64, parts: &[&str]) -> u64 {
-    let mut hasher = Sha256::new();
-    hasher.update(seed.to_le_bytes());
-    hasher.update(parts.join("\u{0}").as_bytes());
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(bytes)
-}
-
-/// Unpadded base64url (JWT-shaped tokens, SAS signatures, export ids).
-pub(crate) fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// A workspace (Power BI group = Fabric workspace).
-#[derive(Debug, Clone)]
-pub(crate) struct Workspace {
-    pub id: Uuid,
-    pub name: String,
-    pub shared_capacity: bool,
-}
-
-/// What an item is.
-#[derive(Debug, Clone)]
-pub(crate) enum ItemKind {
-    Dataset {
-        tables: Vec<String>,
-        upstream: Vec<String>,
-    },
-    /// Gen1 dataflow (Power BI only; not a Fabric item).
-    Dataflow { upstream: Vec<String> },
-    /// Dataflow Gen2 (Fabric item type `Dataflow`).
-    FabricDataflow,
-    Report {
-        dataset: Option<Uuid>,
-        paginated: bool,
-    },
-    /// Any other Fabric item that runs jobs.
-    Other {
-        item_type: String,
-        job_types: Vec<String>,
-    },
-}
-
-/// One item of a workspace.
-#[derive(Debug, Clone)]
-pub(crate) struct Item {
-    pub id: Uuid,
-    /// Index into [`World::workspaces`].
-    pub workspace: usize,
-    pub name: String,
-    pub kind: ItemKind,
-    pub knobs: ResolvedKnobs,
-    /// Triggers so far (picks the next outcome).
-    pub triggers: u64,
-    /// Key in [`Counters::resources`].
-    pub counter_key: String,
-}
-
-impl Item {
-    /// The Fabric item type, or `None` for what Fabric does not list (Gen1 dataflows).
-    pub fn fabric_type(&self) -> Option<&str> {
-        match &self.kind {
-            ItemKind::Dataset { .. } => Some("SemanticModel"),
-            ItemKind::Dataflow { .. } => None,
-            ItemKind::FabricDataflow => Some("Dataflow"),
-            ItemKind::Report {
-                paginated: false, ..
-            } => Some("Report"),
-            ItemKind::Report {
-                paginated: true, ..
-            } => Some("PaginatedReport"),
-            ItemKind::Other { item_type, .. } => Some(item_type),
-        }
-    }
-
-    /// Canonical job type for a requested one, or `None` when the item does not run it.
-    /// `Refresh` is an alias of `Execute` for dataflows (powerbi-api.md 3b).
-    pub fn job_type(&self, requested: &str) -> Option<String> {
-        let accepted: Vec<&str> = match &self.kind {
-            ItemKind::FabricDataflow => vec!["Execute", "ApplyChanges"],
-            ItemKind::Other {
-                item_type,
-                job_types,
-            } if job_types.is_empty() => match item_type.as_str() {
-                "DataPipeline" => vec!["Pipeline", "Execute"],
-                "Notebook" => vec!["RunNotebook"],
-                _ => vec!["DefaultJob"],
-            },
-            ItemKind::Other { job_types, .. } => job_types.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
-        };
-        let wanted = match (&self.kind, requested.to_ascii_lowercase().as_str()) {
-            (ItemKind::FabricDataflow, "refresh") => "execute".to_string(),
-            (ItemKind::FabricDataflow, "publish") => "applychanges".to_string(),
-            (_, other) => other.to_string(),
-        };
-        accepted
-            .into_iter()
-            .find(|a| a.eq_ignore_ascii_case(&wanted))
-            .map(str::to_string)
-    }
-}
-
-/// How a dataset refresh was started (history `refreshType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RefreshOrigin {
-    Scheduled,
-    ViaApi,
-    ViaEnhancedApi,
-}
-
-impl RefreshOrigin {
-    pub fn wire(self) -> &'static str {
-        match self {
-            RefreshOrigin::Scheduled => "Scheduled",
-            RefreshOrigin::ViaApi => "ViaApi",
-            RefreshOrigin::ViaEnhancedApi => "ViaEnhancedApi",
-        }
-    }
-}
-
-/// The parameters of an enhanced refresh, as echoed by execution details.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct EnhancedRequest {
-    pub refresh_type: String,
-    pub commit_mode: String,
-    pub objects: Vec<(String, Option<String>)>,
-}
-
-/// What a run is.
-#[derive(Debug, Clone)]
-pub(crate) enum RunKind {
-    Refresh {
-        origin: RefreshOrigin,
-        enhanced: Option<EnhancedRequest>,
-    },
-    Transaction {
-        /// Started by the schedule (running at start) rather than on demand.
-        scheduled: bool,
-    },
-    Export {
-        format: String,
-    },
-    Job {
-        job_type: String,
-        scheduled: bool,
-        deduped: bool,
-    },
-}
-
-/// One refresh / transaction / export / job instance.
-#[derive(Debug, Clone)]
-pub(crate) struct Run {
-    pub id: String,
-    /// Index into [`World::items`].
-    pub item: usize,
-    pub kind: RunKind,
-    pub created: Instant,
-    /// `NotStarted` time (already scaled).
-    pub queue: Duration,
-    /// Running time (already scaled); `None` never ends.
-    pub duration: Option<Duration>,
-    pub outcome: OutcomeSpec,
-    /// Hidden from history / transactions until `created + visible_after`.
-    pub visible_after: Duration,
-    pub cancelled: Option<Instant>,
-    /// History `id` (an integer the client must not use).
-    pub history_id: i64,
-}
-
-/// Where a run is at some instant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Queued,
-    Running,
-    Succeeded,
-    Failed {
-        code: String,
-        message: String,
-    },
-    TimedOut,
-    /// Export failed because the service is busy: resubmit after Retry-After.
-    Busy,
-    Cancelled,
-    Deduped,
-}
-
-impl Phase {
-    pub fn is_terminal(&self) -> bool {
-        !matches!(self, Phase::Queued | Phase::Running)
-    }
-}
-
-impl Run {
-    /// When it ends (or ended) on its own, if ever.
-    pub fn natural_end(&self) -> Option<Instant> {
-        self.duration.map(|d| self.created + self.queue + d)
-    }
-
-    /// When it ended, if it has by `now`.
-    pub fn ended_at(&self, now: Instant) -> Option<Instant> {
-        let natural = self.natural_end().filter(|end| *end <= now);
-        match (self.cancelled, natural) {
-            (Some(c), Some(n)) => Some(c.min(n)),
-            (Some(c), None) => Some(c),
-            (None, n) => n,
-        }
-    }
-
-    /// When it started running (after the queue).
-    pub fn started_at(&self) -> Instant {
-        self.created + self.queue
-    }
-
-    pub fn visible(&self, now: Instant) -> bool {
-        now >= self.created + self.visible_after
-    }
-
-    /// Time until it ends on its own (`None` when it never does).
-    pub fn remaining(&self, now: Instant) -> Option<Duration> {
-        self.natural_end()
-            .map(|end| end.saturating_duration_since(now))
-    }
-
-    pub fn phase(&self, now: Instant) -> Phase {
-        if let RunKind::Job { deduped: true, .. } = self.kind {
-            return Phase::Deduped;
-        }
-        let natural = self.natural_end().filter(|end| *end <= now);
-        if let Some(c) = self.cancelled
-            && natural.is_none_or(|n| c < n)
-        {
-            return Phase::Cancelled;
-        }
-        if natural.is_none() {
-            return if now < self.started_at() {
-                Phase::Queued
-            } else {
-                Phase::Running
-            };
-        }
-        match &self.outcome {
-            OutcomeSpec::Succeed => Phase::Succeeded,
-            OutcomeSpec::TimedOut => Phase::TimedOut,
-            OutcomeSpec::Busy => Phase::Busy,
-            OutcomeSpec::Fail { code, message } => {
-                let (dcode, dmessage) = default_failure(&self.kind);
-                Phase::Failed {
-                    code: code.clone().unwrap_or_else(|| dcode.to_string()),
-                    message: message.clone().unwrap_or_else(|| dmessage.to_string()),
-                }
-            }
-        }
-    }
-}
-
-/// The error a failed run reports when the profile gives no code or message.
-fn default_failure(kind: &RunKind) -> (&'static str, &'static str) {
-    match kind {
-        RunKind::Refresh { .. } => (
-            "ModelRefreshFailed_CredentialsNotSpecified",
-            "The credentials provided for the data source are invalid. (simulated)",
-        ),
-        RunKind::Transaction { .. } => (
-            "DataflowRefreshFailed",
-            "Error: The dataflow refresh failed. (simulated)",
-        ),
-        RunKind::Export { .. } => ("ExportFailed", "The export failed. (simulated)"),
-        RunKind::Job { .. } => ("JobFailed", "The job instance failed. (simulated)"),
-    }
-}
-
-/// Who holds a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Principal {
-    /// A service principal (client credentials).
-    App,
-    ManagedIdentity,
-    User,
-}
-
-/// Which API a token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Audience {
-    PowerBi,
-    Fabric,
-    Flow,
-}
-
-impl Audience {
-    /// The audience of a resource URI (`https://analysis.windows.net/powerbi/api`).
-    pub fn from_resource(resource: &str) -> Option<Audience> {
-        match resource.trim_end_matches('/') {
-            "https://analysis.windows.net/powerbi/api" => Some(Audience::PowerBi),
-            "https://api.fabric.microsoft.com" => Some(Audience::Fabric),
-            "https://service.flow.microsoft.com" => Some(Audience::Flow),
-            _ => None,
-        }
-    }
-
-    pub fn uri(self) -> &'static str {
-        match self {
-            Audience::PowerBi => "https://analysis.windows.net/powerbi/api",
-            Audience::Fabric => "https://api.fabric.microsoft.com",
-            Audience::Flow => "https://service.flow.microsoft.com/",
-        }
-    }
-}
-
-/// An issued access token.
-#[derive(Debug, Clone)]
-pub(crate) struct TokenInfo {
-    pub audience: Audience,
-    pub principal: Principal,
-    pub expires: Instant,
-}
-
-/// A flow (SAS trigger).
-#[derive(Debug, Clone)]
-pub(crate) struct Flow {
-    pub name: String,
-    pub id: String,
-    pub sig: String,
-    pub statuses: Vec<u16>,
-    pub starts_dataflow: Option<(String, String)>,
-    pub delay: Duration,
-    pub calls: u64,
-}
-
-/// A webhook sink.
-#[derive(Debug, Clone)]
-pub(crate) struct Hook {
-    pub name: String,
-    pub statuses: Vec<u16>,
-    pub calls: u64,
-}
+use super::{Clock, base64url, derived_u64, derived_uuid, fabric_time};
+use crate::sim::introspect::{Counters, RecordedRequest, ResourceCounters};
+use crate::sim::profile::{OutcomeSpec, Profile, ResolvedKnobs, StartedBy};
 
 /// Everything that changes while the simulator runs (behind one mutex: requests are short).
 pub(crate) struct World {
@@ -616,8 +189,11 @@ impl World {
         counter_kind: &str,
     ) -> usize {
         let index = self.items.len();
-        let counter_key =
-            super::introspect::resource_key(counter_kind, &self.workspaces[workspace].name, name);
+        let counter_key = crate::sim::introspect::resource_key(
+            counter_kind,
+            &self.workspaces[workspace].name,
+            name,
+        );
         self.counters
             .resources
             .insert(counter_key.clone(), ResourceCounters::default());
@@ -640,7 +216,7 @@ impl World {
         ws: usize,
         report: &str,
         named: Option<&str>,
-        defaults: &super::profile::Knobs,
+        defaults: &crate::sim::profile::Knobs,
     ) -> Uuid {
         let in_ws = |w: &World, name: &str| {
             w.items
@@ -675,7 +251,7 @@ impl World {
                 tables: Vec::new(),
                 upstream: Vec::new(),
             },
-            super::profile::Knobs::default().resolve(defaults),
+            crate::sim::profile::Knobs::default().resolve(defaults),
             "dataset",
         );
         id
@@ -946,34 +522,5 @@ impl World {
             self.requests.pop_front();
         }
         self.requests.push_back(request);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64url_matches_known_values() {
-        assert_eq!(base64url(b""), "");
-        assert_eq!(base64url(b"f"), "Zg");
-        assert_eq!(base64url(b"fo"), "Zm8");
-        assert_eq!(base64url(b"foo"), "Zm9v");
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
-    }
-
-    #[test]
-    fn fabric_time_has_seven_digits_and_no_zone() {
-        let t = DateTime::parse_from_rfc3339("2023-04-22T06:35:00.7812154Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(fabric_time(t), "2023-04-22T06:35:00.7812154");
-        assert_eq!(pbi_time(t), "2023-04-22T06:35:00.781Z");
-    }
-
-    #[test]
-    fn ids_are_deterministic() {
-        assert_eq!(derived_uuid(&["a", "b"]), derived_uuid(&["a", "b"]));
-        assert_ne!(derived_uuid(&["a", "b"]), derived_uuid(&["ab"]));
     }
 }

@@ -1,0 +1,436 @@
+//! `pbibatch auth check`: for each connection, acquire a token per scope (Power BI, Fabric),
+//! say who it is for and when it expires, count the workspaces it sees, and explain any
+//! failure in words a user can act on. A token is never printed.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::setup::{self, Target};
+use crate::error::{Error, exit};
+use crate::job::model::{Connection, Credentials};
+use crate::powerbi::auth::{Audience, TokenCache};
+use crate::powerbi::http::Http;
+use crate::powerbi::{ClientConfig, ClientError, PowerBiClient};
+use crate::secret::Secret;
+
+/// What to do about a failed call, when the error says enough to tell.
+pub fn advice(e: &ClientError) -> Option<String> {
+    match e {
+        ClientError::Auth { message, .. } => aadsts_code(message).and_then(aadsts_advice),
+        ClientError::Api { status, code, .. } => {
+            if code
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("TokenExpired"))
+            {
+                return Some(
+                    "the access token has expired: get a new one (a token given as is, like \
+                     PBIBATCH_ACCESS_TOKEN, is not renewed), or use client credentials"
+                        .into(),
+                );
+            }
+            match status {
+                401 => Some(
+                    "the service refused the token: an admin must enable the tenant setting \
+                     \"Service principals can use Fabric APIs\" (formerly \"Allow service \
+                     principals to use Power BI APIs\") for this app or a security group it is in"
+                        .into(),
+                ),
+                403 => Some(
+                    "the identity may not do this: add the service principal (or its security \
+                     group) to the workspace as Member or Contributor, and check the tenant \
+                     setting \"Service principals can use Fabric APIs\""
+                        .into(),
+                ),
+                _ => None,
+            }
+        }
+        ClientError::Transport { .. } => Some(
+            "the service could not be reached: check the network, the proxy and any \
+             PBIBATCH_POWERBI_URL / PBIBATCH_FABRIC_URL / PBIBATCH_AUTHORITY_URL override"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The first `AADSTSnnnn` code in a message.
+fn aadsts_code(message: &str) -> Option<u64> {
+    let at = message.find("AADSTS")?;
+    let digits: String = message[at + 6..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn aadsts_advice(code: u64) -> Option<String> {
+    let text = match code {
+        7000215 => {
+            "the client secret is wrong: it is probably the secret's ID; copy the secret's \
+             Value (shown only once, when it is created) from the app registration's \
+             \"Certificates & secrets\" page into AZURE_CLIENT_SECRET or the job's client_secret"
+        }
+        7000222 => {
+            "the client secret has expired: create a new one under the app registration's \
+             \"Certificates & secrets\" and update AZURE_CLIENT_SECRET or the job's client_secret"
+        }
+        700016 => {
+            "no application with this client id in this tenant: check AZURE_CLIENT_ID (the \
+             \"Application (client) ID\") and AZURE_TENANT_ID; a multi-tenant app needs admin \
+             consent in this tenant"
+        }
+        90002 => {
+            "the tenant does not exist: check AZURE_TENANT_ID (the \"Directory (tenant) ID\" \
+             or the tenant's domain) and the connection's cloud"
+        }
+        7000229 => {
+            "the application has no service principal in this tenant: an admin must consent to \
+             it (or create its enterprise application) in this tenant"
+        }
+        500011 => {
+            "the Power BI / Fabric service is not known in this tenant or cloud: check the \
+             connection's `cloud:` and the authority URL"
+        }
+        53003 => {
+            "a Conditional Access policy blocks this sign-in: ask an Entra admin to exclude the service principal or allow its location"
+        }
+        70011 => {
+            "the scope was refused: check the connection's `cloud:` and any PBIBATCH_*_URL override"
+        }
+        _ => return None,
+    };
+    Some(text.to_string())
+}
+
+/// What one scope's token check found.
+#[derive(Debug, Clone)]
+pub struct ScopeCheck {
+    /// `Power BI` or `Fabric`.
+    pub scope: &'static str,
+    /// Expiry of the token (`Ok(None)`: acquired, expiry not readable), or the error and
+    /// what to do about it.
+    pub token: Result<Option<DateTime<Utc>>, (String, Option<String>)>,
+    /// Workspaces listed with it, or the error and advice.
+    pub workspaces: Option<Result<usize, (String, Option<String>)>>,
+}
+
+/// What the check of one connection found.
+#[derive(Debug, Clone)]
+pub struct ConnectionCheck {
+    pub name: String,
+    /// `client secret`, `access token`, `managed identity`.
+    pub kind: &'static str,
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: Vec<ScopeCheck>,
+}
+
+impl ConnectionCheck {
+    /// True when every token was acquired and every workspace list read.
+    pub fn ok(&self) -> bool {
+        self.scopes
+            .iter()
+            .all(|s| s.token.is_ok() && s.workspaces.as_ref().is_none_or(Result::is_ok))
+    }
+}
+
+/// Reads the claims of a JWT-shaped token (not verified: only to show tenant, app, expiry).
+fn claims(token: &Secret) -> Option<Value> {
+    let payload = token.expose().split('.').nth(1)?;
+    let bytes = base64url_decode(payload)?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn claim_str(claims: Option<&Value>, keys: &[&str]) -> Option<String> {
+    let c = claims?;
+    keys.iter()
+        .find_map(|k| c.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn failure(e: &ClientError) -> (String, Option<String>) {
+    (e.to_string(), advice(e))
+}
+
+/// Checks connection `conn`: a token per scope, then the workspaces each token sees.
+pub async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> ConnectionCheck {
+    let (kind, mut tenant, mut client_id) = match &conn.credentials {
+        Credentials::ClientSecret {
+            tenant_id,
+            client_id,
+            ..
+        } => (
+            "client secret",
+            Some(tenant_id.clone()),
+            Some(client_id.clone()),
+        ),
+        Credentials::AccessToken { .. } => ("access token", None, None),
+        Credentials::ManagedIdentity { client_id } => ("managed identity", None, client_id.clone()),
+    };
+    let mut check = ConnectionCheck {
+        name: conn.name.clone(),
+        kind,
+        tenant: None,
+        client_id: None,
+        scopes: Vec::new(),
+    };
+    let conns = IndexMap::from([(conn.name.clone(), conn.clone())]);
+    let (http, client) = match (Http::new(cfg), PowerBiClient::new(cfg.clone(), conns)) {
+        (Ok(h), Ok(c)) => (h, c),
+        (Err(e), _) | (_, Err(e)) => {
+            check.scopes.push(ScopeCheck {
+                scope: "Power BI",
+                token: Err(failure(&e)),
+                workspaces: None,
+            });
+            return check;
+        }
+    };
+    let tokens = TokenCache::default();
+    for (scope, audience) in [
+        ("Power BI", Audience::PowerBi),
+        ("Fabric", Audience::Fabric),
+    ] {
+        let token = tokens.token(&http, cfg, conn, audience).await;
+        let token = match token {
+            Ok(t) => t,
+            Err(e) => {
+                check.scopes.push(ScopeCheck {
+                    scope,
+                    token: Err(failure(&e)),
+                    workspaces: None,
+                });
+                continue;
+            }
+        };
+        let c = claims(&token);
+        if tenant.is_none() {
+            tenant = claim_str(c.as_ref(), &["tid"]);
+        }
+        if client_id.is_none() {
+            client_id = claim_str(c.as_ref(), &["appid", "azp"]);
+        }
+        let expiry = c
+            .as_ref()
+            .and_then(|c| c.get("exp"))
+            .and_then(Value::as_i64)
+            .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0));
+        let workspaces = match audience {
+            Audience::PowerBi => client.groups_all(&conn.name).await.map(|g| g.len()),
+            Audience::Fabric => client.fabric_workspaces(&conn.name).await.map(|w| w.len()),
+        }
+        .map_err(|e| failure(&e));
+        check.scopes.push(ScopeCheck {
+            scope,
+            token: Ok(expiry),
+            workspaces: Some(workspaces),
+        });
+    }
+    check.tenant = tenant;
+    check.client_id = client_id;
+    check
+}
+
+/// The report of one connection, as printed (`now` makes "expires in" testable).
+pub fn render(check: &ConnectionCheck, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "connection `{}` ({}): {}",
+        check.name,
+        check.kind,
+        if check.ok() { "ok" } else { "FAILED" }
+    );
+    let unknown = "(not known)".to_string();
+    let _ = writeln!(
+        out,
+        "  tenant      {}",
+        check
+            .tenant
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .unwrap_or(&unknown)
+    );
+    let _ = writeln!(
+        out,
+        "  client id   {}",
+        check
+            .client_id
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .unwrap_or(&unknown)
+    );
+    for s in &check.scopes {
+        let label = format!("{:<10}", s.scope);
+        match &s.token {
+            Ok(Some(exp)) => {
+                let left = (*exp - now).num_seconds();
+                let when = if left <= 0 {
+                    "already expired".to_string()
+                } else {
+                    format!(
+                        "in {}",
+                        humantime::format_duration(std::time::Duration::from_secs(left as u64))
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "  {label}  token acquired, expires {} ({when})",
+                    exp.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+            }
+            Ok(None) => {
+                let _ = writeln!(out, "  {label}  token acquired (expiry not readable)");
+            }
+            Err((message, advice)) => {
+                let _ = writeln!(out, "  {label}  no token: {message}");
+                if let Some(a) = advice {
+                    let _ = writeln!(out, "  {:<10}  what to do: {a}", "");
+                }
+            }
+        }
+        match &s.workspaces {
+            Some(Ok(n)) => {
+                let _ = writeln!(
+                    out,
+                    "  {:<10}  {n} workspace{} visible",
+                    "",
+                    if *n == 1 { "" } else { "s" }
+                );
+            }
+            Some(Err((message, advice))) => {
+                let _ = writeln!(out, "  {:<10}  listing workspaces failed: {message}", "");
+                if let Some(a) = advice {
+                    let _ = writeln!(out, "  {:<10}  what to do: {a}", "");
+                }
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// `pbibatch auth check`: exit 0 when every connection works, 1 when one does not, 2 for
+/// bad input (unknown connection, job file errors, missing environment).
+pub fn command(
+    connection: Option<&str>,
+    job: Option<&Path>,
+    simulate: bool,
+    sim_profile: Option<&Path>,
+) -> Result<u8, Error> {
+    super::runtime()?.block_on(command_async(connection, job, simulate, sim_profile))
+}
+
+async fn command_async(
+    connection: Option<&str>,
+    job: Option<&Path>,
+    simulate: bool,
+    sim_profile: Option<&Path>,
+) -> Result<u8, Error> {
+    let conns = match job {
+        Some(path) => setup::pick(setup::job_connections(path)?, connection)?,
+        None => {
+            if connection.is_some_and(|c| c != "default") {
+                return Err(Error::Invalid(
+                    "--connection needs --job (only `default` exists without one)".into(),
+                ));
+            }
+            setup::env_default()
+        }
+    };
+    let target = if simulate {
+        Target::simulated(sim_profile, conns, String::new()).await?
+    } else {
+        Target::live(setup::resolve_all(conns)?, String::new())?
+    };
+    let cfg = target.client.config().clone();
+    let mut all_ok = true;
+    let mut text = String::new();
+    for conn in target.connections.values() {
+        let check = check_connection(&cfg, conn).await;
+        all_ok &= check.ok();
+        text.push_str(&render(&check, Utc::now()));
+    }
+    target.shutdown().await;
+    super::write_stdout(&text)?;
+    Ok(if all_ok { exit::OK } else { exit::FAILED })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aadsts_codes_get_advice() {
+        let e = ClientError::Auth {
+            connection: "default".into(),
+            message: "invalid_client (AADSTS7000215): invalid client secret".into(),
+        };
+        assert!(advice(&e).unwrap().contains("secret's ID"));
+        let e = ClientError::Auth {
+            connection: "default".into(),
+            message: "invalid_client (AADSTS7000222): the client secret has expired".into(),
+        };
+        assert!(advice(&e).unwrap().contains("expired"));
+        assert_eq!(aadsts_code("x AADSTS90002: y"), Some(90002));
+        assert_eq!(aadsts_code("nothing"), None);
+    }
+
+    #[test]
+    fn api_refusals_get_advice() {
+        let api = |status, code: Option<&str>| ClientError::Api {
+            status,
+            code: code.map(str::to_string),
+            message: String::new(),
+            retry_after: None,
+            method: "GET".into(),
+            url: "u".into(),
+        };
+        assert!(
+            advice(&api(403, Some("TokenExpired")))
+                .unwrap()
+                .contains("expired")
+        );
+        assert!(advice(&api(401, None)).unwrap().contains("tenant setting"));
+        assert!(advice(&api(403, None)).unwrap().contains("workspace"));
+        assert!(advice(&api(404, None)).is_none());
+    }
+
+    #[test]
+    fn jwt_claims_are_read_without_the_signature() {
+        // {"tid":"t","appid":"a","exp":2000000000}
+        let payload = "eyJ0aWQiOiJ0IiwiYXBwaWQiOiJhIiwiZXhwIjoyMDAwMDAwMDAwfQ";
+        let c = claims(&Secret::new(format!("h.{payload}.s"))).unwrap();
+        assert_eq!(c["tid"], "t");
+        assert_eq!(c["exp"], 2000000000);
+        assert!(claims(&Secret::new("opaque")).is_none());
+    }
+}

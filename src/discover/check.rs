@@ -1,0 +1,505 @@
+//! `pbibatch validate --lineage JOB`: the live dry run. Every named workspace and item must
+//! exist (datasets must be refreshable), and the job's dependencies are compared with the
+//! live lineage: a step that reads another step's output without depending on it (missing
+//! edge), or a dependency the lineage does not explain (extra edge). Nothing is triggered.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+
+use indexmap::IndexMap;
+
+use super::lineage::{Graph, NodeKey, NodeKind};
+use super::setup::{self, Target};
+use super::{DiscoverOptions, Estate, Workspace, discover};
+use crate::cli::{DiagnosticFormat, ValidateArgs};
+use crate::error::{Error, exit};
+use crate::job::model::{Generation, Job, StepKind};
+use crate::job::{self, DiagFormat, Severity};
+use crate::powerbi::ClientError;
+use crate::powerbi::resolve::near_matches;
+
+/// One finding of the live check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+fn error(message: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        message,
+    }
+}
+
+fn warning(message: String) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        message,
+    }
+}
+
+fn hint(near: &[String]) -> String {
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; did you mean {}?",
+            near.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// The workspace a step names (alias expanded: name or GUID).
+fn find_workspace<'a>(estate: &'a Estate, wanted: &str) -> Option<&'a Workspace> {
+    estate
+        .workspaces
+        .iter()
+        .find(|w| w.id.eq_ignore_ascii_case(wanted) || w.name == wanted)
+        .or_else(|| {
+            estate
+                .workspaces
+                .iter()
+                .find(|w| w.name.eq_ignore_ascii_case(wanted))
+        })
+}
+
+/// Finds `wanted` (name or id) among `(id, name)` pairs: exact name, else one
+/// case-insensitive match. `Err` holds the message.
+fn find_item<'a>(
+    items: &[(&'a str, &'a str)],
+    wanted: &str,
+    noun: &str,
+    workspace: &str,
+) -> Result<&'a str, String> {
+    if let Some((id, _)) = items.iter().find(|(id, _)| id.eq_ignore_ascii_case(wanted)) {
+        return Ok(id);
+    }
+    let exact: Vec<&str> = items
+        .iter()
+        .filter(|(_, n)| *n == wanted)
+        .map(|(id, _)| *id)
+        .collect();
+    let found = if exact.is_empty() {
+        items
+            .iter()
+            .filter(|(_, n)| n.eq_ignore_ascii_case(wanted))
+            .map(|(id, _)| *id)
+            .collect()
+    } else {
+        exact
+    };
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => {
+            let near = near_matches(wanted, items.iter().map(|(_, n)| *n));
+            Err(format!(
+                "{noun} `{wanted}` not found in workspace `{workspace}`{}",
+                hint(&near)
+            ))
+        }
+        many => Err(format!(
+            "{noun} name `{wanted}` is ambiguous in workspace `{workspace}` ({} items have it); use the id",
+            many.len()
+        )),
+    }
+}
+
+/// Which lineage node each step refreshes (Gen2 dataflows, flows without `wait_for` and
+/// webhooks have none), and the errors for what does not exist or cannot be refreshed.
+fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding>) {
+    let mut nodes = IndexMap::new();
+    let mut findings = Vec::new();
+    for (id, step) in &job.steps {
+        let Some(ws_name) = step.kind.workspace() else {
+            continue;
+        };
+        let Some(ws) = find_workspace(estate, ws_name) else {
+            let near = near_matches(ws_name, estate.workspaces.iter().map(|w| w.name.as_str()));
+            findings.push(error(format!(
+                "step `{id}`: workspace `{ws_name}` not found (or the identity is not a member){}",
+                hint(&near)
+            )));
+            continue;
+        };
+        let located = match &step.kind {
+            StepKind::Dataset(s) => {
+                let items: Vec<(&str, &str)> = ws
+                    .datasets
+                    .iter()
+                    .map(|d| (d.id.as_str(), d.name.as_str()))
+                    .collect();
+                find_item(&items, &s.dataset, "dataset", &ws.name).map(|found| {
+                    if let Some(d) = ws.datasets.iter().find(|d| d.id == found)
+                        && d.refreshable == Some(false)
+                    {
+                        findings.push(error(format!(
+                            "step `{id}`: dataset `{}` is not refreshable (DirectQuery or live connection): remove the step",
+                            d.name
+                        )));
+                    }
+                    Some(NodeKey::new(NodeKind::Dataset, found))
+                })
+            }
+            StepKind::Dataflow(s) if s.generation == Generation::Gen2 => {
+                let items: Vec<(&str, &str)> = ws
+                    .fabric_items
+                    .iter()
+                    .filter(|i| i.item_type == "Dataflow")
+                    .map(|i| (i.id.as_str(), i.name.as_str()))
+                    .collect();
+                find_item(&items, &s.dataflow, "dataflow (gen2)", &ws.name).map(|_| None)
+            }
+            StepKind::Dataflow(s) => {
+                let items: Vec<(&str, &str)> = ws
+                    .dataflows
+                    .iter()
+                    .map(|d| (d.id.as_str(), d.name.as_str()))
+                    .collect();
+                find_item(&items, &s.dataflow, "dataflow", &ws.name)
+                    .map(|found| Some(NodeKey::new(NodeKind::Dataflow, found)))
+            }
+            StepKind::SasFlow(s) => match &s.wait_for {
+                Some(w) => {
+                    let items: Vec<(&str, &str)> = ws
+                        .dataflows
+                        .iter()
+                        .map(|d| (d.id.as_str(), d.name.as_str()))
+                        .collect();
+                    find_item(&items, &w.dataflow, "dataflow", &ws.name)
+                        .map(|found| Some(NodeKey::new(NodeKind::Dataflow, found)))
+                }
+                None => Ok(None),
+            },
+            StepKind::Report(s) => {
+                let items: Vec<(&str, &str)> = ws
+                    .reports
+                    .iter()
+                    .map(|r| (r.id.as_str(), r.name.as_str()))
+                    .collect();
+                find_item(&items, &s.report, "report", &ws.name)
+                    .map(|found| Some(NodeKey::new(NodeKind::Report, found)))
+            }
+            StepKind::Webhook(_) => Ok(None),
+        };
+        match located {
+            Ok(Some(node)) => {
+                nodes.insert(id.clone(), node);
+            }
+            Ok(None) => {}
+            Err(message) => findings.push(error(format!("step `{id}`: {message}"))),
+        }
+    }
+    (nodes, findings)
+}
+
+/// Steps reachable from each step through `depends_on` (upstream closure).
+fn job_upstream(job: &Job) -> HashMap<&str, HashSet<&str>> {
+    let mut out: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for id in job.steps.keys() {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut stack: Vec<&str> = vec![id.as_str()];
+        while let Some(s) = stack.pop() {
+            for d in job
+                .steps
+                .get(s)
+                .map(|st| st.depends_on.as_slice())
+                .unwrap_or_default()
+            {
+                if seen.insert(d.as_str()) {
+                    stack.push(d.as_str());
+                }
+            }
+        }
+        out.insert(id.as_str(), seen);
+    }
+    out
+}
+
+/// Compares `job` with the live `estate` (which must hold its lineage).
+pub fn compare(job: &Job, estate: &Estate) -> Vec<Finding> {
+    let (nodes, mut findings) = locate(job, estate);
+    let edges = estate.lineage.as_deref().unwrap_or_default();
+    let graph = Graph::new(edges);
+    let labels: HashMap<NodeKey, String> = edges
+        .iter()
+        .flat_map(|e| [&e.from, &e.to])
+        .map(|n| (n.key(), format!("{} `{}`", n.kind.as_str(), n.label())))
+        .collect();
+    let label = |k: &NodeKey| {
+        labels
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("{} {}", k.kind.as_str(), k.id))
+    };
+    let mut step_of: HashMap<&NodeKey, Vec<&str>> = HashMap::new();
+    for (id, node) in &nodes {
+        step_of.entry(node).or_default().push(id.as_str());
+    }
+    let upstream = job_upstream(job);
+    let depends = |b: &str, a: &str| upstream.get(b).is_some_and(|u| u.contains(a));
+
+    // Missing: a step reads (through items no step refreshes) another step's item.
+    for (b, nb) in &nodes {
+        let found = graph.nearest_upstream(nb, |k| step_of.contains_key(k));
+        for (na, via) in found {
+            for a in step_of.get(&na).map(Vec::as_slice).unwrap_or_default() {
+                if *a == b.as_str() || depends(b, a) {
+                    continue;
+                }
+                let through = if via.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " through {}",
+                        via.iter().map(&label).collect::<Vec<_>>().join(", ")
+                    )
+                };
+                findings.push(warning(format!(
+                    "missing dependency: step `{b}` ({}) reads step `{a}` ({}){through} but does not depend on it, so it may refresh before `{a}` ends; add `{a}` to its depends_on",
+                    label(nb),
+                    label(&na)
+                )));
+            }
+        }
+    }
+    // Extra: a declared dependency between two lineage-aware steps with no live path.
+    for (b, step) in &job.steps {
+        let Some(nb) = nodes.get(b) else { continue };
+        for a in &step.depends_on {
+            let Some(na) = nodes.get(a) else { continue };
+            if na == nb || graph.path(na, nb).is_some() {
+                continue;
+            }
+            findings.push(warning(format!(
+                "extra dependency: step `{b}` ({}) depends on `{a}` ({}) but the live lineage has no path between them; keep it if the link is outside Power BI, else remove it so both can run at once",
+                label(nb),
+                label(na)
+            )));
+        }
+    }
+    findings
+}
+
+/// The workspaces the job's Power BI / Fabric steps name, per connection.
+fn workspaces_by_connection(job: &Job) -> IndexMap<String, Vec<String>> {
+    let mut out: IndexMap<String, Vec<String>> = IndexMap::new();
+    for step in job.steps.values() {
+        if let Some(ws) = step.kind.workspace() {
+            let list = out.entry(step.connection.clone()).or_default();
+            if !list.iter().any(|w| w == ws) {
+                list.push(ws.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Reads the estate the job names (per connection) with lineage; unknown workspaces are
+/// simply absent (`locate` reports them per step).
+async fn live_estate(target: &Target, job: &Job) -> Result<Estate, (String, ClientError)> {
+    let mut estate = Estate {
+        lineage: Some(Vec::new()),
+        ..Estate::default()
+    };
+    for (conn, wanted) in workspaces_by_connection(job) {
+        let groups = target
+            .client
+            .groups_all(&conn)
+            .await
+            .map_err(|e| (format!("list the workspaces of connection `{conn}`"), e))?;
+        let present: Vec<String> = wanted
+            .iter()
+            .filter_map(|w| {
+                groups
+                    .iter()
+                    .find(|g| g.id.eq_ignore_ascii_case(w) || g.name.eq_ignore_ascii_case(w))
+                    .map(|g| g.id.clone())
+            })
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
+        let options = DiscoverOptions {
+            workspaces: present,
+            lineage: true,
+        };
+        let part = discover(&target.client, &conn, &options)
+            .await
+            .map_err(|e| match e {
+                super::DiscoverError::Client { what, source } => (what, *source),
+                other => (other.to_string(), ClientError::Config(other.to_string())),
+            })?;
+        for w in part.workspaces {
+            if !estate.workspaces.iter().any(|x| x.id == w.id) {
+                estate.workspaces.push(w);
+            }
+        }
+        if let (Some(all), Some(more)) = (estate.lineage.as_mut(), part.lineage) {
+            for e in more {
+                if !all.contains(&e) {
+                    all.push(e);
+                }
+            }
+        }
+    }
+    Ok(estate)
+}
+
+/// `pbibatch validate --lineage [--simulate] JOB...`: static validation, then the live
+/// check. Exit 0 (warnings allowed), 1 when the live check could not run (credentials,
+/// network), 2 when a file is invalid or names something that does not exist.
+pub fn validate_lineage(args: &ValidateArgs) -> Result<u8, Error> {
+    super::runtime()?.block_on(validate_async(args))
+}
+
+async fn validate_async(args: &ValidateArgs) -> Result<u8, Error> {
+    let overrides =
+        job::parse_var_overrides(&args.vars).map_err(|e| Error::Invalid(e.to_string()))?;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (mut invalid, mut unreachable) = (false, false);
+    let mut json = Vec::new();
+    let mut short = String::new();
+    for path in &args.jobs {
+        let (diags, summary) = match job::load(path, &overrides) {
+            Err(d) => {
+                invalid = true;
+                (d, None)
+            }
+            Ok(loaded) => {
+                let mut diags = loaded.warnings;
+                let job = loaded.job;
+                match check_one(args, &job).await? {
+                    Ok((findings, n_ws)) => {
+                        for f in &findings {
+                            diags.push_global(f.severity, format!("live: {}", f.message));
+                        }
+                        let errors = findings
+                            .iter()
+                            .filter(|f| f.severity == Severity::Error)
+                            .count();
+                        invalid |= errors > 0;
+                        let warnings = diags
+                            .items()
+                            .iter()
+                            .filter(|d| d.severity == Severity::Warning)
+                            .count();
+                        let verdict = if errors > 0 {
+                            format!(
+                                "invalid ({errors} error{})",
+                                if errors == 1 { "" } else { "s" }
+                            )
+                        } else {
+                            format!("valid ({} steps", job.steps.len())
+                                + &match warnings {
+                                    0 => String::new(),
+                                    1 => ", 1 warning".into(),
+                                    w => format!(", {w} warnings"),
+                                }
+                                + ")"
+                        };
+                        (
+                            diags,
+                            Some(format!(
+                                "{}: {verdict}; lineage checked against {n_ws} workspace{}",
+                                path.display(),
+                                if n_ws == 1 { "" } else { "s" }
+                            )),
+                        )
+                    }
+                    Err(message) => {
+                        unreachable = true;
+                        diags.push_global(Severity::Error, format!("live check failed: {message}"));
+                        (
+                            diags,
+                            Some(format!("{}: live check not done", path.display())),
+                        )
+                    }
+                }
+            }
+        };
+        match args.format {
+            DiagnosticFormat::Human => {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(diags.render(DiagFormat::Human, color).as_bytes());
+                let line = summary.unwrap_or_else(|| {
+                    let n = diags
+                        .items()
+                        .iter()
+                        .filter(|d| d.severity == Severity::Error)
+                        .count();
+                    format!(
+                        "{}: invalid ({n} error{})",
+                        path.display(),
+                        if n == 1 { "" } else { "s" }
+                    )
+                });
+                let _ = writeln!(err, "{line}");
+            }
+            DiagnosticFormat::Short => short.push_str(&diags.render(DiagFormat::Short, false)),
+            DiagnosticFormat::Json => json.extend(diags.to_json()),
+        }
+    }
+    match args.format {
+        DiagnosticFormat::Human => {}
+        DiagnosticFormat::Short => super::write_stdout(&short)?,
+        DiagnosticFormat::Json => {
+            let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
+            super::write_stdout(&(text + "\n"))?;
+        }
+    }
+    Ok(if invalid {
+        exit::INVALID
+    } else if unreachable {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
+}
+
+/// The live check of one loaded job: `Ok(Ok((findings, workspaces read)))`, or
+/// `Ok(Err(message))` when the services could not be asked. `Err` is bad input.
+async fn check_one(
+    args: &ValidateArgs,
+    job: &Job,
+) -> Result<Result<(Vec<Finding>, usize), String>, Error> {
+    // Step fields may use ${env.X}; an unset one stays as written and shows as not found.
+    let lookup =
+        |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("${{env.{name}}}")));
+    let job = job::resolve_env(job, &lookup).map_err(|e| Error::Invalid(e.to_string()))?;
+    let used: HashSet<&str> = job
+        .steps
+        .values()
+        .filter(|s| job::needs_auth(&s.kind))
+        .map(|s| s.connection.as_str())
+        .collect();
+    let conns: IndexMap<_, _> = job
+        .connections
+        .iter()
+        .filter(|(name, _)| used.contains(name.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if conns.is_empty() {
+        // Only flows and webhooks: nothing Power BI could say about them.
+        return Ok(Ok((Vec::new(), 0)));
+    }
+    let target = if args.simulate {
+        Target::simulated(args.sim_profile.as_deref(), conns, String::new()).await?
+    } else {
+        Target::live(setup::resolve_all(conns)?, String::new())?
+    };
+    let result = live_estate(&target, &job).await;
+    target.shutdown().await;
+    Ok(match result {
+        Ok(estate) => Ok((compare(&job, &estate), estate.workspaces.len())),
+        Err((what, e)) => {
+            let advice = super::auth::advice(&e)
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+            Err(format!("failed to {what}: {e}{advice}"))
+        }
+    })
+}

@@ -1,0 +1,363 @@
+//! `discover --emit-job`: a job skeleton from the discovered estate. Names, not ids (ids are
+//! resolved at run time, and names survive a redeploy); `depends_on` from the lineage;
+//! `DECIDE` comments wherever a human must choose.
+
+use std::collections::HashMap;
+
+use super::Estate;
+use super::lineage::{NodeKey, NodeKind};
+
+/// Choices for the skeleton.
+#[derive(Debug, Clone)]
+pub struct EmitOptions {
+    /// The job's `name:`.
+    pub name: String,
+    /// The `$schema` path in the yaml-language-server comment.
+    pub schema: String,
+}
+
+impl Default for EmitOptions {
+    fn default() -> Self {
+        EmitOptions {
+            name: "discovered".into(),
+            // The repository keeps jobs in jobs/ and the schema in schemas/.
+            schema: "../schemas/pbibatch-job.schema.json".into(),
+        }
+    }
+}
+
+/// A generated job file.
+#[derive(Debug, Clone)]
+pub struct Skeleton {
+    /// The YAML text.
+    pub text: String,
+    /// Active (not commented-out) steps.
+    pub steps: usize,
+}
+
+/// A YAML double-quoted scalar (JSON escaping is valid YAML) in which `${` stays literal.
+fn quote(s: &str) -> String {
+    serde_json::to_string(&s.replace("${", "$${")).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// `[a-z0-9_]` words from a display name; empty when nothing is left.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// Unique identifiers (`[A-Za-z_][A-Za-z0-9_-]*`) derived from names.
+#[derive(Default)]
+struct Ids {
+    taken: Vec<String>,
+}
+
+impl Ids {
+    fn make(&mut self, name: &str, prefix: &str, qualifier: &str) -> String {
+        let mut base = slug(name);
+        if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+            base = format!("{prefix}_{base}").trim_end_matches('_').to_string();
+        }
+        let mut id = base.clone();
+        if self.taken.contains(&id) && !qualifier.is_empty() {
+            id = format!("{qualifier}_{base}");
+        }
+        let mut n = 2;
+        while self.taken.contains(&id) {
+            id = format!("{base}_{n}");
+            n += 1;
+        }
+        self.taken.push(id.clone());
+        id
+    }
+}
+
+/// One step to write.
+struct StepOut {
+    id: String,
+    lines: Vec<String>,
+    /// Commented out: written with `# ` in front of every line.
+    commented: bool,
+}
+
+/// Writes the skeleton for `estate` (its lineage, when present, gives `depends_on`).
+pub fn job_skeleton(estate: &Estate, options: &EmitOptions) -> Skeleton {
+    let mut aliases = Ids::default();
+    let ws_alias: Vec<String> = estate
+        .workspaces
+        .iter()
+        .map(|w| aliases.make(&w.name, "ws", ""))
+        .collect();
+
+    // Step ids for every refreshable item, in a stable order.
+    let mut ids = Ids::default();
+    let mut step_of: HashMap<NodeKey, String> = HashMap::new();
+    for (wi, w) in estate.workspaces.iter().enumerate() {
+        for d in &w.dataflows {
+            let id = ids.make(&d.name, "dataflow", &ws_alias[wi]);
+            step_of.insert(NodeKey::new(NodeKind::Dataflow, &d.id), id);
+        }
+    }
+    for (wi, w) in estate.workspaces.iter().enumerate() {
+        for d in &w.datasets {
+            let id = ids.make(&d.name, "dataset", &ws_alias[wi]);
+            step_of.insert(NodeKey::new(NodeKind::Dataset, &d.id), id);
+        }
+    }
+
+    // Parents of each node from the lineage, in edge order.
+    let edges = estate.lineage.as_deref().unwrap_or_default();
+    let mut parents: HashMap<NodeKey, Vec<&super::lineage::Node>> = HashMap::new();
+    for e in edges {
+        parents.entry(e.to.key()).or_default().push(&e.from);
+    }
+    // depends_on of a node's step, and comments for parents that are not steps here.
+    let deps = |key: &NodeKey| -> (Vec<String>, Vec<String>) {
+        let mut on = Vec::new();
+        let mut notes = Vec::new();
+        for p in parents.get(key).map(Vec::as_slice).unwrap_or_default() {
+            match step_of.get(&p.key()) {
+                Some(id) if !on.contains(id) => on.push(id.clone()),
+                Some(_) => {}
+                None => notes.push(format!(
+                    "# DECIDE: reads {} {} (not discovered here): add a step for it or depend on the step that refreshes it",
+                    p.kind.as_str(),
+                    p.label()
+                )),
+            }
+        }
+        (on, notes)
+    };
+
+    let mut steps: Vec<StepOut> = Vec::new();
+    let mut trailing: Vec<String> = Vec::new();
+    for (wi, w) in estate.workspaces.iter().enumerate() {
+        let alias = &ws_alias[wi];
+        for d in &w.dataflows {
+            let key = NodeKey::new(NodeKind::Dataflow, &d.id);
+            let (on, notes) = deps(&key);
+            let mut lines = vec![
+                "type: dataflow".to_string(),
+                format!("workspace: {alias}"),
+                format!("dataflow: {}", quote(&d.name)),
+            ];
+            push_deps(&mut lines, &on, notes);
+            steps.push(StepOut {
+                id: step_of[&key].clone(),
+                lines,
+                commented: false,
+            });
+        }
+        for i in w.fabric_items.iter().filter(|i| i.item_type == "Dataflow") {
+            let id = ids.make(&i.name, "dataflow", alias);
+            steps.push(StepOut {
+                id,
+                lines: vec![
+                    "type: dataflow".to_string(),
+                    "generation: 2".to_string(),
+                    format!("workspace: {alias}"),
+                    format!("dataflow: {}", quote(&i.name)),
+                    "# DECIDE: Fabric gives no lineage for a Dataflow Gen2: add depends_on for what it reads,".to_string(),
+                    "# and make the steps that read its output depend on it.".to_string(),
+                ],
+                commented: false,
+            });
+        }
+    }
+    for (wi, w) in estate.workspaces.iter().enumerate() {
+        let alias = &ws_alias[wi];
+        for d in &w.datasets {
+            let key = NodeKey::new(NodeKind::Dataset, &d.id);
+            let (on, notes) = deps(&key);
+            let mut lines = vec![
+                "type: dataset".to_string(),
+                format!("workspace: {alias}"),
+                format!("dataset: {}", quote(&d.name)),
+            ];
+            push_deps(&mut lines, &on, notes);
+            let refreshable = d.refreshable != Some(false);
+            if !refreshable {
+                lines.insert(
+                    0,
+                    "# not refreshable (DirectQuery or live connection): nothing to refresh"
+                        .to_string(),
+                );
+            }
+            steps.push(StepOut {
+                id: step_of[&key].clone(),
+                lines,
+                commented: !refreshable,
+            });
+        }
+    }
+    let mut first_report = true;
+    for (wi, w) in estate.workspaces.iter().enumerate() {
+        let alias = &ws_alias[wi];
+        for r in &w.reports {
+            let base = ids.make(&format!("{} pdf", r.name), "report", alias);
+            let file = match slug(&r.name) {
+                s if s.is_empty() => base.clone(),
+                s => s,
+            };
+            let mut lines = Vec::new();
+            if std::mem::take(&mut first_report) {
+                lines.push(
+                    "# DECIDE: an export writes a file; uncomment the reports you want (any format the report supports)"
+                        .to_string(),
+                );
+            }
+            lines.extend([
+                "type: report".to_string(),
+                format!("workspace: {alias}"),
+                format!("report: {}", quote(&r.name)),
+                format!(
+                    "export: {{ format: PDF, path: {} }}",
+                    quote(&format!("out/{file}.pdf"))
+                ),
+            ]);
+            let (on, notes) = deps(&NodeKey::new(NodeKind::Report, &r.id));
+            push_deps(&mut lines, &on, notes);
+            steps.push(StepOut {
+                id: base,
+                lines,
+                commented: true,
+            });
+        }
+        for i in w
+            .fabric_items
+            .iter()
+            .filter(|i| i.item_type == "DataPipeline")
+        {
+            trailing.push(format!(
+                "# Pipeline {} in {}: pbibatch has no pipeline step; start it from a flow (sas_flow) if this job must wait for it.",
+                quote(&i.name),
+                quote(&w.name)
+            ));
+        }
+    }
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# yaml-language-server: $schema={}\n",
+        options.schema
+    ));
+    out.push_str("#\n");
+    let names: Vec<&str> = estate.workspaces.iter().map(|w| w.name.as_str()).collect();
+    out.push_str(&format!(
+        "# Generated by `pbibatch discover --emit-job` from {} workspace{}: {}.\n",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ));
+    out.push_str(
+        "# Items are named, not given by id: names are resolved at run time. depends_on come\n\
+         # from the live lineage (dataflow -> dataflow -> dataset -> report).\n\
+         # Review every line marked DECIDE, then run `pbibatch validate --lineage` on this file.\n",
+    );
+    out.push_str("version: 1\n");
+    out.push_str(&format!(
+        "name: {}  # DECIDE: the job's name ([a-z0-9_-]+); run history is kept under it\n",
+        quote(&options.name)
+    ));
+    out.push_str(&format!(
+        "description: {}\n",
+        quote(&format!("Refresh of {}", names.join(", ")))
+    ));
+    out.push_str(
+        "# No `connections:`: the implicit `default` connection reads AZURE_TENANT_ID,\n\
+         # AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or PBIBATCH_ACCESS_TOKEN).\n",
+    );
+    if !estate.workspaces.is_empty() {
+        out.push_str("workspaces:\n");
+        for (wi, w) in estate.workspaces.iter().enumerate() {
+            out.push_str(&format!("  {}: {}\n", ws_alias[wi], quote(&w.name)));
+        }
+    }
+    out.push_str(
+        "defaults:\n\
+         \x20 timeout: 2h         # DECIDE: the longest one refresh may take\n\
+         \x20 retries: 1\n\
+         \x20 retry_backoff: 1m\n\
+         \x20 poll_interval: 30s\n\
+         concurrency: 4         # DECIDE: how many refreshes your capacity runs well at once\n",
+    );
+    let active = steps.iter().filter(|s| !s.commented).count();
+    if active == 0 {
+        // A job needs at least one step: give a placeholder a human must replace.
+        out.push_str(
+            "# DECIDE: nothing refreshable was discovered; replace this placeholder step.\n\
+             steps:\n\
+             \x20 placeholder:\n\
+             \x20   type: webhook\n\
+             \x20   url: ${env.PBIBATCH_PLACEHOLDER_URL}\n",
+        );
+    } else {
+        out.push_str("steps:\n");
+    }
+    for s in &steps {
+        // Leading comments go above the step, so a commented-out step stays readable.
+        let lead = s.lines.iter().take_while(|l| l.starts_with('#')).count();
+        for l in &s.lines[..lead] {
+            out.push_str(&format!("  {l}\n"));
+        }
+        let prefix = if s.commented { "  # " } else { "  " };
+        out.push_str(&format!("{prefix}{}:\n", s.id));
+        for l in &s.lines[lead..] {
+            if s.commented {
+                out.push_str(&format!("  #   {l}\n"));
+            } else {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
+    for t in &trailing {
+        out.push_str(&format!("  {t}\n"));
+    }
+    Skeleton {
+        text: out,
+        steps: if active == 0 { 1 } else { active },
+    }
+}
+
+fn push_deps(lines: &mut Vec<String>, on: &[String], notes: Vec<String>) {
+    if !on.is_empty() {
+        lines.push(format!("depends_on: [{}]", on.join(", ")));
+    }
+    lines.extend(notes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_valid_and_unique() {
+        let mut ids = Ids::default();
+        assert_eq!(
+            ids.make("Master Order List", "dataflow", "ws"),
+            "master_order_list"
+        );
+        assert_eq!(
+            ids.make("Master-Order List!", "dataflow", "ws"),
+            "ws_master_order_list"
+        );
+        assert_eq!(
+            ids.make("Master Order List", "dataflow", "ws"),
+            "master_order_list_2"
+        );
+        assert_eq!(ids.make("2024 Sales", "dataset", ""), "dataset_2024_sales");
+        assert_eq!(ids.make("???", "dataset", ""), "dataset");
+    }
+
+    #[test]
+    fn quoting_keeps_dollar_braces_literal() {
+        assert_eq!(quote("a \"b\" ${c}"), r#""a \"b\" $${c}""#);
+    }
+}

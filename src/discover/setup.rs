@@ -1,0 +1,261 @@
+//! Where the credentials and the endpoints come from: a job's `connections:` (environment
+//! resolved), the implicit `default` connection (AZURE_* / PBIBATCH_ACCESS_TOKEN), or the
+//! in-process simulator (`--simulate`, which shares its setup with `run --simulate`).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use indexmap::IndexMap;
+
+use crate::cli::DiscoverArgs;
+use crate::error::Error;
+use crate::job::interp::substitute_env;
+use crate::job::model::{Connection, Credentials};
+use crate::job::{DiagFormat, Diagnostics};
+use crate::powerbi::{ClientConfig, PowerBiClient};
+use crate::secret::Secret;
+use crate::sim::{Profile, SimServer};
+
+/// A client ready to call, the connection to use, and the simulator behind it, if any.
+pub(crate) struct Target {
+    pub client: PowerBiClient,
+    pub connection: String,
+    pub connections: IndexMap<String, Connection>,
+    pub sim: Option<SimServer>,
+}
+
+impl Target {
+    /// The client `discover` uses: `--simulate`, else `--job`'s connection, else the
+    /// implicit default connection from the environment.
+    pub async fn for_discover(args: &DiscoverArgs) -> Result<Target, Error> {
+        let connection = args
+            .connection
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        let only = Some(connection.as_str());
+        if args.simulate {
+            let conns = match &args.job {
+                Some(path) => pick(job_connections(path)?, only)?,
+                None => default_only(),
+            };
+            return Target::simulated(args.sim_profile.as_deref(), conns, connection).await;
+        }
+        let conns = match &args.job {
+            Some(path) => resolve_all(pick(job_connections(path)?, only)?)?,
+            None => {
+                if args.connection.as_deref().is_some_and(|c| c != "default") {
+                    return Err(Error::Invalid(
+                        "--connection needs --job (only `default` exists without one)".into(),
+                    ));
+                }
+                resolve_all(env_default())?
+            }
+        };
+        Target::live(conns, connection)
+    }
+
+    /// A client for the real services (bases from `PBIBATCH_*_URL` when set).
+    pub fn live(
+        connections: IndexMap<String, Connection>,
+        connection: String,
+    ) -> Result<Target, Error> {
+        let config = ClientConfig::try_from_env(Default::default())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let client = PowerBiClient::new(config, connections.clone())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(Target {
+            client,
+            connection,
+            connections,
+            sim: None,
+        })
+    }
+
+    /// A simulator started in-process for `profile` (the demo estate when `None`); every
+    /// connection but managed identities gets the simulator's credentials.
+    pub async fn simulated(
+        profile: Option<&Path>,
+        mut connections: IndexMap<String, Connection>,
+        connection: String,
+    ) -> Result<Target, Error> {
+        let profile = match profile {
+            Some(path) => Profile::load(path).map_err(|e| Error::Invalid(e.to_string()))?,
+            None => super::demo_profile(),
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let sim = crate::sim::start(profile, addr)
+            .await
+            .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))?;
+        let config = crate::run::simulator_config(&sim)?;
+        for conn in connections.values_mut() {
+            if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
+                conn.credentials = crate::run::simulator_credentials(&sim);
+            }
+        }
+        let client = PowerBiClient::new(config, connections.clone())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(Target {
+            client,
+            connection,
+            connections,
+            sim: Some(sim),
+        })
+    }
+
+    /// Stops the simulator, if one was started.
+    pub async fn shutdown(self) {
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
+    }
+}
+
+fn print_diagnostics(diags: &Diagnostics) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", diags.render(DiagFormat::Human, color));
+}
+
+/// The `connections:` of a job file (with the implicit `default`), unresolved.
+pub(crate) fn job_connections(path: &Path) -> Result<IndexMap<String, Connection>, Error> {
+    match crate::job::load(path, &[]) {
+        Ok(loaded) => Ok(loaded.job.connections),
+        Err(diags) => {
+            print_diagnostics(&diags);
+            Err(Error::Reported)
+        }
+    }
+}
+
+/// Only connection `only` (when given) of `all`; an unknown name is bad input.
+pub(crate) fn pick(
+    all: IndexMap<String, Connection>,
+    only: Option<&str>,
+) -> Result<IndexMap<String, Connection>, Error> {
+    let Some(name) = only else {
+        return Ok(all);
+    };
+    match all.get(name) {
+        Some(c) => Ok(IndexMap::from([(name.to_string(), c.clone())])),
+        None => Err(Error::Invalid(format!(
+            "no connection `{name}` (the job has {})",
+            all.keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The implicit `default` connection as the environment defines it, unresolved.
+pub(crate) fn env_default() -> IndexMap<String, Connection> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let conn = crate::job::validate::implicit_default(&env);
+    IndexMap::from([("default".to_string(), conn)])
+}
+
+/// A `default` connection whose credentials the simulator replaces.
+fn default_only() -> IndexMap<String, Connection> {
+    IndexMap::from([(
+        "default".to_string(),
+        Connection {
+            name: "default".into(),
+            cloud: Default::default(),
+            credentials: Credentials::ClientSecret {
+                tenant_id: String::new(),
+                client_id: String::new(),
+                client_secret: Secret::new(""),
+            },
+        },
+    )])
+}
+
+/// Resolves `${env.X}` in every connection; every missing variable is reported at once.
+pub(crate) fn resolve_all(
+    connections: IndexMap<String, Connection>,
+) -> Result<IndexMap<String, Connection>, Error> {
+    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut missing: Vec<(String, String)> = Vec::new();
+    let mut out = IndexMap::new();
+    for (name, conn) in connections {
+        let mut miss = Vec::new();
+        let resolved = resolve_connection(&conn, &lookup, &mut miss);
+        for m in miss {
+            if !missing.iter().any(|(v, _)| *v == m) {
+                missing.push((m, name.clone()));
+            }
+        }
+        out.insert(name, resolved);
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let list = missing
+        .iter()
+        .map(|(v, c)| format!("  {v} (connection `{c}`)"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(Error::Invalid(format!(
+        "no credentials: {} environment variable{} not set:\n{list}\n\
+         set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or PBIBATCH_ACCESS_TOKEN), \
+         pass --job FILE to use its connections, or try --simulate",
+        missing.len(),
+        if missing.len() == 1 { " is" } else { "s are" }
+    )))
+}
+
+/// `conn` with its `${env.X}` references replaced through `lookup`.
+pub(crate) fn resolve_connection(
+    conn: &Connection,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    missing: &mut Vec<String>,
+) -> Connection {
+    let mut s = |v: &str| substitute_env(v, lookup, missing);
+    let credentials = match &conn.credentials {
+        Credentials::ClientSecret {
+            tenant_id,
+            client_id,
+            client_secret,
+        } => Credentials::ClientSecret {
+            tenant_id: s(tenant_id),
+            client_id: s(client_id),
+            client_secret: Secret::new(s(client_secret.expose())),
+        },
+        Credentials::AccessToken { access_token } => Credentials::AccessToken {
+            access_token: Secret::new(s(access_token.expose())),
+        },
+        Credentials::ManagedIdentity { client_id } => Credentials::ManagedIdentity {
+            client_id: client_id.as_deref().map(s),
+        },
+    };
+    Connection {
+        name: conn.name.clone(),
+        cloud: conn.cloud,
+        credentials,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_resolve_every_reference_and_report_misses() {
+        let conn = Connection {
+            name: "default".into(),
+            cloud: Default::default(),
+            credentials: Credentials::ClientSecret {
+                tenant_id: "${env.T}".into(),
+                client_id: "app".into(),
+                client_secret: Secret::new("${env.S}"),
+            },
+        };
+        let lookup = |n: &str| (n == "T").then(|| "tenant".to_string());
+        let mut missing = Vec::new();
+        let r = resolve_connection(&conn, &lookup, &mut missing);
+        assert_eq!(missing, ["S"]);
+        let Credentials::ClientSecret { tenant_id, .. } = r.credentials else {
+            panic!("client secret kept");
+        };
+        assert_eq!(tenant_id, "tenant");
+    }
+}

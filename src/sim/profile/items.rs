@@ -1,0 +1,170 @@
+//! Per-item profile entries: datasets, dataflows, reports, Fabric items, flows and hooks.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{DurationSpec, HumanDuration, Knobs, OutcomeSpec, StartedBy};
+
+/// Declares a struct with the common [`Knobs`] fields plus its own, because serde's `flatten`
+/// would disable `deny_unknown_fields` and blur error messages.
+macro_rules! with_knobs {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// See `Knobs::duration`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub duration: Option<DurationSpec>,
+            /// See `Knobs::outcomes`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub outcomes: Option<Vec<OutcomeSpec>>,
+            /// See `Knobs::running_at_start`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub running_at_start: Option<bool>,
+            /// See `Knobs::running_at_start_by`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub running_at_start_by: Option<StartedBy>,
+            /// See `Knobs::never_ends`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub never_ends: Option<bool>,
+            /// See `Knobs::history_lag`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub history_lag: Option<HumanDuration>,
+            /// See `Knobs::drop_probability`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            #[schemars(range(min = 0.0, max = 1.0))]
+            pub drop_probability: Option<f64>,
+            /// See `Knobs::queue_time`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub queue_time: Option<HumanDuration>,
+            /// See `Knobs::retry_after`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub retry_after: Option<u64>,
+        }
+
+        impl $name {
+            /// The behaviour knobs of this resource.
+            pub fn knobs(&self) -> Knobs {
+                Knobs {
+                    duration: self.duration,
+                    outcomes: self.outcomes.clone(),
+                    running_at_start: self.running_at_start,
+                    running_at_start_by: self.running_at_start_by,
+                    never_ends: self.never_ends,
+                    history_lag: self.history_lag,
+                    drop_probability: self.drop_probability,
+                    queue_time: self.queue_time,
+                    retry_after: self.retry_after,
+                }
+            }
+        }
+    };
+}
+
+with_knobs! {
+    /// A semantic model.
+    pub struct DatasetSpec {
+        /// The GUID; generated from the workspace and name when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// Tables reported in execution details when a refresh names no objects.
+        pub tables: Vec<String>,
+        /// Names of Gen1 dataflows this model reads (lineage), in this workspace or elsewhere.
+        pub upstream_dataflows: Vec<String>,
+    }
+}
+
+with_knobs! {
+    /// A Gen1 dataflow.
+    pub struct DataflowSpec {
+        /// The GUID (`objectId`); generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// Names of Gen1 dataflows this one reads (linked entities).
+        pub upstream_dataflows: Vec<String>,
+    }
+}
+
+with_knobs! {
+    /// A Dataflow Gen2 (Fabric item type `Dataflow`, job type `Execute`).
+    pub struct FabricDataflowSpec {
+        /// The item GUID; generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+    }
+}
+
+with_knobs! {
+    /// A report; its knobs drive exports.
+    pub struct ReportSpec {
+        /// The GUID; generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// The dataset it shows (a name in the same workspace); default: the dataset with the
+        /// report's name, else the workspace's first dataset, else one made for it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub dataset: Option<String>,
+        /// A paginated report (`PaginatedReport`, no `datasetId`).
+        pub paginated: bool,
+    }
+}
+
+with_knobs! {
+    /// Another Fabric item that runs jobs (a pipeline, a notebook...).
+    pub struct ItemSpec {
+        /// The item GUID; generated when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        pub id: Option<uuid::Uuid>,
+        /// The Fabric item type, e.g. `DataPipeline`, `Notebook` (required).
+        #[serde(rename = "type")]
+        pub item_type: String,
+        /// Job types it accepts; default by type (`Pipeline` for pipelines, `RunNotebook` for
+        /// notebooks, `DefaultJob` otherwise).
+        pub job_types: Vec<String>,
+    }
+}
+
+/// A dataflow a flow refreshes when triggered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataflowRef {
+    /// Workspace name or GUID.
+    pub workspace: String,
+    /// Gen1 dataflow name or GUID.
+    pub dataflow: String,
+}
+
+/// A Power Automate / Logic Apps "When an HTTP request is received" flow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowSpec {
+    /// The workflow id in the URL; generated when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The SAS signature the URL must carry; generated when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+    /// Status of the 1st, 2nd, ... call (the last repeats); default `[202]`.
+    pub statuses: Vec<u16>,
+    /// A Gen1 dataflow refresh the flow starts on each accepted call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_dataflow: Option<DataflowRef>,
+    /// Time between the call and the dataflow refresh starting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<HumanDuration>,
+}
+
+/// A webhook sink.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HookSpec {
+    /// Status of the 1st, 2nd, ... call (the last repeats); default `[200]`.
+    pub statuses: Vec<u16>,
+}

@@ -1,0 +1,239 @@
+//! `pbibatch history` and `pbibatch show`: read the store, print a table or JSON.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use super::query::{RunDetails, RunSummary};
+use super::{Store, StoreError, resolve_path};
+use crate::cli::{HistoryArgs, ShowArgs, TableFormat};
+use crate::error::{Error, exit};
+
+/// `pbibatch history`: the latest runs first.
+pub fn history_command(args: &HistoryArgs) -> Result<u8, Error> {
+    let runs = match open_for_reading(args.state.as_deref())? {
+        Some(store) => store
+            .history(args.job.as_deref(), args.limit)
+            .map_err(to_error)?,
+        None => Vec::new(),
+    };
+    let text = match args.format {
+        TableFormat::Table => render_history(&runs),
+        TableFormat::Json => json(&runs)?,
+    };
+    print(&text)?;
+    Ok(exit::OK)
+}
+
+/// `pbibatch show RUN_ID|last`: one run, with the content of its JSON run report.
+pub fn show_command(args: &ShowArgs) -> Result<u8, Error> {
+    let Some(store) = open_for_reading(args.state.as_deref())? else {
+        return Err(to_error(StoreError::NoRuns(None)));
+    };
+    let run = store.load_run(&args.run).map_err(to_error)?;
+    let text = match args.format {
+        TableFormat::Table => render_run(&run),
+        TableFormat::Json => json(&run.to_json())?,
+    };
+    print(&text)?;
+    Ok(exit::OK)
+}
+
+/// Read-only commands never create a store: a missing file is an empty history.
+fn open_for_reading(state: Option<&str>) -> Result<Option<Store>, Error> {
+    match resolve_path(state) {
+        Some(path) => Store::open_existing(&path).map_err(to_error),
+        None => Err(Error::Invalid(
+            "no state store (`--state none`): there is no history to read".into(),
+        )),
+    }
+}
+
+fn to_error(err: StoreError) -> Error {
+    Error::Invalid(err.to_string())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string_pretty(value)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| Error::Other(format!("cannot render JSON: {e}")))
+}
+
+fn print(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        // A closed pipe (`| head`) is not an error of ours.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("cannot write to stdout", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The `history` table.
+pub fn render_history(runs: &[RunSummary]) -> String {
+    if runs.is_empty() {
+        return "no runs recorded\n".into();
+    }
+    let mut rows = vec![vec![
+        "RUN".to_string(),
+        "JOB".into(),
+        "STATUS".into(),
+        "STARTED (UTC)".into(),
+        "DURATION".into(),
+        "STEPS".into(),
+    ]];
+    for run in runs {
+        let mut status = run.status.clone();
+        if let Some(from) = &run.resumed_from {
+            let _ = write!(status, " (resumed {from})");
+        }
+        rows.push(vec![
+            run.run_id.clone(),
+            run.job.clone(),
+            status,
+            run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            duration(run.duration_secs),
+            counts_line(&run.counts, run.steps),
+        ]);
+    }
+    table(&rows)
+}
+
+/// The `show` text: a header, then the run's summary table (the one `run` prints) for a
+/// finished run, or one line per step with what is known of its remote work for a run that
+/// did not finish.
+pub fn render_run(run: &RunDetails) -> String {
+    let report = run.to_report();
+    let mut out = String::new();
+    if report.is_none() {
+        let _ = writeln!(out, "run       {}", run.run_id);
+        let _ = writeln!(out, "job       {}", run.job);
+        let _ = writeln!(out, "status    {}", run.status);
+    }
+    let _ = writeln!(out, "job file  {}", run.job_file);
+    let _ = writeln!(
+        out,
+        "started   {}",
+        run.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if let Some(end) = run.finished_at {
+        let _ = writeln!(out, "finished  {}", end.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    if let Some(from) = &run.resumed_from {
+        let _ = writeln!(out, "resumes   {from}");
+    }
+    if let Some(reason) = &run.stop_reason {
+        let _ = writeln!(out, "stopped   {reason}");
+    }
+    // A finished run reads like the summary printed at the end of `run`.
+    if let Some(report) = report {
+        out.push('\n');
+        out.push_str(&crate::reporter::summary::render(&report, &[]));
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "steps     {}",
+        counts_line(&run.counts, run.steps.len() as u32)
+    );
+    out.push('\n');
+    let mut rows = vec![vec![
+        "STEP".to_string(),
+        "TYPE".into(),
+        "STATUS".into(),
+        "ATTEMPTS".into(),
+        "DURATION".into(),
+        "REMOTE ID".into(),
+        "DETAIL".into(),
+    ]];
+    for step in &run.steps {
+        let mut status = step.status.clone();
+        if step.adopted {
+            status.push_str(" (adopted)");
+        }
+        let last = step.attempts.last();
+        let remote_status = last
+            .filter(|a| a.finished_at.is_none())
+            .and_then(|a| a.remote.as_ref())
+            .and_then(|r| r.status.as_ref());
+        let detail = step
+            .error
+            .clone()
+            .or_else(|| step.reason.clone())
+            .or_else(|| remote_status.map(|s| format!("remote status {s}")))
+            .unwrap_or_default();
+        rows.push(vec![
+            step.id.clone(),
+            step.step_type.clone(),
+            status,
+            step.attempts.len().to_string(),
+            duration(step.duration_secs),
+            last.and_then(|a| a.remote_id.clone()).unwrap_or_default(),
+            one_line(&detail),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    if run.status == "incomplete" {
+        let _ = write!(
+            out,
+            "\nfinish it with: pbibatch run {} --resume {}\n",
+            run.job_file, run.run_id
+        );
+    }
+    out
+}
+
+/// Left-aligned columns separated by two spaces; trailing spaces trimmed.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The reporters' duration style (`850ms`, `12.3s`, `4m 05s`, `1h 02m`), `-` when unknown.
+fn duration(secs: Option<f64>) -> String {
+    secs.map_or_else(|| "-".into(), crate::reporter::format_secs)
+}
+
+/// `3 succeeded, 1 failed` (zero counts left out), plus steps that never reached a final
+/// status in a run that did not finish.
+fn counts_line(counts: &indexmap::IndexMap<String, u32>, total: u32) -> String {
+    let mut parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    let done: u32 = counts.values().sum();
+    if done < total {
+        parts.push(format!("{} unfinished", total - done));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > 80 {
+        let cut: String = line.chars().take(77).collect();
+        format!("{cut}...")
+    } else {
+        line.to_string()
+    }
+}

@@ -1,0 +1,231 @@
+//! `run --resume`: what each step of a new run should do, given what an earlier run did.
+//!
+//! - `succeeded` steps are kept: not run again, reported as succeeded. So is a step whose last
+//!   attempt ended `succeeded` when the run died before recording the step's end.
+//! - A step whose last attempt was in flight (started, no end recorded) and has a stored
+//!   [`RemoteHandle`] is re-attached: the new run polls that remote operation instead of
+//!   triggering another one.
+//! - Everything else runs again: `failed`, `timed_out`, `upstream_failed`, `cancelled`,
+//!   `skipped` (its condition or trigger rule is evaluated afresh), never started, in flight
+//!   without a handle (nothing to poll), and steps the earlier run did not have.
+//!
+//! A changed job file is refused unless `force`. Only steps whose definition hash is unchanged
+//! keep their earlier outcome; that holds without a file change too, since `--var` and
+//! `${env.X}` values can change a step's resolved definition.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::engine::{ResumeState, ResumeStep};
+use crate::event::StepStatus;
+use crate::executor::RemoteHandle;
+use crate::job::model::StepId;
+
+/// What a resumed run does with each step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resume {
+    /// The run being resumed.
+    pub from_run: String,
+    /// The job file changed since that run (accepted with `force`).
+    pub job_changed: bool,
+    /// One entry per step of the current job.
+    pub steps: BTreeMap<StepId, StepResume>,
+}
+
+/// The fate of one step in a resumed run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum StepResume {
+    /// Succeeded in an earlier run: not run again, reported as succeeded.
+    Keep {
+        /// The run where it succeeded.
+        run_id: String,
+        attempts: u32,
+        adopted: bool,
+        finished_at: Option<DateTime<Utc>>,
+    },
+    /// Runs again from its first attempt.
+    Run {
+        /// Why, for the report and the logs.
+        reason: String,
+    },
+    /// Its remote operation was in flight when the earlier run died: poll it, don't trigger.
+    Reattach {
+        /// The attempt that was in flight; the re-attached attempt continues its numbering.
+        attempt: u32,
+        handle: RemoteHandle,
+        /// The last remote status seen before the earlier run died.
+        remote_status: Option<String>,
+    },
+}
+
+impl Resume {
+    /// Steps kept as succeeded.
+    pub fn kept(&self) -> impl Iterator<Item = &StepId> {
+        self.steps
+            .iter()
+            .filter(|(_, s)| matches!(s, StepResume::Keep { .. }))
+            .map(|(id, _)| id)
+    }
+
+    /// Steps to re-attach, with their handles.
+    pub fn reattach(&self) -> impl Iterator<Item = (&StepId, &RemoteHandle)> {
+        self.steps.iter().filter_map(|(id, s)| match s {
+            StepResume::Reattach { handle, .. } => Some((id, handle)),
+            _ => None,
+        })
+    }
+}
+
+/// The reason a resumed run gives a kept step, followed by the run where it succeeded.
+const KEPT_PREFIX: &str = "succeeded in run ";
+
+impl From<Resume> for ResumeState {
+    /// What the engine needs: kept steps finish `succeeded` at once (with a reason naming the
+    /// run they succeeded in), re-attached ones poll their handle; steps that run again are
+    /// left out, so the engine runs them from their first attempt.
+    fn from(resume: Resume) -> ResumeState {
+        let steps = resume
+            .steps
+            .into_iter()
+            .filter_map(|(id, fate)| match fate {
+                StepResume::Keep { run_id, .. } => Some((
+                    id,
+                    ResumeStep::Keep {
+                        status: StepStatus::Succeeded,
+                        reason: Some(format!("{KEPT_PREFIX}{run_id}")),
+                    },
+                )),
+                StepResume::Reattach { handle, .. } => Some((id, ResumeStep::Reattach(handle))),
+                StepResume::Run { .. } => None,
+            })
+            .collect();
+        ResumeState {
+            run_id: resume.from_run,
+            steps,
+        }
+    }
+}
+
+impl Store {
+    /// Classifies every step of the current job (the keys of `step_hashes`, see
+    /// [`super::step_hashes`]) against run `run_id_or_last` (`last` = the latest run of
+    /// `job_name`). Refuses a changed `job_hash` unless `force`.
+    pub fn resume_state(
+        &self,
+        run_id_or_last: &str,
+        job_name: &str,
+        job_hash: &str,
+        force: bool,
+        step_hashes: &HashMap<StepId, String>,
+    ) -> Result<Resume, StoreError> {
+        let run_id = self.resolve_run_id(run_id_or_last, Some(job_name))?;
+        let run = self.load_run(&run_id)?;
+        if run.job != job_name {
+            return Err(StoreError::WrongJob {
+                run_id,
+                found: run.job,
+                expected: job_name.to_string(),
+            });
+        }
+        let job_changed = run.job_hash != job_hash;
+        if job_changed && !force {
+            return Err(StoreError::JobChanged {
+                run_id,
+                old: short(&run.job_hash),
+                new: short(job_hash),
+            });
+        }
+        let previous: HashMap<&str, &super::StepDetails> =
+            run.steps.iter().map(|s| (s.id.as_str(), s)).collect();
+        let mut steps = BTreeMap::new();
+        for (id, hash) in step_hashes {
+            let fate = match previous.get(id.as_str()) {
+                None => StepResume::Run {
+                    reason: format!("not part of run {run_id}"),
+                },
+                // Also without a job change: `--var` or `${env.X}` can change a step's
+                // resolved definition while the file stays the same.
+                Some(prev) if definition_changed(prev.step_hash.as_deref(), hash, job_changed) => {
+                    StepResume::Run {
+                        reason: format!("its definition changed since run {run_id}"),
+                    }
+                }
+                Some(prev) => classify_step(&run_id, prev),
+            };
+            steps.insert(id.clone(), fate);
+        }
+        Ok(Resume {
+            from_run: run_id,
+            job_changed,
+            steps,
+        })
+    }
+}
+
+/// The fate of a step whose definition did not change.
+fn classify_step(run_id: &str, prev: &super::StepDetails) -> StepResume {
+    let last = prev.attempts.iter().max_by_key(|a| a.number);
+    // A step kept by a resumed run (no attempts) names the run where it really succeeded.
+    let origin = prev
+        .reason
+        .as_deref()
+        .and_then(|r| r.strip_prefix(KEPT_PREFIX))
+        .filter(|_| prev.attempts.is_empty())
+        .unwrap_or(run_id);
+    let keep = |finished_at| StepResume::Keep {
+        run_id: origin.to_string(),
+        attempts: prev.attempts.len() as u32,
+        adopted: prev.adopted,
+        finished_at,
+    };
+    match prev.status.as_str() {
+        "succeeded" => keep(prev.finished_at),
+        "running" | "pending" => match last {
+            // The run died between the attempt's end and the step's end.
+            Some(a) if a.status == "succeeded" => keep(a.finished_at),
+            Some(a) if a.finished_at.is_none() => {
+                match a.remote.as_ref().and_then(|r| r.handle.clone()) {
+                    Some(handle) => StepResume::Reattach {
+                        attempt: a.number,
+                        handle,
+                        remote_status: a.remote.as_ref().and_then(|r| r.status.clone()),
+                    },
+                    None => StepResume::Run {
+                        reason: format!(
+                            "attempt {} was in flight in run {run_id} with no remote id to \
+                             re-attach to",
+                            a.number
+                        ),
+                    },
+                }
+            }
+            Some(a) => StepResume::Run {
+                reason: format!("attempt {} ended {} in run {run_id}", a.number, a.status),
+            },
+            None => StepResume::Run {
+                reason: format!("never started in run {run_id}"),
+            },
+        },
+        other => StepResume::Run {
+            reason: format!("{other} in run {run_id}"),
+        },
+    }
+}
+
+/// A step's definition changed when its stored hash differs; a run recorded before hashes
+/// were stored (schema v1) has none, which counts as unchanged unless the job file changed.
+fn definition_changed(stored: Option<&str>, current: &str, job_changed: bool) -> bool {
+    match stored {
+        Some(stored) => stored != current,
+        None => job_changed,
+    }
+}
+
+/// The first 12 hex digits: enough to tell hashes apart in a message.
+fn short(hash: &str) -> String {
+    hash.chars().take(12).collect()
+}
