@@ -6,7 +6,7 @@
 //! `docs/kestra-export.md`): `Dag.tasks[].task` / `dependsOn` / `concurrent`; on every task
 //! `timeout` and `retry` (`type: constant|exponential`, `maxAttempt`, `interval`,
 //! `maxInterval`, ISO-8601 durations) and `allowFailure`; on script tasks `containerImage`,
-//! `taskRunner.type`, `namespaceFiles`, `env`, `commands`; the
+//! `taskRunner.type`, `namespaceFiles`, `env`, `commands`, `outputFiles`; the
 //! `io.kestra.plugin.core.trigger.Schedule` trigger's `cron`.
 //!
 //! Who retries: Kestra. Each task passes `--retries 0` so one Kestra attempt is one pbibatch
@@ -201,6 +201,14 @@ fn step_task(
         "commands".into(),
         json!([command(&step.id, &options.job_path, &options.vars)]),
     );
+    // The working directory is discarded after the task: an exported file is kept only as a
+    // Kestra output file (downloadable, and readable by later tasks).
+    if let StepKind::Report(r) = &step.kind
+        && r.export.path.is_relative()
+    {
+        let path = r.export.path.to_string_lossy().replace('\\', "/");
+        task.insert("outputFiles".into(), json!([path]));
+    }
     Value::Object(task)
 }
 

@@ -90,6 +90,14 @@ pub fn notes(job: &Job) -> Vec<Note> {
                 );
             }
         }
+        if let StepKind::Report(r) = &step.kind
+            && r.export.path.is_absolute()
+        {
+            add(format!(
+                "the export is written to {} inside the task's container or worker and not collected (use a relative `export.path` to get it as a Kestra output file)",
+                r.export.path.display()
+            ));
+        }
         if let StepKind::Webhook(hook) = &step.kind
             && webhook_reads_the_run(hook.body.as_ref())
         {
