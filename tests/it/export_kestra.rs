@@ -202,3 +202,91 @@ fn export_kestra_task_commands_run_under_simulate() {
         assert_eq!(out.status.code(), Some(0), "{command}\n{o}{e}");
     }
 }
+
+#[test]
+fn export_kestra_maps_ids_allow_failure_condition_env_and_reports_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = r#"
+version: 1
+name: _edge
+concurrency: 2
+pools: { cap: 1 }
+connections:
+  default: { access_token: "${env.TOKEN}" }
+steps:
+  _first:
+    type: dataset
+    workspace: W
+    dataset: D
+    pool: cap
+    continue_on_error: true
+    retries: { count: 1, backoff: 1m, max_backoff: 1m }
+    timeout: 90s
+  second:
+    type: report
+    workspace: W
+    report: R
+    export: { format: PDF, path: /srv/out/r.pdf }
+    depends_on: [_first]
+    pool: cap
+    when: "env.REGION == 'eu'"
+"#;
+    std::fs::write(dir.path().join("edge.yaml"), job).unwrap();
+    let out = pbibatch(dir.path())
+        .args(["export", "kestra", "edge.yaml"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let flow: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    assert_eq!(flow["id"], "job_edge");
+    let dag = &flow["tasks"][0];
+    assert_eq!(dag["concurrent"], 2);
+    let first = &dag["tasks"][0]["task"];
+    assert_eq!(
+        first["id"], "step_first",
+        "Kestra ids start with a letter or digit"
+    );
+    assert_eq!(first["allowFailure"], true);
+    assert_eq!(first["timeout"], "PT6M30S");
+    assert_eq!(
+        first["retry"],
+        serde_json::json!({"type": "constant", "maxAttempt": 2, "interval": "PT1M"})
+    );
+    assert!(
+        first["commands"][0]
+            .as_str()
+            .unwrap()
+            .contains("--select _first "),
+        "the command selects the pbibatch step id"
+    );
+    assert_eq!(
+        first["env"],
+        serde_json::json!({"TOKEN": "{{ secret('TOKEN') }}"})
+    );
+    let second = &dag["tasks"][1];
+    assert_eq!(second["dependsOn"], serde_json::json!(["step_first"]));
+    assert_eq!(
+        second["task"]["env"],
+        serde_json::json!({
+            "TOKEN": "{{ secret('TOKEN') }}",
+            "REGION": "{{ secret('REGION') }}",
+        }),
+        "env read by `when:` is passed too"
+    );
+    assert!(second["task"].get("outputFiles").is_none());
+    assert!(
+        second["task"].get("retry").is_none(),
+        "retries: 0 -> no retry"
+    );
+    for needle in [
+        "warning: pool `cap` (limit 1, 2 steps) is not enforced",
+        "warning: step `second`: the export is written to /srv/out/r.pdf",
+    ] {
+        assert!(stderr.contains(needle), "{needle}\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("when its `when:`"),
+        "second has no dependents: {stderr}"
+    );
+}
