@@ -45,6 +45,9 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             clap_complete::generate(shell, &mut cmd, "pbibatch", &mut std::io::stdout());
             Ok(exit::OK)
         }
+        Command::Export(crate::cli::ExportCommand::Kestra(args)) => {
+            crate::export::kestra_command(&args)
+        }
         Command::History(args) => crate::store::history_command(&args),
         Command::Show(args) => crate::store::show_command(&args),
         Command::Sim(SimCommand::Serve { addr, profile }) => {

@@ -55,7 +55,15 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
             return Err(Error::Reported);
         }
     };
-    let job = loaded.job;
+    let mut job = loaded.job;
+    if let Some(retries) = args.retries {
+        if retries > 100 {
+            return Err(Error::Invalid("--retries must be between 0 and 100".into()));
+        }
+        for step in job.steps.values_mut() {
+            step.retries = retries;
+        }
+    }
     let selected = crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     if let Some(0) = args.concurrency {
