@@ -13,6 +13,7 @@ mod deps;
 mod expr;
 mod kinds;
 mod sections;
+pub(crate) use sections::implicit_default;
 mod step;
 
 use std::collections::HashSet;
