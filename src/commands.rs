@@ -27,7 +27,7 @@ fn init_logging(cli: &Cli) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
-    crate::run::set_quiet(cli.quiet);
+    crate::run::set_output(cli.quiet, cli.log_format == LogFormat::Json);
 }
 
 /// Runs the parsed command line; returns the process exit code.

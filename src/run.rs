@@ -124,7 +124,10 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let mut reporters = Reporters::new();
-    if !quiet() {
+    if json_logs() {
+        // Machine-read logs: one JSON object per state change, even with -q.
+        reporters = reporters.with_json_lines(Box::new(std::io::stderr()));
+    } else if !quiet() {
         // Live progress on a terminal, plain log lines elsewhere (Kestra, CI).
         reporters = reporters.with_stderr(args.progress);
     }
@@ -164,7 +167,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         .filter(|(_, p)| !failed_paths.iter().any(|f| f == p))
         .map(|(k, p)| (k, p.to_path_buf()))
         .collect();
-    if !quiet() {
+    if !quiet() && !json_logs() {
         eprint!("{}", crate::reporter::summary::render(&report, &written));
     }
     if args.kestra {
@@ -203,11 +206,19 @@ fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// True when `--log-format json` asked for JSON log lines.
+fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
-/// Records `-q` for the reporters (only errors are printed then).
-pub fn set_quiet(quiet: bool) {
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records the global output flags for the reporters: `-q` (only errors are printed) and
+/// `--log-format json`.
+pub fn set_output(quiet: bool, json_logs: bool) {
     QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+    JSON_LOGS.store(json_logs, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A sortable, unique run id: `20261125T201502Z-1a2b3c4d`.

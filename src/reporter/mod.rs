@@ -62,6 +62,13 @@ impl Reporters {
         }
     }
 
+    /// Adds JSON log lines (`--log-format json`) written to `out`; no live display then, since
+    /// JSON logs are read by machines.
+    pub fn with_json_lines(mut self, out: Box<dyn Write + Send>) -> Self {
+        self.lines = Some(LineReporter::json(out));
+        self
+    }
+
     /// Adds the live display.
     pub fn with_progress(mut self, progress: ProgressReporter) -> Self {
         self.progress = Some(progress);
