@@ -82,8 +82,11 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         tracing::info!(base = %sim.base_url(), "simulator started");
         (point_at_simulator(resolved, &sim), config, Some(sim))
     } else {
-        let resolved = crate::job::resolve_env(&job, &|name| std::env::var(name).ok())
-            .map_err(|e| Error::Invalid(format!("{e:?}", e = miette::Report::new(e))))?;
+        let resolved =
+            crate::job::resolve_env(&job, &|name| std::env::var(name).ok()).map_err(|e| {
+                eprintln!("{:?}", miette::Report::new(e));
+                Error::Reported
+            })?;
         let config = ClientConfig::try_from_env(Default::default())
             .map_err(|e| Error::Invalid(e.to_string()))?;
         (resolved, config, None)
