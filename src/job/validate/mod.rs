@@ -471,3 +471,6 @@ pub(crate) fn validate(
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests;
