@@ -146,6 +146,14 @@ fn improve_message(message: &str) -> (String, Option<String>) {
         };
         return (format!("unknown {what} `{found}`"), help);
     }
+    if let Some(rest) = message.strip_prefix("duplicate mapping key `")
+        && let Some((key, _)) = rest.split_once('`')
+    {
+        return (
+            format!("duplicate key `{key}`"),
+            Some("a key may appear once per mapping (step ids are unique)".into()),
+        );
+    }
     match message {
         "expected mapping start" => {
             return (

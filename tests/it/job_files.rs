@@ -212,8 +212,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     ("comment_only", "1:1", "the job file is empty"),
     ("cycle", "4:62", "dependency cycle: a -> b -> c -> a"),
-    ("duplicate_key", "8:5", "duplicate mapping key `workspace`"),
-    ("duplicate_step_id", "6:3", "duplicate mapping key `a`"),
+    ("duplicate_key", "8:5", "duplicate key `workspace`"),
+    ("duplicate_step_id", "6:3", "duplicate key `a`"),
     ("empty", "1:1", "the job file is empty"),
     (
         "http_url",

@@ -472,3 +472,6 @@ pub(crate) fn validate(
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests;
