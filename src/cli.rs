@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Refresh Power BI and Microsoft Fabric resources in dependency order, from one YAML job file.
 #[derive(Debug, Parser)]
-#[command(name = "pbibatch", version, about, long_about = None, propagate_version = true)]
+#[command(name = "pbibatch", version = env!("PBIBATCH_VERSION"), about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -48,6 +48,9 @@ pub enum Command {
     /// The local Power BI / Fabric simulator.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Export a job to another tool (a Kestra flow).
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, powershell or elvish.
@@ -103,6 +106,10 @@ pub struct RunArgs {
     /// After the first failure start nothing new; running steps finish.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Override every step's `retries` (0..=100); `--retries 0` when an orchestrator such as
+    /// Kestra retries the whole command itself.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Resume a failed run: `last` or a run id.
     #[arg(long, value_name = "RUN_ID|last")]
     pub resume: Option<String>,
@@ -289,4 +296,35 @@ pub enum SimCommand {
         #[arg(long, value_name = "FILE")]
         profile: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A Kestra flow: a Dag task with one task per step, each running
+    /// `pbibatch run JOB --select STEP --kestra`.
+    Kestra(ExportKestraArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportKestraArgs {
+    /// The job file, as the Kestra tasks will see it (a namespace file path).
+    pub job: PathBuf,
+    /// Kestra namespace of the flow.
+    #[arg(long, default_value = "pbibatch", value_name = "NS")]
+    pub namespace: String,
+    /// Add a Schedule trigger with this cron expression (e.g. "0 2 * * *", UTC).
+    #[arg(long, value_name = "CRON")]
+    pub cron: Option<String>,
+    /// Container image with `pbibatch` on its PATH (Docker task runner).
+    #[arg(long, value_name = "IMAGE", conflicts_with = "process")]
+    pub image: Option<String>,
+    /// Run on the Kestra worker itself (Process task runner) instead of a container.
+    #[arg(long)]
+    pub process: bool,
+    /// Write the flow here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Override a job variable (repeatable); passed on to every task's command too.
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
 }

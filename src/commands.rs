@@ -27,7 +27,7 @@ fn init_logging(cli: &Cli) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
-    crate::run::set_quiet(cli.quiet);
+    crate::run::set_output(cli.quiet, cli.log_format == LogFormat::Json);
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -44,6 +44,9 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "pbibatch", &mut std::io::stdout());
             Ok(exit::OK)
+        }
+        Command::Export(crate::cli::ExportCommand::Kestra(args)) => {
+            crate::export::kestra_command(&args)
         }
         Command::History(args) => crate::store::history_command(&args),
         Command::Show(args) => crate::store::show_command(&args),

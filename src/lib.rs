@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod executor;
+pub mod export;
 pub mod job;
 pub mod plan;
 pub mod powerbi;

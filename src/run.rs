@@ -55,7 +55,15 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
             return Err(Error::Reported);
         }
     };
-    let job = loaded.job;
+    let mut job = loaded.job;
+    if let Some(retries) = args.retries {
+        if retries > 100 {
+            return Err(Error::Invalid("--retries must be between 0 and 100".into()));
+        }
+        for step in job.steps.values_mut() {
+            step.retries = retries;
+        }
+    }
     let selected = crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     if let Some(0) = args.concurrency {
@@ -74,8 +82,11 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         tracing::info!(base = %sim.base_url(), "simulator started");
         (point_at_simulator(resolved, &sim), config, Some(sim))
     } else {
-        let resolved = crate::job::resolve_env(&job, &|name| std::env::var(name).ok())
-            .map_err(|e| Error::Invalid(format!("{e:?}", e = miette::Report::new(e))))?;
+        let resolved =
+            crate::job::resolve_env(&job, &|name| std::env::var(name).ok()).map_err(|e| {
+                eprintln!("{:?}", miette::Report::new(e));
+                Error::Reported
+            })?;
         let config = ClientConfig::try_from_env(Default::default())
             .map_err(|e| Error::Invalid(e.to_string()))?;
         (resolved, config, None)
@@ -116,7 +127,10 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let mut reporters = Reporters::new();
-    if !quiet() {
+    if json_logs() {
+        // Machine-read logs: one JSON object per state change, even with -q.
+        reporters = reporters.with_json_lines(Box::new(std::io::stderr()));
+    } else if !quiet() {
         // Live progress on a terminal, plain log lines elsewhere (Kestra, CI).
         reporters = reporters.with_stderr(args.progress);
     }
@@ -156,7 +170,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         .filter(|(_, p)| !failed_paths.iter().any(|f| f == p))
         .map(|(k, p)| (k, p.to_path_buf()))
         .collect();
-    if !quiet() {
+    if !quiet() && !json_logs() {
         eprint!("{}", crate::reporter::summary::render(&report, &written));
     }
     if args.kestra {
@@ -195,11 +209,19 @@ fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// True when `--log-format json` asked for JSON log lines.
+fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
-/// Records `-q` for the reporters (only errors are printed then).
-pub fn set_quiet(quiet: bool) {
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records the global output flags for the reporters: `-q` (only errors are printed) and
+/// `--log-format json`.
+pub fn set_output(quiet: bool, json_logs: bool) {
     QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+    JSON_LOGS.store(json_logs, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A sortable, unique run id: `20261125T201502Z-1a2b3c4d`.

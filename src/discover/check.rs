@@ -224,11 +224,29 @@ pub fn compare(job: &Job, estate: &Estate) -> Vec<Finding> {
     let (nodes, mut findings) = locate(job, estate);
     let edges = estate.lineage.as_deref().unwrap_or_default();
     let graph = Graph::new(edges);
-    let labels: HashMap<NodeKey, String> = edges
+    let mut labels: HashMap<NodeKey, String> = edges
         .iter()
         .flat_map(|e| [&e.from, &e.to])
         .map(|n| (n.key(), format!("{} `{}`", n.kind.as_str(), n.label())))
         .collect();
+    // Items without edges are named from the estate.
+    for w in &estate.workspaces {
+        let named = w
+            .dataflows
+            .iter()
+            .map(|d| (NodeKind::Dataflow, &d.id, &d.name))
+            .chain(
+                w.datasets
+                    .iter()
+                    .map(|d| (NodeKind::Dataset, &d.id, &d.name)),
+            )
+            .chain(w.reports.iter().map(|r| (NodeKind::Report, &r.id, &r.name)));
+        for (kind, id, name) in named {
+            labels
+                .entry(NodeKey::new(kind, id))
+                .or_insert_with(|| format!("{} `{} / {name}`", kind.as_str(), w.name));
+        }
+    }
     let label = |k: &NodeKey| {
         labels
             .get(k)
@@ -339,11 +357,12 @@ async fn live_estate(target: &Target, job: &Job) -> Result<Estate, (String, Clie
             }
         }
         if let (Some(all), Some(more)) = (estate.lineage.as_mut(), part.lineage) {
-            for e in more {
-                if !all.contains(&e) {
-                    all.push(e);
-                }
-            }
+            let mut seen: HashSet<(NodeKey, NodeKey)> =
+                all.iter().map(|e| (e.from.key(), e.to.key())).collect();
+            all.extend(
+                more.into_iter()
+                    .filter(|e| seen.insert((e.from.key(), e.to.key()))),
+            );
         }
     }
     Ok(estate)
@@ -469,6 +488,7 @@ async fn check_one(
     // Step fields may use ${env.X}; an unset one stays as written and shows as not found.
     let lookup =
         |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("${{env.{name}}}")));
+    let unresolved = job;
     let job = job::resolve_env(job, &lookup).map_err(|e| Error::Invalid(e.to_string()))?;
     let used: HashSet<&str> = job
         .steps
@@ -476,7 +496,8 @@ async fn check_one(
         .filter(|s| job::needs_auth(&s.kind))
         .map(|s| s.connection.as_str())
         .collect();
-    let conns: IndexMap<_, _> = job
+    // Credentials come from the unresolved connections: `resolve_all` reports what is unset.
+    let conns: IndexMap<_, _> = unresolved
         .connections
         .iter()
         .filter(|(name, _)| used.contains(name.as_str()))

@@ -1,6 +1,6 @@
 //! The estate `--simulate` shows when no `--sim-profile` is given: two workspaces with a
-//! dataflow chain, a cross-workspace link, reports, a Dataflow Gen2, a pipeline and a
-//! DirectQuery-like model, so every part of `discover --lineage` has something to show.
+//! dataflow chain, a cross-workspace link, reports (one paginated), a Dataflow Gen2 and a
+//! pipeline, so every part of `discover --lineage` has something to show.
 
 use crate::sim::Profile;
 

@@ -356,6 +356,116 @@ mod tests {
         assert_eq!(ids.make("???", "dataset", ""), "dataset");
     }
 
+    use crate::discover::lineage::{Edge, Node};
+    use crate::discover::{Dataflow, Dataset, FabricItem, Workspace};
+    use crate::job::model::StepKind;
+
+    fn load(text: &str) -> crate::job::model::Job {
+        match crate::job::load_bytes("job.yaml", text.as_bytes(), &[], &|_| None) {
+            Ok(l) => crate::job::resolve_env(&l.job, &|_| Some("x".into())).unwrap(),
+            Err(d) => panic!("{}\n{text}", d.render(crate::job::DiagFormat::Short, false)),
+        }
+    }
+
+    #[test]
+    fn odd_names_and_outside_lineage_still_give_a_valid_job() {
+        let name = r#"Sales "EU" ${x} #1"#;
+        let estate = Estate {
+            workspaces: vec![Workspace {
+                id: "w1".into(),
+                name: "Data: Admin".into(),
+                datasets: vec![
+                    Dataset {
+                        id: "d1".into(),
+                        name: name.into(),
+                        refreshable: Some(true),
+                        storage_mode: None,
+                    },
+                    Dataset {
+                        id: "d2".into(),
+                        name: "Live".into(),
+                        refreshable: Some(false),
+                        storage_mode: None,
+                    },
+                ],
+                dataflows: vec![Dataflow {
+                    id: "f1".into(),
+                    name: "1st flow".into(),
+                }],
+                fabric_items: vec![FabricItem {
+                    id: "g1".into(),
+                    name: "Gen2".into(),
+                    item_type: "Dataflow".into(),
+                }],
+                ..Workspace::default()
+            }],
+            lineage: Some(vec![
+                Edge {
+                    from: Node {
+                        kind: NodeKind::Dataflow,
+                        workspace_id: "w1".into(),
+                        workspace: Some("Data: Admin".into()),
+                        id: "f1".into(),
+                        name: Some("1st flow".into()),
+                    },
+                    to: Node {
+                        kind: NodeKind::Dataset,
+                        workspace_id: "w1".into(),
+                        workspace: Some("Data: Admin".into()),
+                        id: "d1".into(),
+                        name: Some(name.into()),
+                    },
+                },
+                Edge {
+                    from: Node {
+                        kind: NodeKind::Dataflow,
+                        workspace_id: "w9".into(),
+                        workspace: None,
+                        id: "f9".into(),
+                        name: None,
+                    },
+                    to: Node {
+                        kind: NodeKind::Dataset,
+                        workspace_id: "w1".into(),
+                        workspace: Some("Data: Admin".into()),
+                        id: "d1".into(),
+                        name: Some(name.into()),
+                    },
+                },
+            ]),
+        };
+        let sk = job_skeleton(&estate, &EmitOptions::default());
+        assert_eq!(sk.steps, 3, "{}", sk.text);
+        assert!(
+            sk.text.contains("# DECIDE: reads dataflow w9 / f9"),
+            "{}",
+            sk.text
+        );
+        assert!(sk.text.contains("  # live:"), "{}", sk.text);
+        let job = load(&sk.text);
+        assert_eq!(
+            job.steps.keys().collect::<Vec<_>>(),
+            ["dataflow_1st_flow", "gen2", "sales_eu_x_1"]
+        );
+        let StepKind::Dataset(d) = &job.steps["sales_eu_x_1"].kind else {
+            panic!("a dataset step");
+        };
+        assert_eq!(
+            d.dataset, name,
+            "the name survives quoting and interpolation"
+        );
+        assert_eq!(d.workspace, "Data: Admin");
+        assert_eq!(job.steps["sales_eu_x_1"].depends_on, ["dataflow_1st_flow"]);
+    }
+
+    #[test]
+    fn an_empty_estate_gives_a_placeholder_that_loads() {
+        let sk = job_skeleton(&Estate::default(), &EmitOptions::default());
+        assert_eq!(sk.steps, 1);
+        let job = load(&sk.text);
+        assert!(job.steps.contains_key("placeholder"));
+    }
+
     #[test]
     fn quoting_keeps_dollar_braces_literal() {
         assert_eq!(quote("a \"b\" ${c}"), r#""a \"b\" $${c}""#);

@@ -1,12 +1,14 @@
 //! Reads the estate from Power BI and Fabric: only GETs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::lineage::{Edge, Node, NodeKind};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::lineage::{Edge, Node, NodeKey, NodeKind};
 use super::{Dataflow, Dataset, DiscoverError, Estate, FabricItem, Report, Workspace};
-use crate::powerbi::PowerBiClient;
-use crate::powerbi::api::Group;
+use crate::powerbi::api::{DatasetDataflowLink, Group, UpstreamDataflow};
 use crate::powerbi::resolve::near_matches;
+use crate::powerbi::{ClientError, PowerBiClient};
 
 /// What to discover.
 #[derive(Debug, Clone, Default)]
@@ -16,6 +18,10 @@ pub struct DiscoverOptions {
     /// Also read the lineage edges.
     pub lineage: bool,
 }
+
+/// Requests in flight at once: enough to hide latency on a large estate, few enough to stay
+/// clear of Power BI's per-user throttling (the client retries a 429 anyway).
+const PARALLEL: usize = 4;
 
 /// Fabric item types that Power BI lists already (datasets, reports): not repeated.
 const LISTED_BY_POWER_BI: &[&str] = &["SemanticModel", "Report", "PaginatedReport"];
@@ -32,10 +38,14 @@ pub async fn discover(
         .await
         .map_err(DiscoverError::client("list the workspaces"))?;
     let chosen = select(&groups, &options.workspaces)?;
-    let mut estate = Estate::default();
-    for g in chosen {
-        estate.workspaces.push(workspace(client, conn, g).await?);
-    }
+    let mut estate = Estate {
+        workspaces: stream::iter(chosen)
+            .map(|g| workspace(client, conn, g))
+            .buffered(PARALLEL)
+            .try_collect()
+            .await?,
+        lineage: None,
+    };
     name_report_datasets(&mut estate);
     if options.lineage {
         estate.lineage = Some(lineage(client, conn, &mut estate, &groups).await?);
@@ -234,25 +244,61 @@ async fn lineage(
     estate: &mut Estate,
     groups: &[Group],
 ) -> Result<Vec<Edge>, DiscoverError> {
+    // Every read first (a few at a time), then the edges in a stable order.
+    let dataflows: Vec<(&str, &str, &str, &str)> = estate
+        .workspaces
+        .iter()
+        .flat_map(|w| {
+            w.dataflows.iter().map(move |d| {
+                (
+                    w.id.as_str(),
+                    w.name.as_str(),
+                    d.id.as_str(),
+                    d.name.as_str(),
+                )
+            })
+        })
+        .collect();
+    let upstream: Vec<Vec<UpstreamDataflow>> = stream::iter(dataflows)
+        .map(|(ws_id, ws_name, df_id, df_name)| async move {
+            client
+                .upstream_dataflows(conn, ws_id, df_id)
+                .await
+                .map_err(DiscoverError::client(format!(
+                    "read the upstream dataflows of dataflow `{df_name}` in workspace `{ws_name}`"
+                )))
+        })
+        .buffered(PARALLEL)
+        .try_collect()
+        .await?;
+    let links: Vec<Option<Result<Vec<DatasetDataflowLink>, ClientError>>> =
+        stream::iter(estate.workspaces.iter())
+            .map(|w| async move {
+                if w.datasets.is_empty() {
+                    None
+                } else {
+                    Some(client.dataset_dataflow_links(conn, &w.id).await)
+                }
+            })
+            .buffered(PARALLEL)
+            .collect()
+            .await;
+
     let mut edges: Vec<Edge> = Vec::new();
     let mut notes: Vec<(usize, String)> = Vec::new();
     {
         let names = Names::new(estate, groups);
+        // A set beside the list: large estates have thousands of edges.
+        let mut seen: HashSet<(NodeKey, NodeKey)> = HashSet::new();
         let mut push = |e: Edge| {
-            if !edges.contains(&e) {
+            if seen.insert((e.from.key(), e.to.key())) {
                 edges.push(e);
             }
         };
-        for (wi, w) in estate.workspaces.iter().enumerate() {
+        let mut upstream = upstream.into_iter();
+        for (wi, (w, links)) in estate.workspaces.iter().zip(links).enumerate() {
             for df in &w.dataflows {
-                let ups = client
-                    .upstream_dataflows(conn, &w.id, &df.id)
-                    .await
-                    .map_err(DiscoverError::client(format!(
-                        "read the upstream dataflows of dataflow `{}` in workspace `{}`",
-                        df.name, w.name
-                    )))?;
-                for u in ups {
+                for u in upstream.next().unwrap_or_default() {
                     push(Edge {
                         from: names.node(
                             NodeKind::Dataflow,
@@ -263,28 +309,22 @@ async fn lineage(
                     });
                 }
             }
-            if !w.datasets.is_empty() {
-                match client.dataset_dataflow_links(conn, &w.id).await {
-                    Ok(links) => {
-                        for l in links {
-                            push(Edge {
-                                from: names.node(
-                                    NodeKind::Dataflow,
-                                    &l.dataflow_object_id,
-                                    l.workspace_object_id.as_deref(),
-                                ),
-                                to: names.node(
-                                    NodeKind::Dataset,
-                                    &l.dataset_object_id,
-                                    Some(&w.id),
-                                ),
-                            });
-                        }
+            match links {
+                None => {}
+                Some(Ok(links)) => {
+                    for l in links {
+                        push(Edge {
+                            from: names.node(
+                                NodeKind::Dataflow,
+                                &l.dataflow_object_id,
+                                l.workspace_object_id.as_deref(),
+                            ),
+                            to: names.node(NodeKind::Dataset, &l.dataset_object_id, Some(&w.id)),
+                        });
                     }
-                    // Older tenants answer this one with 404 when no dataset reads a
-                    // dataflow; missing links are a note, not a failure.
-                    Err(e) => notes.push((wi, format!("dataset → dataflow links not read: {e}"))),
                 }
+                // Missing links are a note, not a failure: the rest of the lineage stands.
+                Some(Err(e)) => notes.push((wi, format!("dataset → dataflow links not read: {e}"))),
             }
             for r in &w.reports {
                 if let Some(ds) = &r.dataset_id {

@@ -29,7 +29,7 @@ use crate::cli::{DiscoverArgs, TableFormat};
 use crate::error::{Error, exit};
 use crate::powerbi::ClientError;
 
-pub use check::validate_lineage;
+pub use check::{Finding, compare, validate_lineage};
 pub use demo::demo_profile;
 pub use fetch::{DiscoverOptions, discover};
 

@@ -33,6 +33,11 @@ impl Target {
             .clone()
             .unwrap_or_else(|| "default".to_string());
         let only = Some(connection.as_str());
+        if args.job.is_none() && connection != "default" {
+            return Err(Error::Invalid(
+                "--connection needs --job (only `default` exists without one)".into(),
+            ));
+        }
         if args.simulate {
             let conns = match &args.job {
                 Some(path) => pick(job_connections(path)?, only)?,
@@ -42,14 +47,7 @@ impl Target {
         }
         let conns = match &args.job {
             Some(path) => resolve_all(pick(job_connections(path)?, only)?)?,
-            None => {
-                if args.connection.as_deref().is_some_and(|c| c != "default") {
-                    return Err(Error::Invalid(
-                        "--connection needs --job (only `default` exists without one)".into(),
-                    ));
-                }
-                resolve_all(env_default())?
-            }
+            None => resolve_all(env_default())?,
         };
         Target::live(conns, connection)
     }

@@ -10,6 +10,9 @@ use serde::Serialize;
 /// would be slow and unreadable anyway).
 const HUMAN_LIMIT: usize = 50;
 
+/// Longest source line shown in a snippet (a 5 MB one-line file must not be echoed).
+const SNIPPET_LINE_LIMIT: usize = 400;
+
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +189,21 @@ impl Diagnostics {
         }
     }
 
+    /// Length in bytes of a 1-based line.
+    fn line_len(&self, line: usize) -> usize {
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.source.len());
+        end.saturating_sub(start)
+    }
+
     /// Renders every problem in `format`. `color` only affects [`DiagFormat::Human`].
     pub fn render(&self, format: DiagFormat, color: bool) -> String {
         match format {
@@ -284,9 +302,14 @@ impl Diagnostics {
                 ));
                 break;
             }
+            let location_only = d.position.and_then(|p| {
+                (self.line_len(p.line) > SNIPPET_LINE_LIMIT)
+                    .then(|| format!("{}:{}:{}", self.path, p.line, p.column))
+            });
             let report = Rendered {
                 diag: d,
                 source: NamedSource::new(&self.path, Arc::clone(&source)),
+                location_only,
             };
             if handler.render_report(&mut out, &report).is_err() {
                 out.push_str(&format!("{}: {}: {}\n", self.path, d.severity, d.message));
@@ -308,6 +331,8 @@ impl std::error::Error for Diagnostics {}
 struct Rendered<'a> {
     diag: &'a Diagnostic,
     source: NamedSource<Arc<str>>,
+    /// `path:line:col` when the snippet is left out (its line is too long to show).
+    location_only: Option<String>,
 }
 
 impl fmt::Debug for Rendered<'_> {
@@ -318,7 +343,11 @@ impl fmt::Debug for Rendered<'_> {
 
 impl fmt::Display for Rendered<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diag.message)
+        f.write_str(&self.diag.message)?;
+        if let Some(at) = &self.location_only {
+            write!(f, "\n  at {at} (line too long to show)")?;
+        }
+        Ok(())
     }
 }
 
@@ -340,12 +369,18 @@ impl miette::Diagnostic for Rendered<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        if self.location_only.is_some() {
+            return None;
+        }
         self.diag
             .position
             .map(|_| &self.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.location_only.is_some() {
+            return None;
+        }
         let p = self.diag.position?;
         let span = SourceSpan::from((p.offset, p.length));
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(

@@ -11,9 +11,18 @@ use crate::secret::Secret;
 /// Environment variables a run needs but that are not set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingEnv {
-    /// Variable name -> where it is used (`connection `default` client_secret`,
-    /// `step `a` url`), in job order.
-    pub missing: IndexMap<String, Vec<String>>,
+    /// Variable name -> where it is used, in job order.
+    pub missing: IndexMap<String, MissingVar>,
+}
+
+/// One missing environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MissingVar {
+    /// What uses it: `connection `default` client_secret`, `step `a` url`, ...
+    pub uses: Vec<String>,
+    /// `file:line:col` of its first `${env.NAME}` in the job file (none for the implicit
+    /// `default` connection, which is not written in the file).
+    pub location: Option<String>,
 }
 
 impl fmt::Display for MissingEnv {
@@ -25,8 +34,12 @@ impl fmt::Display for MissingEnv {
             if n == 1 { "" } else { "s" },
             if n == 1 { "is" } else { "are" }
         )?;
-        for (name, uses) in &self.missing {
-            write!(f, "\n  {name} (used by {})", uses.join(", "))?;
+        for (name, var) in &self.missing {
+            write!(f, "\n  {name} (used by {}", var.uses.join(", "))?;
+            if let Some(at) = &var.location {
+                write!(f, "; {at}")?;
+            }
+            write!(f, ")")?;
         }
         Ok(())
     }
@@ -221,8 +234,40 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
     if r.missing.is_empty() {
         Ok(out)
     } else {
-        Err(MissingEnv { missing: r.missing })
+        let mut locations = locate(job, r.missing.keys());
+        let missing = r
+            .missing
+            .into_iter()
+            .map(|(name, uses)| {
+                let location = locations.shift_remove(&name);
+                (name, MissingVar { uses, location })
+            })
+            .collect();
+        Err(MissingEnv { missing })
     }
+}
+
+/// `file:line:col` of the first `${env.NAME}` of each name in the job file. The model keeps
+/// no spans, so the file is read again; this only runs on the error path.
+fn locate<'a>(job: &Job, names: impl Iterator<Item = &'a String>) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    let Ok(text) = std::fs::read_to_string(&job.file) else {
+        return out;
+    };
+    for name in names {
+        let needle = format!("${{env.{name}}}");
+        let Some(offset) = text.find(&needle) else {
+            continue;
+        };
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        out.insert(
+            name.clone(),
+            format!("{}:{line}:{column}", job.file.display()),
+        );
+    }
+    out
 }
 
 /// True for step kinds that call Power BI / Fabric (and so need a connection).
@@ -274,13 +319,35 @@ steps:
 "#;
 
     #[test]
+    fn missing_vars_are_located_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(&path, JOB).unwrap();
+        let loaded = crate::job::load(&path, &[]).unwrap();
+        let err = resolve_env(&loaded.job, &|_| None).unwrap_err();
+        let shown = path.display();
+        assert_eq!(
+            err.missing["FLOW_URL"].location,
+            Some(format!("{shown}:10:11"))
+        );
+        assert_eq!(err.missing["KEY"].location, Some(format!("{shown}:11:28")));
+        assert!(
+            err.to_string().contains(&format!(
+                "FLOW_URL (used by step `flow` url; {shown}:10:11)"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn resolves_everything_or_lists_every_missing_var() {
         let loaded = load_bytes("t.yaml", JOB.as_bytes(), &[], &|_| None).unwrap();
         assert_eq!(loaded.warnings.items().len(), 4);
         let err = resolve_env(&loaded.job, &|n| (n == "T").then(|| "tenant".into())).unwrap_err();
         let names: Vec<&str> = err.missing.keys().map(String::as_str).collect();
         assert_eq!(names, ["S", "FLOW_URL", "KEY"]);
-        assert_eq!(err.missing["KEY"], ["step `flow` headers.x-api-key"]);
+        assert_eq!(err.missing["KEY"].uses, ["step `flow` headers.x-api-key"]);
+        assert_eq!(err.missing["KEY"].location, None, "t.yaml is not on disk");
         let text = err.to_string();
         assert!(
             text.contains("FLOW_URL (used by step `flow` url)"),

@@ -146,6 +146,27 @@ fn improve_message(message: &str) -> (String, Option<String>) {
         };
         return (format!("unknown {what} `{found}`"), help);
     }
+    if let Some(rest) = message.strip_prefix("duplicate mapping key `")
+        && let Some((key, _)) = rest.split_once('`')
+    {
+        return (
+            format!("duplicate key `{key}`"),
+            Some("a key may appear once per mapping (step ids are unique)".into()),
+        );
+    }
+    match message {
+        "expected mapping start" => {
+            return (
+                "expected a mapping (`key: value` lines or `{ key: value }`)".into(),
+                None,
+            );
+        }
+        "expected sequence start" => {
+            return ("expected a list (`[a, b]` or `- item` lines)".into(), None);
+        }
+        "expected string scalar" => return ("expected a single text value".into(), None),
+        _ => {}
+    }
     let integer = ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"];
     if let Some(ty) = message.strip_prefix("invalid ")
         && integer.contains(&ty.trim())

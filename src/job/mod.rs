@@ -18,7 +18,7 @@ pub mod schema;
 pub mod validate;
 
 pub use diag::{DiagFormat, Diagnostic, Diagnostics, Severity};
-pub use env::{MissingEnv, needs_auth, resolve_env};
+pub use env::{MissingEnv, MissingVar, needs_auth, resolve_env};
 pub use load::{Loaded, load, load_bytes};
 
 /// A `--var` argument that is not `KEY=VALUE`.

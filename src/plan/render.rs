@@ -92,7 +92,9 @@ pub fn to_text(plan: &Plan) -> String {
         };
         let _ = writeln!(o);
         let _ = writeln!(o, "{} ({})", s.id, s.type_name());
-        let _ = writeln!(o, "  resource: {}", s.kind.resource_label());
+        if s.kind.workspace().is_some() && !matches!(s.kind, StepKind::SasFlow(_)) {
+            let _ = writeln!(o, "  resource: {}", s.kind.resource_label());
+        }
         let parents = plan.parents(id);
         if !s.depends_on.is_empty() {
             let skipped: Vec<&String> = s
@@ -123,7 +125,7 @@ pub fn to_text(plan: &Plan) -> String {
         if !s.tags.is_empty() {
             let _ = writeln!(o, "  tags: {}", s.tags.join(", "));
         }
-        if s.kind.workspace().is_some() || matches!(s.kind, StepKind::SasFlow(_)) {
+        if crate::job::needs_auth(&s.kind) {
             let _ = writeln!(o, "  connection: {}", s.connection);
         }
         let _ = writeln!(

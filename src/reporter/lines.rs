@@ -24,6 +24,8 @@ pub struct LineReporter<W: Write> {
     started: HashMap<StepId, chrono::DateTime<chrono::Utc>>,
     run_started: Option<chrono::DateTime<chrono::Utc>>,
     run_id: String,
+    /// One JSON object per line (`--log-format json`) instead of text.
+    json: bool,
 }
 
 impl<W: Write> LineReporter<W> {
@@ -36,6 +38,17 @@ impl<W: Write> LineReporter<W> {
             started: HashMap::new(),
             run_started: None,
             run_id: String::new(),
+            json: false,
+        }
+    }
+
+    /// A reporter writing one JSON object per line to `out`: `timestamp`, `level`, `run_id`,
+    /// `event`, `step`, `attempt`, `status`, `remote_id` (when the event has them) and the
+    /// same `message` the text form prints.
+    pub fn json(out: W) -> Self {
+        LineReporter {
+            json: true,
+            ..LineReporter::new(out)
         }
     }
 
@@ -159,10 +172,102 @@ impl<W: Write> LineReporter<W> {
             }
         };
         match line {
+            Some(line) if self.json => {
+                let record = json_record(&ts, &self.run_id, event, &line);
+                writeln!(self.out, "{record}")
+            }
             Some(line) => writeln!(self.out, "{ts} {line}"),
             None => Ok(()),
         }
     }
+}
+
+/// The JSON form of one log line: the message plus the ids a log pipeline filters on.
+fn json_record(ts: &str, run_id: &str, event: &RunEvent, message: &str) -> serde_json::Value {
+    let mut record = serde_json::json!({
+        "timestamp": ts,
+        "level": "INFO",
+        "run_id": run_id,
+    });
+    let (name, step, attempt, status, remote_id): (
+        &str,
+        Option<&str>,
+        Option<u32>,
+        Option<String>,
+        Option<&str>,
+    ) = match &event.kind {
+        RunEventKind::RunStarted { .. } => ("run_started", None, None, None, None),
+        RunEventKind::AttemptStarted { step, attempt } => {
+            ("attempt_started", Some(step), Some(*attempt), None, None)
+        }
+        RunEventKind::StepProgress {
+            step,
+            attempt,
+            update,
+        } => (
+            "step_progress",
+            Some(step),
+            Some(*attempt),
+            update.remote_status.clone(),
+            update.remote_id.as_deref(),
+        ),
+        RunEventKind::AttemptFinished {
+            step,
+            attempt,
+            status,
+            remote_id,
+            ..
+        } => (
+            "attempt_finished",
+            Some(step),
+            Some(*attempt),
+            Some(status.to_string()),
+            remote_id.as_deref(),
+        ),
+        RunEventKind::StepFinished {
+            step,
+            status,
+            attempts,
+            ..
+        } => (
+            "step_finished",
+            Some(step),
+            Some(*attempts),
+            Some(status.to_string()),
+            None,
+        ),
+        RunEventKind::Stopping { .. } => ("stopping", None, None, None, None),
+        RunEventKind::RunFinished { status, .. } => (
+            "run_finished",
+            None,
+            None,
+            Some(status.as_str().to_string()),
+            None,
+        ),
+    };
+    let failed = matches!(
+        &event.kind,
+        RunEventKind::AttemptFinished { status, .. } | RunEventKind::StepFinished { status, .. }
+            if status.counts_as_failed()
+    ) || matches!(&event.kind, RunEventKind::Stopping { .. });
+    if failed {
+        record["level"] = "WARN".into();
+    }
+    record["event"] = name.into();
+    if let Some(step) = step {
+        record["step"] = step.into();
+    }
+    if let Some(attempt) = attempt {
+        record["attempt"] = attempt.into();
+    }
+    if let Some(status) = status {
+        record["status"] = status.into();
+    }
+    if let Some(id) = remote_id {
+        record["remote_id"] = id.into();
+    }
+    record["message"] = message.into();
+    record
 }
 
 /// `remote status InProgress 40 % (id abc)`, or a note.

@@ -62,6 +62,13 @@ impl Reporters {
         }
     }
 
+    /// Adds JSON log lines (`--log-format json`) written to `out`; no live display then, since
+    /// JSON logs are read by machines.
+    pub fn with_json_lines(mut self, out: Box<dyn Write + Send>) -> Self {
+        self.lines = Some(LineReporter::json(out));
+        self
+    }
+
     /// Adds the live display.
     pub fn with_progress(mut self, progress: ProgressReporter) -> Self {
         self.progress = Some(progress);
@@ -126,7 +133,7 @@ pub struct ReportPaths {
     pub junit: Option<PathBuf>,
     /// `--summary`: Markdown.
     pub summary: Option<PathBuf>,
-    /// `GITHUB_STEP_SUMMARY`: the Markdown summary is appended there too.
+    /// `GITHUB_STEP_SUMMARY`: with `--summary`, the Markdown is appended there too.
     pub github_step_summary: Option<PathBuf>,
 }
 
@@ -186,7 +193,7 @@ impl ReportPaths {
                         .any(|e| matches!(e, ReportError::Io { path: p, .. } if p == path))
             })
             .collect();
-        if (self.summary.is_some() || self.github_step_summary.is_some())
+        if self.summary.is_some()
             && let Err(e) = markdown::write(
                 report,
                 &files,

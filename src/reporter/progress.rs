@@ -337,7 +337,9 @@ impl ProgressReporter {
             Change::Overall { done, tally } => {
                 if let Some(bar) = &self.overall {
                     bar.set_position(done);
-                    bar.set_message(tally);
+                    if !tally.is_empty() {
+                        bar.set_message(format!(" · {tally}"));
+                    }
                 }
             }
             Change::Show { step, line, since } => {
@@ -428,7 +430,7 @@ impl ProgressReporter {
 
 fn overall_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps · ETA {eta_known} · {wide_msg}",
+        "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps · ETA {eta_known}{wide_msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .with_key("eta_known", eta_known)

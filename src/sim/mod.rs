@@ -82,7 +82,12 @@ pub struct SimServer {
 }
 
 /// Starts the simulator for `profile` on `addr` (`127.0.0.1:0` picks a free port).
+/// The profile is checked first (a profile built in code skips [`Profile::load`]'s checks).
 pub async fn start(profile: Profile, addr: SocketAddr) -> Result<SimServer, SimError> {
+    profile.check().map_err(|problems| SimError::Profile {
+        path: "<profile>".into(),
+        message: problems.join("; "),
+    })?;
     let (listener, local) = http::bind(addr).await.map_err(|source| SimError::Bind {
         addr: addr.to_string(),
         source,
@@ -295,12 +300,33 @@ pub async fn serve_command(addr: &str, profile: Option<&std::path::Path>) -> Res
         Some(path) => Profile::load(path)?,
         None => Profile::default(),
     };
+    let workspaces = profile.workspaces.len();
+    let items: usize = profile
+        .workspaces
+        .values()
+        .map(|w| {
+            w.datasets.len()
+                + w.dataflows.len()
+                + w.fabric_dataflows.len()
+                + w.reports.len()
+                + w.items.len()
+        })
+        .sum();
     let flows: Vec<String> = profile.flows.keys().cloned().collect();
     let hooks: Vec<String> = profile.hooks.keys().cloned().collect();
     let server = start(profile, addr).await?;
     let base = server.base_url();
     let mut out = String::new();
     out.push_str(&format!("pbibatch simulator listening on {base}\n\n"));
+    if workspaces == 0 {
+        out.push_str(
+            "  No workspaces: pass --profile FILE to declare some (docs/simulator.md).\n\n",
+        );
+    } else {
+        out.push_str(&format!(
+            "  Estate: {workspaces} workspace(s), {items} item(s)\n\n"
+        ));
+    }
     out.push_str(&format!("  Power BI REST   {base}/v1.0/myorg\n"));
     out.push_str(&format!("  Fabric REST     {base}/v1\n"));
     out.push_str(&format!(

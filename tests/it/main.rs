@@ -1,13 +1,18 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
+mod auth_cli;
 mod client_http;
 mod common;
+mod discover_cli;
+mod discover_lib;
+mod docs;
 mod engine_run;
 mod exec_dataflow;
 mod exec_dataset;
 mod exec_flow;
 mod exec_report;
 mod exec_support;
+mod export_kestra;
 mod job_files;
 mod report_outputs;
 mod report_run;
@@ -22,6 +27,7 @@ mod sim_flow;
 mod sim_knobs;
 mod sim_powerbi;
 mod sim_profile_schema;
+mod sim_specs;
 mod sim_support;
 mod store_cli;
 mod store_engine;
@@ -30,3 +36,4 @@ mod store_recorder;
 mod store_resume;
 mod store_schema;
 mod store_support;
+mod vscode;

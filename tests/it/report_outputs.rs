@@ -263,6 +263,15 @@ fn summary_file_is_also_appended_to_github_step_summary() {
     let written = std::fs::read_to_string(dir.path().join("out/summary.md")).unwrap();
     let appended = std::fs::read_to_string(&gh).unwrap();
     assert_eq!(appended, format!("# earlier step\n\n{written}"));
+
+    // Without --summary, GITHUB_STEP_SUMMARY is left alone.
+    let untouched = dir.path().join("other_step_summary.md");
+    let paths = ReportPaths {
+        github_step_summary: Some(untouched.clone()),
+        ..ReportPaths::default()
+    };
+    assert!(paths.write_all(&report).is_empty());
+    assert!(!untouched.exists());
 }
 
 #[test]

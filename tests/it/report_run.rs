@@ -337,6 +337,13 @@ fn live_progress_on_a_pseudo_terminal() {
     // ...instead of the plain log lines, and the final summary still follows.
     assert!(!screen.contains("attempt 1 started"), "{screen}");
     assert!(screen.contains("critical path: "), "{screen}");
+    // The flow's SAS signature never reaches the terminal.
+    for (i, _) in screen.match_indices("sig=") {
+        assert!(
+            screen[i..].starts_with("sig=***"),
+            "leaked signature: {screen}"
+        );
+    }
 
     // `--progress never` on the same terminal: plain lines, no redrawing.
     let (code, plain) = run_on_a_pty(dir.path(), "never");

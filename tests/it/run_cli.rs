@@ -318,3 +318,36 @@ fn sigterm_cancels_in_flight_work_writes_the_report_and_exits_130() {
     assert_eq!(step(&report, "pdf")["status"], "cancelled");
     assert_eq!(step(&report, "flow")["status"], "succeeded");
 }
+
+#[test]
+fn json_log_lines_carry_run_step_attempt_and_remote_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pbibatch(dir.path())
+        .args(["--log-format", "json", "run", "--simulate"])
+        .arg(repo().join("jobs/order_list.yaml"))
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let records: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let run_id = records[0]["run_id"].as_str().unwrap().to_string();
+    assert!(records.iter().all(|r| r["run_id"] == run_id.as_str()));
+    let model_polls: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["event"] == "step_progress" && r["step"] == "order_list_model")
+        .collect();
+    assert!(!model_polls.is_empty(), "{stderr}");
+    assert!(
+        model_polls
+            .iter()
+            .all(|r| r["attempt"] == 1 && r["remote_id"].is_string())
+    );
+    assert_eq!(records.last().unwrap()["event"], "run_finished");
+    assert!(
+        !stderr.contains("sig=")
+            || stderr.matches("sig=").count() == stderr.matches("sig=***").count()
+    );
+}

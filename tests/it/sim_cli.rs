@@ -46,6 +46,7 @@ async fn sim_serve_prints_urls_serves_and_stops_on_sigint() {
         format!("export PBIBATCH_AUTHORITY_URL={base}"),
         "export AZURE_CLIENT_SECRET=".to_string(),
         format!("Flow nightly: {base}/workflows/"),
+        "Estate: 1 workspace(s), 0 item(s)".to_string(),
     ] {
         assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
     }

@@ -407,3 +407,98 @@ async fn exports_can_redirect_to_client_routing() {
     assert_eq!(followed.status, 202, "{}", followed.body);
     assert_eq!(sim.counters().resource("report:WS/R").triggers, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn timed_out_outcome_retry_after_knob_job_types_and_given_flow_ids() {
+    let sim = start(
+        r#"
+defaults: { duration: 1m }
+workspaces:
+  WS:
+    datasets:
+      Slow: { outcomes: [timed_out] }
+    fabric_dataflows:
+      G: { retry_after: 9 }
+    items:
+      Book: { type: Notebook }
+      Custom: { type: Lakehouse, job_types: [TableMaintenance] }
+flows:
+  given: { id: abc123, sig: s3cret }
+"#,
+    )
+    .await;
+    let api = Api::new(&sim).await;
+    let (ws, slow) = api.ids("WS", "Slow");
+    let path = format!("/groups/{ws}/datasets/{slow}/refreshes");
+    let a = api
+        .pbi(Method::POST, &path, Some(json!({"type": "Full"})))
+        .await;
+    let id = a.header("x-ms-request-id").unwrap().to_string();
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let d = api.pbi(Method::GET, &format!("{path}/{id}"), None).await;
+    assert_eq!(
+        (d.body["status"].as_str(), d.body["extendedStatus"].as_str()),
+        (Some("Failed"), Some("TimedOut"))
+    );
+    let (_, g) = api.ids("WS", "G");
+    let run = api
+        .fabric(
+            Method::POST,
+            &format!("/workspaces/{ws}/items/{g}/jobs/Execute/instances"),
+            None,
+        )
+        .await;
+    assert_eq!(run.header("retry-after"), Some("9"));
+    assert_eq!(
+        api.fabric_url(run.header("location").unwrap())
+            .await
+            .header("retry-after"),
+        Some("9")
+    );
+    let (_, book) = api.ids("WS", "Book");
+    let nb = api
+        .fabric(
+            Method::POST,
+            &format!("/workspaces/{ws}/items/{book}/jobs/RunNotebook/instances"),
+            None,
+        )
+        .await;
+    assert_eq!(nb.status, 202);
+    let wrong = api
+        .fabric(
+            Method::POST,
+            &format!("/workspaces/{ws}/items/{book}/jobs/Execute/instances"),
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    let (_, custom) = api.ids("WS", "Custom");
+    let tm = api
+        .fabric(
+            Method::POST,
+            &format!("/workspaces/{ws}/items/{custom}/jobs/instances?jobType=TableMaintenance"),
+            None,
+        )
+        .await;
+    assert_eq!(tm.status, 202);
+    let url = sim.flow_url("given");
+    assert!(
+        url.contains("/workflows/abc123/") && url.ends_with("&sig=s3cret"),
+        "{url}"
+    );
+    assert_eq!(client().post(&url).send().await.unwrap().status(), 202);
+}
+
+#[tokio::test]
+async fn start_checks_profiles_built_in_code() {
+    let profile = pbibatch::sim::Profile {
+        time_scale: 0.0,
+        ..pbibatch::sim::Profile::default()
+    };
+    let err = pbibatch::sim::start(profile, "127.0.0.1:0".parse().unwrap())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("time_scale"), "{err}");
+}

@@ -29,6 +29,17 @@ use super::SimError;
 pub const BUILTIN_DURATION: DurationSpec =
     DurationSpec::Range(Duration::from_millis(200), Duration::from_millis(800));
 
+/// The longest duration a profile may give (keeps every instant and date representable).
+const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+const MIN_TIME_SCALE: f64 = 0.001;
+const MAX_TIME_SCALE: f64 = 1e9;
+
+fn check_duration(at: &str, d: Duration, problems: &mut Vec<String>) {
+    if d > MAX_DURATION {
+        problems.push(format!("{at}: durations are limited to 10 years"));
+    }
+}
+
 /// A simulator profile (the YAML file given to `sim serve --profile` or `--sim-profile`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -265,6 +276,17 @@ impl Knobs {
         {
             problems.push(format!("{at}: drop_probability must be within 0..=1"));
         }
+        if let Some(d) = self.duration {
+            check_duration(&format!("{at}.duration"), d.max(), problems);
+        }
+        for (name, d) in [
+            ("history_lag", self.history_lag),
+            ("queue_time", self.queue_time),
+        ] {
+            if let Some(d) = d {
+                check_duration(&format!("{at}.{name}"), d.0, problems);
+            }
+        }
     }
 }
 
@@ -324,10 +346,21 @@ impl Profile {
     }
 
     /// Every rule serde cannot express; all problems at once.
-    fn check(&self) -> Result<(), Vec<String>> {
+    pub(crate) fn check(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            problems.push("time_scale must be a positive number".to_string());
+        if !(self.time_scale.is_finite()
+            && (MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&self.time_scale))
+        {
+            problems.push(format!(
+                "time_scale must be a number within {MIN_TIME_SCALE}..={MAX_TIME_SCALE}"
+            ));
+        }
+        check_duration("token_lifetime", self.token_lifetime.0, &mut problems);
+        check_duration("latency", self.latency.max(), &mut problems);
+        for (name, flow) in &self.flows {
+            if let Some(d) = flow.delay {
+                check_duration(&format!("flows.{name}.delay"), d.0, &mut problems);
+            }
         }
         for (name, value) in [
             ("transient_503", self.transient_503),
@@ -457,6 +490,20 @@ mod tests {
         assert!(err.contains("transient_503"), "{err}");
         assert!(err.contains("type is required"), "{err}");
         assert!(Profile::from_yaml("nonsense_key: 1\n").is_err());
+        // Durations and scales that would overflow instants are refused, not panicked on.
+        for bad in [
+            "token_lifetime: 100000y\n",
+            "time_scale: 0.0000001\n",
+            "defaults: { duration: 1s..50000y }\n",
+            "defaults: { history_lag: 50000y }\n",
+            "latency: 50000y\n",
+        ] {
+            let err = Profile::from_yaml(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("limited to 10 years") || err.contains("time_scale"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

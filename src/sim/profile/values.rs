@@ -94,12 +94,19 @@ impl DurationSpec {
         }
     }
 
+    /// The longest value it can give.
+    pub fn max(&self) -> Duration {
+        match *self {
+            DurationSpec::Fixed(d) | DurationSpec::Range(_, d) => d,
+        }
+    }
+
     /// Picks a value; `unit` is a number in [0, 1) from the caller's deterministic source.
     pub fn pick(&self, unit: f64) -> Duration {
         match *self {
             DurationSpec::Fixed(d) => d,
             DurationSpec::Range(lo, hi) => {
-                let span = (hi - lo).as_secs_f64();
+                let span = hi.saturating_sub(lo).as_secs_f64();
                 lo + Duration::from_secs_f64((span * unit.clamp(0.0, 1.0)).max(0.0))
             }
         }

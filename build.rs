@@ -1,0 +1,65 @@
+//! Puts the git revision into `pbibatch --version` (`0.1.0 (git 1a2b3c4d5e6f)`).
+//!
+//! Falls back to the bare package version when git is not installed, when the sources are not
+//! a git checkout (a crate tarball), or when git fails; `PBIBATCH_GIT_REVISION` overrides the
+//! revision for builds from an exported tree.
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Re-run when the checked-out commit moves: HEAD, the branch it points at, packed refs.
+/// Only existing files are named: a missing one would make cargo re-run the script always.
+fn watch_git() {
+    let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) else {
+        return;
+    };
+    let common = git(&["rev-parse", "--git-common-dir"]).map(|c| {
+        let p = Path::new(&c);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+        }
+    });
+    let mut files = vec![Path::new(&git_dir).join("HEAD")];
+    if let Some(common) = &common {
+        files.push(common.join("packed-refs"));
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            files.push(common.join(branch));
+        }
+    }
+    for f in files.iter().filter(|f| f.exists()) {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+}
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=PBIBATCH_GIT_REVISION");
+    let version = env!("CARGO_PKG_VERSION");
+    let revision = match std::env::var("PBIBATCH_GIT_REVISION") {
+        Ok(r) if !r.trim().is_empty() => Some(r.trim().to_string()),
+        _ => {
+            watch_git();
+            git(&["rev-parse", "--short=12", "HEAD"])
+        }
+    };
+    let full = match revision {
+        Some(rev) => format!("{version} (git {rev})"),
+        None => version.to_string(),
+    };
+    println!("cargo:rustc-env=PBIBATCH_VERSION={full}");
+}

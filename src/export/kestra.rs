@@ -1,0 +1,447 @@
+//! A job as a Kestra flow: one `io.kestra.plugin.core.flow.Dag` task whose child tasks are
+//! the job's steps, each an `io.kestra.plugin.scripts.shell.Commands` task running
+//! `pbibatch run JOB --select STEP --kestra`.
+//!
+//! Property names follow Kestra's own sources and plugin docs (cited in
+//! `docs/kestra-export.md`): `Dag.tasks[].task` / `dependsOn` / `concurrent`; on every task
+//! `timeout` and `retry` (`type: constant|exponential`, `maxAttempt`, `interval`,
+//! `maxInterval`, ISO-8601 durations) and `allowFailure`; on script tasks `containerImage`,
+//! `taskRunner.type`, `namespaceFiles`, `env`, `commands`, `outputFiles`; the
+//! `io.kestra.plugin.core.trigger.Schedule` trigger's `cron`.
+//!
+//! Who retries: Kestra. Each task passes `--retries 0` so one Kestra attempt is one pbibatch
+//! attempt (otherwise the two would multiply), and Kestra's `retry` carries the step's
+//! `retries`, `retry_backoff` and `max_backoff`. pbibatch still enforces the step's `timeout`
+//! itself, cancelling the refresh remotely; Kestra's `timeout` is that plus a grace period, a
+//! backstop for a process that hangs.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use crate::export::ExportError;
+use crate::export::iso8601;
+use crate::export::notes::{self, Note};
+use crate::job::model::{Job, Step, StepKind};
+
+/// The container image used when neither `--image` nor `--process` is given.
+pub const DEFAULT_IMAGE: &str = "pbibatch:latest";
+
+/// Added to a step's `timeout` for Kestra's: pbibatch's own timeout fires first and cancels
+/// the remote refresh (a few HTTP calls, perhaps throttled); Kestra's only catches a hang.
+pub const TIMEOUT_GRACE: Duration = Duration::from_secs(5 * 60);
+
+/// Where the tasks run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runner {
+    /// `io.kestra.plugin.scripts.runner.docker.Docker` with this `containerImage`.
+    Docker { image: String },
+    /// `io.kestra.plugin.core.runner.Process`: on the worker, `pbibatch` on its PATH.
+    Process,
+}
+
+/// Everything the export needs besides the job.
+#[derive(Debug, Clone)]
+pub struct KestraOptions {
+    pub namespace: String,
+    /// Five-field cron (UTC) for a Schedule trigger.
+    pub cron: Option<String>,
+    pub runner: Runner,
+    /// The job file's path in the task's working directory (a namespace file).
+    pub job_path: String,
+    /// `--var` overrides, repeated on every task's command line.
+    pub vars: Vec<(String, String)>,
+}
+
+/// The exported flow and what it could not keep.
+#[derive(Debug, Clone)]
+pub struct KestraFlow {
+    /// The flow, with a comment header (including every note).
+    pub yaml: String,
+    /// Semantics that differ from `pbibatch run JOB` (also in the YAML comments).
+    pub notes: Vec<Note>,
+}
+
+/// Renders `job` as a Kestra flow.
+pub fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, ExportError> {
+    check_namespace(&options.namespace)?;
+    if let Some(cron) = &options.cron {
+        check_cron(cron)?;
+    }
+    if let Runner::Docker { image } = &options.runner
+        && (image.is_empty() || image.chars().any(char::is_whitespace))
+    {
+        return Err(ExportError::Image(image.clone()));
+    }
+    let ids = task_ids(job);
+    let dag_id = unique_id("dag", &ids);
+    let mut secrets: Vec<String> = Vec::new();
+    let mut dag_tasks = Vec::new();
+    for step in job.steps.values() {
+        let env = env_needed(job, step);
+        for name in &env {
+            if !secrets.contains(name) {
+                secrets.push(name.clone());
+            }
+        }
+        let mut entry = serde_json::Map::new();
+        entry.insert("task".into(), step_task(step, &ids, &env, options));
+        if !step.depends_on.is_empty() {
+            let deps: Vec<Value> = step
+                .depends_on
+                .iter()
+                .map(|d| Value::String(ids[d].clone()))
+                .collect();
+            entry.insert("dependsOn".into(), Value::Array(deps));
+        }
+        dag_tasks.push(Value::Object(entry));
+    }
+
+    let mut flow = serde_json::Map::new();
+    flow.insert("id".into(), Value::String(kestra_id(&job.name, "job")));
+    flow.insert("namespace".into(), Value::String(options.namespace.clone()));
+    let description = match &job.description {
+        Some(d) => format!("{d} (pbibatch job `{}`, one task per step)", job.name),
+        None => format!("pbibatch job `{}`, one task per step", job.name),
+    };
+    flow.insert("description".into(), Value::String(description));
+    flow.insert(
+        "tasks".into(),
+        json!([{
+            "id": dag_id,
+            "type": "io.kestra.plugin.core.flow.Dag",
+            "concurrent": job.concurrency,
+            "tasks": dag_tasks,
+        }]),
+    );
+    if let Some(cron) = &options.cron {
+        flow.insert(
+            "triggers".into(),
+            json!([{
+                "id": "schedule",
+                "type": "io.kestra.plugin.core.trigger.Schedule",
+                "cron": cron,
+            }]),
+        );
+    }
+
+    let notes = notes::notes(job);
+    let mut yaml = header(job, options, &secrets, &notes);
+    let mut ser = serde_saphyr::SerializerOptions::default();
+    // Long command lines stay on one line (a folded `>` scalar would hide the command).
+    ser.prefer_block_scalars = false;
+    yaml.push_str(
+        &serde_saphyr::to_string_with_options(&Value::Object(flow), ser)
+            .map_err(|e| ExportError::Serialize(e.to_string()))?,
+    );
+    if !yaml.ends_with('\n') {
+        yaml.push('\n');
+    }
+    Ok(KestraFlow { yaml, notes })
+}
+
+/// The Kestra task of one step.
+fn step_task(
+    step: &Step,
+    ids: &IndexMap<String, String>,
+    env: &[String],
+    options: &KestraOptions,
+) -> Value {
+    let mut task = serde_json::Map::new();
+    task.insert("id".into(), Value::String(ids[&step.id].clone()));
+    task.insert(
+        "type".into(),
+        Value::String("io.kestra.plugin.scripts.shell.Commands".into()),
+    );
+    task.insert("description".into(), Value::String(describe(step)));
+    match &options.runner {
+        Runner::Docker { image } => {
+            task.insert("containerImage".into(), Value::String(image.clone()));
+            task.insert(
+                "taskRunner".into(),
+                json!({"type": "io.kestra.plugin.scripts.runner.docker.Docker"}),
+            );
+        }
+        Runner::Process => {
+            task.insert(
+                "taskRunner".into(),
+                json!({"type": "io.kestra.plugin.core.runner.Process"}),
+            );
+        }
+    }
+    task.insert(
+        "namespaceFiles".into(),
+        json!({"enabled": true, "include": [options.job_path]}),
+    );
+    if !env.is_empty() {
+        let map: serde_json::Map<String, Value> = env
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    Value::String(format!("{{{{ secret('{name}') }}}}")),
+                )
+            })
+            .collect();
+        task.insert("env".into(), Value::Object(map));
+    }
+    task.insert(
+        "timeout".into(),
+        Value::String(iso8601::format(step.timeout.saturating_add(TIMEOUT_GRACE))),
+    );
+    if step.retries > 0 {
+        task.insert("retry".into(), retry(step));
+    }
+    if step.continue_on_error {
+        task.insert("allowFailure".into(), Value::Bool(true));
+    }
+    task.insert(
+        "commands".into(),
+        json!([command(&step.id, &options.job_path, &options.vars)]),
+    );
+    // The working directory is discarded after the task: an exported file is kept only as a
+    // Kestra output file (downloadable, and readable by later tasks).
+    if let StepKind::Report(r) = &step.kind
+        && r.export.path.is_relative()
+    {
+        let path = r.export.path.to_string_lossy().replace('\\', "/");
+        task.insert("outputFiles".into(), json!([path]));
+    }
+    Value::Object(task)
+}
+
+/// Kestra's `retry` for a step's `retries`, `retry_backoff` and `max_backoff`: pbibatch's
+/// backoff doubles from `retry_backoff` up to `max_backoff`, which is Kestra's exponential
+/// retry (delay factor 2 by default); when it cannot grow it is a constant one.
+/// `maxAttempt` counts every attempt, the first included.
+fn retry(step: &Step) -> Value {
+    let attempts = step.retries.saturating_add(1);
+    if step.max_backoff > step.retry_backoff {
+        json!({
+            "type": "exponential",
+            "maxAttempt": attempts,
+            "interval": iso8601::format(step.retry_backoff),
+            "maxInterval": iso8601::format(step.max_backoff),
+        })
+    } else {
+        json!({
+            "type": "constant",
+            "maxAttempt": attempts,
+            "interval": iso8601::format(step.retry_backoff.min(step.max_backoff)),
+        })
+    }
+}
+
+/// The shell command of a step's task. Kestra renders `commands` with Pebble, so a value
+/// holding `{{` or `{%` is wrapped in `{% raw %}`.
+fn command(step_id: &str, job_path: &str, vars: &[(String, String)]) -> String {
+    let mut words = vec![
+        "pbibatch".to_string(),
+        "run".to_string(),
+        shell_quote(job_path),
+        "--select".to_string(),
+        shell_quote(step_id),
+    ];
+    for (k, v) in vars {
+        words.push("--var".to_string());
+        words.push(shell_quote(&format!("{k}={v}")));
+    }
+    // --kestra: outputs and metrics for Kestra; --retries 0: Kestra retries (see the module
+    // doc); --state none: the working directory is thrown away after the task, and parallel
+    // tasks of one job must not wait on each other's job lock.
+    words.extend(
+        ["--kestra", "--retries", "0", "--state", "none"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let line = words.join(" ");
+    if line.contains("{{") || line.contains("{%") {
+        format!("{{% raw %}}{line}{{% endraw %}}")
+    } else {
+        line
+    }
+}
+
+/// POSIX single-quoting when a word holds anything but safe characters.
+fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// A one-line description of what the step does remotely. URLs (`sas_flow`, `webhook`) are
+/// left out: they are credentials.
+fn describe(step: &Step) -> String {
+    let what = match &step.kind {
+        StepKind::SasFlow(_) | StepKind::Webhook(_) => step.type_name().to_string(),
+        other => format!("{} {}", step.type_name(), other.resource_label()),
+    };
+    format!("pbibatch step `{}`: {what}", step.id)
+}
+
+/// Env var names a step's task needs: `${env.X}` in the step, in its connection (when the step
+/// calls Power BI / Fabric), and `env.X` read by its `when:`. Found by resolving a job that
+/// holds only this step and that connection with an empty environment.
+fn env_needed(job: &Job, step: &Step) -> Vec<String> {
+    let mut solo = job.clone();
+    solo.description = None;
+    solo.steps = IndexMap::from([(step.id.clone(), step.clone())]);
+    solo.connections
+        .retain(|name, _| name == &step.connection && crate::job::needs_auth(&step.kind));
+    let mut names: Vec<String> = match crate::job::resolve_env(&solo, &|_| None) {
+        Ok(_) => Vec::new(),
+        Err(missing) => missing.missing.keys().cloned().collect(),
+    };
+    if let Some(expr) = &step.when {
+        for name in notes::env_in_condition(expr) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// Step id -> Kestra task id. Kestra ids match `[a-zA-Z0-9][a-zA-Z0-9_-]*`; pbibatch step ids
+/// may start with `_`, which gets a `step` prefix (kept unique).
+fn task_ids(job: &Job) -> IndexMap<String, String> {
+    let mut taken: HashSet<String> = job.steps.keys().cloned().collect();
+    let mut out = IndexMap::new();
+    for id in job.steps.keys() {
+        if id.starts_with('_') {
+            let mut candidate = format!("step{id}");
+            while taken.contains(&candidate) {
+                candidate.insert(0, 'x');
+            }
+            taken.insert(candidate.clone());
+            out.insert(id.clone(), candidate);
+        } else {
+            out.insert(id.clone(), id.clone());
+        }
+    }
+    out
+}
+
+/// `base`, or `base_`, `base__`... so the Dag's id differs from every step task's id.
+fn unique_id(base: &str, ids: &IndexMap<String, String>) -> String {
+    let mut id = base.to_string();
+    while ids.values().any(|v| v == &id) {
+        id.push('_');
+    }
+    id
+}
+
+/// A Kestra id from a job name (`[a-z0-9_-]+`): a leading `_` or `-` gets `prefix`.
+fn kestra_id(name: &str, prefix: &str) -> String {
+    if name.starts_with(['_', '-']) {
+        format!("{prefix}{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+fn check_namespace(ns: &str) -> Result<(), ExportError> {
+    let mut chars = ns.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ExportError::Namespace(ns.to_string()))
+    }
+}
+
+/// Accepts what Kestra's Schedule takes by default: five fields, or a nickname.
+fn check_cron(cron: &str) -> Result<(), ExportError> {
+    const NICKNAMES: &[&str] = &[
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    ];
+    let trimmed = cron.trim();
+    if NICKNAMES.contains(&trimmed) {
+        return Ok(());
+    }
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    let field_ok = |f: &&str| {
+        f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "*/,-?#".contains(c))
+    };
+    if fields.len() == 5 && fields.iter().all(field_ok) {
+        Ok(())
+    } else {
+        Err(ExportError::Cron(cron.to_string()))
+    }
+}
+
+/// The comment block above the flow: where it came from, what to set up in Kestra, and
+/// every note.
+fn header(job: &Job, options: &KestraOptions, secrets: &[String], notes: &[Note]) -> String {
+    let mut h = String::new();
+    h.push_str(&format!(
+        "# Kestra flow exported by `pbibatch export kestra` from {} (job `{}`).\n",
+        options.job_path, job.name
+    ));
+    h.push_str(
+        "# Each task runs one step (`pbibatch run JOB --select STEP`); the Dag orders them.\n",
+    );
+    h.push_str(&format!(
+        "# Before running it: upload the job file as the namespace file `{}` of namespace `{}`",
+        options.job_path, options.namespace
+    ));
+    if secrets.is_empty() {
+        h.push_str(".\n");
+    } else {
+        h.push_str(",\n# and create these Kestra secrets: ");
+        h.push_str(&secrets.join(", "));
+        h.push_str(".\n");
+    }
+    if !notes.is_empty() {
+        h.push_str("#\n# Not kept from the job (Kestra's Dag cannot express it):\n");
+        for note in notes {
+            h.push_str(&format!("# - {note}\n"));
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_and_pebble_escaping() {
+        assert_eq!(shell_quote("jobs/a.yaml"), "jobs/a.yaml");
+        assert_eq!(shell_quote("my jobs/a.yaml"), "'my jobs/a.yaml'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        let line = command("a", "j.yaml", &[("x".into(), "{{ y }}".into())]);
+        assert!(line.starts_with("{% raw %}pbibatch run j.yaml --select a --var 'x={{ y }}'"));
+        assert!(line.ends_with("{% endraw %}"));
+    }
+
+    #[test]
+    fn cron_and_namespace_checks() {
+        assert!(check_cron("0 2 * * *").is_ok());
+        assert!(check_cron("*/15 1-5 * JAN MON-FRI").is_ok());
+        assert!(check_cron("@daily").is_ok());
+        assert!(check_cron("0 2 * *").is_err());
+        assert!(check_cron("0 2 * * * *").is_err());
+        assert!(check_cron("0 2 * * $(rm)").is_err());
+        assert!(check_namespace("company.team").is_ok());
+        assert!(check_namespace("Company").is_err());
+        assert!(check_namespace(".x").is_err());
+        assert!(check_namespace("").is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! What a per-step Kestra flow cannot keep from the job, said plainly.
+//!
+//! Each exported task runs `pbibatch run JOB --select STEP`: one step per process. Kestra's
+//! `Dag` starts a task only once every task in its `dependsOn` succeeded (or failed with
+//! `allowFailure`), and a failed task fails the flow. So anything that decides a step's fate
+//! from its parents' outcomes, or spans several steps at once, changes meaning; these notes
+//! name each case so nothing is dropped silently.
+
+use std::collections::HashSet;
+
+use crate::job::model::{Job, Step, StepKind, TriggerRule};
+
+/// One semantic difference between `pbibatch run JOB` and the exported flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The step it concerns; `None` for the whole job.
+    pub step: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.step {
+            Some(id) => write!(f, "step `{id}`: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+fn rule_name(rule: TriggerRule) -> &'static str {
+    match rule {
+        TriggerRule::AllSuccess => "all_success",
+        TriggerRule::AllDone => "all_done",
+        TriggerRule::AllFailed => "all_failed",
+        TriggerRule::OneFailed => "one_failed",
+        TriggerRule::OneSuccess => "one_success",
+        TriggerRule::NoneFailed => "none_failed",
+        TriggerRule::Always => "always",
+    }
+}
+
+/// Every note for `job`, job-level first, then steps in job order.
+pub fn notes(job: &Job) -> Vec<Note> {
+    let mut out = Vec::new();
+    for (pool, limit) in &job.pools {
+        let members = job
+            .steps
+            .values()
+            .filter(|s| s.pool.as_deref() == Some(pool))
+            .count();
+        if members > *limit as usize {
+            out.push(Note {
+                step: None,
+                message: format!(
+                    "pool `{pool}` (limit {limit}, {members} steps) is not enforced: each step runs in its own task, and only the Dag's `concurrent` limits them"
+                ),
+            });
+        }
+    }
+    let has_dependents: HashSet<&str> = job
+        .steps
+        .values()
+        .flat_map(|s| s.depends_on.iter().map(String::as_str))
+        .collect();
+    for step in job.steps.values() {
+        let mut add = |message: String| {
+            out.push(Note {
+                step: Some(step.id.clone()),
+                message,
+            })
+        };
+        if let Some(message) = trigger_note(step) {
+            add(message);
+        }
+        if let Some(expr) = &step.when {
+            if expr.contains("steps.") {
+                add(format!(
+                    "`when: {expr}` reads `steps.*` of dependencies that run in other tasks; inside the task they show as `succeeded` with 0 attempts and `selected: false`"
+                ));
+            }
+            if expr.contains("run.id") || expr.contains("run.started_at") {
+                add(format!(
+                    "`when: {expr}` reads `run.id`/`run.started_at`, which are those of the task's own run, not of the flow's execution"
+                ));
+            }
+            if has_dependents.contains(step.id.as_str()) {
+                add(
+                    "when its `when:` condition is false the task skips the step and succeeds, so its dependents still run (in one `pbibatch run` they would be skipped under all_success)"
+                        .to_string(),
+                );
+            }
+        }
+        if let StepKind::Report(r) = &step.kind
+            && r.export.path.is_absolute()
+        {
+            add(format!(
+                "the export is written to {} inside the task's container or worker and not collected (use a relative `export.path` to get it as a Kestra output file)",
+                r.export.path.display()
+            ));
+        }
+        if let StepKind::Webhook(hook) = &step.kind
+            && webhook_reads_the_run(hook.body.as_ref())
+        {
+            add("the webhook's run summary (`${run.*}`, `${steps.*}`, or the default text) describes only its own task's run, not the whole flow".to_string());
+        }
+    }
+    out
+}
+
+/// The note for a trigger rule other than all_success on a step with dependencies.
+fn trigger_note(step: &Step) -> Option<String> {
+    if step.trigger == TriggerRule::AllSuccess || step.depends_on.is_empty() {
+        return None;
+    }
+    let rule = rule_name(step.trigger);
+    let base = format!(
+        "`trigger: {rule}` cannot be expressed by Kestra's Dag, which starts a task only after every `dependsOn` task succeeded"
+    );
+    let consequence = match step.trigger {
+        TriggerRule::OneFailed | TriggerRule::AllFailed => {
+            "; the task then finds no failed dependency and skips the step: it never runs. Keep it in a whole-job task, or move it to the flow's `errors:` tasks"
+        }
+        TriggerRule::AllDone | TriggerRule::Always => {
+            "; the step no longer runs after a failed dependency"
+        }
+        TriggerRule::OneSuccess | TriggerRule::NoneFailed => {
+            "; the step no longer runs when some dependency failed or was skipped"
+        }
+        TriggerRule::AllSuccess => "",
+    };
+    Some(format!("{base}{consequence}"))
+}
+
+/// True when a webhook sends the default summary or a body with run placeholders.
+fn webhook_reads_the_run(body: Option<&serde_json::Value>) -> bool {
+    fn any_placeholder(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains("${run.") || s.contains("${steps."),
+            serde_json::Value::Array(a) => a.iter().any(any_placeholder),
+            serde_json::Value::Object(m) => m.values().any(any_placeholder),
+            _ => false,
+        }
+    }
+    body.is_none_or(any_placeholder)
+}
+
+/// Env var names a `when:` expression reads (`env.NAME`, `env["NAME"]`, `env['NAME']`), in
+/// order of appearance, without duplicates.
+pub fn env_in_condition(expr: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = expr[i..].find("env") {
+        let start = i + pos;
+        i = start + 3;
+        // `env` must be a whole identifier (not `myenv` or `env_x`).
+        let before_ok = start == 0 || {
+            let c = bytes[start - 1];
+            !(c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        };
+        if !before_ok {
+            continue;
+        }
+        let rest = &expr[i..];
+        let name = if let Some(r) = rest.strip_prefix('.') {
+            r.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or("")
+        } else if let Some(r) = rest.strip_prefix("[\"") {
+            r.split('"').next().unwrap_or("")
+        } else if let Some(r) = rest.strip_prefix("['") {
+            r.split('\'').next().unwrap_or("")
+        } else {
+            ""
+        };
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_env_names_in_conditions() {
+        assert_eq!(
+            env_in_condition("env.A == 'x' && env[\"B\"] != '' || env['C'] == myenv.D"),
+            ["A", "B", "C"]
+        );
+        assert_eq!(env_in_condition("vars.env == 'x'"), Vec::<String>::new());
+        assert_eq!(env_in_condition("env.A || env.A"), ["A"]);
+    }
+
+    #[test]
+    fn webhook_summary_detection() {
+        assert!(webhook_reads_the_run(None));
+        assert!(webhook_reads_the_run(Some(
+            &serde_json::json!({"t": "${run.status}"})
+        )));
+        assert!(!webhook_reads_the_run(Some(
+            &serde_json::json!({"t": "fixed"})
+        )));
+    }
+}

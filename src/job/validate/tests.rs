@@ -1,0 +1,205 @@
+//! The model a valid file produces: defaults, aliases, long-form retries, secrets,
+//! connections and overrides.
+
+use std::time::Duration;
+
+use crate::job::load_bytes;
+use crate::job::model::{
+    Cloud, CommitMode, Credentials, ExportFormat, Generation, HeaderValue, IfRunning, Job,
+    NotifyOption, RefreshType, StepKind, TriggerRule,
+};
+
+const FULL: &str = r#"
+version: 1
+name: full
+vars: { ws: "Data Admin", out: out }
+connections:
+  default: { tenant_id: t, client_id: c, client_secret: "${env.SECRET}" }
+  mi: { managed_identity: { client_id: uami }, cloud: usgov }
+  tok: { access_token: "${env.TOKEN}" }
+workspaces: { admin: "${vars.ws}" }
+defaults:
+  timeout: 45m
+  retries: { count: 3, backoff: 1m, max_backoff: 20m }
+  poll_interval: 5s
+  if_running: adopt
+  connection: mi
+concurrency: 7
+pools: { p: 2 }
+steps:
+  flow:
+    type: sas_flow
+    url: ${env.FLOW_URL}
+    headers: { Authorization: "Bearer x", Accept: application/json }
+    wait_for: { workspace: admin, dataflow: Master }
+  gen2:
+    type: dataflow
+    generation: 2
+    workspace: admin
+    dataflow: Ingest
+    execute_option: skip_apply_changes
+    connection: tok
+  model:
+    type: dataset
+    workspace: 0c8d2b1e-0000-4000-8000-000000000001
+    dataset: Sales
+    depends_on: [flow, gen2]
+    trigger: none_failed
+    retries: 1
+    retry_backoff: 10s
+    pool: p
+    tags: [nightly, sales]
+    skip_if_fresh: 1h
+    refresh:
+      type: data_only
+      commit_mode: partial_batch
+      objects: [{ table: Fact, partition: "2025" }, { table: Dim }]
+  pdf:
+    type: report
+    workspace: admin
+    report: Book
+    export: { format: pdf, path: "${vars.out}/book.pdf", pages: [P1] }
+    depends_on: [model]
+    continue_on_error: true
+"#;
+
+fn load(text: &str, overrides: &[(&str, &str)], env: &[(&str, &str)]) -> Job {
+    let overrides: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    match load_bytes("full.yaml", text.as_bytes(), &overrides, &lookup) {
+        Ok(l) => l.job,
+        Err(d) => panic!("{}", d.render(crate::job::DiagFormat::Short, false)),
+    }
+}
+
+#[test]
+fn defaults_aliases_and_long_form_retries() {
+    let job = load(FULL, &[], &[]);
+    assert_eq!(job.concurrency, 7);
+    assert_eq!(job.pools["p"], 2);
+    let flow = &job.steps["flow"];
+    assert_eq!(flow.timeout, Duration::from_secs(45 * 60));
+    assert_eq!(flow.retries, 3);
+    assert_eq!(flow.retry_backoff, Duration::from_secs(60));
+    assert_eq!(flow.max_backoff, Duration::from_secs(20 * 60));
+    assert_eq!(flow.poll_interval, Duration::from_secs(5));
+    assert_eq!(flow.if_running, IfRunning::Adopt);
+    assert_eq!(flow.connection, "mi");
+    let StepKind::SasFlow(s) = &flow.kind else {
+        panic!("sas_flow")
+    };
+    assert_eq!(s.url.expose(), "${env.FLOW_URL}");
+    assert_eq!(s.method, "POST");
+    assert!(matches!(s.headers["Authorization"], HeaderValue::Secret(_)));
+    assert!(matches!(&s.headers["Accept"], HeaderValue::Plain(v) if v == "application/json"));
+    let w = s.wait_for.as_ref().unwrap();
+    assert_eq!(
+        (w.workspace.as_str(), w.dataflow.as_str()),
+        ("Data Admin", "Master")
+    );
+
+    let model = &job.steps["model"];
+    assert_eq!(model.retries, 1);
+    assert_eq!(model.retry_backoff, Duration::from_secs(10));
+    assert_eq!(model.max_backoff, Duration::from_secs(20 * 60));
+    assert_eq!(model.trigger, TriggerRule::NoneFailed);
+    assert_eq!(model.pool.as_deref(), Some("p"));
+    assert_eq!(model.tags, ["nightly", "sales"]);
+    assert_eq!(model.skip_if_fresh, Some(Duration::from_secs(3600)));
+    let StepKind::Dataset(d) = &model.kind else {
+        panic!("dataset")
+    };
+    assert_eq!(d.workspace, "0c8d2b1e-0000-4000-8000-000000000001");
+    assert_eq!(d.notify, NotifyOption::NoNotification);
+    let r = d.refresh.as_ref().unwrap();
+    assert_eq!(r.refresh_type, Some(RefreshType::DataOnly));
+    assert_eq!(r.commit_mode, Some(CommitMode::PartialBatch));
+    assert_eq!(r.objects.len(), 2);
+    assert_eq!(r.objects[0].partition.as_deref(), Some("2025"));
+    assert_eq!(r.objects[1].partition, None);
+
+    let StepKind::Dataflow(g) = &job.steps["gen2"].kind else {
+        panic!("dataflow")
+    };
+    assert_eq!(g.generation, Generation::Gen2);
+    assert_eq!(job.steps["gen2"].connection, "tok");
+
+    let pdf = &job.steps["pdf"];
+    assert!(pdf.continue_on_error);
+    let StepKind::Report(rep) = &pdf.kind else {
+        panic!("report")
+    };
+    assert_eq!(rep.workspace, "Data Admin");
+    assert_eq!(rep.export.format, ExportFormat::Pdf);
+    assert_eq!(rep.export.path.to_str(), Some("out/book.pdf"));
+    assert_eq!(rep.export.pages, ["P1"]);
+}
+
+#[test]
+fn connections_and_the_implicit_default() {
+    let job = load(FULL, &[], &[]);
+    assert!(matches!(
+        &job.connections["mi"].credentials,
+        Credentials::ManagedIdentity { client_id: Some(id) } if id == "uami"
+    ));
+    assert_eq!(job.connections["mi"].cloud, Cloud::Usgov);
+    assert!(matches!(
+        &job.connections["tok"].credentials,
+        Credentials::AccessToken { access_token } if access_token.expose() == "${env.TOKEN}"
+    ));
+
+    let minimal = "version: 1\nname: m\nsteps:\n  a: { type: dataset, workspace: W, dataset: D }\n";
+    let job = load(minimal, &[], &[]);
+    assert!(matches!(
+        &job.connections["default"].credentials,
+        Credentials::ClientSecret { tenant_id, client_secret, .. }
+            if tenant_id == "${env.AZURE_TENANT_ID}"
+                && client_secret.expose() == "${env.AZURE_CLIENT_SECRET}"
+    ));
+    let job = load(minimal, &[], &[("PBIBATCH_ACCESS_TOKEN", "t")]);
+    assert!(matches!(
+        &job.connections["default"].credentials,
+        Credentials::AccessToken { access_token }
+            if access_token.expose() == "${env.PBIBATCH_ACCESS_TOKEN}"
+    ));
+    // Built-in defaults.
+    let a = &job.steps["a"];
+    assert_eq!(job.concurrency, 4);
+    assert_eq!(a.timeout, Duration::from_secs(2 * 3600));
+    assert_eq!(a.retries, 0);
+    assert_eq!(a.retry_backoff, Duration::from_secs(30));
+    assert_eq!(a.max_backoff, Duration::from_secs(600));
+    assert_eq!(a.poll_interval, Duration::from_secs(15));
+    assert_eq!(a.if_running, IfRunning::Wait);
+    assert_eq!(a.trigger, TriggerRule::AllSuccess);
+}
+
+#[test]
+fn var_overrides_replace_declared_values() {
+    let job = load(FULL, &[("out", "/mnt/x")], &[]);
+    let StepKind::Report(rep) = &job.steps["pdf"].kind else {
+        panic!("report")
+    };
+    assert_eq!(rep.export.path.to_str(), Some("/mnt/x/book.pdf"));
+    assert_eq!(job.vars["out"], "/mnt/x");
+}
+
+#[test]
+fn validation_collects_every_problem_in_position_order() {
+    let text = "version: 1\nname: m\nsteps:\n  b: { type: dataset, workspace: W, dataset: D, pool: nope, depends_on: [zz] }\n  a: { type: dataset, workspace: W, dataset: D, timeout: 0s }\n";
+    let d = load_bytes("m.yaml", text.as_bytes(), &[], &|_| None).unwrap_err();
+    let lines: Vec<(usize, usize)> = d
+        .items()
+        .iter()
+        .filter_map(|i| i.position.map(|p| (p.line, p.column)))
+        .collect();
+    assert_eq!(lines, [(4, 55), (4, 74), (5, 58)]);
+    assert!(d.has_errors());
+}

@@ -1,0 +1,337 @@
+//! `pbibatch discover` and `validate --lineage` end to end: the real binary against its
+//! in-process simulator (`--simulate`, demo estate or `--sim-profile`).
+
+use std::path::Path;
+
+use crate::common::{pbibatch, texts};
+
+/// The demo simulator's client secret: must never show in any output.
+const SIM_SECRET: &str = "sim~client~secret~value";
+
+fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = pbibatch(dir).args(args).output().unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert!(
+        !stdout.contains(SIM_SECRET) && !stderr.contains(SIM_SECRET),
+        "the secret leaked:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("eyJ") && !stderr.contains("eyJ"),
+        "a token leaked:\n{stdout}\n{stderr}"
+    );
+    (out.status.code(), stdout, stderr)
+}
+
+/// GUIDs vary with the profile; snapshots show `[id]`.
+macro_rules! snapshot_ids {
+    ($name:expr, $text:expr) => {
+        insta::with_settings!({filters => vec![
+            (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "[id]"),
+        ]}, {
+            insta::assert_snapshot!($name, $text);
+        });
+    };
+}
+
+#[test]
+fn discover_table_with_lineage_and_mermaid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(dir.path(), &["discover", "--simulate", "--lineage"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    snapshot_ids!("discover_table_lineage", stdout);
+}
+
+#[test]
+fn discover_json_is_stable_and_has_the_lineage_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &["discover", "--simulate", "--lineage", "--format", "json"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let edges: Vec<(String, String)> = v["lineage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                format!(
+                    "{} {}",
+                    e["from"]["kind"].as_str().unwrap(),
+                    e["from"]["name"].as_str().unwrap()
+                ),
+                format!(
+                    "{} {}",
+                    e["to"]["kind"].as_str().unwrap(),
+                    e["to"]["name"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect();
+    let has = |a: &str, b: &str| edges.iter().any(|(x, y)| x == a && y == b);
+    assert!(
+        has("dataflow Raw Orders", "dataflow Clean Orders"),
+        "{edges:?}"
+    );
+    assert!(
+        has("dataflow Clean Orders", "dataset Orders Model"),
+        "{edges:?}"
+    );
+    assert!(
+        has("dataflow Clean Orders", "dataset Budget"),
+        "cross-workspace: {edges:?}"
+    );
+    assert!(
+        has("dataset Orders Model", "report Orders Book"),
+        "{edges:?}"
+    );
+    assert_eq!(edges.len(), 8, "{edges:?}");
+    snapshot_ids!("discover_json_lineage", stdout);
+}
+
+#[test]
+fn discover_one_workspace_by_name_and_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &[
+            "discover",
+            "--simulate",
+            "--workspace",
+            "finance",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["workspaces"].as_array().unwrap().len(), 1);
+    assert_eq!(v["workspaces"][0]["name"], "Finance");
+    assert!(v.get("lineage").is_none(), "no lineage unless asked");
+
+    let (code, _, stderr) = run(
+        dir.path(),
+        &["discover", "--simulate", "--workspace", "Financ"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("workspace `Financ` not found"), "{stderr}");
+    assert!(stderr.contains("did you mean `Finance`"), "{stderr}");
+}
+
+#[test]
+fn fabric_paging_lists_every_item() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "page_size: 1\nworkspaces:\n  WS:\n    fabric_dataflows: { A: {}, B: {}, C: {} }\n    items: { P: { type: DataPipeline }, N: { type: Notebook } }\n    datasets: { M: {} }\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &[
+            "discover",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let items: Vec<&str> = v["workspaces"][0]["fabric_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    // SemanticModel M is listed once, as a dataset, not again as a Fabric item.
+    assert_eq!(items, ["A", "B", "C", "P", "N"]);
+    assert_eq!(v["workspaces"][0]["datasets"][0]["name"], "M");
+}
+
+#[test]
+fn emitted_job_validates_and_runs_under_simulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(
+        dir.path(),
+        &[
+            "discover",
+            "--simulate",
+            "--emit-job",
+            "job.yaml",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("wrote a job skeleton with 7 steps"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("job.yaml")).unwrap();
+    assert!(
+        text.starts_with("# yaml-language-server: $schema="),
+        "schema comment first:\n{text}"
+    );
+    assert!(text.contains("DECIDE"), "{text}");
+    snapshot_ids!("discover_emitted_job", text);
+
+    let (code, _, stderr) = run(dir.path(), &["validate", "job.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("job.yaml: valid (7 steps"), "{stderr}");
+
+    // The live check finds every item and agrees with the lineage it came from.
+    let (code, _, stderr) = run(
+        dir.path(),
+        &[
+            "validate",
+            "--lineage",
+            "--simulate",
+            "--format",
+            "short",
+            "job.yaml",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, _, stderr) = run(
+        dir.path(),
+        &[
+            "run",
+            "--simulate",
+            "--state",
+            "none",
+            "--report",
+            "r.json",
+            "job.yaml",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["counts"]["succeeded"], 7);
+}
+
+const LINEAGE_JOB: &str = r#"
+version: 1
+name: lineage_check
+workspaces: { sales: "Sales Analytics" }
+steps:
+  raw_orders: { type: dataflow, workspace: sales, dataflow: Raw Orders }
+  clean_orders: { type: dataflow, workspace: sales, dataflow: Clean Orders, depends_on: [raw_orders] }
+  # Missing edge: the model reads Clean Orders but does not wait for it.
+  orders_model: { type: dataset, workspace: sales, dataset: Orders Model }
+  # Extra edge: Customers does not read Raw Orders.
+  customers: { type: dataset, workspace: sales, dataset: Customers, depends_on: [raw_orders] }
+"#;
+
+#[test]
+fn lineage_warns_about_a_missing_and_an_extra_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.yaml"), LINEAGE_JOB).unwrap();
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &[
+            "validate",
+            "--lineage",
+            "--simulate",
+            "--format",
+            "short",
+            "job.yaml",
+        ],
+    );
+    assert_eq!(code, Some(0), "warnings only:\n{stdout}\n{stderr}");
+    let live: Vec<&str> = stdout.lines().filter(|l| l.contains("live:")).collect();
+    assert_eq!(live.len(), 2, "{stdout}");
+    assert!(
+        live.iter().any(
+            |l| l.contains("warning: live: missing dependency: step `orders_model`")
+                && l.contains("reads step `clean_orders`")
+        ),
+        "{stdout}"
+    );
+    assert!(
+        live.iter().any(
+            |l| l.contains("warning: live: extra dependency: step `customers`")
+                && l.contains("depends on `raw_orders`")
+        ),
+        "{stdout}"
+    );
+
+    // The same findings as JSON diagnostics, and a human summary on stderr.
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &[
+            "validate",
+            "--lineage",
+            "--simulate",
+            "--format",
+            "json",
+            "job.yaml",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let live: Vec<&serde_json::Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["message"].as_str().unwrap().starts_with("live: "))
+        .collect();
+    assert_eq!(live.len(), 2, "{stdout}");
+    assert!(live.iter().all(|d| d["severity"] == "warning"), "{stdout}");
+    let (code, _, stderr) = run(
+        dir.path(),
+        &["validate", "--lineage", "--simulate", "job.yaml"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr
+            .contains("job.yaml: valid (4 steps, 3 warnings); lineage checked against 1 workspace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn lineage_reports_items_that_do_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = LINEAGE_JOB
+        .replace("dataset: Customers,", "dataset: Customer,")
+        .replace(
+            "sales: \"Sales Analytics\"",
+            "sales: \"Sales Analytics\", fin: Finanse",
+        );
+    let job = format!("{job}  budget: {{ type: dataset, workspace: fin, dataset: Budget }}\n");
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &[
+            "validate",
+            "--lineage",
+            "--simulate",
+            "--format",
+            "short",
+            "job.yaml",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("error: live: step `customers`: dataset `Customer` not found in workspace `Sales Analytics`; did you mean `Customers`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("error: live: step `budget`: workspace `Finanse` not found"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn discover_without_credentials_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(dir.path(), &["discover"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("AZURE_TENANT_ID"), "{stderr}");
+    assert!(stderr.contains("--simulate"), "{stderr}");
+}
