@@ -20,7 +20,8 @@ fn git(args: &[&str]) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// Re-run when the checked-out commit moves: HEAD, the branch it points at, packed refs.
+/// Re-run when the checked-out commit moves: HEAD, the branch it points at, packed refs, and
+/// the branch refs folder.
 /// Only existing files are named: a missing one would make cargo re-run the script always.
 fn watch_git() {
     let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) else {
@@ -37,6 +38,9 @@ fn watch_git() {
     let mut files = vec![Path::new(&git_dir).join("HEAD")];
     if let Some(common) = &common {
         files.push(common.join("packed-refs"));
+        // A directory is scanned recursively: a branch ref written loose for the first time
+        // (after `git pack-refs`) is seen too.
+        files.push(common.join("refs").join("heads"));
         if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
             files.push(common.join(branch));
         }
