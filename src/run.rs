@@ -125,7 +125,21 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     let interrupt = CancellationToken::new();
     spawn_signal_handler(interrupt.clone());
 
-    let (tx, rx) = mpsc::unbounded_channel();
+    // The state store: lock the job, read what a resume keeps, then record every event.
+    let store_opts = crate::store::SessionOptions {
+        state: args.state.clone(),
+        wait_lock: args.wait_lock.clone(),
+        resume: args.resume.clone(),
+        force: args.force,
+        run_id: run_id.clone(),
+        arguments: crate::store::run_arguments(&args),
+    };
+    let mut session = crate::store::RunSession::start(job.clone(), store_opts)
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+
+    let (tx, engine_rx) = mpsc::unbounded_channel();
+    let (reporters_tx, rx) = mpsc::unbounded_channel();
     let mut reporters = Reporters::new();
     if json_logs() {
         // Machine-read logs: one JSON object per state change, even with -q.
@@ -136,7 +150,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     }
     let reporter_task = reporters.spawn(rx);
 
-    let options = crate::engine::EngineOptions {
+    let mut options = crate::engine::EngineOptions {
         run_id,
         concurrency: args.concurrency,
         fail_fast: args.fail_fast,
@@ -144,10 +158,22 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         env: std::env::vars().collect(),
         ..Default::default()
     };
+    if let Some(s) = session.as_mut() {
+        options.resume = s.take_resume();
+        options.priority_hint = s.priority_hint().clone();
+    }
+    // Every event goes to the store first (what a kill must not lose), then to the reporters.
+    let forward = crate::store::RunSession::forward(session, engine_rx, reporters_tx);
     let status = crate::engine::run(plan.clone(), executor, options, interrupt.clone(), tx).await;
+    let session = forward
+        .await
+        .map_err(|e| Error::Other(format!("the event task failed: {e}")))?;
     let report = reporter_task
         .await
         .map_err(|e| Error::Other(format!("the reporter task failed: {e}")))?;
+    if let Some(Err(e)) = session.map(crate::store::RunSession::finish) {
+        tracing::warn!("the run history may be incomplete: {e}");
+    }
 
     // Every file comes from the one folded report, so they agree with each other and with
     // what stderr showed. A file that cannot be written does not stop the others.

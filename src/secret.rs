@@ -55,12 +55,23 @@ const SECRET_QUERY_KEYS: &[&str] = &[
 
 /// A URL fit for printing: credential query values become `***` (`sig=***`), user info is
 /// dropped. Anything that does not parse as a URL is replaced whole.
+///
+/// The path is shown only where it is known to carry no credential: Power BI, Fabric, Entra
+/// and Logic Apps / Power Automate hosts, loopback, and any URL whose secret is its `sig`
+/// parameter. Elsewhere (a Teams or Slack incoming webhook keeps its secret in the path) only
+/// the origin is shown: `https://hooks.slack.com/***`.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return "***".to_string();
     };
     let _ = parsed.set_password(None);
     let _ = parsed.set_username("");
+    if !path_is_public(&parsed) {
+        return match parsed.host_str() {
+            Some(_) => format!("{}/***", parsed.origin().ascii_serialization()),
+            None => "***".to_string(),
+        };
+    }
     if parsed.query().is_some() {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
@@ -100,6 +111,39 @@ const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
     .remove(b'_')
     .remove(b'~');
 
+/// Hosts (and their subdomains) whose URL paths hold ids, never credentials.
+const PUBLIC_PATH_HOSTS: &[&str] = &[
+    "powerbi.com",
+    "powerbigov.us",
+    "powerbi.cn",
+    "fabric.microsoft.com",
+    "fabric.microsoft.us",
+    "fabric.microsoft.cn",
+    "microsoftonline.com",
+    "microsoftonline.us",
+    "chinacloudapi.cn",
+    "analysis.windows.net",
+    "logic.azure.com",
+    "api.powerplatform.com",
+];
+
+fn path_is_public(url: &url::Url) -> bool {
+    let has_sig = url
+        .query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("sig"));
+    let host = match url.host() {
+        Some(url::Host::Ipv4(ip)) => return has_sig || ip.is_loopback() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => return has_sig || ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+        None => return false,
+    };
+    has_sig
+        || host == "localhost"
+        || PUBLIC_PATH_HOSTS
+            .iter()
+            .any(|h| host == *h || host.ends_with(&format!(".{h}")))
+}
+
 fn encode_component(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
@@ -137,6 +181,18 @@ mod tests {
         assert!(shown.contains("sig=***"), "{shown}");
         assert!(!shown.contains("SECRETSIG"));
         assert!(shown.contains("api-version=2016-06-01"));
+    }
+
+    #[test]
+    fn webhook_paths_are_hidden_outside_known_api_hosts() {
+        let teams = "https://contoso.webhook.office.com/webhookb2/abc@tenant/IncomingWebhook/SECRETPART/xyz";
+        assert_eq!(redact_url(teams), "https://contoso.webhook.office.com/***");
+        let slack = "https://hooks.slack.com/services/T000/B000/SECRETPART";
+        assert_eq!(redact_url(slack), "https://hooks.slack.com/***");
+        let api = "https://api.powerbi.com/v1.0/myorg/groups/g/datasets/d/refreshes";
+        assert_eq!(redact_url(api), api);
+        let local = "http://127.0.0.1:8080/hooks/teams";
+        assert_eq!(redact_url(local), local);
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod sim_specs;
 mod sim_support;
 mod store_cli;
 mod store_engine;
+mod store_kill;
 mod store_lock;
 mod store_recorder;
 mod store_resume;
