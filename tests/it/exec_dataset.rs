@@ -236,6 +236,20 @@ async fn skip_if_fresh_skips_after_a_recent_success() {
 }
 
 #[tokio::test]
+async fn skip_if_fresh_triggers_when_the_last_success_is_older_than_the_window() {
+    let rig = rig("workspaces:\n  Sales:\n    datasets:\n      Orders: {duration: 200ms}\n").await;
+    let first = run_step(&rig, step("orders", standard("Sales", "Orders"))).await;
+    assert_eq!(first.outcome, AttemptOutcome::Succeeded { adopted: false });
+    // Let the last success age past a short window.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut s = step("orders", standard("Sales", "Orders"));
+    s.skip_if_fresh = Some(Duration::from_secs(1));
+    let second = run_step(&rig, s).await;
+    assert_eq!(second.outcome, AttemptOutcome::Succeeded { adopted: false });
+    assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 2);
+}
+
+#[tokio::test]
 async fn unknown_dataset_lists_near_matches() {
     let rig =
         rig("workspaces:\n  Sales:\n    datasets:\n      Orders: {}\n      Order Lines: {}\n")
