@@ -249,7 +249,9 @@ impl Diagnostics {
                     "{}:{}:{}: {}: {}",
                     self.path, p.line, p.column, d.severity, d.message
                 )),
-                None => out.push_str(&format!("{}: {}: {}", self.path, d.severity, d.message)),
+                // A problem of the whole file points at its start, so every line keeps the
+                // `path:line:col:` form editors' problem matchers expect.
+                None => out.push_str(&format!("{}:1:1: {}: {}", self.path, d.severity, d.message)),
             }
             if let Some(help) = &d.help {
                 out.push_str(&format!(" ({help})"));

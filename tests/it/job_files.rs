@@ -447,7 +447,7 @@ fn missing_files_are_reported() {
     assert!(
         texts(&out)
             .0
-            .starts_with("nope.yaml: error: cannot read the job file"),
+            .starts_with("nope.yaml:1:1: error: cannot read the job file"),
         "{:?}",
         texts(&out)
     );
