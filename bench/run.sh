@@ -36,10 +36,10 @@ import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["target"]["name"], m["executable"])
+        print(m["target"]["kind"][0] + ":" + m["target"]["name"], m["executable"])
 ' > "$work/exes"
 exe() { awk -v n="$1" '$1 == n { print $2 }' "$work/exes" | tail -n 1; }
-bin="$(exe pbibatch)"
+bin="$(exe bin:pbibatch)"
 
 # Peak RSS (KiB) from a GNU time -v log.
 peak_kib() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
@@ -91,7 +91,7 @@ for c in 8 256; do
 done
 
 # --- engine alone: scheduler overhead ---------------------------------------------------------
-engine="$(exe engine_bench)"
+engine="$(exe bench:engine_bench)"
 for c in 8 256; do
   /usr/bin/time -v -o "$work/time" "$engine" overhead 10000 "$c"
   echo "engine.overhead.10000.c$c.peak_rss_kib=$(peak_kib "$work/time")"
@@ -104,9 +104,9 @@ done
 "$engine" makespan 400 16 10 2> /dev/null
 
 # --- polls per refresh and detection lag (virtual time) ---------------------------------------
-"$(exe polls)"
+"$(exe bench:polls)"
 
 # --- simulator throughput -------------------------------------------------------------------
-"$(exe sim_rps)" 3 32
+"$(exe bench:sim_rps)" 3 32
 
 echo "machine.load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
