@@ -35,7 +35,10 @@ cargo build --release --bins --benches --message-format=json-render-diagnostics 
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+    kind = m.get("target", {}).get("kind", [""])[0]
+    # --benches also builds the lib and bin as libtest harnesses: skip those.
+    if m.get("reason") == "compiler-artifact" and m.get("executable") \
+            and (kind == "bench" or not m["profile"]["test"]):
         print(m["target"]["kind"][0] + ":" + m["target"]["name"], m["executable"])
 ' > "$work/exes"
 exe() { awk -v n="$1" '$1 == n { print $2 }' "$work/exes" | tail -n 1; }
