@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Writes a pbibatch job with N steps (a layered DAG of every step type) to stdout.
 
-Usage: gen_job.py N > job.yaml
+Usage: gen_job.py N [--datasets] > job.yaml
+
+--datasets: every step is a standard dataset refresh (no pools, no exports written to disk):
+the DAG bench/run.sh runs under `pbibatch run --simulate` to measure scheduler overhead.
 
 Each layer of 50 steps depends on two steps of the layer before, so the file exercises
 depends_on checks, cycle detection, `when` expressions, interpolation and every step type.
@@ -11,6 +14,7 @@ import sys
 
 def main() -> None:
     n = int(sys.argv[1])
+    datasets_only = "--datasets" in sys.argv[2:]
     out = [
         "# yaml-language-server: $schema=../schemas/pbibatch-job.schema.json",
         "version: 1",
@@ -22,6 +26,8 @@ def main() -> None:
         "pools: { capacity: 4, exports: 2 }",
         "steps:",
     ]
+    if datasets_only:
+        out.remove("pools: { capacity: 4, exports: 2 }")
     width = 50
     for i in range(n):
         deps = []
@@ -30,7 +36,7 @@ def main() -> None:
             deps = [f"s{layer_start + (i * 7) % width}", f"s{layer_start + (i * 13 + 1) % width}"]
             deps = sorted(set(deps))
         dep_line = f"    depends_on: [{', '.join(deps)}]\n" if deps else ""
-        kind = i % 5
+        kind = 5 if datasets_only else i % 5
         if kind == 0:
             body = (
                 "    type: dataset\n    workspace: bench\n"
@@ -48,6 +54,8 @@ def main() -> None:
                 f"    export: {{ format: PDF, path: out/r{i}.pdf }}\n    pool: exports\n"
                 "    when: \"vars.export == 'yes'\"\n"
             )
+        elif kind == 5:
+            body = f"    type: dataset\n    workspace: bench\n    dataset: Model {i}\n"
         elif kind == 3:
             body = (
                 "    type: sas_flow\n    url: ${env.BENCH_FLOW_URL}\n"

@@ -204,6 +204,16 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         print!("{}", crate::reporter::kestra::render(&report, &files));
     }
     if let Some(sim) = sim {
+        // What the simulator served, at `-v`: bench/run.sh reads it for requests per second.
+        let c = sim.counters();
+        tracing::info!(
+            requests = c.requests,
+            tokens_issued = c.tokens_issued,
+            throttled = c.throttled,
+            unavailable = c.unavailable,
+            dropped_connections = c.dropped_connections,
+            "simulator counters"
+        );
         sim.shutdown().await;
     }
     let messages: Vec<String> = write_errors.iter().map(|e| e.to_string()).collect();

@@ -78,6 +78,12 @@ fn options() -> Options {
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
     budget.max_documents = 1;
+    // A 50,000-step job (8 MB) is about 600,000 nodes and 1.2 million events: past the
+    // crate's defaults (250,000 / 1,000,000), though nothing about it is hostile. Node and
+    // event counts grow linearly with the input, which `max_reader_input_bytes` already
+    // bounds; the caps that stop blow-ups (depth, aliases, anchors) stay tight.
+    budget.max_nodes = 4_000_000;
+    budget.max_events = 8_000_000;
     let mut options = Options::default();
     options.budget = Some(budget);
     options.with_snippet = false;

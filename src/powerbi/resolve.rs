@@ -39,7 +39,9 @@ type Cell<T> = Arc<OnceCell<T>>;
 #[derive(Default)]
 pub struct ResolveCache {
     workspaces: Mutex<HashMap<String, Cell<Vec<Group>>>>,
-    items: Mutex<HashMap<String, Cell<Vec<Item>>>>,
+    /// Shared, not cloned, by every lookup: a workspace can hold thousands of items and a run
+    /// looks one up per step (copying the list each time made 10,000 steps quadratic).
+    items: Mutex<HashMap<String, Cell<Arc<Vec<Item>>>>>,
 }
 
 fn cell<T>(map: &Mutex<HashMap<String, Cell<T>>>, key: String) -> Cell<T> {
@@ -144,14 +146,14 @@ impl PowerBiClient {
         conn: &str,
         workspace_id: &str,
         kind: ItemKind,
-    ) -> Result<Vec<Item>, ClientError> {
+    ) -> Result<Arc<Vec<Item>>, ClientError> {
         let c = cell(
             &self.resolve_cache().items,
             format!("{conn}\u{0}{workspace_id}\u{0}{kind:?}"),
         );
         let items = c
             .get_or_try_init(|| async {
-                match kind {
+                let list = match kind {
                     ItemKind::Dataset => self.group_items(conn, workspace_id, "datasets").await,
                     ItemKind::Report => self.group_items(conn, workspace_id, "reports").await,
                     ItemKind::DataflowGen1 => {
@@ -160,7 +162,8 @@ impl PowerBiClient {
                     ItemKind::DataflowGen2 => {
                         self.fabric_items(conn, workspace_id, "Dataflow").await
                     }
-                }
+                };
+                list.map(Arc::new)
             })
             .await?;
         Ok(items.clone())
@@ -186,8 +189,9 @@ impl PowerBiClient {
         if is_guid(name_or_id) {
             // Reports: the list also says whether it is paginated.
             return Ok(items
-                .into_iter()
+                .iter()
                 .find(|i| i.id.eq_ignore_ascii_case(name_or_id))
+                .cloned()
                 .unwrap_or(Item {
                     id: name_or_id.to_string(),
                     name: name_or_id.to_string(),

@@ -1,7 +1,7 @@
 //! Throughput of the simulator: concurrent authenticated Power BI calls over loopback for a
 //! bounded time, then requests per second.
 //!
-//! `cargo run --release --example sim_rps -- [SECONDS] [CONCURRENCY]` (defaults 5 and 32).
+//! `cargo bench --bench sim_rps -- [SECONDS] [CONCURRENCY]` (defaults 5 and 32).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let elapsed = started.elapsed().as_secs_f64();
     let ok = done.load(Ordering::Relaxed);
     println!(
-        "{ok} requests in {elapsed:.1} s with {concurrency} concurrent clients: {:.0} requests/s ({} failed)",
+        "sim.rps.c{concurrency} requests={ok} seconds={elapsed:.1} requests_per_s={:.0} failed={}",
         ok as f64 / elapsed,
         failed.load(Ordering::Relaxed)
     );

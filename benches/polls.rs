@@ -1,15 +1,25 @@
-//! Figures for docs/executors.md: status checks per refresh and detection latency for 5 s and
-//! 60 s refreshes (each executor kind, `poll_interval: 15s`), and token requests per run.
-//! Runs against the simulator in real time (about a minute):
+//! Figures for docs/performance.md and docs/executors.md: status reads per refresh and
+//! detection lag for 2 s, 30 s and 10 min refreshes (each executor kind, the default
+//! `poll_interval: 15s`), next to a fixed 60 s and a fixed 5 s poller, and token requests per
+//! run. Prints `key=value` lines:
 //!
 //! ```text
-//! cargo run --release --example bench_polls
+//! cargo bench --bench polls
 //! ```
+//!
+//! The simulator and the executors share one paused (virtual) tokio clock: a 10 min refresh
+//! is simulated exactly and ends in well under a second of wall time. Scaling the simulator
+//! alone (`time_scale`) would shrink the refresh but not the poller's pauses (its first pause
+//! is a fixed 1 s), so the reads and the lag would describe a different refresh. The fixed
+//! pollers are computed: a poller every P seconds reads ceil(D / P) times and notices the end
+//! ceil(D / P) × P − D after it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use indexmap::IndexMap;
 use pbibatch::executor::{AttemptContext, AttemptOutcome, Cancel, Dispatcher, Executor, RunView};
@@ -33,10 +43,10 @@ enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::Standard => "dataset (standard)",
-            Kind::Enhanced => "dataset (enhanced)",
-            Kind::Gen1 => "dataflow gen1",
-            Kind::Gen2 => "dataflow gen2",
+            Kind::Standard => "dataset_standard",
+            Kind::Enhanced => "dataset_enhanced",
+            Kind::Gen1 => "dataflow_gen1",
+            Kind::Gen2 => "dataflow_gen2",
         }
     }
 
@@ -90,6 +100,9 @@ impl Kind {
     }
 }
 
+/// pbibatch's default `poll_interval`.
+const POLL_INTERVAL: Duration = Duration::from_secs(15);
+
 fn step(id: &str, kind: StepKind) -> Step {
     Step {
         id: id.into(),
@@ -104,7 +117,7 @@ fn step(id: &str, kind: StepKind) -> Step {
         retries: 0,
         retry_backoff: Duration::from_secs(30),
         max_backoff: Duration::from_secs(600),
-        poll_interval: Duration::from_secs(15),
+        poll_interval: POLL_INTERVAL,
         if_running: IfRunning::Wait,
         continue_on_error: false,
         skip_if_fresh: None,
@@ -177,53 +190,48 @@ async fn run(
     futures::future::join_all(futures).await
 }
 
-#[tokio::main]
-async fn main() {
-    let mut rows = Vec::new();
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    rt.block_on(measure());
+}
+
+async fn measure() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut tasks = Vec::new();
-    for secs in [5u64, 60] {
+    for secs in [2u64, 30, 600] {
         for kind in [Kind::Standard, Kind::Enhanced, Kind::Gen1, Kind::Gen2] {
             tasks.push(async move {
                 let sim = sim(&kind.profile(secs)).await;
                 let (client, conns) = client(&sim);
-                // First run: no earlier refresh to learn from. Second run: the history holds
-                // the first one, whose duration tells the poller when to look closely.
                 let mut out = run(&client, &conns, vec![step("r", kind.step_kind())]).await;
-                let (first, took_first) = out.remove(0);
-                let polls_first = sim.counters().resource(&kind.counter_key()).polls;
-                let mut out = run(&client, &conns, vec![step("r", kind.step_kind())]).await;
-                let (second, took_second) = out.remove(0);
-                let polls_second = sim.counters().resource(&kind.counter_key()).polls - polls_first;
-                (
-                    kind,
-                    secs,
-                    [
-                        (first, took_first, polls_first),
-                        (second, took_second, polls_second),
-                    ],
-                )
+                let (outcome, took) = out.remove(0);
+                let polls = sim.counters().resource(&kind.counter_key()).polls;
+                sim.shutdown().await;
+                (kind, secs, outcome, took, polls)
             });
         }
     }
-    for (kind, secs, runs) in futures::future::join_all(tasks).await {
-        let fixed = secs.div_ceil(15);
-        for ((outcome, took, polls), which) in runs.into_iter().zip(["first", "next"]) {
-            rows.push(format!(
-                "| {} | {secs} s | {which} | {polls} | {fixed} | {:.1} s | {:?} |",
-                kind.name(),
-                took.as_secs_f64() - secs as f64,
-                outcome
-            ));
+    for (kind, secs, outcome, took, polls) in futures::future::join_all(tasks).await {
+        let ok = matches!(outcome, AttemptOutcome::Succeeded { .. });
+        println!(
+            "polls.{}.{secs}s reads={polls} lag_s={:.2} succeeded={ok}",
+            kind.name(),
+            took.as_secs_f64() - secs as f64,
+        );
+    }
+    for secs in [2u64, 30, 600] {
+        for every in [60u64, 5] {
+            let reads = secs.div_ceil(every);
+            println!(
+                "polls.fixed_{every}s.{secs}s reads={reads} lag_s={:.2}",
+                (reads * every - secs) as f64
+            );
         }
     }
-    println!(
-        "| executor | refresh | run | status reads | fixed 15 s poller | noticed after | outcome |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for r in rows {
-        println!("{r}");
-    }
-
     // Token requests for one run of seven steps over both APIs.
     let sim = sim("workspaces:\n  WS:\n    datasets:\n      A: {duration: 1s}\n      B: {duration: 1s}\n      C: {duration: 1s}\n    dataflows:\n      D: {duration: 1s}\n      E: {duration: 1s}\n    fabric_dataflows:\n      F: {duration: 1s}\n      G: {duration: 1s}\n").await;
     let (client, conns) = client(&sim);
@@ -261,7 +269,7 @@ async fn main() {
         .filter(|(o, _)| matches!(o, AttemptOutcome::Succeeded { .. }))
         .count();
     println!(
-        "\ntoken requests for a 7-step run over Power BI and Fabric: {} (simulator issued {}; {ok}/7 succeeded)",
+        "tokens.seven_steps requests={} issued={} succeeded={ok}",
         client.token_requests(),
         sim.counters().tokens_issued
     );

@@ -2,11 +2,14 @@
 //! makespan of eager scheduling against its lower bound and against wave-by-wave scheduling.
 //!
 //! ```text
-//! cargo build --release --example engine_bench
-//! /usr/bin/time -v target/release/examples/engine_bench overhead 10000 8
-//! /usr/bin/time -v target/release/examples/engine_bench overhead 10000 256
-//! target/release/examples/engine_bench makespan 40 4 20     # steps, concurrency, seeds
+//! cargo bench --bench engine_bench -- overhead 10000 8
+//! cargo bench --bench engine_bench -- overhead 10000 256
+//! cargo bench --bench engine_bench -- makespan 40 4 20     # steps, concurrency, seeds
 //! ```
+//!
+//! Prints `key=value` lines (bench/run.sh collects them for docs/performance.md). The
+//! end-to-end overhead through HTTP and the simulator is `pbibatch run --simulate`, measured by
+//! bench/run.sh itself.
 //!
 //! `overhead` runs every step through an executor that succeeds at once, with the reporters
 //! folding the events, so what it measures is the engine and the event path. `makespan` uses
@@ -135,7 +138,7 @@ fn overhead(n: usize, concurrency: u32) {
     let (status, steps) = rt.block_on(run(plan, exec, HashMap::new()));
     let wall = start.elapsed();
     println!(
-        "overhead: {n} steps, concurrency {concurrency}: {status:?}, {steps} steps reported, wall {:.3} s ({:.1} us/step)",
+        "engine.overhead.{n}.c{concurrency} status={status:?} reported={steps} wall_s={:.3} us_per_step={:.1}",
         wall.as_secs_f64(),
         wall.as_secs_f64() * 1e6 / n as f64
     );
@@ -222,7 +225,7 @@ fn makespan(n: usize, concurrency: u32, seeds: u64) {
         let exec = Arc::new(Sleeper(durations));
         let eager = virtual_makespan(plan.clone(), exec.clone(), HashMap::new());
         let hinted = virtual_makespan(plan.clone(), exec, hints);
-        println!(
+        eprintln!(
             "seed {seed:2}: critical path {cp:6.2} s, work/{concurrency} {:6.2} s, lower bound {lower:6.2} s | eager {:.3}x | eager+hints {:.3}x | waves {:.3}x",
             work / f64::from(concurrency),
             eager / lower,
@@ -236,7 +239,7 @@ fn makespan(n: usize, concurrency: u32, seeds: u64) {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     println!(
-        "makespan / lower bound over {seeds} seeds ({n} steps, concurrency {concurrency}): eager mean {:.3} max {:.3}; eager+hints mean {:.3} max {:.3}; waves mean {:.3} max {:.3}",
+        "makespan.{n}.c{concurrency} seeds={seeds} eager_mean={:.3} eager_max={:.3} hinted_mean={:.3} hinted_max={:.3} waves_mean={:.3} waves_max={:.3}",
         mean(&ratios),
         max(&ratios),
         mean(&hinted_ratios),
