@@ -27,6 +27,22 @@ fn write_job(dir: &Path, body: &str) -> std::path::PathBuf {
     path
 }
 
+/// `pbibatch run JOB --simulate --sim-profile profile.yaml --report r.json` in `dir`.
+fn run_simulated(dir: &Path, job: &Path) -> std::process::Output {
+    pbibatch(dir)
+        .args([
+            "run",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+            "--report",
+            "r.json",
+        ])
+        .arg(job)
+        .output()
+        .unwrap()
+}
+
 const MODEL_JOB: &str = r#"
 version: 1
 name: model_only
@@ -98,18 +114,7 @@ fn a_failed_model_fails_the_run_and_fires_the_one_failed_webhook() {
         "workspaces:\n  Sales:\n    datasets:\n      Revenue: { duration: 0s, outcomes: [{fail: {code: ModelRefreshFailed_CredentialsNotSpecified, message: The credentials provided for the SQL source are invalid}}] }\n",
     )
     .unwrap();
-    let out = pbibatch(dir.path())
-        .args([
-            "run",
-            "--simulate",
-            "--sim-profile",
-            "profile.yaml",
-            "--report",
-            "r.json",
-        ])
-        .arg(&job)
-        .output()
-        .unwrap();
+    let out = run_simulated(dir.path(), &job);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let report = read_report(dir.path());
@@ -138,18 +143,7 @@ fn a_failed_attempt_is_retried_after_its_backoff() {
         "defaults: { duration: 0s }\nworkspaces:\n  Sales:\n    datasets:\n      Revenue: { outcomes: [fail, succeed] }\n",
     )
     .unwrap();
-    let out = pbibatch(dir.path())
-        .args([
-            "run",
-            "--simulate",
-            "--sim-profile",
-            "profile.yaml",
-            "--report",
-            "r.json",
-        ])
-        .arg(&job)
-        .output()
-        .unwrap();
+    let out = run_simulated(dir.path(), &job);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let report = read_report(dir.path());
