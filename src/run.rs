@@ -66,8 +66,12 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
     }
     let selected = crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    if let Some(0) = args.concurrency {
-        return Err(Error::Invalid("--concurrency must be at least 1".into()));
+    if let Some(n) = args.concurrency
+        && !(1..=10_000).contains(&n)
+    {
+        return Err(Error::Invalid(format!(
+            "--concurrency must be between 1 and 10000, not {n}"
+        )));
     }
 
     let (job, config, sim) = if args.simulate {

@@ -345,3 +345,18 @@ fn json_log_lines_carry_run_step_attempt_and_remote_ids() {
             || stderr.matches("sig=").count() == stderr.matches("sig=***").count()
     );
 }
+
+#[test]
+fn out_of_bounds_concurrency_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in ["0", "10001"] {
+        let out = pbibatch(dir.path())
+            .args(["run", "--simulate", "--concurrency", n])
+            .arg(repo().join("jobs/order_list.yaml"))
+            .output()
+            .unwrap();
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("between 1 and 10000"), "{stderr}");
+    }
+}
