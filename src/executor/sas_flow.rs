@@ -127,13 +127,14 @@ async fn attempt(
     // A flow may take a while before it reaches the refresh action: wait longer than for a
     // direct trigger.
     let limit = appear_wait(ctx.step.poll_interval).max(Duration::from_secs(120));
-    let Some(id) = g.find_new(&known, started, limit).await? else {
+    let Some(found) = g.find_new(&known, started, limit).await? else {
         return Err(Stop::Failed(format!(
             "the flow was triggered ({status}) but no new transaction of dataflow {} appeared within {}",
             g.name,
             humantime::format_duration(limit)
         )));
     };
+    let id = found.id.clone();
     *target = Some(g.target(&id));
     ctx.update(AttemptUpdate {
         remote_id: Some(id.clone()),
@@ -141,7 +142,7 @@ async fn attempt(
         ..AttemptUpdate::default()
     });
     let poller = Poller::starting_at(ctx.step.poll_interval, started).expecting(expected);
-    match g.poll(&id, poller).await? {
+    match g.poll(&id, poller, Some(found)).await? {
         TxProgress::Failed(error) => Ok(AttemptOutcome::Failed { error }),
         _ => Ok(AttemptOutcome::Succeeded { adopted: false }),
     }

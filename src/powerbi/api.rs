@@ -42,6 +42,9 @@ pub struct Item {
     /// Reports: `PowerBIReport` or `PaginatedReport`.
     #[serde(default, rename = "reportType", alias = "ReportType")]
     pub report_type: Option<String>,
+    /// Datasets: `false` for DirectQuery and live-connection models (nothing to refresh).
+    #[serde(default, rename = "isRefreshable", alias = "IsRefreshable")]
+    pub is_refreshable: Option<bool>,
 }
 
 /// A refresh history entry.

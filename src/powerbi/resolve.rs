@@ -40,8 +40,57 @@ type Cell<T> = Arc<OnceCell<T>>;
 pub struct ResolveCache {
     workspaces: Mutex<HashMap<String, Cell<Vec<Group>>>>,
     /// Shared, not cloned, by every lookup: a workspace can hold thousands of items and a run
-    /// looks one up per step (copying the list each time made 10,000 steps quadratic).
-    items: Mutex<HashMap<String, Cell<Arc<Vec<Item>>>>>,
+    /// looks one up per step (copying the list each time made 10,000 steps quadratic; scanning
+    /// it each time made them linear per step, so the list is indexed once).
+    items: Mutex<HashMap<String, Cell<Arc<ItemIndex>>>>,
+}
+
+/// One workspace's items of one kind, indexed by exact name, ASCII-lowercased name and id.
+struct ItemIndex {
+    items: Vec<Item>,
+    by_name: HashMap<String, Vec<usize>>,
+    by_folded_name: HashMap<String, Vec<usize>>,
+    by_folded_id: HashMap<String, usize>,
+}
+
+impl ItemIndex {
+    fn new(items: Vec<Item>) -> Self {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(items.len());
+        let mut by_folded_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(items.len());
+        let mut by_folded_id = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            by_name.entry(item.name.clone()).or_default().push(i);
+            by_folded_name
+                .entry(item.name.to_ascii_lowercase())
+                .or_default()
+                .push(i);
+            by_folded_id
+                .entry(item.id.to_ascii_lowercase())
+                .or_insert(i);
+        }
+        ItemIndex {
+            items,
+            by_name,
+            by_folded_name,
+            by_folded_id,
+        }
+    }
+
+    fn by_id(&self, id: &str) -> Option<&Item> {
+        self.by_folded_id
+            .get(&id.to_ascii_lowercase())
+            .map(|&i| &self.items[i])
+    }
+
+    /// Items with exactly this name, or else with this name ignoring ASCII case.
+    fn by_name(&self, name: &str) -> Vec<&Item> {
+        let hits = self
+            .by_name
+            .get(name)
+            .or_else(|| self.by_folded_name.get(&name.to_ascii_lowercase()));
+        hits.map(|ix| ix.iter().map(|&i| &self.items[i]).collect())
+            .unwrap_or_default()
+    }
 }
 
 fn cell<T>(map: &Mutex<HashMap<String, Cell<T>>>, key: String) -> Cell<T> {
@@ -146,7 +195,7 @@ impl PowerBiClient {
         conn: &str,
         workspace_id: &str,
         kind: ItemKind,
-    ) -> Result<Arc<Vec<Item>>, ClientError> {
+    ) -> Result<Arc<ItemIndex>, ClientError> {
         let c = cell(
             &self.resolve_cache().items,
             format!("{conn}\u{0}{workspace_id}\u{0}{kind:?}"),
@@ -163,7 +212,7 @@ impl PowerBiClient {
                         self.fabric_items(conn, workspace_id, "Dataflow").await
                     }
                 };
-                list.map(Arc::new)
+                list.map(|l| Arc::new(ItemIndex::new(l)))
             })
             .await?;
         Ok(items.clone())
@@ -183,34 +232,23 @@ impl PowerBiClient {
                 id: name_or_id.to_string(),
                 name: name_or_id.to_string(),
                 report_type: None,
+                is_refreshable: None,
             });
         }
         let items = self.items(conn, workspace_id, kind).await?;
         if is_guid(name_or_id) {
             // Reports: the list also says whether it is paginated.
-            return Ok(items
-                .iter()
-                .find(|i| i.id.eq_ignore_ascii_case(name_or_id))
-                .cloned()
-                .unwrap_or(Item {
-                    id: name_or_id.to_string(),
-                    name: name_or_id.to_string(),
-                    report_type: None,
-                }));
+            return Ok(items.by_id(name_or_id).cloned().unwrap_or(Item {
+                id: name_or_id.to_string(),
+                name: name_or_id.to_string(),
+                report_type: None,
+                is_refreshable: None,
+            }));
         }
-        let exact: Vec<&Item> = items.iter().filter(|i| i.name == name_or_id).collect();
-        let candidates: Vec<&Item> = if exact.is_empty() {
-            items
-                .iter()
-                .filter(|i| i.name.eq_ignore_ascii_case(name_or_id))
-                .collect()
-        } else {
-            exact
-        };
-        match candidates.as_slice() {
+        match items.by_name(name_or_id).as_slice() {
             [one] => Ok((*one).clone()),
             [] => {
-                let near = near_matches(name_or_id, items.iter().map(|i| i.name.as_str()));
+                let near = near_matches(name_or_id, items.items.iter().map(|i| i.name.as_str()));
                 Err(ClientError::Resolve(format!(
                     "{noun} `{name_or_id}` not found in workspace {workspace_id}{}",
                     hint(&near)
@@ -245,5 +283,41 @@ mod tests {
         let near = near_matches("ORDER_LST", names);
         assert_eq!(near.first().map(String::as_str), Some("ORDER_LIST"));
         assert!(!near.iter().any(|n| n == "Sales"));
+    }
+
+    fn item(id: &str, name: &str) -> Item {
+        Item {
+            id: id.into(),
+            name: name.into(),
+            report_type: None,
+            is_refreshable: None,
+        }
+    }
+
+    #[test]
+    fn the_index_prefers_the_exact_spelling_then_ignores_case() {
+        let index = ItemIndex::new(vec![
+            item("A1", "Sales"),
+            item("b2", "SALES"),
+            item("c3", "Orders"),
+            item("d4", "orders"),
+            item("e5", "Stock"),
+        ]);
+        let ids = |name: &str| {
+            index
+                .by_name(name)
+                .iter()
+                .map(|i| i.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("Sales"), ["A1"]);
+        assert_eq!(ids("SALES"), ["b2"]);
+        // No exact spelling: every case-insensitive match, so the caller reports ambiguity.
+        assert_eq!(ids("sAlEs"), ["A1", "b2"]);
+        assert_eq!(ids("STOCK"), ["e5"]);
+        assert!(ids("Stocks").is_empty());
+        assert_eq!(index.by_id("a1").map(|i| i.name.as_str()), Some("Sales"));
+        assert_eq!(index.by_id("B2").map(|i| i.name.as_str()), Some("SALES"));
+        assert!(index.by_id("zz").is_none());
     }
 }

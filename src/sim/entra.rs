@@ -164,6 +164,17 @@ async fn token(
             ),
         );
     }
+    if creds.client_secret_expired {
+        return aad_error(
+            &sim,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000222,
+            &format!(
+                "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+            ),
+        );
+    }
     let Some(scope) = form.get("scope") else {
         return missing("scope");
     };

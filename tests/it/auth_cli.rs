@@ -97,6 +97,30 @@ async fn a_wrong_secret_is_explained() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_secret_is_explained() {
+    // The right secret, past its expiry date: Entra answers AADSTS7000222.
+    let sim = start("credentials:\n  client_secret_expired: true\nworkspaces:\n  A: {}\n").await;
+    let mut env = urls(&sim.base_url());
+    env.push(("AZURE_TENANT_ID", sim.tenant_id()));
+    env.push(("AZURE_CLIENT_ID", sim.client_id()));
+    env.push(("AZURE_CLIENT_SECRET", sim.client_secret()));
+    let out = auth_check(env, &[]).await;
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(client secret): FAILED"), "{stdout}");
+    assert!(stdout.contains("AADSTS7000222"), "{stdout}");
+    assert!(
+        stdout.contains("what to do: the client secret has expired: create a new one"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&sim.client_secret()) && !stderr.contains(&sim.client_secret()),
+        "the secret never shows"
+    );
+    assert_eq!(sim.counters().tokens_issued, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_explained() {
     // Every token the simulator mints is expired at once.
     let sim = start("token_lifetime: 0s\nstrict_audience: false\nworkspaces:\n  A: {}\n").await;

@@ -302,3 +302,23 @@ async fn restart_of_a_scheduled_refresh_waits_because_it_cannot_be_cancelled() {
             .any(|u| u.note.as_deref().is_some_and(|n| n.contains("waiting")))
     );
 }
+
+#[tokio::test]
+async fn a_directquery_model_is_refused_before_any_trigger() {
+    let rig = rig("workspaces:\n  Sales:\n    datasets:\n      Live: {refreshable: false}\n").await;
+    // By name: the dataset list says `isRefreshable: false`, so nothing is sent.
+    let ran = run_step(&rig, step("live", standard("Sales", "Live"))).await;
+    let err = ran.error();
+    assert!(
+        err.contains("dataset `Live` is not refreshable (DirectQuery or live connection)"),
+        "{err}"
+    );
+    assert!(requests_to(&rig.sim, "POST", "/refreshes").is_empty());
+    // By id (no list read): the service's 400 is what the user sees.
+    let (ws, ds) = rig.sim.ids("Sales", "Live").unwrap();
+    let ran = run_step(&rig, step("live", standard(&ws, &ds))).await;
+    let err = ran.error();
+    assert!(err.contains("400"), "{err}");
+    assert!(err.contains("isRefreshable is false"), "{err}");
+    assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);
+}

@@ -40,6 +40,36 @@ async fn token_endpoint_issues_tokens_with_numeric_expiry() {
 }
 
 #[tokio::test]
+async fn an_expired_secret_is_refused_with_7000222() {
+    let sim = start("credentials:\n  client_secret_expired: true\n").await;
+    let (id, secret) = (sim.client_id(), sim.client_secret());
+    let form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("scope", PBI_SCOPE),
+    ];
+    let (status, body) = token_call(&sim.base_url(), &sim.tenant_id(), &form).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client", "{body}");
+    assert_eq!(body["error_codes"][0], 7000222, "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.starts_with("AADSTS7000222: The provided client secret keys for app"),
+        "{description}"
+    );
+    // A wrong secret is still "invalid", not "expired": the secret is checked first.
+    let mut wrong = form.clone();
+    wrong[2].1 = "wrong";
+    let (status, body) = token_call(&sim.base_url(), &sim.tenant_id(), &wrong).await;
+    assert_eq!(
+        (status, body["error_codes"][0].as_u64()),
+        (401, Some(7000215))
+    );
+    assert_eq!(sim.counters().tokens_issued, 0);
+}
+
+#[tokio::test]
 async fn token_endpoint_returns_real_error_bodies() {
     let sim = start("").await;
     let base = sim.base_url();

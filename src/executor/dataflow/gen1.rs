@@ -133,15 +133,15 @@ impl Gen1<'_> {
         known: &HashSet<String>,
         started: Instant,
         limit: Duration,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<Transaction>, Stop> {
         let mut poller = Poller::starting_at(
             self.ctx.step.poll_interval.min(Duration::from_secs(5)),
             started,
         );
         loop {
             let txs = self.transactions().await?;
-            if let Some(t) = txs.iter().rev().find(|t| !known.contains(&t.id)) {
-                return Ok(Some(t.id.clone()));
+            if let Some(t) = txs.into_iter().rev().find(|t| !known.contains(&t.id)) {
+                return Ok(Some(t));
             }
             if started.elapsed() >= limit {
                 return Ok(None);
@@ -150,12 +150,22 @@ impl Gen1<'_> {
         }
     }
 
-    /// Polls transaction `id` to a final state.
-    pub(crate) async fn poll(&self, id: &str, mut poller: Poller) -> Result<TxProgress, Stop> {
+    /// Polls transaction `id` to a final state. `seen`: the transaction as a read just made
+    /// found it (by [`Gen1::find_new`]), used instead of a first read of its own.
+    pub(crate) async fn poll(
+        &self,
+        id: &str,
+        mut poller: Poller,
+        seen: Option<Transaction>,
+    ) -> Result<TxProgress, Stop> {
         let mut last: Option<String> = None;
+        let mut seen = seen.filter(|t| t.id == id);
         loop {
-            let txs = self.transactions().await?;
-            let Some(t) = txs.iter().find(|t| t.id == id) else {
+            let found = match seen.take() {
+                Some(t) => Some(t),
+                None => self.transactions().await?.into_iter().find(|t| t.id == id),
+            };
+            let Some(t) = &found else {
                 return Err(Stop::Failed(format!(
                     "transaction {id} disappeared from the transactions of dataflow {}",
                     self.name
@@ -223,17 +233,18 @@ pub(super) async fn gen1(
         ..
     }) = ctx.reattach.clone()
     {
-        let id = match transaction_id {
-            Some(id) => Some(id),
+        let found = match transaction_id {
+            Some(id) => Some((id, None)),
             None => {
                 let known: HashSet<String> = known_before.into_iter().collect();
                 g.find_new(&known, Instant::now(), appear_wait(poll_interval))
                     .await?
+                    .map(|t| (t.id.clone(), Some(t)))
             }
         };
-        if let Some(id) = id {
+        if let Some((id, seen)) = found {
             *target = Some(g.target(&id));
-            let p = g.poll(&id, Poller::new(poll_interval)).await?;
+            let p = g.poll(&id, Poller::new(poll_interval), seen).await?;
             return Ok(tx_outcome(p, false));
         }
     }
@@ -277,7 +288,13 @@ pub(super) async fn gen1(
                         ..AttemptUpdate::default()
                     });
                     *target = Some(g.target(&running.id));
-                    let p = g.poll(&running.id, Poller::new(poll_interval)).await?;
+                    let p = g
+                        .poll(
+                            &running.id,
+                            Poller::new(poll_interval),
+                            Some(running.clone()),
+                        )
+                        .await?;
                     return Ok(tx_outcome(p, true));
                 }
                 IfRunning::Restart => {
@@ -297,14 +314,20 @@ pub(super) async fn gen1(
                             running.id
                         ))),
                     }
-                    g.poll(&running.id, Poller::new(poll_interval)).await?;
+                    g.poll(&running.id, Poller::new(poll_interval), None)
+                        .await?;
                 }
                 IfRunning::Wait => {
                     ctx.update(note(format!(
                         "waiting for running transaction {} to end",
                         running.id
                     )));
-                    g.poll(&running.id, Poller::new(poll_interval)).await?;
+                    g.poll(
+                        &running.id,
+                        Poller::new(poll_interval),
+                        Some(running.clone()),
+                    )
+                    .await?;
                 }
             }
             txs = g.transactions().await?;
@@ -361,7 +384,7 @@ pub(super) async fn gen1(
                 TriggerErrorKind::Other => return Err(e.into()),
             }
         }
-        let Some(id) = g
+        let Some(found) = g
             .find_new(&known, started, appear_wait(poll_interval))
             .await?
         else {
@@ -371,6 +394,7 @@ pub(super) async fn gen1(
                 humantime::format_duration(appear_wait(poll_interval))
             )));
         };
+        let id = found.id.clone();
         *target = Some(g.target(&id));
         ctx.update(AttemptUpdate {
             remote_id: Some(id.clone()),
@@ -378,7 +402,8 @@ pub(super) async fn gen1(
             ..AttemptUpdate::default()
         });
         let poller = Poller::starting_at(poll_interval, started).expecting(expected_duration(&txs));
-        let p = g.poll(&id, poller).await?;
+        // The read that found the transaction also gives its first status.
+        let p = g.poll(&id, poller, Some(found)).await?;
         return Ok(tx_outcome(p, false));
     }
 }

@@ -63,6 +63,12 @@ async fn attempt(
     )
     .await?;
     ctx.update(resource_update(&ws, &item.id, &item.name));
+    if item.is_refreshable == Some(false) {
+        return Err(Stop::Failed(format!(
+            "dataset `{}` is not refreshable (DirectQuery or live connection): there is nothing to refresh; remove the step or point it at the import-mode model",
+            item.name
+        )));
+    }
     let t = Target {
         client,
         ctx,
@@ -88,8 +94,8 @@ async fn attempt(
             ..
         }) => {
             *target = Some(CancelTarget::StandardRefresh);
-            let id = match request_id {
-                Some(id) => Some(id),
+            let found = match request_id {
+                Some(id) => Some((id, None)),
                 None => {
                     let known: HashSet<String> = known_before.into_iter().collect();
                     t.find_new(
@@ -99,10 +105,11 @@ async fn attempt(
                         appear_wait(poll_interval),
                     )
                     .await?
+                    .and_then(|e| Some((e.request_id.clone()?, Some(e))))
                 }
             };
-            if let Some(id) = id {
-                let p = t.poll_entry(&id, Poller::new(poll_interval)).await?;
+            if let Some((id, seen)) = found {
+                let p = t.poll_entry(&id, Poller::new(poll_interval), seen).await?;
                 return Ok(outcome(p, false));
             }
             // Not found: trigger a new one below.
@@ -167,7 +174,7 @@ async fn attempt(
                         },
                     );
                     let p = t
-                        .poll_entry(&running_id, Poller::new(poll_interval))
+                        .poll_entry(&running_id, Poller::new(poll_interval), Some(running))
                         .await?;
                     return Ok(outcome(p, true));
                 }
@@ -188,14 +195,14 @@ async fn attempt(
                             ))),
                         }
                     }
-                    t.poll_entry(&running_id, Poller::new(poll_interval))
+                    t.poll_entry(&running_id, Poller::new(poll_interval), None)
                         .await?;
                 }
                 IfRunning::Wait => {
                     ctx.update(note(format!(
                         "waiting for running refresh {running_id} to end"
                     )));
-                    t.poll_entry(&running_id, Poller::new(poll_interval))
+                    t.poll_entry(&running_id, Poller::new(poll_interval), Some(running))
                         .await?;
                 }
             }
@@ -239,7 +246,11 @@ async fn attempt(
                 TriggerErrorKind::Ambiguous => {
                     ambiguous += 1;
                     // The refresh may have started: look before sending again.
-                    if let Some(id) = t.find_new(&known, kinds, started, AMBIGUOUS_LOOK).await? {
+                    if let Some(id) = t
+                        .find_new(&known, kinds, started, AMBIGUOUS_LOOK)
+                        .await?
+                        .and_then(|e| e.request_id)
+                    {
                         tracing::info!(step = %ctx.step.id, "trigger answer was lost but refresh {id} started");
                         Some(id)
                     } else if ambiguous >= MAX_AMBIGUOUS_TRIGGERS {
@@ -253,13 +264,14 @@ async fn attempt(
             },
         };
 
-        let request_id = match request_id {
-            Some(id) => id,
+        // The read that finds a standard refresh also gives its first status.
+        let (request_id, seen) = match request_id {
+            Some(id) => (id, None),
             None => match t
                 .find_new(&known, kinds, started, appear_wait(poll_interval))
                 .await?
             {
-                Some(id) => id,
+                Some(e) => (e.request_id.clone().unwrap_or_default(), Some(e)),
                 None => {
                     return Err(Stop::Failed(format!(
                         "the refresh of {} was accepted but never appeared in its history within {} (the service may have dropped it)",
@@ -298,7 +310,7 @@ async fn attempt(
         let p = if enhanced {
             t.poll_details(&request_id, poller).await?
         } else {
-            t.poll_entry(&request_id, poller).await?
+            t.poll_entry(&request_id, poller, seen).await?
         };
         return Ok(outcome(p, false));
     }

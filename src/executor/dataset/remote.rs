@@ -122,19 +122,26 @@ impl Target<'_> {
         self.ctx.update(u);
     }
 
-    /// Polls history until the entry `request_id` is terminal.
+    /// Polls history until the entry `request_id` is terminal. `seen`: the entry as a read
+    /// just made found it (by [`Target::find_new`]), used instead of a first read of its own.
     pub(super) async fn poll_entry(
         &self,
         request_id: &str,
         mut poller: Poller,
+        seen: Option<RefreshEntry>,
     ) -> Result<Progress, Stop> {
         let mut last_status: Option<String> = None;
+        let mut seen = seen.filter(|e| e.request_id.as_deref() == Some(request_id));
         loop {
-            let history = self.history().await?;
-            match history
-                .iter()
-                .find(|e| e.request_id.as_deref() == Some(request_id))
-            {
+            let entry = match seen.take() {
+                Some(e) => Some(e),
+                None => self
+                    .history()
+                    .await?
+                    .into_iter()
+                    .find(|e| e.request_id.as_deref() == Some(request_id)),
+            };
+            match &entry {
                 Some(e) => {
                     if e.status != last_status {
                         last_status = e.status.clone();
@@ -199,7 +206,7 @@ impl Target<'_> {
         kinds: &[&str],
         started: Instant,
         limit: Duration,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<RefreshEntry>, Stop> {
         let mut poller = Poller::starting_at(
             self.ctx.step.poll_interval.min(Duration::from_secs(5)),
             started,
@@ -207,11 +214,11 @@ impl Target<'_> {
         loop {
             let history = self.history().await?;
             // Newest first: the oldest new entry is the closest to our trigger.
-            if let Some(e) = history.iter().rev().find(|e| {
+            if let Some(e) = history.into_iter().rev().find(|e| {
                 e.request_id.as_ref().is_some_and(|id| !known.contains(id))
                     && (e.refresh_type.is_none() || is_one_of(e.refresh_type.as_deref(), kinds))
             }) {
-                return Ok(e.request_id.clone());
+                return Ok(Some(e));
             }
             if started.elapsed() >= limit {
                 return Ok(None);

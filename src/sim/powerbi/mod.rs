@@ -318,7 +318,7 @@ fn dataset_json(sim: &Sim, world: &World, item: &Item) -> Value {
         "webUrl": format!("https://app.powerbi.com/groups/{}/datasets/{}", ws.id, item.id),
         "addRowsAPIEnabled": false,
         "configuredBy": "sim@contoso.com",
-        "isRefreshable": true,
+        "isRefreshable": !matches!(item.kind, ItemKind::Dataset { refreshable: false, .. }),
         "isEffectiveIdentityRequired": false,
         "isEffectiveIdentityRolesRequired": false,
         "isOnPremGatewayRequired": false,

@@ -173,6 +173,17 @@ pub(super) async fn trigger(
         Ok(x) => x,
         Err(r) => return r,
     };
+    if matches!(
+        world.items[item].kind,
+        crate::sim::state::ItemKind::Dataset {
+            refreshable: false,
+            ..
+        }
+    ) {
+        return bad(
+            "Refresh is not supported for this dataset: it uses DirectQuery or a live connection (isRefreshable is false)",
+        );
+    }
     if enhanced.is_some() && world.workspaces[ws].shared_capacity {
         return bad(
             "Enhanced refresh is only supported on Premium, Premium Per User, Embedded or Fabric capacity",

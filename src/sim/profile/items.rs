@@ -74,6 +74,10 @@ with_knobs! {
         pub tables: Vec<String>,
         /// Names of Gen1 dataflows this model reads (lineage), in this workspace or elsewhere.
         pub upstream_dataflows: Vec<String>,
+        /// `false`: a DirectQuery or live-connection model. It is listed with
+        /// `isRefreshable: false` and `POST .../refreshes` answers 400. Default `true`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub refreshable: Option<bool>,
     }
 }
 

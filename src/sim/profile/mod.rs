@@ -152,6 +152,8 @@ pub struct Credentials {
     pub client_secret: String,
     /// The client id of the managed identity the IMDS endpoint serves.
     pub managed_identity_client_id: String,
+    /// The client secret has passed its expiry date: the right secret gets `AADSTS7000222`.
+    pub client_secret_expired: bool,
 }
 
 impl Default for Credentials {
@@ -161,6 +163,7 @@ impl Default for Credentials {
             client_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d".into(),
             client_secret: "sim~client~secret~value".into(),
             managed_identity_client_id: "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b".into(),
+            client_secret_expired: false,
         }
     }
 }

@@ -21,6 +21,8 @@ pub(crate) enum ItemKind {
     Dataset {
         tables: Vec<String>,
         upstream: Vec<String>,
+        /// `isRefreshable` (false for DirectQuery and live connections).
+        refreshable: bool,
     },
     /// Gen1 dataflow (Power BI only; not a Fabric item).
     Dataflow { upstream: Vec<String> },

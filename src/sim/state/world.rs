@@ -80,6 +80,7 @@ impl World {
                     ItemKind::Dataset {
                         tables: d.tables.clone(),
                         upstream: d.upstream_dataflows.clone(),
+                        refreshable: d.refreshable.unwrap_or(true),
                     },
                     d.knobs().resolve(defaults),
                     "dataset",
@@ -250,6 +251,7 @@ impl World {
             ItemKind::Dataset {
                 tables: Vec::new(),
                 upstream: Vec::new(),
+                refreshable: true,
             },
             crate::sim::profile::Knobs::default().resolve(defaults),
             "dataset",
