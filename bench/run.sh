@@ -13,6 +13,7 @@
 #   engine.*     the same DAG shape through the engine alone (no HTTP): scheduler overhead;
 #   makespan.*   seeded random DAGs (40 and 400 steps, 0.2-1.5 s steps, concurrency 4 and 16)
 #                in virtual time: makespan / lower bound, eager vs wave-by-wave;
+#   rules.*      bench/makespan_rules.py: other ways to rank ready steps, on 500 / 100 DAGs;
 #   polls.*      status reads and detection lag for 2 s, 30 s and 10 min refreshes (virtual
 #                time), next to fixed 60 s and 5 s pollers;
 #   sim.*        simulator throughput.
@@ -105,6 +106,8 @@ done
 "$engine" makespan 40 16 20 2> /dev/null
 "$engine" makespan 400 4 10 2> /dev/null
 "$engine" makespan 400 16 10 2> /dev/null
+python3 bench/makespan_rules.py 40 4 500
+python3 bench/makespan_rules.py 400 4 100
 
 # --- polls per refresh and detection lag (virtual time) ---------------------------------------
 "$(exe bench:polls)"

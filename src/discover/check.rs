@@ -137,8 +137,8 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
                         && d.refreshable == Some(false)
                     {
                         findings.push(error(format!(
-                            "step `{id}`: dataset `{}` is not refreshable (DirectQuery or live connection): remove the step",
-                            d.name
+                            "step `{id}`: {}",
+                            crate::powerbi::resolve::not_refreshable(&d.name)
                         )));
                     }
                     Some(NodeKey::new(NodeKind::Dataset, found))

@@ -101,6 +101,14 @@ fn cell<T>(map: &Mutex<HashMap<String, Cell<T>>>, key: String) -> Cell<T> {
         .clone()
 }
 
+/// Why a dataset step cannot run when the model's `isRefreshable` is false (run and
+/// `validate --lineage` say the same).
+pub fn not_refreshable(dataset: &str) -> String {
+    format!(
+        "dataset `{dataset}` is not refreshable (DirectQuery or live connection): there is nothing to refresh; remove the step or point it at the import-mode model"
+    )
+}
+
 /// True for a GUID written `8-4-4-4-12`.
 pub fn is_guid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()

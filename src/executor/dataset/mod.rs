@@ -64,9 +64,8 @@ async fn attempt(
     .await?;
     ctx.update(resource_update(&ws, &item.id, &item.name));
     if item.is_refreshable == Some(false) {
-        return Err(Stop::Failed(format!(
-            "dataset `{}` is not refreshable (DirectQuery or live connection): there is nothing to refresh; remove the step or point it at the import-mode model",
-            item.name
+        return Err(Stop::Failed(crate::powerbi::resolve::not_refreshable(
+            &item.name,
         )));
     }
     let t = Target {
