@@ -393,11 +393,13 @@ mod tests {
         let e = ClientError::Auth {
             connection: "default".into(),
             message: "invalid_client (AADSTS7000215): invalid client secret".into(),
+            refused: true,
         };
         assert!(advice(&e).unwrap().contains("secret's ID"));
         let e = ClientError::Auth {
             connection: "default".into(),
             message: "invalid_client (AADSTS7000222): the client secret has expired".into(),
+            refused: true,
         };
         assert!(advice(&e).unwrap().contains("expired"));
         assert_eq!(aadsts_code("x AADSTS90002: y"), Some(90002));

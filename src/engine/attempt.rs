@@ -85,6 +85,8 @@ struct Verdict {
     status: StepStatus,
     error: Option<String>,
     adopted: bool,
+    /// Another attempt would meet the same answer ([`AttemptOutcome::Refused`]).
+    refused: bool,
 }
 
 impl StepTask {
@@ -119,8 +121,15 @@ impl StepTask {
                 },
             };
             let fut = self.executor.execute(ctx);
-            let verdict = self.drive(fut, cancel, attempt, &mut updates_rx).await;
-            let retryable = matches!(verdict.status, StepStatus::Failed | StepStatus::TimedOut);
+            let mut verdict = self.drive(fut, cancel, attempt, &mut updates_rx).await;
+            let retryable = matches!(verdict.status, StepStatus::Failed | StepStatus::TimedOut)
+                && !verdict.refused;
+            if verdict.refused && attempt <= step.retries {
+                // Say why the retries the step asked for were not used.
+                verdict.error = verdict
+                    .error
+                    .map(|e| format!("{e} (not retried: another attempt would fail the same way)"));
+            }
             let retry_in = (retryable && attempt <= step.retries && !self.interrupt.is_cancelled())
                 .then(|| backoff(step.retry_backoff, step.max_backoff, attempt));
             let _ = self.reports.send(AttemptReport::Finished {
@@ -216,6 +225,7 @@ impl StepTask {
                             humantime::format_duration(CANCEL_GRACE)
                         )),
                         adopted: false,
+                        refused: false,
                     };
                 }
             }
@@ -268,16 +278,25 @@ fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Du
             status: StepStatus::Succeeded,
             error: None,
             adopted,
+            refused: false,
         },
         (AttemptOutcome::Skipped { reason }, _) => Verdict {
             status: StepStatus::Skipped,
             error: Some(reason),
             adopted: false,
+            refused: false,
         },
         (AttemptOutcome::Failed { error }, None) => Verdict {
             status: StepStatus::Failed,
             error: Some(error),
             adopted: false,
+            refused: false,
+        },
+        (AttemptOutcome::Refused { error }, None) => Verdict {
+            status: StepStatus::Failed,
+            error: Some(error),
+            adopted: false,
+            refused: true,
         },
         (AttemptOutcome::Cancelled { error }, None) => Verdict {
             status: StepStatus::Failed,
@@ -286,13 +305,15 @@ fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Du
                 error,
             )),
             adopted: false,
+            refused: false,
         },
-        (AttemptOutcome::Failed { error }, Some(reason)) => {
+        (AttemptOutcome::Failed { error } | AttemptOutcome::Refused { error }, Some(reason)) => {
             let (status, what) = stopped(reason, timeout);
             Verdict {
                 status,
                 error: Some(joined(what, Some(error))),
                 adopted: false,
+                refused: false,
             }
         }
         (AttemptOutcome::Cancelled { error }, Some(reason)) => {
@@ -301,6 +322,7 @@ fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Du
                 status,
                 error: Some(joined(what, error)),
                 adopted: false,
+                refused: false,
             }
         }
     }

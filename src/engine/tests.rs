@@ -42,6 +42,8 @@ pub enum Act {
     Adopt(Duration),
     /// Panics after this long (a bug in an executor).
     Panic(Duration),
+    /// Refuses at once: another attempt would meet the same answer.
+    Refuse(&'static str),
 }
 
 /// One attempt as the fake executor saw it.
@@ -146,6 +148,9 @@ impl Executor for Fake {
                 }
                 Act::Skip(reason) => AttemptOutcome::Skipped {
                     reason: reason.into(),
+                },
+                Act::Refuse(error) => AttemptOutcome::Refused {
+                    error: error.into(),
                 },
             };
             let mut c = calls.lock().unwrap();

@@ -19,13 +19,23 @@ const CANCEL_CALL_LIMIT: Duration = Duration::from_secs(30);
 pub(crate) enum Stop {
     /// The attempt failed with this message.
     Failed(String),
+    /// The attempt failed in a way another attempt cannot change (see
+    /// [`AttemptOutcome::Refused`]).
+    Refused(String),
     /// The attempt's [`Cancel`] fired.
     Cancelled,
 }
 
 impl From<ClientError> for Stop {
     fn from(e: ClientError) -> Self {
-        Stop::Failed(e.to_string())
+        match e {
+            // Names are resolved once per run, configuration is read once, and Entra's
+            // refusals (wrong secret, unknown application or tenant) do not heal in a minute.
+            ClientError::Resolve(_)
+            | ClientError::Config(_)
+            | ClientError::Auth { refused: true, .. } => Stop::Refused(e.to_string()),
+            _ => Stop::Failed(e.to_string()),
+        }
     }
 }
 
@@ -219,6 +229,7 @@ pub(crate) async fn conclude(
     match result {
         Ok(outcome) => outcome,
         Err(Stop::Failed(error)) => AttemptOutcome::Failed { error },
+        Err(Stop::Refused(error)) => AttemptOutcome::Refused { error },
         Err(Stop::Cancelled) => finish_cancelled(client, ctx, target).await,
     }
 }

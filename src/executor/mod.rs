@@ -117,6 +117,10 @@ pub enum AttemptOutcome {
     Succeeded { adopted: bool },
     /// Remote work failed (a step attempt is spent). The message is the remote error.
     Failed { error: String },
+    /// The step cannot run as written, and another attempt would meet the same answer: an
+    /// unknown or ambiguous name, bad configuration, credentials Entra refuses, a model that
+    /// cannot be refreshed. Nothing was triggered; the step fails without spending its retries.
+    Refused { error: String },
     /// The attempt stopped on its [`Cancel`]; `error` says what was done remotely.
     Cancelled { error: Option<String> },
     /// The trigger was skipped on purpose (`skip_if_fresh`).
@@ -129,7 +133,7 @@ impl AttemptOutcome {
     pub fn status(&self) -> StepStatus {
         match self {
             AttemptOutcome::Succeeded { .. } => StepStatus::Succeeded,
-            AttemptOutcome::Failed { .. } => StepStatus::Failed,
+            AttemptOutcome::Failed { .. } | AttemptOutcome::Refused { .. } => StepStatus::Failed,
             AttemptOutcome::Cancelled { .. } => StepStatus::Cancelled,
             AttemptOutcome::Skipped { .. } => StepStatus::Skipped,
         }

@@ -126,6 +126,7 @@ async fn fetch(
     let auth_err = |message: String| ClientError::Auth {
         connection: conn.name.clone(),
         message,
+        refused: true,
     };
     let resource = scope_resource(cfg, conn, audience);
     let req = match &conn.credentials {
@@ -173,16 +174,32 @@ async fn fetch(
             req
         }
     };
-    let resp = http.send(&req).await.map_err(|e| auth_err(e.to_string()))?;
+    // Unreachable, cut off or failing on its side: worth another attempt later.
+    let transient = |message: String| ClientError::Auth {
+        connection: conn.name.clone(),
+        message,
+        refused: false,
+    };
+    let resp = http
+        .send(&req)
+        .await
+        .map_err(|e| transient(e.to_string()))?;
     let status = resp.status().as_u16();
     let text = resp
         .text()
         .await
-        .map_err(|e| auth_err(super::http::describe_reqwest(&e)))?;
+        .map_err(|e| transient(super::http::describe_reqwest(&e)))?;
     if !(200..300).contains(&status) {
-        return Err(auth_err(parse_token_error(status, &text)));
+        let message = parse_token_error(status, &text);
+        return Err(
+            if (400..500).contains(&status) && status != 408 && status != 429 {
+                auth_err(message)
+            } else {
+                transient(message)
+            },
+        );
     }
-    parse_token_response(&text).map_err(auth_err)
+    parse_token_response(&text).map_err(transient)
 }
 
 /// Reads `access_token` and `expires_in` (a number from Entra, a string from IMDS).

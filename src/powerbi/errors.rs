@@ -37,7 +37,14 @@ pub enum ClientError {
     },
     /// Entra ID (or IMDS) refused to give a token.
     #[error("token request for connection `{connection}` failed: {message}")]
-    Auth { connection: String, message: String },
+    Auth {
+        connection: String,
+        message: String,
+        /// Entra (or IMDS) answered and said no (a 4xx other than 408 / 429), or the
+        /// credentials cannot work at all: asking again gets the same answer. False when the
+        /// service could not be reached or answered 5xx.
+        refused: bool,
+    },
     /// Bad configuration (unknown connection, refused URL, ...).
     #[error("{0}")]
     Config(String),

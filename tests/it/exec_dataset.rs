@@ -308,6 +308,10 @@ async fn a_directquery_model_is_refused_before_any_trigger() {
     let rig = rig("workspaces:\n  Sales:\n    datasets:\n      Live: {refreshable: false}\n").await;
     // By name: the dataset list says `isRefreshable: false`, so nothing is sent.
     let ran = run_step(&rig, step("live", standard("Sales", "Live"))).await;
+    assert!(
+        matches!(ran.outcome, AttemptOutcome::Refused { .. }),
+        "no retry can help"
+    );
     let err = ran.error();
     assert!(
         err.contains("dataset `Live` is not refreshable (DirectQuery or live connection)"),
@@ -317,8 +321,24 @@ async fn a_directquery_model_is_refused_before_any_trigger() {
     // By id (no list read): the service's 400 is what the user sees.
     let (ws, ds) = rig.sim.ids("Sales", "Live").unwrap();
     let ran = run_step(&rig, step("live", standard(&ws, &ds))).await;
+    assert!(matches!(ran.outcome, AttemptOutcome::Failed { .. }));
     let err = ran.error();
     assert!(err.contains("400"), "{err}");
     assert!(err.contains("isRefreshable is false"), "{err}");
     assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_name_is_refused_with_near_matches() {
+    let rig = rig("workspaces:\n  Sales:\n    datasets:\n      Orders: {}\n").await;
+    let ran = run_step(&rig, step("orders", standard("Sales", "Ordres"))).await;
+    assert!(
+        matches!(ran.outcome, AttemptOutcome::Refused { .. }),
+        "{:?}",
+        ran.outcome
+    );
+    let err = ran.error();
+    assert!(err.contains("dataset `Ordres` not found"), "{err}");
+    assert!(err.contains("Orders"), "near match offered: {err}");
+    assert!(requests_to(&rig.sim, "POST", "/refreshes").is_empty());
 }

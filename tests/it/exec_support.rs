@@ -125,7 +125,7 @@ impl Ran {
 
     pub fn error(&self) -> String {
         match &self.outcome {
-            AttemptOutcome::Failed { error } => error.clone(),
+            AttemptOutcome::Failed { error } | AttemptOutcome::Refused { error } => error.clone(),
             AttemptOutcome::Cancelled { error } => error.clone().unwrap_or_default(),
             other => panic!("expected a failure, got {other:?}"),
         }

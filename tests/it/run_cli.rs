@@ -360,3 +360,40 @@ fn out_of_bounds_concurrency_is_refused() {
         assert!(stderr.contains("between 1 and 10000"), "{stderr}");
     }
 }
+
+#[test]
+fn refused_credentials_fail_every_step_at_once_without_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(
+        dir.path(),
+        r#"
+version: 1
+name: expired
+defaults: { retries: 2, retry_backoff: 30s, poll_interval: 1s }
+steps:
+  model: { type: dataset, workspace: Sales, dataset: Revenue }
+  flows: { type: dataflow, workspace: Sales, dataflow: Raw }
+"#,
+    );
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "credentials: { client_secret_expired: true }\ndefaults: { duration: 0s }\n",
+    )
+    .unwrap();
+    let out = run_simulated(dir.path(), &job);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report = read_report(dir.path());
+    // One attempt each: no 30 s backoff was waited for an answer that cannot change.
+    for id in ["model", "flows"] {
+        let s = step(&report, id);
+        assert_eq!(s["status"], "failed", "{s}");
+        assert_eq!(s["attempts"].as_array().unwrap().len(), 1, "{s}");
+        let error = s["error"].as_str().unwrap();
+        assert!(error.contains("AADSTS7000222"), "{error}");
+        assert!(
+            error.ends_with("(not retried: another attempt would fail the same way)"),
+            "{error}"
+        );
+    }
+}

@@ -174,6 +174,65 @@ async fn step_ends_with_last_attempt_status_when_retries_run_out() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refusal_does_not_spend_the_retries() {
+    let exec = Fake::new(&[
+        (
+            "typo",
+            vec![Act::Refuse("dataset `Ordres` not found"), Act::Ok(secs(1))],
+        ),
+        ("after", vec![Act::Ok(secs(1))]),
+    ]);
+    let s = Step {
+        retries: 3,
+        retry_backoff: secs(10),
+        ..step("typo", &[])
+    };
+    let (status, events) = run_job(
+        job(vec![s, step("after", &["typo"])], 1),
+        exec.clone(),
+        opts(),
+        None,
+    )
+    .await;
+    assert_eq!(status, RunStatus::Failed);
+    assert_eq!(exec.calls().len(), 1, "one attempt, no retry");
+    assert_eq!(
+        finals(&events)["typo"],
+        (
+            StepStatus::Failed,
+            Some(
+                "dataset `Ordres` not found (not retried: another attempt would fail the same way)"
+                    .into()
+            ),
+            1
+        )
+    );
+    assert_eq!(status_of(&events, "after"), StepStatus::UpstreamFailed);
+    let retry_in: Vec<Option<Duration>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            RunEventKind::AttemptFinished { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retry_in, vec![None]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_without_retries_keeps_its_message() {
+    let exec = Fake::new(&[("typo", vec![Act::Refuse("dataset `Ordres` not found")])]);
+    let (_, events) = run_job(job(vec![step("typo", &[])], 1), exec, opts(), None).await;
+    assert_eq!(
+        finals(&events)["typo"],
+        (
+            StepStatus::Failed,
+            Some("dataset `Ordres` not found".into()),
+            1
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn timeout_cancels_the_attempt_and_ends_timed_out() {
     let exec = Fake::new(&[("slow", vec![Act::Hang])]);
     let s = Step {

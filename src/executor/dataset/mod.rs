@@ -64,7 +64,7 @@ async fn attempt(
     .await?;
     ctx.update(resource_update(&ws, &item.id, &item.name));
     if item.is_refreshable == Some(false) {
-        return Err(Stop::Failed(crate::powerbi::resolve::not_refreshable(
+        return Err(Stop::Refused(crate::powerbi::resolve::not_refreshable(
             &item.name,
         )));
     }
@@ -189,7 +189,7 @@ async fn attempt(
                     {
                         match e {
                             Stop::Cancelled => return Err(Stop::Cancelled),
-                            Stop::Failed(m) => ctx.update(note(format!(
+                            Stop::Failed(m) | Stop::Refused(m) => ctx.update(note(format!(
                                 "cannot cancel refresh {running_id} ({m}); waiting for it to end"
                             ))),
                         }
