@@ -152,6 +152,11 @@ impl Diagnostics {
         });
     }
 
+    /// Keeps the problems `keep` says yes to.
+    pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {
+        self.items.retain(keep);
+    }
+
     /// Moves every problem of `other` in.
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);

@@ -1,8 +1,10 @@
 //! Reading a job file: bytes -> YAML (serde-saphyr, bounded) -> raw types -> validated model.
 //!
-//! Structural problems (YAML syntax, unknown key, wrong type, missing field, duplicate key,
-//! bad enum value) come from the deserializer and stop at the first one, like cargo does;
-//! the semantic checks that follow collect every problem (see [`crate::job::validate`]).
+//! Structural problems (YAML syntax, wrong type, missing field, duplicate key, bad enum value)
+//! come from the deserializer and stop at the first one, like cargo does. Unknown keys, the
+//! most common slip, do not: each is reported, its entry blanked out, and the file read again,
+//! so one `validate` lists them all, with the semantic problems that follow (see
+//! [`crate::job::validate`], which collects every problem).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,9 +68,57 @@ pub fn load_bytes(
     };
     let source: Arc<str> = Arc::from(text);
     let hash = hex::encode(Sha256::digest(bytes));
-    let raw = parse_raw(name, &source)?;
-    validate::validate(name, source, hash, &raw, var_overrides, env)
+    let parsed = parse_raw(name, &source)?;
+    let checked = validate::validate(name, source.clone(), hash, &parsed.raw, var_overrides, env);
+    let mut problems = parsed.unknown_keys;
+    if problems.is_empty() {
+        return checked;
+    }
+    let mut more = match checked {
+        Ok(loaded) => loaded.warnings,
+        Err(problems) => problems,
+    };
+    // "a `dataset` step needs `dataset`" next to "unknown key `datset` (did you mean
+    // `dataset`?)" in the same step says one thing twice: keep the unknown key.
+    let step_starts: Vec<usize> = parsed
+        .raw
+        .steps
+        .get()
+        .keys()
+        .map(|id| crate::job::validate::loc_span(&source, id.loc()).0)
+        .collect();
+    let step_of = |offset: usize| step_starts.iter().filter(|&&s| s <= offset).max().copied();
+    more.retain(|d| {
+        let Some(p) = d.position else { return true };
+        !parsed.meant.iter().any(|m| {
+            d.message.ends_with(&format!(" needs `{}`", m.key))
+                && step_of(p.offset).is_some()
+                && step_of(p.offset) == step_of(m.offset)
+        })
+    });
+    problems.extend(more);
+    problems.sort();
+    Err(problems)
 }
+
+/// What [`parse_raw`] read.
+pub struct Parsed {
+    pub raw: RawJob,
+    /// One error per unknown key (empty when there were none).
+    pub unknown_keys: Diagnostics,
+    /// The keys those unknown keys were likely meant to be.
+    meant: Vec<Meant>,
+}
+
+/// An unknown key at `offset` that looks like a typo of `key`.
+struct Meant {
+    offset: usize,
+    key: String,
+}
+
+/// How many unknown keys one reading reports before it stops looking (each costs one more
+/// parse of the file).
+const MAX_UNKNOWN_KEYS: usize = 25;
 
 /// Limits that keep hostile input (alias bombs, deep nesting, huge files) cheap.
 fn options() -> Options {
@@ -93,15 +143,20 @@ fn options() -> Options {
     options
 }
 
-/// YAML text -> raw types, or the first structural problem.
-pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<RawJob, Diagnostics> {
+/// YAML text -> raw types, with the unknown keys found on the way (errors; empty when there
+/// were none), or the first other structural problem (with those unknown keys).
+///
+/// An unknown key's whole entry (key and value) is overwritten with spaces, which keeps every
+/// byte offset, so the raw types read from the blanked text point into `source` as they are.
+pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
+    let mut unknown = Diagnostics::new(name, Arc::clone(source));
+    let mut meant: Vec<Meant> = Vec::new();
     if source.trim().is_empty()
         || source
             .lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
     {
-        let mut d = Diagnostics::new(name, Arc::clone(source));
-        d.push_at(
+        unknown.push_at(
             Severity::Error,
             0,
             0,
@@ -109,19 +164,175 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<RawJob, Diagnostics> {
             Some("expected `version: 1`, `name:` and `steps:`".into()),
             None,
         );
-        return Err(d);
+        return Err(unknown);
     }
-    serde_saphyr::from_str_with_options::<RawJob>(source, options()).map_err(|err| {
+    let mut text: Option<String> = None;
+    loop {
+        let current = text.as_deref().unwrap_or(source);
+        let mut problem = match parse_once(name, source, current) {
+            Ok(raw) => {
+                return Ok(Parsed {
+                    raw,
+                    unknown_keys: unknown,
+                    meant,
+                });
+            }
+            Err(problem) => problem,
+        };
+        let blank = problem
+            .unknown_key
+            .take()
+            .filter(|_| unknown.items().len() + 1 < MAX_UNKNOWN_KEYS)
+            .and_then(|key| {
+                let range = entry_extent(current, key.offset, &key.name)?;
+                if let Some(suggested) = key.suggested {
+                    meant.push(Meant {
+                        offset: key.offset,
+                        key: suggested,
+                    });
+                }
+                Some(range)
+            });
+        // A required key that is missing because it was misspelled: the unknown key said it.
+        let echo = problem.diagnostics.items().iter().any(|d| {
+            meant
+                .iter()
+                .any(|m| d.message == format!("missing field `{}`", m.key))
+        });
+        if !echo {
+            unknown.extend(problem.diagnostics);
+        }
+        match blank {
+            Some(range) => {
+                let mut bytes = current.as_bytes().to_vec();
+                for b in &mut bytes[range] {
+                    if *b != b'\n' && *b != b'\r' {
+                        *b = b' ';
+                    }
+                }
+                // Only whole UTF-8 sequences were replaced, by ASCII spaces.
+                text = Some(String::from_utf8(bytes).unwrap_or_default());
+            }
+            None => {
+                if unknown.items().len() >= MAX_UNKNOWN_KEYS {
+                    unknown.push_global(
+                        Severity::Error,
+                        format!("stopped after {MAX_UNKNOWN_KEYS} problems: fix these and validate again"),
+                    );
+                }
+                unknown.sort();
+                return Err(unknown);
+            }
+        }
+    }
+}
+
+/// An unknown key the deserializer stopped at.
+struct UnknownKey {
+    name: String,
+    offset: usize,
+    /// The known key it is closest to, if close enough to be a typo.
+    suggested: Option<String>,
+}
+
+/// One structural problem, and the unknown key it is about, if it is one.
+struct Problem {
+    diagnostics: Diagnostics,
+    unknown_key: Option<UnknownKey>,
+}
+
+/// One reading of `text` (the source, perhaps with unknown entries blanked out).
+fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Problem> {
+    serde_saphyr::from_str_with_options::<RawJob>(text, options()).map_err(|err| {
         let mut d = Diagnostics::new(name, Arc::clone(source));
         let message = UserMessageFormatter.format_message(&err).into_owned();
+        let unknown_name = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(found, _)| found.to_string());
         let (message, help) = improve_message(&message);
+        let suggested = help
+            .as_deref()
+            .and_then(|h| h.strip_prefix("did you mean `"))
+            .and_then(|h| h.strip_suffix("`?"))
+            .map(str::to_string);
         let (offset, len) = err
             .location()
-            .map(|l| crate::job::validate::loc_span(source, l))
+            .map(|l| crate::job::validate::loc_span(text, l))
             .unwrap_or((0, 0));
         d.push_at(Severity::Error, offset, len, message, None, help);
-        d
+        Problem {
+            diagnostics: d,
+            unknown_key: unknown_name.map(|name| UnknownKey {
+                name,
+                offset,
+                suggested,
+            }),
+        }
     })
+}
+
+/// The bytes of the mapping entry whose key `key` starts at `at`: a block entry (the key
+/// first on its line) with every more-indented line under it, or a flow entry (after `{` or
+/// `,`) up to the next `,` (included) or `}` of its level. `None` when it is neither, or the
+/// key is not where the deserializer said.
+fn entry_extent(text: &str, at: usize, key: &str) -> Option<std::ops::Range<usize>> {
+    let rest = text.get(at..)?;
+    let unquoted = rest.strip_prefix(['"', '\'']).unwrap_or(rest);
+    if !unquoted.starts_with(key) {
+        return None;
+    }
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..at];
+    if before.bytes().all(|b| b == b' ') {
+        // Block entry: this line and every following line that is blank, a comment, more
+        // indented, or a `- ` item at the key's own indentation (a compact sequence value).
+        let indent = before.len();
+        let mut end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        while end < text.len() {
+            let next_start = end + 1;
+            let next_end = text[next_start..]
+                .find('\n')
+                .map_or(text.len(), |i| next_start + i);
+            let line = text[next_start..next_end].trim_end_matches('\r');
+            let body = line.trim_start_matches(' ');
+            let depth = line.len() - body.len();
+            let belongs = body.is_empty()
+                || body.starts_with('#')
+                || depth > indent
+                || (depth == indent && (body == "-" || body.starts_with("- ")));
+            if !belongs {
+                break;
+            }
+            end = next_end;
+        }
+        return Some(at..end);
+    }
+    if !matches!(before.trim_end().chars().last(), Some('{' | ',')) {
+        return None;
+    }
+    // Flow entry: up to the `,` or `}` that closes it, skipping nested collections and quotes.
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let bytes = text.as_bytes();
+    let mut i = at;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' if depth > 0 => depth -= 1,
+                b'}' => return Some(at..i),
+                b',' if depth == 0 => return Some(at..i + 1),
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Rewrites serde's `unknown field/variant` messages into ours, with a did-you-mean.
@@ -205,5 +416,90 @@ mod tests {
         );
         assert_eq!(m, "unknown value `datset`");
         assert_eq!(h.as_deref(), Some("did you mean `dataset`?"));
+    }
+
+    fn blanked(text: &str, key: &str) -> Option<String> {
+        let at = text.find(key)?;
+        let range = entry_extent(text, at, key)?;
+        let mut out = text.to_string();
+        out.replace_range(range.clone(), &" ".repeat(range.len()));
+        Some(out)
+    }
+
+    #[test]
+    fn a_block_entry_takes_its_indented_lines_and_a_compact_list() {
+        let text = "a:\n  tag:\n  - x\n  - y\n  # note\n    deeper: 1\n  next: 2\n";
+        let out = blanked(text, "tag").unwrap();
+        assert_eq!(out.len(), text.len(), "offsets are kept");
+        assert!(!out.contains("tag") && !out.contains("- x") && !out.contains("deeper"));
+        assert!(out.contains("  next: 2\n"), "{out}");
+    }
+
+    #[test]
+    fn a_flow_entry_ends_at_its_comma_or_brace() {
+        let text = "d: { retries: 2, timout: { a: [1, 2] }, poll: 5s }\n";
+        let out = blanked(text, "timout").unwrap();
+        assert!(out.starts_with("d: { retries: 2, ") && out.ends_with(" poll: 5s }\n"));
+        assert!(!out.contains("timout") && !out.contains("[1, 2]"), "{out}");
+        let text = "d: { retries: 2, timout: '}' }\n";
+        let out = blanked(text, "timout").unwrap();
+        assert!(out.ends_with("}\n") && !out.contains("'}'"), "{out}");
+    }
+
+    #[test]
+    fn an_entry_whose_extent_is_unclear_is_left_alone() {
+        // After a sequence dash, or where the key is not.
+        assert!(blanked("- tag: 1\n", "tag").is_none());
+        assert!(entry_extent("a: 1\n", 0, "tag").is_none());
+        assert!(entry_extent("x tag: 1\n", 2, "tag").is_none());
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let source: Arc<str> = Arc::from(yaml);
+        let d = match parse_raw("job.yaml", &source) {
+            Ok(parsed) => parsed.unknown_keys,
+            Err(d) => d,
+        };
+        d.items().iter().map(|d| d.message.clone()).collect()
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_then_the_next_structural_problem() {
+        let yaml = "version: 1\nname: n\nfoo: 1\nsteps:\n  a:\n    type: webhook\n    url: https://x\n    bar: 2\n    timeout: [1]\n";
+        assert_eq!(
+            problems(yaml),
+            [
+                "unknown key `foo`",
+                "unknown key `bar`",
+                "expected a single text value"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_required_key_is_reported_once() {
+        let yaml = "version: 1\nname: n\nstesp:\n  a: { type: webhook, url: https://x }\n";
+        assert_eq!(problems(yaml), ["unknown key `stesp`"]);
+    }
+
+    #[test]
+    fn the_search_for_unknown_keys_is_bounded() {
+        let mut yaml = String::from("version: 1\nname: n\nsteps: {}\n");
+        for i in 0..40 {
+            yaml.push_str(&format!("junk_{i}: 1\n"));
+        }
+        let found = problems(&yaml);
+        assert_eq!(
+            found
+                .iter()
+                .filter(|m| m.starts_with("unknown key `junk_"))
+                .count(),
+            MAX_UNKNOWN_KEYS
+        );
+        assert!(
+            found
+                .iter()
+                .any(|m| m.starts_with("stopped after 25 problems"))
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! diagnostics, and `${env.X}` / `${vars.X}` interpolation.
 //!
 //! ```text
-//! bytes --load::parse_raw (serde-saphyr, bounded; first structural error)--> raw::RawJob
+//! bytes --load::parse_raw (serde-saphyr, bounded; every unknown key, else the first structural error)--> raw::RawJob
 //!       --validate (all semantic errors, sorted)--> model::Job (+ warnings)
 //!       --resolve_env (before a run; every missing env var)--> model::Job
 //! ```

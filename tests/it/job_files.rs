@@ -262,6 +262,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "unknown step `extrct` in `depends_on` of `load`",
     ),
     ("unknown_key", "7:5", "unknown key `datset`"),
+    ("unknown_keys_everywhere", "3:25", "unknown key `timout`"),
     ("unknown_pool", "5:55", "unknown pool `premium_p2`"),
     ("unknown_step_type", "5:11", "unknown value `datset`"),
     ("unknown_top_key", "3:1", "unknown key `stesp`"),
