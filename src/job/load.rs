@@ -242,7 +242,7 @@ struct Problem {
 }
 
 /// One reading of `text` (the source, perhaps with unknown entries blanked out).
-fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Problem> {
+fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<Problem>> {
     serde_saphyr::from_str_with_options::<RawJob>(text, options()).map_err(|err| {
         let mut d = Diagnostics::new(name, Arc::clone(source));
         let message = UserMessageFormatter.format_message(&err).into_owned();
@@ -261,14 +261,14 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Probl
             .map(|l| crate::job::validate::loc_span(text, l))
             .unwrap_or((0, 0));
         d.push_at(Severity::Error, offset, len, message, None, help);
-        Problem {
+        Box::new(Problem {
             diagnostics: d,
             unknown_key: unknown_name.map(|name| UnknownKey {
                 name,
                 offset,
                 suggested,
             }),
-        }
+        })
     })
 }
 
