@@ -72,52 +72,58 @@ async fn good_credentials_show_tenant_client_expiry_and_workspaces() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_secret_is_explained() {
-    let sim = start("").await;
-    // The secret's ID (a GUID) pasted instead of its value: the classic mistake.
-    let wrong = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+/// `auth check` with `secret` fails with Entra's `code` and the advice `what_to_do`, and never
+/// prints the secret.
+async fn refused_secret_is_explained(
+    sim: &pbibatch::sim::SimServer,
+    secret: &str,
+    code: &str,
+    what_to_do: &str,
+) {
     let mut env = urls(&sim.base_url());
     env.push(("AZURE_TENANT_ID", sim.tenant_id()));
     env.push(("AZURE_CLIENT_ID", sim.client_id()));
-    env.push(("AZURE_CLIENT_SECRET", wrong.to_string()));
+    env.push(("AZURE_CLIENT_SECRET", secret.to_string()));
     let out = auth_check(env, &[]).await;
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("(client secret): FAILED"), "{stdout}");
-    assert!(stdout.contains("AADSTS7000215"), "{stdout}");
+    assert!(stdout.contains(code), "{stdout}");
     assert!(
-        stdout.contains("what to do: the client secret is wrong: it is probably the secret's ID"),
+        stdout.contains(&format!("what to do: {what_to_do}")),
         "{stdout}"
     );
     assert!(
-        !stdout.contains(wrong) && !stderr.contains(wrong),
+        !stdout.contains(secret) && !stderr.contains(secret),
         "the secret never shows"
     );
+    assert_eq!(sim.counters().tokens_issued, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_explained() {
+    let sim = start("").await;
+    // The secret's ID (a GUID) pasted instead of its value: the classic mistake.
+    refused_secret_is_explained(
+        &sim,
+        "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+        "AADSTS7000215",
+        "the client secret is wrong: it is probably the secret's ID",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_secret_is_explained() {
     // The right secret, past its expiry date: Entra answers AADSTS7000222.
     let sim = start("credentials:\n  client_secret_expired: true\nworkspaces:\n  A: {}\n").await;
-    let mut env = urls(&sim.base_url());
-    env.push(("AZURE_TENANT_ID", sim.tenant_id()));
-    env.push(("AZURE_CLIENT_ID", sim.client_id()));
-    env.push(("AZURE_CLIENT_SECRET", sim.client_secret()));
-    let out = auth_check(env, &[]).await;
-    let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("(client secret): FAILED"), "{stdout}");
-    assert!(stdout.contains("AADSTS7000222"), "{stdout}");
-    assert!(
-        stdout.contains("what to do: the client secret has expired: create a new one"),
-        "{stdout}"
-    );
-    assert!(
-        !stdout.contains(&sim.client_secret()) && !stderr.contains(&sim.client_secret()),
-        "the secret never shows"
-    );
-    assert_eq!(sim.counters().tokens_issued, 0);
+    refused_secret_is_explained(
+        &sim,
+        &sim.client_secret(),
+        "AADSTS7000222",
+        "the client secret has expired: create a new one",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

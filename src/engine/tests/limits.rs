@@ -115,6 +115,17 @@ async fn one_step_per_remote_resource() {
     assert_eq!(starts["c"], 0);
 }
 
+/// The pause announced after each attempt (`None`: no retry follows).
+fn retry_pauses(events: &[RunEvent]) -> Vec<Option<Duration>> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            RunEventKind::AttemptFinished { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_with_doubling_backoff_in_virtual_time() {
     let exec = Fake::new(&[(
@@ -140,13 +151,7 @@ async fn retries_with_doubling_backoff_in_virtual_time() {
     assert_eq!(starts, vec![0, 11, 27, 43]);
     let numbers: Vec<u32> = exec.calls().iter().map(|c| c.attempt).collect();
     assert_eq!(numbers, vec![1, 2, 3, 4], "attempts are numbered from 1");
-    let retry_in: Vec<Option<Duration>> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            RunEventKind::AttemptFinished { retry_in, .. } => Some(*retry_in),
-            _ => None,
-        })
-        .collect();
+    let retry_in = retry_pauses(&events);
     assert_eq!(
         retry_in,
         vec![Some(secs(10)), Some(secs(15)), Some(secs(15)), None]
@@ -208,13 +213,7 @@ async fn a_refusal_does_not_spend_the_retries() {
         )
     );
     assert_eq!(status_of(&events, "after"), StepStatus::UpstreamFailed);
-    let retry_in: Vec<Option<Duration>> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            RunEventKind::AttemptFinished { retry_in, .. } => Some(*retry_in),
-            _ => None,
-        })
-        .collect();
+    let retry_in = retry_pauses(&events);
     assert_eq!(retry_in, vec![None]);
 }
 
