@@ -144,7 +144,8 @@ fn path_is_public(url: &url::Url) -> bool {
             .any(|h| host == *h || host.ends_with(&format!(".{h}")))
 }
 
-fn encode_component(s: &str) -> String {
+/// Percent-encodes one URL path segment or query value (RFC 3986 unreserved characters stay).
+pub(crate) fn encode_component(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
@@ -20,17 +19,10 @@ use super::resolve::ResolveCache;
 use crate::job::model::{Connection, Credentials};
 use crate::secret::redact_url;
 
-/// Characters left as is in a path segment or query value: RFC 3986 unreserved only, so
-/// transaction ids (`:`, `@`, `$`) and export ids (`/`, `+`, `=`) are always encoded.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Percent-encodes one path segment or query value.
+/// Percent-encodes one path segment or query value: RFC 3986 unreserved characters only stay,
+/// so transaction ids (`:`, `@`, `$`) and export ids (`/`, `+`, `=`) are always encoded.
 pub fn encode(s: &str) -> String {
-    utf8_percent_encode(s, COMPONENT).to_string()
+    crate::secret::encode_component(s)
 }
 
 /// A successful answer, read whole.

@@ -185,9 +185,11 @@ impl SimServer {
 
     /// `{base}/hooks/{hook}`.
     pub fn hook_url(&self, hook: &str) -> String {
-        let encoded =
-            percent_encoding::utf8_percent_encode(hook, percent_encoding::NON_ALPHANUMERIC);
-        format!("{}/hooks/{encoded}", self.sim.cfg.base_url)
+        format!(
+            "{}/hooks/{}",
+            self.sim.cfg.base_url,
+            crate::secret::encode_component(hook)
+        )
     }
 
     /// The tenant the token endpoint accepts.

@@ -82,8 +82,7 @@ fn export_json(sim: &Sim, world: &World, run_index: usize, group: &str) -> Value
         "resourceFileExtension": files::extension(format),
     });
     if status == "Succeeded" {
-        let encoded =
-            percent_encoding::utf8_percent_encode(&run.id, percent_encoding::NON_ALPHANUMERIC);
+        let encoded = crate::secret::encode_component(&run.id);
         v["resourceLocation"] = json!(format!(
             "{}/v1.0/myorg/groups/{group}/reports/{}/exports/{encoded}/file",
             sim.cfg.base_url, item.id
