@@ -312,6 +312,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_answers_that_cannot_change_are_refusals() {
+        let refused = |e: ClientError| matches!(Stop::from(e), Stop::Refused(_));
+        let auth = |refused: bool| ClientError::Auth {
+            connection: "default".into(),
+            message: "x".into(),
+            refused,
+        };
+        assert!(refused(ClientError::Resolve(
+            "dataset `X` not found".into()
+        )));
+        assert!(refused(ClientError::Config("unknown connection".into())));
+        assert!(refused(auth(true)));
+        // Entra unreachable or failing on its side, a service error, a lost connection: the
+        // next attempt may well succeed.
+        assert!(!refused(auth(false)));
+        assert!(!refused(ClientError::Api {
+            status: 404,
+            code: Some("PowerBIEntityNotFound".into()),
+            message: String::new(),
+            retry_after: None,
+            method: "GET".into(),
+            url: "https://api.powerbi.com/v1.0/myorg/groups/g".into(),
+        }));
+        assert!(!refused(ClientError::Transport {
+            message: "connection reset".into(),
+            method: "POST".into(),
+            url: "https://api.powerbi.com/".into(),
+            maybe_sent: true,
+        }));
+    }
+
+    #[test]
     fn timestamps_are_parsed_leniently() {
         let a = parse_time("2023-04-22T06:35:00.7812154").unwrap();
         let b = parse_time("2023-04-22T06:35:00.78Z").unwrap();

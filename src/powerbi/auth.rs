@@ -191,15 +191,19 @@ async fn fetch(
         .map_err(|e| transient(super::http::describe_reqwest(&e)))?;
     if !(200..300).contains(&status) {
         let message = parse_token_error(status, &text);
-        return Err(
-            if (400..500).contains(&status) && status != 408 && status != 429 {
-                auth_err(message)
-            } else {
-                transient(message)
-            },
-        );
+        return Err(if is_refusal(status) {
+            auth_err(message)
+        } else {
+            transient(message)
+        });
     }
     parse_token_response(&text).map_err(transient)
+}
+
+/// An answer of the token endpoint that asking again will not change: a 4xx other than
+/// 408 (timeout) and 429 (throttled).
+fn is_refusal(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
 }
 
 /// Reads `access_token` and `expires_in` (a number from Entra, a string from IMDS).
@@ -228,6 +232,16 @@ pub fn parse_token_response(text: &str) -> Result<(Secret, Duration), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_refusals_are_the_lasting_4xx() {
+        for status in [400, 401, 403, 404] {
+            assert!(is_refusal(status), "{status}");
+        }
+        for status in [408, 429, 500, 502, 503, 504, 200, 302] {
+            assert!(!is_refusal(status), "{status}");
+        }
+    }
 
     #[test]
     fn renew_margin_is_the_smaller_of_five_minutes_and_a_fifth() {
