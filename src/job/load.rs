@@ -1,10 +1,10 @@
 //! Reading a job file: bytes -> YAML (serde-saphyr, bounded) -> raw types -> validated model.
 //!
 //! Structural problems (YAML syntax, wrong type, missing field, duplicate key, bad enum value)
-//! come from the deserializer and stop at the first one, like cargo does. Unknown keys, the
-//! most common slip, do not: each is reported, its entry blanked out, and the file read again,
-//! so one `validate` lists them all, with the semantic problems that follow (see
-//! [`crate::job::validate`], which collects every problem).
+//! come from the deserializer and stop at the first one, like cargo does. Unknown and
+//! duplicate keys, the most common slips, do not: each is reported, its entry blanked out, and
+//! the file read again, so one `validate` lists them all, with the semantic problems that
+//! follow (see [`crate::job::validate`], which collects every problem).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -227,7 +227,8 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
     }
 }
 
-/// An unknown key the deserializer stopped at.
+/// A key the deserializer stopped at whose entry can be left out to read on: an unknown key,
+/// or the second of two equal keys (a step copied and pasted without a new id).
 struct UnknownKey {
     name: String,
     offset: usize,
@@ -235,7 +236,7 @@ struct UnknownKey {
     suggested: Option<String>,
 }
 
-/// One structural problem, and the unknown key it is about, if it is one.
+/// One structural problem, and the key it is about when reading can go on without it.
 struct Problem {
     diagnostics: Diagnostics,
     unknown_key: Option<UnknownKey>,
@@ -248,6 +249,7 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
         let message = UserMessageFormatter.format_message(&err).into_owned();
         let unknown_name = message
             .strip_prefix("unknown field `")
+            .or_else(|| message.strip_prefix("duplicate mapping key `"))
             .and_then(|rest| rest.split_once('`'))
             .map(|(found, _)| found.to_string());
         let (message, help) = improve_message(&message);
@@ -500,6 +502,25 @@ mod tests {
             found
                 .iter()
                 .any(|m| m.starts_with("stopped after 25 problems"))
+        );
+    }
+
+    #[test]
+    fn a_pasted_step_with_the_same_id_does_not_hide_the_rest() {
+        let yaml = "version: 1\nname: n\nsteps:\n  a: { type: webhook, url: https://x }\n  a:\n    type: webhook\n    url: https://x\n  b: { type: webhook, url: https://x, depends_on: [zz] }\n";
+        let source: Arc<str> = Arc::from(yaml);
+        let parsed = parse_raw("job.yaml", &source).unwrap();
+        let found: Vec<&str> = parsed
+            .unknown_keys
+            .items()
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(found, ["duplicate key `a`"]);
+        assert_eq!(
+            parsed.raw.steps.get().len(),
+            2,
+            "the first `a` and `b` are read"
         );
     }
 }
