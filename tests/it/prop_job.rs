@@ -154,7 +154,7 @@ proptest! {
             prop_assert!(result.is_ok());
             return Ok(());
         }
-        let problems = result.err().expect("unknown keys are errors");
+        let problems = result.expect_err("unknown keys are errors");
         let got: Vec<(usize, String)> = problems
             .items()
             .iter()
