@@ -1,10 +1,10 @@
 //! Reading a job file: bytes -> YAML (serde-saphyr, bounded) -> raw types -> validated model.
 //!
 //! Structural problems (YAML syntax, wrong type, missing field, duplicate key, bad enum value)
-//! come from the deserializer and stop at the first one, like cargo does. Unknown and
-//! duplicate keys, the most common slips, do not: each is reported, its entry blanked out, and
-//! the file read again, so one `validate` lists them all, with the semantic problems that
-//! follow (see [`crate::job::validate`], which collects every problem).
+//! come from the deserializer and stop at the first one, like cargo does. Unknown keys,
+//! duplicate keys and unknown values, the most common slips, do not: each is reported, its
+//! entry blanked out, and the file read again, so one `validate` lists them all, with the
+//! semantic problems that follow (see [`crate::job::validate`], which collects every problem).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -252,6 +252,7 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             .or_else(|| message.strip_prefix("duplicate mapping key `"))
             .and_then(|rest| rest.split_once('`'))
             .map(|(found, _)| found.to_string());
+        let bad_value = message.starts_with("unknown variant `");
         let (message, help) = improve_message(&message);
         let suggested = help
             .as_deref()
@@ -263,15 +264,39 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             .map(|l| crate::job::validate::loc_span(text, l))
             .unwrap_or((0, 0));
         d.push_at(Severity::Error, offset, len, message, None, help);
-        Box::new(Problem {
-            diagnostics: d,
-            unknown_key: unknown_name.map(|name| UnknownKey {
+        let unknown_key = match unknown_name {
+            Some(name) => Some(UnknownKey {
                 name,
                 offset,
                 suggested,
             }),
+            // An unknown value: leave out its whole `key: value` entry; the key, now missing,
+            // is the one not to report again.
+            None if bad_value => key_before(text, offset).map(|(at, key)| UnknownKey {
+                name: key.clone(),
+                offset: at,
+                suggested: Some(key),
+            }),
+            None => None,
+        };
+        Box::new(Problem {
+            diagnostics: d,
+            unknown_key,
         })
     })
+}
+
+/// The plain key right before the value at `value_at` (`key: value`), and where it starts.
+fn key_before(text: &str, value_at: usize) -> Option<(usize, String)> {
+    let before = text.get(..value_at)?.trim_end_matches(' ');
+    let head = before.strip_suffix(':')?.trim_end_matches(' ');
+    let start = head.rfind([' ', '{', ',', '\n']).map_or(0, |i| i + 1);
+    let key = &head[start..];
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    plain.then(|| (start, key.to_string()))
 }
 
 /// The bytes of the mapping entry whose key `key` starts at `at`: a block entry (the key
@@ -522,5 +547,22 @@ mod tests {
             2,
             "the first `a` and `b` are read"
         );
+    }
+
+    #[test]
+    fn unknown_values_are_all_reported_and_a_required_one_once() {
+        let yaml = "version: 1\nname: n\nsteps:\n  a: { type: webhook, url: https://x, if_running: wiat }\n  b:\n    type: webhook\n    url: https://x\n    trigger: all_sucess\n  c: { type: webhok, url: https://x }\n";
+        assert_eq!(
+            problems(yaml),
+            [
+                "unknown value `wiat`",
+                "unknown value `all_sucess`",
+                "unknown value `webhok`"
+            ]
+        );
+        assert_eq!(key_before("a: { k: v }", 8), Some((5, "k".into())));
+        assert_eq!(key_before("  trigger: x", 11), Some((2, "trigger".into())));
+        assert_eq!(key_before("- x", 2), None);
+        assert_eq!(key_before("tags: [a, x]", 10), None);
     }
 }
