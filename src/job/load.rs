@@ -2,9 +2,10 @@
 //!
 //! Structural problems (YAML syntax, wrong type, missing field, duplicate key, bad enum value)
 //! come from the deserializer and stop at the first one, like cargo does. Unknown keys,
-//! duplicate keys and unknown values, the most common slips, do not: each is reported, its
-//! entry blanked out, and the file read again, so one `validate` lists them all, with the
-//! semantic problems that follow (see [`crate::job::validate`], which collects every problem).
+//! duplicate keys and bad values (an unknown word, a wrong type), the most common slips, do
+//! not: each is reported, its entry blanked out, and the file read again, so one `validate`
+//! lists them all, with the semantic problems that follow (see [`crate::job::validate`],
+//! which collects every problem). YAML syntax errors still stop the reading.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -252,7 +253,7 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             .or_else(|| message.strip_prefix("duplicate mapping key `"))
             .and_then(|rest| rest.split_once('`'))
             .map(|(found, _)| found.to_string());
-        let bad_value = message.starts_with("unknown variant `");
+        let bad_value = is_bad_value(&message);
         let (message, help) = improve_message(&message);
         let suggested = help
             .as_deref()
@@ -270,13 +271,15 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
                 offset,
                 suggested,
             }),
-            // An unknown value: leave out its whole `key: value` entry; the key, now missing,
-            // is the one not to report again.
-            None if bad_value => key_before(text, offset).map(|(at, key)| UnknownKey {
-                name: key.clone(),
-                offset: at,
-                suggested: Some(key),
-            }),
+            // A bad value: leave out its whole `key: value` entry; the key, now missing, is
+            // the one not to report again.
+            None if bad_value => key_at(text, offset)
+                .or_else(|| key_before(text, offset))
+                .map(|(at, key)| UnknownKey {
+                    name: key.clone(),
+                    offset: at,
+                    suggested: Some(key),
+                }),
             None => None,
         };
         Box::new(Problem {
@@ -284,6 +287,37 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             unknown_key,
         })
     })
+}
+
+/// True for the deserializer's complaints about one value (an unknown enum word, a wrong type
+/// or shape), as opposed to YAML syntax errors, after which the text cannot be trusted.
+fn is_bad_value(message: &str) -> bool {
+    const INTEGERS: [&str; 8] = ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"];
+    [
+        "unknown variant `",
+        "invalid type: ",
+        "invalid value: ",
+        "invalid length ",
+        "expected mapping start",
+        "expected sequence start",
+        "expected string scalar",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+        || message
+            .strip_prefix("invalid ")
+            .is_some_and(|ty| INTEGERS.contains(&ty.trim()))
+}
+
+/// The plain key at `at` when a `:` follows it (some complaints point at the key, not the value).
+fn key_at(text: &str, at: usize) -> Option<(usize, String)> {
+    let rest = text.get(at..)?;
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    let key = &rest[..len];
+    let colon = rest[len..].trim_start_matches(' ').starts_with(':');
+    (!key.is_empty() && colon).then(|| (at, key.to_string()))
 }
 
 /// The plain key right before the value at `value_at` (`key: value`), and where it starts.
@@ -564,5 +598,29 @@ mod tests {
         assert_eq!(key_before("  trigger: x", 11), Some((2, "trigger".into())));
         assert_eq!(key_before("- x", 2), None);
         assert_eq!(key_before("tags: [a, x]", 10), None);
+    }
+
+    #[test]
+    fn wrong_types_are_all_reported() {
+        let yaml = "version: 1\nname: n\nconcurrency: lots\nsteps:\n  a: { type: webhook, url: https://x, retries: [1] }\n  b: { type: webhook, url: https://x, depends_on: a }\n  c: { type: webhook, url: https://x, depends_on: [zz] }\n";
+        let found = problems(yaml);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0], "expected an integer");
+        assert!(found[1].starts_with("invalid type: sequence"), "{found:?}");
+        assert!(found[2].starts_with("expected a list"), "{found:?}");
+        // And the semantic checks run on what is left.
+        let all = load_bytes("job.yaml", yaml.as_bytes(), &[], &|_| None).unwrap_err();
+        assert!(
+            all.items()
+                .iter()
+                .any(|d| d.message == "unknown step `zz` in `depends_on` of `c`"),
+            "{all:?}"
+        );
+        assert!(is_bad_value(
+            "invalid type: string \"a\", expected a sequence"
+        ));
+        assert!(!is_bad_value(
+            "mapping values are not allowed in this context"
+        ));
     }
 }
