@@ -124,29 +124,36 @@ proptest! {
     }
 
     #[test]
-    fn every_unknown_key_is_reported_where_it_is(
+    fn every_unknown_key_and_bad_value_is_reported_where_it_is(
         job in crate::prop_plan::dag_yaml(1..30),
         picks in prop::collection::btree_set(0usize..40, 0..20),
         nested in any::<bool>(),
     ) {
-        // Unknown keys added to some step lines (flow mappings) and, past the last step, a
-        // top-level block entry: each must be reported on its own line, and nothing else.
+        // Unknown keys and bad values added to some step lines (flow mappings) and, past the
+        // last step, a top-level block entry: each must be reported on its own line, and
+        // nothing else.
         let mut lines: Vec<String> = job.text.lines().map(str::to_string).collect();
         let steps = lines.len() - 4;
         let mut want: Vec<(usize, String)> = Vec::new();
         for &p in picks.iter().filter(|&&p| p < steps) {
             let line = 4 + p;
-            let key = format!("zz{p}");
-            let value = if nested { "[1, {a: '}'}]" } else { "x" };
             let l = &mut lines[line];
             let close = l.rfind(" }").expect("a flow mapping");
+            if p % 3 == 2 {
+                // A known key with a bad value.
+                l.insert_str(close, ", if_running: wiat");
+                want.push((line + 1, "unknown value `wiat`".into()));
+                continue;
+            }
+            let key = format!("zz{p}");
+            let value = if nested { "[1, {a: '}'}]" } else { "x" };
             l.insert_str(close, &format!(", {key}: {value}"));
-            want.push((line + 1, key));
+            want.push((line + 1, format!("unknown key `{key}`")));
         }
         if picks.contains(&39) {
             lines.push("extra_top:".into());
             lines.push("  - nested: 1".into());
-            want.push((lines.len() - 1, "extra_top".into()));
+            want.push((lines.len() - 1, "unknown key `extra_top`".into()));
         }
         let text = lines.join("\n") + "\n";
         let result = load_bytes("dag.yaml", text.as_bytes(), &[], &no_env);
@@ -160,11 +167,7 @@ proptest! {
             .iter()
             .map(|d| (d.position.map_or(0, |p| p.line), d.message.clone()))
             .collect();
-        let expected: Vec<(usize, String)> = want
-            .iter()
-            .map(|(line, key)| (*line, format!("unknown key `{key}`")))
-            .collect();
-        prop_assert_eq!(got, expected, "{}", text);
+        prop_assert_eq!(got, want, "{}", text);
     }
 
     #[test]
