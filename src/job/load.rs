@@ -71,13 +71,13 @@ pub fn load_bytes(
     let hash = hex::encode(Sha256::digest(bytes));
     let parsed = parse_raw(name, &source)?;
     let checked = validate::validate(name, source.clone(), hash, &parsed.raw, var_overrides, env);
-    let mut problems = parsed.unknown_keys;
+    let mut problems = parsed.read_past;
     if problems.is_empty() {
         return checked;
     }
     let mut more = match checked {
         Ok(loaded) => loaded.warnings,
-        Err(problems) => problems,
+        Err(found) => found,
     };
     // "a `dataset` step needs `dataset`" next to "unknown key `datset` (did you mean
     // `dataset`?)" in the same step says one thing twice: keep the unknown key.
@@ -105,21 +105,22 @@ pub fn load_bytes(
 /// What [`parse_raw`] read.
 pub struct Parsed {
     pub raw: RawJob,
-    /// One error per unknown key (empty when there were none).
-    pub unknown_keys: Diagnostics,
-    /// The keys those unknown keys were likely meant to be.
+    /// The errors the reading went past: unknown and duplicate keys, bad values (empty when
+    /// there were none).
+    pub read_past: Diagnostics,
+    /// The keys whose absence those errors explain (a misspelt key, a key whose value was bad).
     meant: Vec<Meant>,
 }
 
-/// An unknown key at `offset` that looks like a typo of `key`.
+/// A problem at `offset` that also explains why `key` is missing.
 struct Meant {
     offset: usize,
     key: String,
 }
 
-/// How many unknown keys one reading reports before it stops looking (each costs one more
-/// parse of the file).
-const MAX_UNKNOWN_KEYS: usize = 25;
+/// How many problems one reading goes past before it stops (each costs one more parse of the
+/// file).
+const MAX_READ_PAST: usize = 25;
 
 /// Limits that keep hostile input (alias bombs, deep nesting, huge files) cheap.
 fn options() -> Options {
@@ -144,20 +145,20 @@ fn options() -> Options {
     options
 }
 
-/// YAML text -> raw types, with the unknown keys found on the way (errors; empty when there
-/// were none), or the first other structural problem (with those unknown keys).
+/// YAML text -> raw types, with the problems the reading went past (errors; empty when there
+/// were none), or, with those, the first problem it could not go past.
 ///
-/// An unknown key's whole entry (key and value) is overwritten with spaces, which keeps every
+/// The entry of such a problem (key and value) is overwritten with spaces, which keeps every
 /// byte offset, so the raw types read from the blanked text point into `source` as they are.
 pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
-    let mut unknown = Diagnostics::new(name, Arc::clone(source));
+    let mut problems = Diagnostics::new(name, Arc::clone(source));
     let mut meant: Vec<Meant> = Vec::new();
     if source.trim().is_empty()
         || source
             .lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
     {
-        unknown.push_at(
+        problems.push_at(
             Severity::Error,
             0,
             0,
@@ -165,7 +166,7 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
             Some("expected `version: 1`, `name:` and `steps:`".into()),
             None,
         );
-        return Err(unknown);
+        return Err(problems);
     }
     let mut text: Option<String> = None;
     loop {
@@ -174,16 +175,16 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
             Ok(raw) => {
                 return Ok(Parsed {
                     raw,
-                    unknown_keys: unknown,
+                    read_past: problems,
                     meant,
                 });
             }
             Err(problem) => problem,
         };
         let blank = problem
-            .unknown_key
+            .left_out
             .take()
-            .filter(|_| unknown.items().len() + 1 < MAX_UNKNOWN_KEYS)
+            .filter(|_| problems.items().len() + 1 < MAX_READ_PAST)
             .and_then(|key| {
                 let range = entry_extent(current, key.offset, &key.name)?;
                 if let Some(suggested) = key.suggested {
@@ -194,14 +195,15 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
                 }
                 Some(range)
             });
-        // A required key that is missing because it was misspelled: the unknown key said it.
+        // A required key that is missing because it was misspelt or its value was bad: the
+        // problem already reported says so.
         let echo = problem.diagnostics.items().iter().any(|d| {
             meant
                 .iter()
                 .any(|m| d.message == format!("missing field `{}`", m.key))
         });
         if !echo {
-            unknown.extend(problem.diagnostics);
+            problems.extend(problem.diagnostics);
         }
         match blank {
             Some(range) => {
@@ -215,32 +217,35 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
                 text = Some(String::from_utf8(bytes).unwrap_or_default());
             }
             None => {
-                if unknown.items().len() >= MAX_UNKNOWN_KEYS {
-                    unknown.push_global(
+                if problems.items().len() >= MAX_READ_PAST {
+                    problems.push_global(
                         Severity::Error,
-                        format!("stopped after {MAX_UNKNOWN_KEYS} problems: fix these and validate again"),
+                        format!(
+                            "stopped after {MAX_READ_PAST} problems: fix these and validate again"
+                        ),
                     );
                 }
-                unknown.sort();
-                return Err(unknown);
+                problems.sort();
+                return Err(problems);
             }
         }
     }
 }
 
-/// A key the deserializer stopped at whose entry can be left out to read on: an unknown key,
-/// or the second of two equal keys (a step copied and pasted without a new id).
-struct UnknownKey {
+/// An entry the reading can leave out to go on: an unknown key, the second of two equal keys
+/// (a step pasted without a new id), or a known key with a bad value.
+struct LeftOut {
     name: String,
     offset: usize,
-    /// The known key it is closest to, if close enough to be a typo.
+    /// The key its absence will look like a lack of: the known key an unknown one is closest
+    /// to (if close enough to be a typo), or the key of a bad value.
     suggested: Option<String>,
 }
 
 /// One structural problem, and the key it is about when reading can go on without it.
 struct Problem {
     diagnostics: Diagnostics,
-    unknown_key: Option<UnknownKey>,
+    left_out: Option<LeftOut>,
 }
 
 /// One reading of `text` (the source, perhaps with unknown entries blanked out).
@@ -265,8 +270,8 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             .map(|l| crate::job::validate::loc_span(text, l))
             .unwrap_or((0, 0));
         d.push_at(Severity::Error, offset, len, message, None, help);
-        let unknown_key = match unknown_name {
-            Some(name) => Some(UnknownKey {
+        let left_out = match unknown_name {
+            Some(name) => Some(LeftOut {
                 name,
                 offset,
                 suggested,
@@ -275,7 +280,7 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             // the one not to report again.
             None if bad_value => key_at(text, offset)
                 .or_else(|| key_before(text, offset))
-                .map(|(at, key)| UnknownKey {
+                .map(|(at, key)| LeftOut {
                     name: key.clone(),
                     offset: at,
                     suggested: Some(key),
@@ -284,7 +289,7 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
         };
         Box::new(Problem {
             diagnostics: d,
-            unknown_key,
+            left_out,
         })
     })
 }
@@ -518,7 +523,7 @@ mod tests {
     fn problems(yaml: &str) -> Vec<String> {
         let source: Arc<str> = Arc::from(yaml);
         let d = match parse_raw("job.yaml", &source) {
-            Ok(parsed) => parsed.unknown_keys,
+            Ok(parsed) => parsed.read_past,
             Err(d) => d,
         };
         d.items().iter().map(|d| d.message.clone()).collect()
@@ -555,7 +560,7 @@ mod tests {
                 .iter()
                 .filter(|m| m.starts_with("unknown key `junk_"))
                 .count(),
-            MAX_UNKNOWN_KEYS
+            MAX_READ_PAST
         );
         assert!(
             found
@@ -570,7 +575,7 @@ mod tests {
         let source: Arc<str> = Arc::from(yaml);
         let parsed = parse_raw("job.yaml", &source).unwrap();
         let found: Vec<&str> = parsed
-            .unknown_keys
+            .read_past
             .items()
             .iter()
             .map(|d| d.message.as_str())
