@@ -221,7 +221,7 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
                     problems.push_global(
                         Severity::Error,
                         format!(
-                            "stopped after {MAX_READ_PAST} problems: fix these and validate again"
+                            "stopped after {MAX_READ_PAST} problems, there may be more: fix these and validate again"
                         ),
                     );
                 }
