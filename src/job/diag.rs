@@ -152,6 +152,15 @@ impl Diagnostics {
         });
     }
 
+    /// Rewrites hints: `hint` returns the new help of a problem, or `None` to leave it.
+    pub fn rewrite_help(&mut self, mut hint: impl FnMut(&Diagnostic) -> Option<String>) {
+        for d in &mut self.items {
+            if let Some(help) = hint(d) {
+                d.help = Some(help);
+            }
+        }
+    }
+
     /// Keeps the problems `keep` says yes to.
     pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {
         self.items.retain(keep);

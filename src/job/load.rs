@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::job::diag::{Diagnostics, Severity};
 use crate::job::model::Job;
-use crate::job::raw::RawJob;
+use crate::job::raw::{RawJob, RawStep};
 use crate::job::validate;
 
 /// A job that passed validation, with the warnings it raised.
@@ -89,6 +89,26 @@ pub fn load_bytes(
         .map(|id| crate::job::validate::loc_span(&source, id.loc()).0)
         .collect();
     let step_of = |offset: usize| step_starts.iter().filter(|&&s| s <= offset).max().copied();
+    // An unknown key of a step with no near match: list the keys of that step's type, not
+    // those of every type.
+    let steps: Vec<&RawStep> = parsed.raw.steps.get().values().map(|s| s.get()).collect();
+    problems.rewrite_help(|d| {
+        let p = d.position?;
+        if !(d.message.starts_with("unknown key `")
+            && d.help.as_deref()?.starts_with("expected one of"))
+        {
+            return None;
+        }
+        let start = step_of(p.offset)?;
+        let step = steps[step_starts.iter().position(|&s| s == start)?];
+        let ty = *step.step_type.get();
+        let keys: Vec<&str> = crate::job::keys::COMMON_KEYS
+            .iter()
+            .chain(crate::job::keys::type_keys(ty))
+            .copied()
+            .collect();
+        Some(format!("a `{}` step takes: {}", ty.name(), keys.join(", ")))
+    });
     more.retain(|d| {
         let Some(p) = d.position else { return true };
         !parsed.meant.iter().any(|m| {
@@ -627,5 +647,20 @@ mod tests {
         assert!(!is_bad_value(
             "mapping values are not allowed in this context"
         ));
+    }
+
+    #[test]
+    fn an_unknown_key_without_a_near_match_lists_the_keys_of_its_step_type() {
+        let yaml = "version: 1\nname: n\nsteps:\n  a:\n    type: webhook\n    url: https://x\n    zork: 1\n";
+        let all = load_bytes("job.yaml", yaml.as_bytes(), &[], &|_| None).unwrap_err();
+        let help = all.items()[0].help.clone().unwrap_or_default();
+        assert!(
+            help.starts_with("a `webhook` step takes: type, depends_on,"),
+            "{help}"
+        );
+        assert!(
+            help.contains("expect_status") && !help.contains("dataset"),
+            "{help}"
+        );
     }
 }
