@@ -13,9 +13,9 @@
 //! GET  /_sim/requests, /_sim/counters           introspection              (introspect.rs)
 //! ```
 //!
-//! Behaviour follows ../shared/powerbi-api.md; the knobs come from a [`Profile`]
-//! (docs/simulator.md). Run state is computed from the clock on each request
-//! (state.rs), so nothing runs in the background.
+//! Behaviour follows the services' documentation and the official specs in `specs/`; the
+//! knobs come from a [`Profile`] (docs/simulator.md). Run state is computed from the clock on
+//! each request (state.rs), so nothing runs in the background.
 
 // Handlers' helpers return the finished error `Response` as their `Err`: that is the value
 // the handler sends, so boxing it would only add noise on a path that is not hot.
