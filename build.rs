@@ -4,13 +4,22 @@
 //! a git checkout (a crate tarball), or when git fails; `PBIBATCH_GIT_REVISION` overrides the
 //! revision for builds from an exported tree.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The package root, read when the script runs: `env!` would freeze the directory the script
+/// was compiled in, and a build-script binary reused from a copied or moved `target/` (a
+/// second checkout or worktree) would then ask git about the other checkout.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
 
 fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git")
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(manifest_dir())
         .output()
         .ok()?;
     if !out.status.success() {
@@ -32,7 +41,7 @@ fn watch_git() {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+            manifest_dir().join(p)
         }
     });
     let mut files = vec![Path::new(&git_dir).join("HEAD")];
