@@ -25,6 +25,7 @@ use super::view::ViewState;
 use crate::event::StepStatus;
 use crate::executor::{
     AttemptContext, AttemptOutcome, AttemptUpdate, Cancel, CancelReason, Executor, RemoteHandle,
+    SkipKind,
 };
 use crate::job::model::{Step, StepId, StepKind};
 
@@ -63,6 +64,8 @@ pub(crate) enum AttemptReport {
         reason: Option<String>,
         attempts: u32,
         adopted: bool,
+        /// Why the executor skipped, when it did: a freshness skip satisfies dependents.
+        skip: Option<SkipKind>,
     },
 }
 
@@ -87,6 +90,21 @@ struct Verdict {
     adopted: bool,
     /// Another attempt would meet the same answer ([`AttemptOutcome::Refused`]).
     refused: bool,
+    /// Set when the executor skipped its trigger on purpose.
+    skip: Option<SkipKind>,
+}
+
+impl Verdict {
+    /// The verdict on an attempt that neither succeeded nor skipped.
+    fn failed(status: StepStatus, error: String, refused: bool) -> Verdict {
+        Verdict {
+            status,
+            error: Some(error),
+            adopted: false,
+            refused,
+            skip: None,
+        }
+    }
 }
 
 impl StepTask {
@@ -151,6 +169,7 @@ impl StepTask {
                             )),
                             attempt,
                             false,
+                            None,
                         );
                         return;
                     }
@@ -166,18 +185,32 @@ impl StepTask {
                 }
                 _ => verdict.error,
             };
-            self.done(verdict.status, reason, attempt, verdict.adopted);
+            self.done(
+                verdict.status,
+                reason,
+                attempt,
+                verdict.adopted,
+                verdict.skip,
+            );
             return;
         }
     }
 
-    fn done(&self, status: StepStatus, reason: Option<String>, attempts: u32, adopted: bool) {
+    fn done(
+        &self,
+        status: StepStatus,
+        reason: Option<String>,
+        attempts: u32,
+        adopted: bool,
+        skip: Option<SkipKind>,
+    ) {
         let _ = self.reports.send(AttemptReport::Done {
             step: self.index,
             status,
             reason,
             attempts,
             adopted,
+            skip,
         });
     }
 
@@ -218,15 +251,14 @@ impl StepTask {
                 _ = &mut grace => {
                     self.drain(updates);
                     let (status, what) = stopped(requested, timeout);
-                    return Verdict {
+                    return Verdict::failed(
                         status,
-                        error: Some(format!(
+                        format!(
                             "{what}; the executor did not stop within {} of the cancel request (attempt {attempt})",
                             humantime::format_duration(CANCEL_GRACE)
-                        )),
-                        adopted: false,
-                        refused: false,
-                    };
+                        ),
+                        false,
+                    );
                 }
             }
         }
@@ -279,51 +311,36 @@ fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Du
             error: None,
             adopted,
             refused: false,
+            skip: None,
         },
-        (AttemptOutcome::Skipped { reason }, _) => Verdict {
+        (AttemptOutcome::Skipped { reason, kind }, _) => Verdict {
             status: StepStatus::Skipped,
             error: Some(reason),
             adopted: false,
             refused: false,
+            skip: Some(kind),
         },
-        (AttemptOutcome::Failed { error }, None) => Verdict {
-            status: StepStatus::Failed,
-            error: Some(error),
-            adopted: false,
-            refused: false,
-        },
-        (AttemptOutcome::Refused { error }, None) => Verdict {
-            status: StepStatus::Failed,
-            error: Some(error),
-            adopted: false,
-            refused: true,
-        },
-        (AttemptOutcome::Cancelled { error }, None) => Verdict {
-            status: StepStatus::Failed,
-            error: Some(joined(
+        (AttemptOutcome::Failed { error }, None) => {
+            Verdict::failed(StepStatus::Failed, error, false)
+        }
+        (AttemptOutcome::Refused { error }, None) => {
+            Verdict::failed(StepStatus::Failed, error, true)
+        }
+        (AttemptOutcome::Cancelled { error }, None) => Verdict::failed(
+            StepStatus::Failed,
+            joined(
                 "the executor stopped without a cancel request".into(),
                 error,
-            )),
-            adopted: false,
-            refused: false,
-        },
+            ),
+            false,
+        ),
         (AttemptOutcome::Failed { error } | AttemptOutcome::Refused { error }, Some(reason)) => {
             let (status, what) = stopped(reason, timeout);
-            Verdict {
-                status,
-                error: Some(joined(what, Some(error))),
-                adopted: false,
-                refused: false,
-            }
+            Verdict::failed(status, joined(what, Some(error)), false)
         }
         (AttemptOutcome::Cancelled { error }, Some(reason)) => {
             let (status, what) = stopped(reason, timeout);
-            Verdict {
-                status,
-                error: Some(joined(what, error)),
-                adopted: false,
-                refused: false,
-            }
+            Verdict::failed(status, joined(what, error), false)
         }
     }
 }

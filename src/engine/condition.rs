@@ -3,9 +3,11 @@
 //! Variables: `vars` (map of strings), `env` (map of strings), `run` (`id`, `job`,
 //! `started_at` as an RFC 3339 string) and `steps.<dep>` for each dependency of the step:
 //! `status` (final status name), `attempts` (int), `duration_secs` (float, from the first
-//! attempt's start to the step's end; 0 without attempts) and `selected` (bool). A dependency
-//! outside the selection counts as satisfied, so it shows as `succeeded`, 0 attempts,
-//! `selected: false`.
+//! attempt's start to the step's end; 0 without attempts), `selected` (bool) and `fresh`
+//! (bool). A dependency outside the selection counts as satisfied, so it shows as
+//! `succeeded`, 0 attempts, `selected: false`. A freshness skip (`skip_if_fresh`) shows as it
+//! does in the report, `status == 'skipped'`, with `fresh: true`; it satisfies trigger rules,
+//! so a condition is evaluated after it as after a success.
 
 use std::collections::HashMap;
 
@@ -20,6 +22,8 @@ pub struct DepFacts {
     pub attempts: u32,
     pub duration_secs: f64,
     pub selected: bool,
+    /// A freshness skip (`skip_if_fresh`): `status` is `skipped`, the data is current.
+    pub fresh: bool,
 }
 
 /// Everything a condition can read.
@@ -83,6 +87,7 @@ pub fn evaluate(expr: &str, input: &ConditionInput<'_>) -> Result<bool, Conditio
                     Value::Float(facts.duration_secs),
                 ),
                 ("selected".to_string(), Value::Bool(facts.selected)),
+                ("fresh".to_string(), Value::Bool(facts.fresh)),
             ]
             .into_iter()
             .collect();
@@ -127,6 +132,7 @@ mod tests {
                     attempts: 2,
                     duration_secs: 12.5,
                     selected: true,
+                    fresh: false,
                 },
             )],
         }

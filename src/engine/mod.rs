@@ -7,8 +7,11 @@
 //! `succeeded`). Then, in this order:
 //!
 //! 1. Its trigger rule is applied to the parents' outcomes ([`trigger`]). A parent that ended
-//!    `failed` or `timed_out` with `continue_on_error: true` counts as succeeded here; `failed`,
-//!    `timed_out` and `upstream_failed` count as failed; a `cancelled` parent cancels the step.
+//!    `failed` or `timed_out` with `continue_on_error: true` counts as succeeded here, and so
+//!    does a freshness skip (`skip_if_fresh`, reported `skipped` with a reason starting
+//!    `fresh`: the resource's data is current); `failed`, `timed_out` and `upstream_failed`
+//!    count as failed; any other `skipped` parent counts as skipped; a `cancelled` parent
+//!    cancels the step.
 //!    An unmet rule ends the step `upstream_failed` when a failure is what stopped it, and
 //!    `skipped` otherwise; the reason names the rule and the parents that decided it.
 //! 2. Its `when:` condition is evaluated ([`condition`]). `false` ends the step `skipped` with

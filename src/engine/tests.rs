@@ -36,7 +36,7 @@ pub enum Act {
     Hang,
     /// Never returns, even when cancelled.
     Stuck,
-    /// Skips on purpose.
+    /// Skips on purpose (a freshness skip: the only kind of skip an executor makes).
     Skip(&'static str),
     /// Succeeds, adopting a running refresh.
     Adopt(Duration),
@@ -148,6 +148,7 @@ impl Executor for Fake {
                 }
                 Act::Skip(reason) => AttemptOutcome::Skipped {
                     reason: reason.into(),
+                    kind: crate::executor::SkipKind::Fresh,
                 },
                 Act::Refuse(error) => AttemptOutcome::Refused {
                     error: error.into(),

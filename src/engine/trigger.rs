@@ -1,8 +1,9 @@
 //! Trigger rules: given the final outcomes of a step's parents, does the step run?
 //!
-//! Each parent is classified as [`ParentOutcome`]: `Success` (`succeeded`, an unselected
-//! dependency, or a `failed`/`timed_out` parent with `continue_on_error`), `Failed` (`failed`,
-//! `timed_out`, `upstream_failed`), `Skipped`, or `Cancelled`.
+//! Each parent is classified as [`ParentOutcome`]: `Success` (`succeeded`, a freshness skip
+//! (`skip_if_fresh`: reported `skipped`, but its data is current), an unselected dependency,
+//! or a `failed`/`timed_out` parent with `continue_on_error`), `Failed` (`failed`,
+//! `timed_out`, `upstream_failed`), `Skipped` (any other skip), or `Cancelled`.
 //!
 //! | rule          | runs when                 | otherwise                                      |
 //! | ------------- | ------------------------- | ---------------------------------------------- |

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::poll::Cancelled;
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate, Cancel, CancelReason};
+use super::{AttemptContext, AttemptOutcome, AttemptUpdate, Cancel, CancelReason, SkipKind};
 use crate::event::ResourceRef;
 use crate::powerbi::{ClientError, PowerBiClient};
 
@@ -298,6 +298,7 @@ pub(crate) fn skipped_fresh(end: DateTime<Utc>, window: Duration) -> AttemptOutc
             end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             humantime::format_duration(window)
         ),
+        kind: SkipKind::Fresh,
     }
 }
 

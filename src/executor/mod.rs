@@ -123,8 +123,17 @@ pub enum AttemptOutcome {
     Refused { error: String },
     /// The attempt stopped on its [`Cancel`]; `error` says what was done remotely.
     Cancelled { error: Option<String> },
-    /// The trigger was skipped on purpose (`skip_if_fresh`).
-    Skipped { reason: String },
+    /// The trigger was skipped on purpose; `kind` says why, and so how dependents count it.
+    Skipped { reason: String, kind: SkipKind },
+}
+
+/// Why an executor skipped its trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipKind {
+    /// `skip_if_fresh`: the resource ended a successful run within the window. The data is
+    /// current, so the skip counts as satisfied for dependents: trigger rules treat it as
+    /// succeeded (the step itself is still reported `skipped`, its reason starting `fresh`).
+    Fresh,
 }
 
 impl AttemptOutcome {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use indexmap::IndexMap;
-use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason};
+use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, SkipKind};
 use pbibatch::job::model::{
     DataflowStep, ExecuteOption, Generation, IfRunning, NotifyOption, ProcessType, StepKind,
 };
@@ -149,7 +149,10 @@ async fn gen1_skip_if_fresh() {
     s.skip_if_fresh = Some(Duration::from_secs(600));
     assert!(matches!(
         run_step(&rig, s).await.outcome,
-        AttemptOutcome::Skipped { .. }
+        AttemptOutcome::Skipped {
+            kind: SkipKind::Fresh,
+            ..
+        }
     ));
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, RemoteHandle};
+use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, RemoteHandle, SkipKind};
 use pbibatch::job::model::{
     DatasetStep, EnhancedRefresh, IfRunning, NotifyOption, RefreshType, StepKind,
 };
@@ -229,7 +229,10 @@ async fn skip_if_fresh_skips_after_a_recent_success() {
     s.skip_if_fresh = Some(Duration::from_secs(3600));
     let second = run_step(&rig, s).await;
     match second.outcome {
-        AttemptOutcome::Skipped { reason } => assert!(reason.contains("fresh"), "{reason}"),
+        AttemptOutcome::Skipped { reason, kind } => {
+            assert!(reason.starts_with("fresh: "), "{reason}");
+            assert_eq!(kind, SkipKind::Fresh);
+        }
         other => panic!("expected a skip, got {other:?}"),
     }
     assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);

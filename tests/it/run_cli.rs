@@ -397,3 +397,60 @@ steps:
         );
     }
 }
+
+#[test]
+fn a_fresh_dataflow_is_skipped_and_its_dependents_still_run() {
+    // `warm` refreshes the dataflow; `df` then finds it fresh and skips its trigger. The model
+    // below `df` runs under the default trigger rule, and a condition reads the skip.
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(
+        dir.path(),
+        r#"
+version: 1
+name: fresh_chain
+defaults: { retries: 0, poll_interval: 1s }
+steps:
+  warm: { type: dataflow, workspace: Sales, dataflow: Raw }
+  df:
+    type: dataflow
+    workspace: Sales
+    dataflow: Raw
+    skip_if_fresh: 1h
+    depends_on: [warm]
+  model:
+    type: dataset
+    workspace: Sales
+    dataset: Revenue
+    depends_on: [df]
+  note:
+    type: dataset
+    workspace: Sales
+    dataset: Notes
+    depends_on: [df]
+    when: "steps.df.status == 'skipped' && steps.df.fresh"
+"#,
+    );
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "defaults: { duration: 0s }\n",
+    )
+    .unwrap();
+    let out = run_simulated(dir.path(), &job);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report = read_report(dir.path());
+    assert_eq!(report["status"], "succeeded");
+    let df = step(&report, "df");
+    assert_eq!(df["status"], "skipped", "{df}");
+    let reason = df["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("fresh: "), "{reason}");
+    // The skip sent no trigger: its one attempt has no remote id.
+    assert!(df["attempts"][0]["remote_id"].is_null(), "{df}");
+    for id in ["warm", "model", "note"] {
+        let s = step(&report, id);
+        assert_eq!(s["status"], "succeeded", "{s}");
+        assert!(s["attempts"][0]["remote_id"].is_string(), "{s}");
+    }
+    assert_eq!(report["counts"]["succeeded"], 3);
+    assert_eq!(report["counts"]["skipped"], 1);
+}

@@ -23,7 +23,7 @@ use super::limits::{Limits, resource_key};
 use super::view::ViewState;
 use super::{EngineOptions, ResumeStep};
 use crate::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use crate::executor::{AttemptUpdate, Executor, RemoteHandle};
+use crate::executor::{AttemptUpdate, Executor, RemoteHandle, SkipKind};
 use crate::job::model::{Step, StepId};
 use crate::plan::Plan;
 
@@ -80,6 +80,8 @@ struct Node {
     /// Last remote id seen in the current attempt's updates.
     remote_id: Option<String>,
     reattach: Option<RemoteHandle>,
+    /// Ended `skipped` by a freshness skip: satisfied for its children.
+    fresh: bool,
 }
 
 struct Scheduler {
@@ -160,6 +162,7 @@ impl Scheduler {
                     attempts: 0,
                     remote_id: None,
                     reattach,
+                    fresh: false,
                 }
             })
             .collect();
@@ -461,7 +464,10 @@ impl Scheduler {
                 reason,
                 attempts,
                 adopted,
+                skip,
             } => {
+                self.nodes[step].fresh =
+                    status == StepStatus::Skipped && skip == Some(SkipKind::Fresh);
                 self.finalize(step, status, reason, attempts, adopted);
             }
         }

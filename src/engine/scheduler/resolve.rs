@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 
-use super::{Scheduler, State, Stop};
+use super::{Node, Scheduler, State, Stop};
 use crate::engine::condition::{self, ConditionInput, DepFacts};
 use crate::engine::trigger::{self, Decision, ParentOutcome};
 use crate::event::StepStatus;
@@ -28,7 +28,7 @@ impl Scheduler {
             for dep in &step.depends_on {
                 let outcome = match self.index.get(dep) {
                     Some(&p) => match self.nodes[p].state {
-                        State::Final(s) => parent_outcome(s, &self.nodes[p].step),
+                        State::Final(s) => parent_outcome(s, &self.nodes[p]),
                         // Cannot happen: `waiting` reached zero.
                         _ => ParentOutcome::Cancelled,
                     },
@@ -86,6 +86,7 @@ impl Scheduler {
                             attempts: n.attempts,
                             duration_secs: n.duration_secs,
                             selected: true,
+                            fresh: n.fresh,
                         }
                     }
                     None => DepFacts {
@@ -93,6 +94,7 @@ impl Scheduler {
                         attempts: 0,
                         duration_secs: 0.0,
                         selected: false,
+                        fresh: false,
                     },
                 };
                 (dep.as_str(), facts)
@@ -114,10 +116,13 @@ impl Scheduler {
     }
 }
 
-/// How a final status counts for children's trigger rules.
-fn parent_outcome(status: StepStatus, step: &Step) -> ParentOutcome {
+/// How a parent's final status counts for its children's trigger rules. A freshness skip
+/// counts as succeeded: the resource's data is current, only the trigger was spared.
+fn parent_outcome(status: StepStatus, parent: &Node) -> ParentOutcome {
+    let step = &parent.step;
     match status {
         StepStatus::Succeeded => ParentOutcome::Success,
+        StepStatus::Skipped if parent.fresh => ParentOutcome::Success,
         StepStatus::Failed | StepStatus::TimedOut if step.continue_on_error => {
             ParentOutcome::Success
         }

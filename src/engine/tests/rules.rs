@@ -39,6 +39,134 @@ async fn every_trigger_rule_with_one_success_and_one_failure() {
     );
 }
 
+/// `fresh` is skipped by its executor as fresh (`skip_if_fresh`); `child` depends on it, and on
+/// `other` (scripted by `other_act`) when given, with `rule`.
+async fn child_of_fresh(rule: TriggerRule, other: Option<Act>) -> (StepStatus, String) {
+    let mut script = vec![(
+        "fresh",
+        vec![Act::Skip("fresh: a successful refresh ended")],
+    )];
+    let mut steps = vec![step("fresh", &[])];
+    let deps: &[&str] = match &other {
+        Some(act) => {
+            script.push(("other", vec![act.clone()]));
+            steps.push(step("other", &[]));
+            &["fresh", "other"]
+        }
+        None => &["fresh"],
+    };
+    steps.push(Step {
+        trigger: rule,
+        ..step("child", deps)
+    });
+    let (_, events) = run_job(job(steps, 4), Fake::new(&script), opts(), None).await;
+    assert_eq!(status_of(&events, "fresh"), StepStatus::Skipped);
+    assert!(reason_of(&events, "fresh").starts_with("fresh"));
+    (status_of(&events, "child"), reason_of(&events, "child"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freshness_skip_counts_as_succeeded_under_every_trigger_rule() {
+    use StepStatus::*;
+    // Alone: exactly what a succeeded parent gives.
+    let alone = [
+        (TriggerRule::AllSuccess, Succeeded),
+        (TriggerRule::AllDone, Succeeded),
+        (TriggerRule::AllFailed, Skipped),
+        (TriggerRule::OneFailed, Skipped),
+        (TriggerRule::OneSuccess, Succeeded),
+        (TriggerRule::NoneFailed, Succeeded),
+        (TriggerRule::Always, Succeeded),
+    ];
+    for (rule, want) in alone {
+        let (got, reason) = child_of_fresh(rule, None).await;
+        assert_eq!(got, want, "{rule:?} after a fresh parent: {reason}");
+    }
+    assert_eq!(
+        child_of_fresh(TriggerRule::AllFailed, None).await.1,
+        "trigger rule all_failed: dependency `fresh` did not fail"
+    );
+    // Beside a failed parent: the same table as one success and one failure.
+    let beside_failure = [
+        (TriggerRule::AllSuccess, UpstreamFailed),
+        (TriggerRule::AllDone, Succeeded),
+        (TriggerRule::AllFailed, Skipped),
+        (TriggerRule::OneFailed, Succeeded),
+        (TriggerRule::OneSuccess, Succeeded),
+        (TriggerRule::NoneFailed, UpstreamFailed),
+        (TriggerRule::Always, Succeeded),
+    ];
+    for (rule, want) in beside_failure {
+        let (got, reason) = child_of_fresh(rule, Some(Act::Fail(secs(1), "boom"))).await;
+        assert_eq!(
+            got, want,
+            "{rule:?} after a fresh and a failed parent: {reason}"
+        );
+    }
+    // Beside a skip that is not a freshness skip (condition false), that one still counts.
+    let exec = Fake::new(&[(
+        "fresh",
+        vec![Act::Skip("fresh: a successful refresh ended")],
+    )]);
+    let gated = Step {
+        when: Some("vars.export == 'no'".into()),
+        ..step("gated", &[])
+    };
+    let child = step("child", &["fresh", "gated"]);
+    let (_, events) = run_job(
+        job(vec![step("fresh", &[]), gated, child], 4),
+        exec,
+        opts(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        reason_of(&events, "child"),
+        "trigger rule all_success: dependency `gated` skipped"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_sees_a_freshness_skip_as_skipped_and_fresh() {
+    let exec = Fake::new(&[(
+        "fresh",
+        vec![Act::Skip("fresh: a successful refresh ended")],
+    )]);
+    let child = Step {
+        when: Some("steps.fresh.status == 'skipped' && steps.fresh.fresh".into()),
+        ..step("child", &["fresh"])
+    };
+    let gated = Step {
+        when: Some("steps.fresh.status == 'succeeded'".into()),
+        ..step("gated", &["fresh"])
+    };
+    let (status, events) = run_job(
+        job(vec![step("fresh", &[]), child, gated], 4),
+        exec.clone(),
+        opts(),
+        None,
+    )
+    .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    assert_eq!(status_of(&events, "child"), StepStatus::Succeeded);
+    assert_eq!(
+        finals(&events)["gated"],
+        (
+            StepStatus::Skipped,
+            Some("condition false: steps.fresh.status == 'succeeded'".into()),
+            0
+        )
+    );
+    // A condition after a step that ran sees `fresh: false`.
+    let exec = Fake::new(&[]);
+    let after = Step {
+        when: Some("!steps.a.fresh && steps.a.status == 'succeeded'".into()),
+        ..step("after", &["a"])
+    };
+    let (_, events) = run_job(job(vec![step("a", &[]), after], 4), exec, opts(), None).await;
+    assert_eq!(status_of(&events, "after"), StepStatus::Succeeded);
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_failed_webhook_is_skipped_when_nothing_failed_and_runs_when_something_did() {
     let teams = |deps: &[&str]| Step {
