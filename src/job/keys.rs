@@ -13,17 +13,20 @@ pub const COMMON_KEYS: &[&str] = &[
     "when",
     "pool",
     "tags",
-    "connection",
     "timeout",
     "retries",
     "retry_backoff",
     "max_backoff",
-    "poll_interval",
-    "if_running",
     "continue_on_error",
 ];
 
-/// Keys only some step types accept, per type.
+/// Keys that apply only to a step that starts remote work and watches it (`dataset`,
+/// `dataflow`, `sas_flow` with `wait_for`); on any other step they mean nothing, so they are
+/// an error there. From `defaults:` they simply do not apply.
+pub const WATCH_KEYS: &[&str] = &["poll_interval", "if_running"];
+
+/// Keys only some step types accept, per type. A `sas_flow` accepts [`WATCH_KEYS`] and
+/// `connection` only with `wait_for` (see [`needs_wait_for`]).
 pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
     match ty {
         RawStepType::SasFlow => &[
@@ -33,6 +36,9 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "body",
             "expect_status",
             "wait_for",
+            "connection",
+            "poll_interval",
+            "if_running",
         ],
         RawStepType::Webhook => &["url", "method", "headers", "body", "expect_status"],
         RawStepType::Dataflow => &[
@@ -44,9 +50,53 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "execute_option",
             "parameters",
             "skip_if_fresh",
+            "connection",
+            "poll_interval",
+            "if_running",
         ],
-        RawStepType::Dataset => &["workspace", "dataset", "notify", "refresh", "skip_if_fresh"],
-        RawStepType::Report => &["workspace", "report", "export"],
+        RawStepType::Dataset => &[
+            "workspace",
+            "dataset",
+            "notify",
+            "refresh",
+            "skip_if_fresh",
+            "connection",
+            "poll_interval",
+            "if_running",
+        ],
+        RawStepType::Report => &["workspace", "report", "export", "connection"],
+    }
+}
+
+/// Keys a `sas_flow` step accepts only together with `wait_for`: without it the step calls
+/// the flow's URL and nothing else (no Power BI connection, nothing to poll).
+pub fn needs_wait_for(key: &str) -> bool {
+    key == "connection" || WATCH_KEYS.contains(&key)
+}
+
+/// Whether a step of type `ty` starts remote work and watches it, so that `poll_interval` and
+/// `if_running` apply to it.
+pub fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
+    match ty {
+        RawStepType::Dataset | RawStepType::Dataflow => true,
+        RawStepType::SasFlow => has_wait_for,
+        RawStepType::Webhook | RawStepType::Report => false,
+    }
+}
+
+/// Where `key` applies, in words, for the "not a key of" help; `None` for keys that belong
+/// to whole step types (the help then lists those types).
+pub fn applies_to(key: &str) -> Option<&'static str> {
+    if WATCH_KEYS.contains(&key) {
+        Some(
+            "steps that start remote work and watch it: dataflow, dataset, and sas_flow with `wait_for`",
+        )
+    } else if key == "connection" {
+        Some(
+            "steps that call Power BI or Fabric: dataflow, dataset, report, and sas_flow with `wait_for`",
+        )
+    } else {
+        None
     }
 }
 
@@ -74,6 +124,9 @@ pub fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
         };
     }
     key!(
+        connection,
+        poll_interval,
+        if_running,
         skip_if_fresh,
         url,
         method,
@@ -114,6 +167,9 @@ mod tests {
         // `present_type_keys` must list every key of the table, or a misplaced key would go
         // unnoticed; check the macro's list against the table.
         let listed = [
+            "connection",
+            "poll_interval",
+            "if_running",
             "skip_if_fresh",
             "url",
             "method",

@@ -166,6 +166,16 @@ impl StepKind {
         }
     }
 
+    /// Whether the step starts remote work and watches it (`dataset`, `dataflow`, `sas_flow`
+    /// with `wait_for`): only then do `poll_interval` and `if_running` apply.
+    pub fn watches_remote_run(&self) -> bool {
+        match self {
+            StepKind::Dataset(_) | StepKind::Dataflow(_) => true,
+            StepKind::SasFlow(s) => s.wait_for.is_some(),
+            StepKind::Report(_) | StepKind::Webhook(_) => false,
+        }
+    }
+
     /// The workspace (name or GUID, aliases expanded) a Power BI / Fabric step works in.
     pub fn workspace(&self) -> Option<&str> {
         match self {

@@ -370,7 +370,8 @@ pub struct RawStep {
     pub pool: Option<Sp<String>>,
     /// Free labels for `--select tag:T`.
     pub tags: Option<Vec<Sp<String>>>,
-    /// A connection declared under `connections:` (default `default`).
+    /// A connection declared under `connections:` (default `default`); dataflow, dataset,
+    /// report and sas_flow with `wait_for` (the steps that call Power BI or Fabric).
     pub connection: Option<Sp<String>>,
     /// Per attempt.
     pub timeout: Option<Sp<String>>,
@@ -380,9 +381,11 @@ pub struct RawStep {
     pub retry_backoff: Option<Sp<String>>,
     /// Cap of the retry pause.
     pub max_backoff: Option<Sp<String>>,
-    /// Longest pause between two status checks.
+    /// Longest pause between two status checks; dataflow, dataset and sas_flow with
+    /// `wait_for` (the steps that watch a remote run).
     pub poll_interval: Option<Sp<String>>,
-    /// A refresh of the same resource is already running: wait, adopt, fail or restart.
+    /// A refresh of the same resource is already running: wait, adopt, fail or restart;
+    /// dataflow, dataset and sas_flow with `wait_for`.
     pub if_running: Option<Sp<RawIfRunning>>,
     /// A failure of this step does not fail the run nor its dependents' trigger rules.
     pub continue_on_error: Option<Sp<bool>>,

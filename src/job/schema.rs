@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::job::keys::{all_type_keys, type_keys};
+use crate::job::keys::{all_type_keys, needs_wait_for, type_keys};
 use crate::job::raw::{RawJob, RawStepType};
 
 /// Keys a step of each type must have.
@@ -44,15 +44,25 @@ fn restrict_step(step: &mut Map<String, Value>) {
                 forbidden.insert((*key).to_string(), Value::Bool(false));
             }
         }
+        let mut then = json!({
+            "properties": forbidden,
+            "required": required_keys(ty)
+        });
+        if ty == RawStepType::SasFlow {
+            // `connection`, `poll_interval` and `if_running` only with `wait_for`.
+            let dependent: Map<String, Value> = type_keys(ty)
+                .iter()
+                .filter(|k| needs_wait_for(k))
+                .map(|k| ((*k).to_string(), json!(["wait_for"])))
+                .collect();
+            then["dependentRequired"] = Value::Object(dependent);
+        }
         rules.push(json!({
             "if": {
                 "properties": { "type": { "const": ty.name() } },
                 "required": ["type"]
             },
-            "then": {
-                "properties": forbidden,
-                "required": required_keys(ty)
-            }
+            "then": then
         }));
     }
     step.insert("allOf".into(), Value::Array(rules));

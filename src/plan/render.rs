@@ -17,7 +17,8 @@ struct PlanJson<'a> {
     pools: &'a indexmap::IndexMap<String, u32>,
     selected: Vec<&'a str>,
     waves: &'a [Vec<String>],
-    steps: Vec<StepJson<'a>>,
+    /// [`StepJson`]s without the settings that do not apply to their step.
+    steps: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -38,11 +39,25 @@ pub fn to_json(plan: &Plan) -> String {
         .selected
         .iter()
         .filter_map(|id| job.steps.get(id))
-        .map(|s| StepJson {
-            step: s,
-            resource: s.kind.resource_label(),
-            selected_parents: plan.parents(&s.id),
-            remaining_path: plan.remaining.get(&s.id).copied().unwrap_or(1),
+        .map(|s| {
+            let json = StepJson {
+                step: s,
+                resource: s.kind.resource_label(),
+                selected_parents: plan.parents(&s.id),
+                remaining_path: plan.remaining.get(&s.id).copied().unwrap_or(1),
+            };
+            let mut value = serde_json::to_value(json).unwrap_or_default();
+            // Settings that do not apply to this step are not shown (as in the text form).
+            if let Some(fields) = value.as_object_mut() {
+                if !s.kind.watches_remote_run() {
+                    fields.shift_remove("poll_interval");
+                    fields.shift_remove("if_running");
+                }
+                if !crate::job::needs_auth(&s.kind) {
+                    fields.shift_remove("connection");
+                }
+            }
+            value
         })
         .collect();
     let out = PlanJson {
@@ -136,17 +151,17 @@ pub fn to_text(plan: &Plan) -> String {
             dur(s.retry_backoff),
             dur(s.max_backoff)
         );
-        let _ = writeln!(
-            o,
-            "  poll_interval: {}, if_running: {}{}",
-            dur(s.poll_interval),
-            serde_name(&s.if_running),
-            if s.continue_on_error {
-                ", continue_on_error"
-            } else {
-                ""
-            }
-        );
+        if s.kind.watches_remote_run() {
+            let _ = writeln!(
+                o,
+                "  poll_interval: {}, if_running: {}",
+                dur(s.poll_interval),
+                serde_name(&s.if_running),
+            );
+        }
+        if s.continue_on_error {
+            let _ = writeln!(o, "  continue_on_error: true");
+        }
         if let Some(f) = s.skip_if_fresh {
             let _ = writeln!(o, "  skip_if_fresh: {}", dur(f));
         }

@@ -88,6 +88,7 @@ fn job_files_satisfy_the_schema_and_misplaced_keys_do_not() {
     let fixtures = repo().join("tests/fixtures/invalid");
     for bad in [
         "key_of_other_type",
+        "keys_that_mean_nothing",
         "unknown_key",
         "missing_required_field",
         "invalid_export_format",
@@ -234,6 +235,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "key_of_other_type",
         "8:13",
         "`export` is not a key of a `dataset` step",
+    ),
+    (
+        "keys_that_mean_nothing",
+        "8:17",
+        "`if_running` is not a key of a `sas_flow` step without `wait_for`",
     ),
     ("many_problems", "2:7", "invalid job name `Bad Name`"),
     (
@@ -452,4 +458,70 @@ fn missing_files_are_reported() {
         "{:?}",
         texts(&out)
     );
+}
+
+#[test]
+fn watch_settings_from_defaults_apply_only_to_steps_that_watch_a_remote_run() {
+    // `poll_interval` and `if_running` under `defaults:` are not errors on a webhook, a report
+    // or a sas_flow without `wait_for`: they do not apply there, and `plan` does not show them.
+    let dir = tempfile::tempdir().unwrap();
+    let job = r#"
+version: 1
+name: defaults_apply
+connections: { default: { access_token: tok } }
+defaults: { poll_interval: 5s, if_running: adopt, connection: default }
+steps:
+  flow: { type: sas_flow, url: "https://flows.example.com/run" }
+  watched:
+    type: sas_flow
+    url: "https://flows.example.com/run"
+    wait_for: { workspace: W, dataflow: D }
+  model: { type: dataset, workspace: W, dataset: M, depends_on: [flow, watched] }
+  book:
+    type: report
+    workspace: W
+    report: R
+    export: { format: PDF, path: out/r.pdf }
+    depends_on: [model]
+  hook: { type: webhook, url: "https://hooks.example.com/x", depends_on: [book] }
+"#;
+    let (code, short, stderr) = validate_text(dir.path(), "job.yaml", job);
+    assert_eq!(code, Some(0), "{short}{stderr}");
+    let out = pbibatch(dir.path())
+        .args(["plan", "job.yaml"])
+        .output()
+        .unwrap();
+    let (plan, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let watch_line = |id: &str| {
+        let section = plan
+            .split("\n\n")
+            .find(|s| s.starts_with(&format!("{id} (")))
+            .unwrap_or_else(|| panic!("no section for {id}:\n{plan}"));
+        section
+            .lines()
+            .find(|l| l.trim_start().starts_with("poll_interval:"))
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    for id in ["watched", "model"] {
+        assert_eq!(
+            watch_line(id).as_deref(),
+            Some("poll_interval: 5s, if_running: adopt"),
+            "{plan}"
+        );
+    }
+    for id in ["flow", "book", "hook"] {
+        assert_eq!(watch_line(id), None, "{id}:\n{plan}");
+    }
+    let out = pbibatch(dir.path())
+        .args(["plan", "job.yaml", "--format", "json"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&texts(&out).0).unwrap();
+    for s in plan["steps"].as_array().unwrap() {
+        let watches = ["watched", "model"].contains(&s["id"].as_str().unwrap());
+        assert_eq!(s.get("poll_interval").is_some(), watches, "{s}");
+        assert_eq!(s.get("if_running").is_some(), watches, "{s}");
+    }
 }

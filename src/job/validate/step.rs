@@ -5,7 +5,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::{Checker, MAX_DURATION, did_you_mean, is_step_id, kinds};
-use crate::job::keys::{present_type_keys, type_keys, types_with_key};
+use crate::job::keys::{
+    applies_to, needs_wait_for, present_type_keys, type_keys, types_with_key, watches_remote_run,
+};
 use crate::job::model::{Connection, Generation, IfRunning, Step, StepKind, TriggerRule};
 use crate::job::raw::{
     RawDefaults, RawIfRunning, RawRetries, RawStep, RawStepType, RawTrigger, Sp,
@@ -185,17 +187,36 @@ pub(super) fn build(
             "use letters, digits, `_` and `-`, starting with a letter or `_`",
         );
     }
+    let has_wait_for = raw.wait_for.is_some();
     for (key, loc) in present_type_keys(raw) {
-        if !type_keys(ty).contains(&key) {
-            let owners = types_with_key(key).join(", ");
-            c.error_help(
-                loc,
+        let (message, label) = if !type_keys(ty).contains(&key) {
+            (
                 format!("`{key}` is not a key of a `{}` step", ty.name()),
-                &format!("not a `{}` key", ty.name()),
-                Some(format!("`{key}` belongs to: {owners}")),
-            );
-        }
+                format!("not a `{}` key", ty.name()),
+            )
+        } else if ty == RawStepType::SasFlow && needs_wait_for(key) && !has_wait_for {
+            let why = if key == "connection" {
+                "no Power BI call without `wait_for`"
+            } else {
+                "nothing is watched without `wait_for`"
+            };
+            (
+                format!("`{key}` is not a key of a `sas_flow` step without `wait_for`"),
+                why.to_string(),
+            )
+        } else {
+            continue;
+        };
+        let help = match applies_to(key) {
+            Some(where_) => format!("`{key}` applies to {where_}"),
+            None => format!("`{key}` belongs to: {}", types_with_key(key).join(", ")),
+        };
+        c.error_help(loc, message, &label, Some(help));
     }
+    // `poll_interval` and `if_running` (from `defaults:` too) apply only to a step that
+    // watches a remote run; any other step keeps the built-in values, which nothing reads
+    // except the export poll of a `report` (bounded by the service's `Retry-After`).
+    let watches = watches_remote_run(ty, has_wait_for);
 
     let timeout = raw
         .timeout
@@ -220,11 +241,14 @@ pub(super) fn build(
         "max_backoff",
     )
     .unwrap_or(defaults.max_backoff);
-    let poll_interval = raw
-        .poll_interval
-        .as_ref()
-        .and_then(|v| c.duration(v, "poll_interval", MAX_DURATION))
-        .unwrap_or(defaults.poll_interval);
+    let poll_interval = if watches {
+        raw.poll_interval
+            .as_ref()
+            .and_then(|v| c.duration(v, "poll_interval", MAX_DURATION))
+            .unwrap_or(defaults.poll_interval)
+    } else {
+        DEFAULT_POLL_INTERVAL
+    };
     let skip_if_fresh = raw
         .skip_if_fresh
         .as_ref()
@@ -310,10 +334,13 @@ pub(super) fn build(
         retry_backoff,
         max_backoff,
         poll_interval,
-        if_running: raw
-            .if_running
-            .as_ref()
-            .map_or(defaults.if_running, |v| if_running(*v.get())),
+        if_running: if watches {
+            raw.if_running
+                .as_ref()
+                .map_or(defaults.if_running, |v| if_running(*v.get()))
+        } else {
+            IfRunning::Wait
+        },
         continue_on_error: raw.continue_on_error.as_ref().is_some_and(|v| *v.get()),
         skip_if_fresh,
     })

@@ -133,6 +133,10 @@ fn defaults_aliases_and_long_form_retries() {
 
     let pdf = &job.steps["pdf"];
     assert!(pdf.continue_on_error);
+    // `poll_interval` and `if_running` from `defaults:` do not apply to a report: it keeps
+    // the built-in values.
+    assert_eq!(pdf.poll_interval, Duration::from_secs(15));
+    assert_eq!(pdf.if_running, IfRunning::Wait);
     let StepKind::Report(rep) = &pdf.kind else {
         panic!("report")
     };
