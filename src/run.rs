@@ -38,6 +38,8 @@ struct Prepared {
     plan: Arc<Plan>,
     config: ClientConfig,
     sim: Option<SimServer>,
+    /// What the run runs against, for the store.
+    target: crate::store::RunTarget,
 }
 
 fn print_diagnostics(diags: &Diagnostics) {
@@ -99,17 +101,24 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
     if let Err(problems) = crate::powerbi::check_job_urls(&job, &config) {
         return Err(Error::Invalid(problems.join("\n")));
     }
+    let target = crate::store::RunTarget::of_run(&job, &config, args.simulate);
     let plan =
         Plan::with_selected(Arc::new(job), selected).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(Prepared {
         plan: Arc::new(plan),
         config,
         sim,
+        target,
     })
 }
 
 async fn run_async(args: RunArgs) -> Result<u8, Error> {
-    let Prepared { plan, config, sim } = prepare(&args).await?;
+    let Prepared {
+        plan,
+        config,
+        sim,
+        target,
+    } = prepare(&args).await?;
 
     if args.dry_run {
         println!("dry run: nothing is sent; this is what would run, in order\n");
@@ -137,6 +146,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         force: args.force,
         run_id: run_id.clone(),
         arguments: crate::store::run_arguments(&args),
+        target,
     };
     let mut session = crate::store::RunSession::start(job.clone(), store_opts)
         .await

@@ -81,6 +81,7 @@ pub fn render_history(runs: &[RunSummary]) -> String {
         "RUN".to_string(),
         "JOB".into(),
         "STATUS".into(),
+        "TARGET".into(),
         "STARTED (UTC)".into(),
         "DURATION".into(),
         "STEPS".into(),
@@ -94,6 +95,7 @@ pub fn render_history(runs: &[RunSummary]) -> String {
             run.run_id.clone(),
             run.job.clone(),
             status,
+            run.target.short(),
             run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             duration(run.duration_secs),
             counts_line(&run.counts, run.steps),
@@ -114,6 +116,7 @@ pub fn render_run(run: &RunDetails) -> String {
         let _ = writeln!(out, "status    {}", run.status);
     }
     let _ = writeln!(out, "job file  {}", run.job_file);
+    let _ = writeln!(out, "target    {}", run.target);
     let _ = writeln!(
         out,
         "started   {}",

@@ -9,7 +9,8 @@
 //!   again and which re-attach to remote work that was in flight when the previous run died;
 //! - [`Store::lock_job`] keeps two runs of one job from overlapping (a SQLite row with a pid
 //!   and a heartbeat, so it works for any path, network shares included);
-//! - [`Store::median_durations`] gives the scheduler past durations for its priorities;
+//! - [`Store::median_durations`] gives the scheduler past durations for its priorities, read
+//!   only from runs of the same [`RunTarget`] (a resume never crosses targets either);
 //! - [`RunSession`] does all of it for `pbibatch run`, in the right order.
 //!
 //! No secret is ever stored: events carry none (URLs are redacted before they become
@@ -26,6 +27,7 @@ mod report;
 mod resume;
 mod schema;
 mod session;
+mod target;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ pub use recorder::{RunMeta, StoreRecorder, run_arguments, step_hash, step_hashes
 pub use resume::{Resume, StepResume};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use session::{RunSession, SessionOptions};
+pub use target::{Endpoints, RunTarget, ServiceTarget};
 pub use writer::RecorderThread;
 
 /// The default store, relative to the working directory.
@@ -104,6 +107,10 @@ pub enum StoreError {
     RunNotFound(String),
     #[error("no run{} in the state store", of_job(.0.as_deref()))]
     NoRuns(Option<String>),
+    /// `--resume` of a run of another target (the simulator, another tenant or endpoints,
+    /// or a run recorded before targets were stored).
+    #[error("{0}")]
+    OtherTarget(String),
     #[error("run `{run_id}` belongs to job `{found}`, not `{expected}`")]
     WrongJob {
         run_id: String,

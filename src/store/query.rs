@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::recorder::zero_counts;
-use super::{Store, StoreError, parse_ts};
+use super::{RunTarget, Store, StoreError, parse_ts};
 use crate::event::ResourceRef;
 use crate::executor::RemoteHandle;
 use crate::job::model::StepId;
@@ -33,6 +33,8 @@ pub struct RunSummary {
     /// Steps the run selected.
     pub steps: u32,
     pub resumed_from: Option<String>,
+    /// What the run ran against.
+    pub target: RunTarget,
 }
 
 /// One run, with the content of the JSON run report (`pbibatch show`).
@@ -58,6 +60,8 @@ pub struct RunDetails {
     pub stop_reason: Option<String>,
     /// The command-line arguments of the run.
     pub arguments: serde_json::Value,
+    /// What the run ran against.
+    pub target: RunTarget,
     /// In job order.
     pub steps: Vec<StepDetails>,
 }
@@ -159,10 +163,21 @@ struct RunRow {
     resumed_from: Option<String>,
     stop_reason: Option<String>,
     arguments: String,
+    target: Option<String>,
+}
+
+impl RunRow {
+    fn arguments(&self) -> serde_json::Value {
+        serde_json::from_str(&self.arguments).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn target(&self) -> RunTarget {
+        RunTarget::from_stored(self.target.as_deref(), &self.arguments())
+    }
 }
 
 const RUN_COLUMNS: &str = "run_id, job, job_file, job_hash, status, started_at, finished_at, \
-                           resumed_from, stop_reason, arguments";
+                           resumed_from, stop_reason, arguments, target";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -176,6 +191,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         resumed_from: r.get(7)?,
         stop_reason: r.get(8)?,
         arguments: r.get(9)?,
+        target: r.get(10)?,
     })
 }
 
@@ -319,6 +335,8 @@ impl Store {
         let status = self.effective_status(&row)?;
         let started_at = parse_ts(&row.started_at).unwrap_or_default();
         let finished_at = row.finished_at.as_deref().and_then(parse_ts);
+        let target = row.target();
+        let arguments = row.arguments();
         Ok(RunDetails {
             run_id: row.run_id,
             job: row.job,
@@ -331,30 +349,34 @@ impl Store {
             counts,
             resumed_from: row.resumed_from,
             stop_reason: row.stop_reason,
-            arguments: serde_json::from_str(&row.arguments).unwrap_or(serde_json::Value::Null),
+            arguments,
+            target,
             steps,
         })
     }
 
-    /// Median duration of each step's successful attempts over the job's last `runs` runs:
-    /// the scheduler's priority when history exists.
+    /// Median duration of each step's successful attempts over the job's last `runs` runs of
+    /// `target`: the scheduler's priority when history exists. Runs of another target (the
+    /// simulator's seconds are no guide to a tenant's hours) and of an unknown one are left
+    /// out.
     pub fn median_durations(
         &self,
         job: &str,
+        target: &RunTarget,
         runs: u32,
     ) -> Result<HashMap<StepId, Duration>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT a.step_id, a.started_at, a.finished_at FROM attempts a \
-                 JOIN (SELECT run_id FROM runs WHERE job = ?1 \
+                 JOIN (SELECT run_id FROM runs WHERE job = ?1 AND target = ?3 \
                        ORDER BY started_at DESC LIMIT ?2) r ON r.run_id = a.run_id \
                  JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id \
                  WHERE a.status = 'succeeded' AND a.finished_at IS NOT NULL AND s.adopted = 0",
             )
             .map_err(self.sql("read past durations"))?;
         let rows = stmt
-            .query_map(params![job, i64::from(runs)], |r| {
+            .query_map(params![job, i64::from(runs), target.stored()], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -418,11 +440,18 @@ impl Store {
         Ok(old.len())
     }
 
-    /// [`Store::median_durations`] over the job's last 20 runs, in seconds: the engine's
-    /// `EngineOptions::priority_hint`.
-    pub fn priority_hint(&self, job: &str) -> Result<HashMap<StepId, f64>, StoreError> {
+    /// [`Store::median_durations`] over the job's last 20 runs of `target`, in seconds: the
+    /// engine's `EngineOptions::priority_hint`.
+    pub fn priority_hint(
+        &self,
+        job: &str,
+        target: &RunTarget,
+    ) -> Result<HashMap<StepId, f64>, StoreError> {
+        if *target == RunTarget::Unknown {
+            return Ok(HashMap::new());
+        }
         Ok(self
-            .median_durations(job, 20)?
+            .median_durations(job, target, 20)?
             .into_iter()
             .map(|(id, d)| (id, d.as_secs_f64()))
             .collect())
@@ -439,6 +468,7 @@ impl Store {
         let status = self.effective_status(&row)?;
         let started_at = parse_ts(&row.started_at).unwrap_or_default();
         let finished_at = row.finished_at.as_deref().and_then(parse_ts);
+        let target = row.target();
         Ok(RunSummary {
             run_id: row.run_id,
             job: row.job,
@@ -450,6 +480,7 @@ impl Store {
             counts,
             steps,
             resumed_from: row.resumed_from,
+            target,
         })
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, ts};
+use super::{RunTarget, Store, StoreError, ts};
 use crate::cli::RunArgs;
 use crate::event::{RunEvent, RunEventKind, StepStatus};
 use crate::job::model::{Job, Step, StepId};
@@ -20,6 +20,8 @@ pub struct RunMeta {
     pub arguments: serde_json::Value,
     /// [`step_hash`] of each step of the job.
     pub step_hashes: HashMap<StepId, String>,
+    /// What the run runs against (`unknown` when the caller does not say).
+    pub target: RunTarget,
 }
 
 impl RunMeta {
@@ -29,6 +31,7 @@ impl RunMeta {
             job_hash: job.file_hash.clone(),
             arguments,
             step_hashes: step_hashes(job),
+            target: RunTarget::Unknown,
         }
     }
 }
@@ -157,8 +160,8 @@ fn apply(
             exec(
                 tx,
                 "INSERT INTO runs (run_id, job, job_file, job_hash, started_at, status, \
-                     arguments, resumed_from, pid) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
+                     arguments, resumed_from, pid, target) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
                 params![
                     run_id,
                     job,
@@ -168,6 +171,7 @@ fn apply(
                     meta.arguments.to_string(),
                     resumed_from,
                     i64::from(std::process::id()),
+                    meta.target.stored(),
                 ],
             )
             .map_err(sql("record the run"))?;

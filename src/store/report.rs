@@ -65,7 +65,7 @@ impl RunDetails {
         })
     }
 
-    /// `show --format json`: the run report with `job_hash`, `arguments` and `stop_reason`
+    /// `show --format json`: the run report with `job_hash`, `arguments`, `target` and `stop_reason`
     /// added; for a run that did not finish, these details as they are (statuses `running`,
     /// `incomplete`, `pending`, and each attempt's remote handle).
     pub fn to_json(&self) -> serde_json::Value {
@@ -76,6 +76,10 @@ impl RunDetails {
         if let Some(object) = value.as_object_mut() {
             object.insert("job_hash".into(), self.job_hash.clone().into());
             object.insert("arguments".into(), self.arguments.clone());
+            object.insert(
+                "target".into(),
+                serde_json::to_value(&self.target).unwrap_or_default(),
+            );
             if let Some(reason) = &self.stop_reason {
                 object.insert("stop_reason".into(), reason.clone().into());
             }

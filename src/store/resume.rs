@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{RunTarget, Store, StoreError};
 use crate::engine::{ResumeState, ResumeStep};
 use crate::event::StepStatus;
 use crate::executor::RemoteHandle;
@@ -111,9 +111,36 @@ impl From<Resume> for ResumeState {
 }
 
 impl Store {
+    /// [`Store::resume_state`] for a run against `target`: refuses, before classifying
+    /// anything, a run that ran against another target (the simulator, another tenant or
+    /// other endpoints, or an unknown target recorded by an older pbibatch). `run --resume`
+    /// goes through here.
+    pub fn resume_for(
+        &self,
+        target: &RunTarget,
+        run_id_or_last: &str,
+        job_name: &str,
+        job_hash: &str,
+        force: bool,
+        step_hashes: &HashMap<StepId, String>,
+    ) -> Result<Resume, StoreError> {
+        let run_id = self.resolve_run_id(run_id_or_last, Some(job_name))?;
+        let run = self.load_run(&run_id)?;
+        // A different job is the clearer message when both differ.
+        if run.job == job_name && (run.target != *target || *target == RunTarget::Unknown) {
+            return Err(StoreError::OtherTarget(super::target::refusal(
+                &run_id,
+                &run.target,
+                target,
+            )));
+        }
+        self.resume_state(&run_id, job_name, job_hash, force, step_hashes)
+    }
+
     /// Classifies every step of the current job (the keys of `step_hashes`, see
     /// [`super::step_hashes`]) against run `run_id_or_last` (`last` = the latest run of
-    /// `job_name`). Refuses a changed `job_hash` unless `force`.
+    /// `job_name`). Refuses a changed `job_hash` unless `force`. Does not look at the run's
+    /// target: [`Store::resume_for`] does.
     pub fn resume_state(
         &self,
         run_id_or_last: &str,

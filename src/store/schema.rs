@@ -94,8 +94,20 @@ CREATE TABLE locks (
 );
 ";
 
+/// Version 3: what each run ran against (`RunTarget` as JSON), so a resume or a duration
+/// hint never crosses from the simulator to a tenant or between tenants. Runs recorded
+/// before are `simulated` when their arguments say `--simulate`, else `unknown` (never
+/// resumed, never a duration hint: nothing says which service saw them).
+const V3: &str = r#"
+ALTER TABLE runs ADD COLUMN target TEXT;
+UPDATE runs SET target = '{"kind":"simulated"}'
+    WHERE CASE WHEN json_valid(arguments) THEN json_extract(arguments, '$.simulate') END = 1;
+UPDATE runs SET target = '{"kind":"unknown"}' WHERE target IS NULL;
+CREATE INDEX runs_by_job_target ON runs (job, target, started_at);
+"#;
+
 /// Forward migrations; `MIGRATIONS[i]` moves version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{
-    JobLock, LockHolder, LockOptions, RecorderThread, Resume, RunMeta, StepResume, Store,
-    StoreError, StoreRecorder, resolve_path, step_hashes,
+    JobLock, LockHolder, LockOptions, RecorderThread, Resume, RunMeta, RunTarget, StepResume,
+    Store, StoreError, StoreRecorder, resolve_path, step_hashes,
 };
 use crate::engine::ResumeState;
 use crate::event::RunEvent;
@@ -33,6 +33,9 @@ pub struct SessionOptions {
     pub run_id: String,
     /// The command line, as JSON (see [`super::run_arguments`]).
     pub arguments: serde_json::Value,
+    /// What the run runs against: a resume must be of a run of the same target, and the
+    /// duration hints come from runs of that target only.
+    pub target: RunTarget,
 }
 
 /// The store's side of one run: holds the job's lock and records events until
@@ -77,8 +80,14 @@ impl RunSession {
         let hashes = step_hashes(job);
         let resume = match &opts.resume {
             Some(run) => {
-                let resume =
-                    store.resume_state(run, &job.name, &job.file_hash, opts.force, &hashes)?;
+                let resume = store.resume_for(
+                    &opts.target,
+                    run,
+                    &job.name,
+                    &job.file_hash,
+                    opts.force,
+                    &hashes,
+                )?;
                 log_resume(&resume);
                 Some(resume.into())
             }
@@ -88,11 +97,12 @@ impl RunSession {
         if pruned > 0 {
             tracing::debug!(job = %job.name, pruned, "deleted old runs from the history");
         }
-        let priority_hint = store.priority_hint(&job.name)?;
+        let priority_hint = store.priority_hint(&job.name, &opts.target)?;
         let meta = RunMeta {
             job_hash: job.file_hash.clone(),
             arguments: opts.arguments,
             step_hashes: hashes,
+            target: opts.target,
         };
         let writer = StoreRecorder::new(store, meta).spawn()?;
         Ok(Some(RunSession {

@@ -23,6 +23,7 @@ mod report_outputs;
 mod report_run;
 mod reporter;
 mod run_cli;
+mod run_target;
 mod setup;
 mod sim_cli;
 mod sim_conformance;

@@ -13,7 +13,10 @@ fn workdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(".pbibatch/state.db");
     record(&path, meta("h", &[]), &failed_run("run-20260301-a", 0));
-    record(&path, meta("h", &[]), &good_run("run-20260301-b", 3600));
+    // A rehearsal between the two real runs: the history tells them apart.
+    let mut rehearsal = meta("h", &[]);
+    rehearsal.target = pbibatch::store::RunTarget::Simulated;
+    record(&path, rehearsal, &good_run("run-20260301-b", 3600));
     let mut killed = Script::new("run-20260301-c");
     killed
         .started(7200, "order_list", &ORDER_LIST, Some("run-20260301-a"))

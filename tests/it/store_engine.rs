@@ -15,7 +15,7 @@ use pbibatch::job::model::{
     DatasetStep, IfRunning, Job, NotifyOption, Step, StepKind, TriggerRule,
 };
 use pbibatch::plan::Plan;
-use pbibatch::store::{RunMeta, RunSession, SessionOptions, Store, StoreRecorder};
+use pbibatch::store::{RunMeta, RunSession, RunTarget, SessionOptions, Store, StoreRecorder};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -138,10 +138,11 @@ async fn run(
         interrupt.clone(),
         tx,
     ));
-    let mut recorder = StoreRecorder::new(
-        store,
-        RunMeta::from_job(job, serde_json::json!({ "job": "jobs/nightly.yaml" })),
-    );
+    let meta = RunMeta {
+        target: RunTarget::Simulated,
+        ..RunMeta::from_job(job, serde_json::json!({ "job": "jobs/nightly.yaml" }))
+    };
+    let mut recorder = StoreRecorder::new(store, meta);
     let mut seen = Vec::new();
     let mut dead = false;
     while let Some(ev) = rx.recv().await {
@@ -231,6 +232,7 @@ async fn store_engine_resume_reattaches_and_keeps_succeeded_steps() {
             state: Some(path.display().to_string()),
             resume: Some("last".into()),
             run_id: "run-2".into(),
+            target: RunTarget::Simulated,
             ..SessionOptions::default()
         },
     )

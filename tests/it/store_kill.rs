@@ -163,6 +163,9 @@ async fn store_kill_9_then_resume_reattaches_the_refresh_in_flight() {
     let extras = shown.as_object_mut().unwrap();
     extras.remove("job_hash");
     extras.remove("arguments");
+    let target = extras.remove("target").unwrap();
+    assert_eq!(target["kind"], "service");
+    assert_eq!(target["tenants"][0], sim.tenant_id().as_str());
     assert_eq!(shown, report);
     assert!(store.lock_holder("killed_job").unwrap().is_none());
     sim.shutdown().await;

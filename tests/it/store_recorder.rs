@@ -12,7 +12,10 @@ use pbibatch::job::model::{
 use pbibatch::secret::Secret;
 use pbibatch::store::{RunMeta, Store, StoreRecorder, step_hash};
 
-use crate::store_support::{ORDER_LIST, Script, at, enhanced, failed_run, good_run, meta, record};
+use crate::store_support::{
+    ORDER_LIST, Script, at, enhanced, failed_run, good_run, meta, record, tenant_target,
+};
+use pbibatch::store::RunTarget;
 
 #[test]
 fn store_records_a_run_and_reads_it_back() {
@@ -144,14 +147,58 @@ fn store_median_durations_come_from_successful_attempts() {
     record(&path, meta("h", &[]), &good_run("run-2", 1000));
     record(&path, meta("h", &[]), &failed_run("run-3", 2000));
     let store = Store::open(&path).unwrap();
-    let medians = store.median_durations("order_list", 20).unwrap();
+    let medians = store
+        .median_durations("order_list", &tenant_target(), 20)
+        .unwrap();
     assert_eq!(medians["order_list_model"], Duration::from_secs(60));
     assert_eq!(medians["order_book_pdf"], Duration::from_secs(20));
     assert_eq!(medians["master_order_list"], Duration::from_secs(10));
-    assert!(store.median_durations("unknown", 20).unwrap().is_empty());
+    assert!(
+        store
+            .median_durations("unknown", &tenant_target(), 20)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.priority_hint("order_list").unwrap()["order_list_model"],
+        store.priority_hint("order_list", &tenant_target()).unwrap()["order_list_model"],
         60.0
+    );
+}
+
+#[test]
+fn store_duration_hints_never_cross_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    record(&path, meta("h", &[]), &good_run("run-1", 0));
+    let mut simulated = meta("h", &[]);
+    simulated.target = RunTarget::Simulated;
+    record(&path, simulated, &failed_run("run-2", 1000));
+    let store = Store::open(&path).unwrap();
+    // The tenant's hints come from the tenant's run only; the simulator's from its own.
+    let tenant = store.priority_hint("order_list", &tenant_target()).unwrap();
+    assert_eq!(tenant["order_list_model"], 60.0);
+    assert_eq!(tenant.len(), 4);
+    let sim = store
+        .priority_hint("order_list", &RunTarget::Simulated)
+        .unwrap();
+    assert!(!sim.contains_key("order_list_model"), "{sim:?}");
+    assert_eq!(sim["master_order_list"], 12.0);
+    // Another tenant, and an unknown target, learn nothing.
+    let mut other = tenant_target();
+    if let RunTarget::Service(s) = &mut other {
+        s.tenants = vec!["another-tenant".into()];
+    }
+    assert!(
+        store
+            .priority_hint("order_list", &other)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .priority_hint("order_list", &RunTarget::Unknown)
+            .unwrap()
+            .is_empty()
     );
 }
 
@@ -357,6 +404,7 @@ fn store_show_json_is_the_run_report() {
         let extras = shown.as_object_mut().unwrap();
         assert_eq!(extras.remove("job_hash").unwrap(), "hash-a");
         assert!(extras.remove("arguments").is_some());
+        assert!(extras.remove("target").is_some());
         let expected = serde_json::to_value(RunReport::from_events(&script.events)).unwrap();
         assert_eq!(shown, expected);
         assert_eq!(

@@ -103,6 +103,104 @@ fn store_resumes_from_a_migrated_run() {
     ));
 }
 
+/// A version-2 store (pbibatch before run targets): the v1 run, plus a `--simulate` run.
+fn write_v2(path: &std::path::Path) {
+    write_v1(path);
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        r#"
+        ALTER TABLE runs ADD COLUMN arguments TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE runs ADD COLUMN resumed_from TEXT;
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN stop_reason TEXT;
+        ALTER TABLE steps ADD COLUMN step_hash TEXT;
+        ALTER TABLE steps ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE steps ADD COLUMN resource_ref TEXT;
+        ALTER TABLE attempts ADD COLUMN retry_in_secs REAL;
+        CREATE TABLE remote_handles (
+            run_id TEXT NOT NULL, step_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+            handle TEXT, remote_status TEXT, percent INTEGER, updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, step_id, attempt));
+        CREATE TABLE locks (
+            job TEXT PRIMARY KEY, token TEXT NOT NULL, run_id TEXT, pid INTEGER NOT NULL,
+            host TEXT NOT NULL, started_at TEXT NOT NULL, heartbeat_ms INTEGER NOT NULL);
+        UPDATE schema_version SET version = 2;
+        INSERT INTO runs VALUES ('sim-run', 'order_list', 'jobs/order_list.yaml', 'abc',
+            '2025-12-02T02:00:00.000Z', '2025-12-02T02:05:00.000Z', 'failed',
+            '{"job":"jobs/order_list.yaml","simulate":true}', NULL, 1, NULL);
+        INSERT INTO steps VALUES ('sim-run', 'model', 0, 'dataset', 'Data Admin / ORDER_LIST',
+            'succeeded', NULL, '2025-12-02T02:00:00.000Z', '2025-12-02T02:05:00.000Z', 1, 0,
+            NULL, '[]', NULL);
+        "#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn store_migration_to_v3_gives_old_runs_a_target_and_resume_refuses_them() {
+    use pbibatch::store::{RunTarget, ServiceTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    write_v2(&path);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.load_run("sim-run").unwrap().target,
+        RunTarget::Simulated
+    );
+    assert_eq!(
+        store.load_run("old-run").unwrap().target,
+        RunTarget::Unknown
+    );
+    let history = store.history(None, 10).unwrap();
+    let targets: Vec<String> = history.iter().map(|r| r.target.short()).collect();
+    assert_eq!(targets, ["simulated", "unknown"]);
+
+    let hashes = [("model".to_string(), "h".to_string())].into();
+    let tenant = RunTarget::Service(ServiceTarget {
+        tenants: vec!["t1".into()],
+        endpoints: vec![],
+    });
+    // A real run does not resume the simulated one...
+    let err = store
+        .resume_for(&tenant, "last", "order_list", "abc", false, &hashes)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::OtherTarget(_)), "{err}");
+    assert!(
+        err.to_string().starts_with(
+            "run `sim-run` ran against the simulator (--simulate); this run targets tenant t1 \
+             (no Power BI or Fabric step): resume refused, nothing was sent; run without \
+             --resume, or rehearse with --simulate --state <another file>"
+        ),
+        "{err}"
+    );
+    // ...nor the one whose target nobody recorded, whatever this run's target.
+    for target in [tenant, RunTarget::Simulated, RunTarget::Unknown] {
+        let err = store
+            .resume_for(&target, "old-run", "order_list", "abc", false, &hashes)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("run `old-run` ran against an unknown target"),
+            "{err}"
+        );
+    }
+    // A rehearsal resumes the rehearsal.
+    let resume = store
+        .resume_for(
+            &RunTarget::Simulated,
+            "sim-run",
+            "order_list",
+            "abc",
+            false,
+            &hashes,
+        )
+        .unwrap();
+    assert!(matches!(
+        resume.steps["model"],
+        pbibatch::store::StepResume::Keep { .. }
+    ));
+}
+
 #[test]
 fn store_refuses_a_file_that_is_not_sqlite() {
     let dir = tempfile::tempdir().unwrap();

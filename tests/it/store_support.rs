@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use pbibatch::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
 use pbibatch::executor::{AttemptUpdate, RemoteHandle};
-use pbibatch::store::{RunMeta, Store, StoreRecorder};
+use pbibatch::store::{Endpoints, RunMeta, RunTarget, ServiceTarget, Store, StoreRecorder};
 
 /// A fixed clock: `at(s)` is `s` seconds after 2026-03-01 02:00:00 UTC.
 pub fn at(secs: i64) -> DateTime<Utc> {
@@ -200,7 +200,23 @@ impl Script {
     }
 }
 
-/// Meta with a job hash and one hash per step (`h-<id>`).
+/// The tenant the store tests' runs ran against.
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+/// A run against [`TENANT`] on the public cloud's default hosts.
+pub fn tenant_target() -> RunTarget {
+    RunTarget::Service(ServiceTarget {
+        tenants: vec![TENANT.into()],
+        endpoints: vec![Endpoints {
+            cloud: "public".into(),
+            powerbi_url: "https://api.powerbi.com".into(),
+            fabric_url: "https://api.fabric.microsoft.com".into(),
+            authority_url: "https://login.microsoftonline.com".into(),
+        }],
+    })
+}
+
+/// Meta with a job hash and one hash per step (`h-<id>`), of a run against [`TENANT`].
 pub fn meta(job_hash: &str, steps: &[&str]) -> RunMeta {
     RunMeta {
         job_hash: job_hash.into(),
@@ -209,6 +225,7 @@ pub fn meta(job_hash: &str, steps: &[&str]) -> RunMeta {
             .iter()
             .map(|s| (s.to_string(), format!("h-{s}")))
             .collect(),
+        target: tenant_target(),
     }
 }
 
