@@ -144,6 +144,7 @@ fn client(sim: &SimServer) -> (PowerBiClient, IndexMap<String, Connection>) {
                 client_id: sim.client_id(),
                 client_secret: Secret::new(sim.client_secret()),
             },
+            picked_because: None,
         },
     );
     (

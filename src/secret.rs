@@ -161,6 +161,8 @@ pub fn is_credential_header(name: &str) -> bool {
         || n.contains("password")
         || n.contains("signature")
         || n.contains("auth")
+        // The App Service / Container Apps identity endpoint's secret.
+        || n == "x-identity-header"
 }
 
 #[cfg(test)]

@@ -95,6 +95,26 @@ fn aadsts_advice(code: u64) -> Option<String> {
             "the Power BI / Fabric service is not known in this tenant or cloud: check the \
              connection's `cloud:` and the authority URL"
         }
+        700027 => {
+            "Entra ID does not accept the client assertion's signature: upload this \
+             certificate (its thumbprint is in the message) under the app registration's \
+             \"Certificates & secrets\" > Certificates, or point AZURE_CLIENT_CERTIFICATE_PATH \
+             / `client_certificate_path` at the certificate registered there"
+        }
+        700024 => {
+            "the client assertion is outside its validity period: check this machine's clock \
+             (and, for a federated token, that the platform still rotates the token file)"
+        }
+        70021 | 700211 | 700212 | 700213 | 7002138 => {
+            "no federated credential of the app matches the token's issuer, subject and \
+             audience: add one under the app registration's \"Certificates & secrets\" > \
+             Federated credentials with exactly the issuer and subject of your pipeline \
+             (subjects are case-sensitive) and audience api://AzureADTokenExchange"
+        }
+        700021 => {
+            "the client assertion was made for another application: its issuer and subject \
+             must be the client id"
+        }
         53003 => {
             "a Conditional Access policy blocks this sign-in: ask an Entra admin to exclude the service principal or allow its location"
         }
@@ -122,8 +142,10 @@ pub struct ScopeCheck {
 #[derive(Debug, Clone)]
 pub struct ConnectionCheck {
     pub name: String,
-    /// `client secret`, `access token`, `managed identity`.
+    /// `client secret`, `access token`, `client certificate`, ... ([`Credentials::kind`]).
     pub kind: &'static str,
+    /// Why this kind was picked and where its tokens come from.
+    pub source: String,
     pub tenant: Option<String>,
     pub client_id: Option<String>,
     pub scopes: Vec<ScopeCheck>,
@@ -167,24 +189,57 @@ fn failure(e: &ClientError) -> (String, Option<String>) {
     (e.to_string(), advice(e))
 }
 
+/// Why the connection has these credentials and where its tokens come from, in words.
+fn source(conn: &Connection, cfg: &ClientConfig) -> String {
+    let why = conn
+        .picked_because
+        .clone()
+        .unwrap_or_else(|| "declared in the job's `connections:`".to_string());
+    let from = match &conn.credentials {
+        Credentials::ClientSecret { .. } => "the Entra ID token endpoint, with the client secret",
+        Credentials::AccessToken { .. } => "the token given (it cannot be renewed)",
+        Credentials::ClientCertificate { .. } => {
+            "the Entra ID token endpoint, with a client assertion signed by the certificate's key"
+        }
+        Credentials::WorkloadIdentity { .. } => {
+            "the Entra ID token endpoint, with the federated token file as client assertion \
+             (read again at each request)"
+        }
+        Credentials::ManagedIdentity { .. } if cfg.identity_endpoint.is_some() => {
+            "the App Service / Container Apps identity endpoint (IDENTITY_ENDPOINT)"
+        }
+        Credentials::ManagedIdentity { .. } => "the VM instance metadata service (IMDS)",
+        Credentials::AzureCli { .. } => "`az account get-access-token` (the signed-in Azure CLI)",
+    };
+    format!("{why}; tokens from {from}")
+}
+
 /// Checks connection `conn`: a token per scope, then the workspaces each token sees.
 pub async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> ConnectionCheck {
-    let (kind, mut tenant, mut client_id) = match &conn.credentials {
+    let (mut tenant, mut client_id) = match &conn.credentials {
         Credentials::ClientSecret {
             tenant_id,
             client_id,
             ..
-        } => (
-            "client secret",
-            Some(tenant_id.clone()),
-            Some(client_id.clone()),
-        ),
-        Credentials::AccessToken { .. } => ("access token", None, None),
-        Credentials::ManagedIdentity { client_id } => ("managed identity", None, client_id.clone()),
+        }
+        | Credentials::ClientCertificate {
+            tenant_id,
+            client_id,
+            ..
+        }
+        | Credentials::WorkloadIdentity {
+            tenant_id,
+            client_id,
+            ..
+        } => (Some(tenant_id.clone()), Some(client_id.clone())),
+        Credentials::AccessToken { .. } => (None, None),
+        Credentials::ManagedIdentity { client_id } => (None, client_id.clone()),
+        Credentials::AzureCli { tenant_id } => (tenant_id.clone(), None),
     };
     let mut check = ConnectionCheck {
         name: conn.name.clone(),
-        kind,
+        kind: conn.credentials.kind(),
+        source: source(conn, cfg),
         tenant: None,
         client_id: None,
         scopes: Vec::new(),
@@ -232,7 +287,9 @@ pub async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> Connecti
             .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0));
         let workspaces = match audience {
             Audience::PowerBi => client.groups_all(&conn.name).await.map(|g| g.len()),
-            Audience::Fabric => client.fabric_workspaces(&conn.name).await.map(|w| w.len()),
+            Audience::Fabric | Audience::Flow => {
+                client.fabric_workspaces(&conn.name).await.map(|w| w.len())
+            }
         }
         .map_err(|e| failure(&e));
         check.scopes.push(ScopeCheck {
@@ -256,6 +313,7 @@ pub fn render(check: &ConnectionCheck, now: DateTime<Utc>) -> String {
         check.kind,
         if check.ok() { "ok" } else { "FAILED" }
     );
+    let _ = writeln!(out, "  picked      {}", check.source);
     let unknown = "(not known)".to_string();
     let _ = writeln!(
         out,

@@ -163,6 +163,7 @@ fn default_only() -> IndexMap<String, Connection> {
                 client_id: String::new(),
                 client_secret: Secret::new(""),
             },
+            picked_because: None,
         },
     )])
 }
@@ -194,8 +195,10 @@ pub(crate) fn resolve_all(
         .join("\n");
     Err(Error::Invalid(format!(
         "no credentials: {} environment variable{} not set:\n{list}\n\
-         set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or PBIBATCH_ACCESS_TOKEN), \
-         pass --job FILE to use its connections, or try --simulate",
+         set AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, \
+         AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE (or PBIBATCH_ACCESS_TOKEN), \
+         pass --job FILE to use its connections (`managed_identity`, `azure_cli`, ...), \
+         or try --simulate",
         missing.len(),
         if missing.len() == 1 { " is" } else { "s are" }
     )))
@@ -221,14 +224,36 @@ pub(crate) fn resolve_connection(
         Credentials::AccessToken { access_token } => Credentials::AccessToken {
             access_token: Secret::new(s(access_token.expose())),
         },
+        Credentials::ClientCertificate {
+            tenant_id,
+            client_id,
+            certificate_path,
+        } => Credentials::ClientCertificate {
+            tenant_id: s(tenant_id),
+            client_id: s(client_id),
+            certificate_path: s(certificate_path),
+        },
+        Credentials::WorkloadIdentity {
+            tenant_id,
+            client_id,
+            token_file,
+        } => Credentials::WorkloadIdentity {
+            tenant_id: s(tenant_id),
+            client_id: s(client_id),
+            token_file: s(token_file),
+        },
         Credentials::ManagedIdentity { client_id } => Credentials::ManagedIdentity {
-            client_id: client_id.as_deref().map(s),
+            client_id: client_id.as_deref().map(&mut s),
+        },
+        Credentials::AzureCli { tenant_id } => Credentials::AzureCli {
+            tenant_id: tenant_id.as_deref().map(&mut s),
         },
     };
     Connection {
         name: conn.name.clone(),
         cloud: conn.cloud,
         credentials,
+        picked_because: conn.picked_because.clone(),
     }
 }
 
@@ -246,6 +271,7 @@ mod tests {
                 client_id: "app".into(),
                 client_secret: Secret::new("${env.S}"),
             },
+            picked_because: None,
         };
         let lookup = |n: &str| (n == "T").then(|| "tenant".to_string());
         let mut missing = Vec::new();

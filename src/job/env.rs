@@ -156,8 +156,29 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
             Credentials::AccessToken { access_token } => Credentials::AccessToken {
                 access_token: r.secret(access_token, &by("access_token")),
             },
+            Credentials::ClientCertificate {
+                tenant_id,
+                client_id,
+                certificate_path,
+            } => Credentials::ClientCertificate {
+                tenant_id: r.s(tenant_id, &by("tenant_id")),
+                client_id: r.s(client_id, &by("client_id")),
+                certificate_path: r.s(certificate_path, &by("client_certificate_path")),
+            },
+            Credentials::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => Credentials::WorkloadIdentity {
+                tenant_id: r.s(tenant_id, &by("tenant_id")),
+                client_id: r.s(client_id, &by("client_id")),
+                token_file: r.s(token_file, &by("federated_token_file")),
+            },
             Credentials::ManagedIdentity { client_id } => Credentials::ManagedIdentity {
                 client_id: client_id.as_ref().map(|c| r.s(c, &by("client_id"))),
+            },
+            Credentials::AzureCli { tenant_id } => Credentials::AzureCli {
+                tenant_id: tenant_id.as_ref().map(|t| r.s(t, &by("tenant_id"))),
             },
         };
     }
@@ -281,11 +302,13 @@ pub fn needs_auth(kind: &StepKind) -> bool {
 
 fn is_implicit(c: &Credentials) -> bool {
     match c {
-        Credentials::ClientSecret { tenant_id, .. } => tenant_id == "${env.AZURE_TENANT_ID}",
+        Credentials::ClientSecret { tenant_id, .. }
+        | Credentials::ClientCertificate { tenant_id, .. }
+        | Credentials::WorkloadIdentity { tenant_id, .. } => tenant_id == "${env.AZURE_TENANT_ID}",
         Credentials::AccessToken { access_token } => {
             access_token.expose() == "${env.PBIBATCH_ACCESS_TOKEN}"
         }
-        Credentials::ManagedIdentity { .. } => false,
+        Credentials::ManagedIdentity { .. } | Credentials::AzureCli { .. } => false,
     }
 }
 

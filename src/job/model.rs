@@ -62,8 +62,43 @@ pub enum Credentials {
     },
     /// A bearer token given as is (same token for every scope).
     AccessToken { access_token: Secret },
-    /// Azure managed identity (IMDS); `client_id` picks a user-assigned identity.
+    /// Entra ID client credentials with a certificate: a client assertion (a JWT signed
+    /// RS256 with the certificate's private key) read from a PEM file holding key and
+    /// certificate.
+    ClientCertificate {
+        tenant_id: String,
+        client_id: String,
+        /// The PEM file (the path is no secret; the key inside it is).
+        certificate_path: String,
+    },
+    /// Workload identity federation: the token in `token_file` (GitHub Actions OIDC, Azure
+    /// DevOps, AKS) is sent as the client assertion; the file is read at each token request
+    /// because its issuer rotates it.
+    WorkloadIdentity {
+        tenant_id: String,
+        client_id: String,
+        token_file: String,
+    },
+    /// Azure managed identity: the App Service / Container Apps identity endpoint when
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set, the VM metadata service (IMDS)
+    /// otherwise; `client_id` picks a user-assigned identity.
     ManagedIdentity { client_id: Option<String> },
+    /// The signed-in Azure CLI (`az account get-access-token`); `tenant_id` passes `--tenant`.
+    AzureCli { tenant_id: Option<String> },
+}
+
+impl Credentials {
+    /// The kind in words, as `auth check` prints it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credentials::ClientSecret { .. } => "client secret",
+            Credentials::AccessToken { .. } => "access token",
+            Credentials::ClientCertificate { .. } => "client certificate",
+            Credentials::WorkloadIdentity { .. } => "workload identity federation",
+            Credentials::ManagedIdentity { .. } => "managed identity",
+            Credentials::AzureCli { .. } => "Azure CLI",
+        }
+    }
 }
 
 /// An auth profile (`connections.<name>`).
@@ -72,6 +107,10 @@ pub struct Connection {
     pub name: String,
     pub cloud: Cloud,
     pub credentials: Credentials,
+    /// Why these credentials: `None` when declared in `connections:`, else which environment
+    /// variables made the implicit `default` pick them (shown by `auth check`).
+    #[serde(skip)]
+    pub picked_because: Option<String>,
 }
 
 /// When a step runs, given its parents' final statuses.

@@ -116,8 +116,18 @@ pub struct RawConnection {
     pub client_secret: Option<Sp<String>>,
     /// A bearer token used as is (use `${env.NAME}`).
     pub access_token: Option<Sp<String>>,
-    /// Azure managed identity: `true`, or `{ client_id: ... }` for a user-assigned one.
+    /// A PEM file holding the private key and the certificate registered on the app (with
+    /// `tenant_id` and `client_id`): the token request carries a signed client assertion.
+    pub client_certificate_path: Option<Sp<String>>,
+    /// Workload identity federation: a file holding the federated token (GitHub Actions OIDC,
+    /// Azure DevOps, AKS: `${env.AZURE_FEDERATED_TOKEN_FILE}`), with `tenant_id` and `client_id`.
+    pub federated_token_file: Option<Sp<String>>,
+    /// Azure managed identity: `true`, or `{ client_id: ... }` for a user-assigned one. Uses
+    /// the App Service / Container Apps identity endpoint when `IDENTITY_ENDPOINT` is set.
     pub managed_identity: Option<Sp<RawManagedIdentity>>,
+    /// `true`: tokens from the signed-in Azure CLI (`az account get-access-token`);
+    /// `tenant_id` may name the tenant.
+    pub azure_cli: Option<Sp<bool>>,
     /// Sovereign cloud (default `public`).
     pub cloud: Option<Sp<RawCloud>>,
 }

@@ -304,6 +304,7 @@ mod tests {
                 credentials: Credentials::AccessToken {
                     access_token: Secret::new("t"),
                 },
+                picked_because: None,
             },
         );
         PowerBiClient::new(cfg, conns).unwrap()

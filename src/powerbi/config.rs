@@ -6,7 +6,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::job::model::{Cloud, Credentials, Job, StepKind};
-use crate::secret::redact_url;
+use crate::secret::{Secret, redact_url};
 
 /// Environment variable that overrides the Power BI REST base.
 pub const ENV_POWERBI_URL: &str = "PBIBATCH_POWERBI_URL";
@@ -18,6 +18,10 @@ pub const ENV_AUTHORITY_URL: &str = "PBIBATCH_AUTHORITY_URL";
 pub const ENV_IMDS_URL: &str = "PBIBATCH_IMDS_URL";
 /// The Azure instance metadata service, the managed-identity token source on VMs.
 pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
+/// The App Service / Container Apps / Functions managed-identity endpoint (set by the platform).
+pub const ENV_IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+/// The secret the platform gives the app for its identity endpoint (`X-IDENTITY-HEADER`).
+pub const ENV_IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 
 /// The hosts and token audiences of one cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +118,62 @@ impl Default for RetrySettings {
     }
 }
 
+/// How IMDS answers that Microsoft's clients retry are retried (404: the identity is not yet
+/// assigned; 410: IMDS is being updated, for at least 70 s per its documentation). 429 and 5xx
+/// are retried by the HTTP layer like every other call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImdsRetry {
+    /// Retries after the first try (Microsoft's clients: 5).
+    pub max_retries: u32,
+    /// First pause after a 404; doubles (Microsoft's clients: 800 ms).
+    pub delay: Duration,
+    /// First pause after a 410; doubles. 3 s gives 3+6+12+24+48 = 93 s over 5 retries,
+    /// above the 70 s IMDS asks for (the value azure-identity uses).
+    pub gone_delay: Duration,
+    /// Longest single pause.
+    pub max_delay: Duration,
+}
+
+impl Default for ImdsRetry {
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            delay: Duration::from_millis(800),
+            gone_delay: Duration::from_secs(3),
+            max_delay: Duration::from_secs(64),
+        }
+    }
+}
+
+impl ImdsRetry {
+    /// The pause before retry number `retry` (0-based) after an answer of `status`, or `None`
+    /// when the answer is final or the retries are spent.
+    pub fn delay_after(&self, status: u16, retry: u32) -> Option<Duration> {
+        if retry >= self.max_retries {
+            return None;
+        }
+        let first = match status {
+            404 => self.delay,
+            410 => self.gone_delay,
+            _ => return None,
+        };
+        Some(
+            first
+                .saturating_mul(2u32.saturating_pow(retry))
+                .min(self.max_delay),
+        )
+    }
+}
+
+/// The App Service / Container Apps identity endpoint and its header secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityEndpoint {
+    /// `IDENTITY_ENDPOINT`, e.g. `http://localhost:42356/msi/token`.
+    pub url: Url,
+    /// `IDENTITY_HEADER`, sent as `X-IDENTITY-HEADER`.
+    pub header: Secret,
+}
+
 /// Client configuration: base overrides, the IMDS endpoint and HTTP settings.
 ///
 /// A connection's `cloud` picks the default hosts; the `PBIBATCH_*_URL` overrides win over
@@ -127,6 +187,11 @@ pub struct ClientConfig {
     pub authority_url: Option<Url>,
     /// Managed-identity endpoint (`{imds}/metadata/identity/oauth2/token`).
     pub imds_url: Url,
+    /// How IMDS 404 / 410 answers are retried.
+    pub imds_retry: ImdsRetry,
+    /// The App Service / Container Apps identity endpoint: when set, managed identities get
+    /// their tokens there instead of from IMDS.
+    pub identity_endpoint: Option<IdentityEndpoint>,
     pub retry: RetrySettings,
     /// Longest silence while waiting for or reading an answer.
     pub request_timeout: Duration,
@@ -157,6 +222,8 @@ impl ClientConfig {
             fabric_url: None,
             authority_url: None,
             imds_url: Url::parse(DEFAULT_IMDS_URL).expect("constant url parses"),
+            imds_retry: ImdsRetry::default(),
+            identity_endpoint: None,
             retry: RetrySettings::default(),
             request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(20),
@@ -180,6 +247,15 @@ impl ClientConfig {
         if let Some(imds) = read(ENV_IMDS_URL) {
             cfg.imds_url = imds;
         }
+        let header = std::env::var(ENV_IDENTITY_HEADER)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        if let (Some(url), Some(header)) = (read(ENV_IDENTITY_ENDPOINT), header) {
+            cfg.identity_endpoint = Some(IdentityEndpoint {
+                url,
+                header: Secret::new(header),
+            });
+        }
         cfg
     }
 
@@ -190,6 +266,7 @@ impl ClientConfig {
             ENV_FABRIC_URL,
             ENV_AUTHORITY_URL,
             ENV_IMDS_URL,
+            ENV_IDENTITY_ENDPOINT,
         ] {
             if let Ok(v) = std::env::var(name)
                 && !v.trim().is_empty()
@@ -207,6 +284,8 @@ impl ClientConfig {
         self.fabric_url = Some(base.clone());
         self.authority_url = Some(base.clone());
         self.imds_url = base;
+        // The simulator serves IMDS itself; a platform identity endpoint would bypass it.
+        self.identity_endpoint = None;
         self
     }
 
@@ -322,7 +401,13 @@ pub fn check_job_urls(job: &Job, cfg: &ClientConfig) -> Result<(), Vec<String>> 
             .connections
             .values()
             .any(|c| matches!(c.credentials, Credentials::ManagedIdentity { .. }));
-        if uses_mi && cfg.imds_url.as_str().trim_end_matches('/') != DEFAULT_IMDS_URL {
+        if uses_mi && let Some(endpoint) = &cfg.identity_endpoint {
+            check_one(
+                "managed identity endpoint (IDENTITY_ENDPOINT)",
+                endpoint.url.as_str(),
+                &mut problems,
+            );
+        } else if uses_mi && cfg.imds_url.as_str().trim_end_matches('/') != DEFAULT_IMDS_URL {
             check_one(
                 "managed identity endpoint",
                 cfg.imds_url.as_str(),
@@ -396,5 +481,20 @@ mod tests {
             ep.powerbi_resource,
             "https://mil.analysis.usgovcloudapi.net/powerbi/api"
         );
+    }
+
+    #[test]
+    fn imds_retries_404_and_410_and_gives_410_at_least_70_seconds() {
+        let r = ImdsRetry::default();
+        assert_eq!(r.delay_after(404, 0), Some(Duration::from_millis(800)));
+        assert_eq!(r.delay_after(404, 1), Some(Duration::from_millis(1600)));
+        let gone: Duration = (0..r.max_retries)
+            .map(|n| r.delay_after(410, n).unwrap())
+            .sum();
+        assert!(gone >= Duration::from_secs(70), "{gone:?}");
+        assert_eq!(r.delay_after(410, r.max_retries), None);
+        for status in [200, 400, 401, 403, 429, 500, 503] {
+            assert_eq!(r.delay_after(status, 0), None, "{status}");
+        }
     }
 }

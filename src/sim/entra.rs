@@ -1,5 +1,6 @@
-//! Entra ID: the v2 client-credentials token endpoint and the managed-identity (IMDS)
-//! endpoint, with the real error bodies (powerbi-api.md section 6).
+//! Entra ID: the v2 client-credentials token endpoint (client secret, certificate client
+//! assertion, federated token), the managed-identity endpoints (VM IMDS and the App Service /
+//! Container Apps identity endpoint), with the real error bodies (powerbi-api.md section 6).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,12 +14,17 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::http::{Sim, json_response};
+use super::introspect::resource_key;
 use super::state::{Audience, Principal, TokenInfo, base64url, derived_uuid};
+use crate::powerbi::auth::certificate::{
+    ASSERTION_TYPE, decode_jwt, first_certificate, thumbprints, verify_rs256,
+};
 
 pub(crate) fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route("/metadata/identity/oauth2/token", get(imds))
+        .route("/msi/token", get(app_service_identity))
 }
 
 /// Issues a JWT-shaped token for `audience` and remembers it.
@@ -144,43 +150,258 @@ async fn token(
             ),
         );
     }
+    if let Some(assertion) = form.get("client_assertion") {
+        if form.get("client_assertion_type").map(String::as_str) != Some(ASSERTION_TYPE) {
+            return missing("client_assertion_type");
+        }
+        if let Err(refusal) = check_assertion(&sim, &client_id, assertion) {
+            return refusal;
+        }
+    } else {
+        if let Some(refusal) = check_secret(&sim, &client_id, secret) {
+            return refusal;
+        }
+    }
+    token_for_scope(&sim, &tenant, &client_id, form.get("scope"))
+}
+
+/// The client secret check: absent, wrong or expired secrets are refused.
+fn check_secret(sim: &Sim, client_id: &str, secret: Option<String>) -> Option<Response> {
+    let creds = &sim.cfg.credentials;
     let Some(secret) = secret else {
-        return aad_error(
-            &sim,
+        return Some(aad_error(
+            sim,
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             7000216,
             "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
-        );
+        ));
     };
     if secret != creds.client_secret {
-        return aad_error(
-            &sim,
+        return Some(aad_error(
+            sim,
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             7000215,
             &format!(
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
             ),
-        );
+        ));
     }
     if creds.client_secret_expired {
-        return aad_error(
-            &sim,
+        return Some(aad_error(
+            sim,
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             7000222,
             &format!(
                 "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
             ),
-        );
+        ));
     }
-    let Some(scope) = form.get("scope") else {
-        return missing("scope");
+    None
+}
+
+/// A client assertion: a JWT whose issuer is the app itself is signed by a certificate
+/// registered on the app; any other is a federated token that must match the app's
+/// federated identity credential (and, here, carry the simulator's issuer signature).
+fn check_assertion(sim: &Sim, client_id: &str, assertion: &str) -> Result<(), Response> {
+    let Some(jwt) = decode_jwt(assertion) else {
+        return Err(aad_error(
+            sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.",
+        ));
+    };
+    let now = sim.clock.wall(sim.clock.now()).timestamp();
+    let claim = |k: &str| {
+        jwt.claims
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    let number = |k: &str| jwt.claims.get(k).and_then(serde_json::Value::as_i64);
+    let (nbf, exp) = (number("nbf").unwrap_or(0), number("exp").unwrap_or(0));
+    if now >= exp || now + 300 < nbf {
+        return Err(aad_error(
+            sim,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700024,
+            &format!(
+                "Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}."
+            ),
+        ));
+    }
+    if claim("iss") == client_id {
+        return check_certificate_assertion(sim, client_id, &jwt, claim("sub"));
+    }
+    let fed = &sim.cfg.credentials.federated;
+    let no_match = |code: u32, what: &str, value: &str| {
+        aad_error(
+            sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            code,
+            &format!(
+                "No matching federated identity record found for presented assertion {what} '{value}'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+            ),
+        )
+    };
+    if claim("iss") != fed.issuer {
+        return Err(no_match(700211, "issuer", claim("iss")));
+    }
+    let audience_ok = match jwt.claims.get("aud") {
+        Some(serde_json::Value::String(a)) => *a == fed.audience,
+        Some(serde_json::Value::Array(list)) => {
+            list.iter().any(|a| a.as_str() == Some(&fed.audience))
+        }
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(no_match(700212, "audience", &jwt.claims["aud"].to_string()));
+    }
+    if claim("sub") != fed.subject {
+        return Err(no_match(700213, "subject", claim("sub")));
+    }
+    // Entra checks the issuer's signature against the issuer's published keys; here the
+    // simulator is the issuer.
+    if jwt.signature != oidc_signature(sim, &jwt.signing_input) {
+        return Err(aad_error(
+            sim,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            50013,
+            "Assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value.]",
+        ));
+    }
+    Ok(())
+}
+
+fn check_certificate_assertion(
+    sim: &Sim,
+    client_id: &str,
+    jwt: &crate::powerbi::auth::certificate::JwtParts,
+    subject: &str,
+) -> Result<(), Response> {
+    if subject != client_id {
+        return Err(aad_error(
+            sim,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/active-directory-certificate-credentials .",
+        ));
+    }
+    let header = |k: &str| jwt.header.get(k).and_then(serde_json::Value::as_str);
+    // The thumbprint the client named, shown as Entra shows it (upper-case hex SHA-1, or
+    // SHA-256 when only `x5t#S256` was sent).
+    let named = |b64: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64.trim_end_matches('='))
+            .map(hex::encode_upper)
+            .unwrap_or_default()
+    };
+    let (client_thumbprint, registered) = {
+        let certs = sim
+            .cfg
+            .credentials
+            .certificates
+            .iter()
+            .filter_map(|pem| first_certificate(pem.as_bytes()));
+        let mut found = None;
+        for der in certs {
+            let (x5t, x5t_s256, _) = thumbprints(der.as_ref());
+            if header("x5t#S256") == Some(x5t_s256.as_str()) || header("x5t") == Some(x5t.as_str())
+            {
+                found = Some(der);
+                break;
+            }
+        }
+        let shown = header("x5t")
+            .or(header("x5t#S256"))
+            .map(named)
+            .unwrap_or_default();
+        (shown, found)
+    };
+    let invalid = |reason: &str| {
+        aad_error(
+            sim,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            &format!(
+                "Client assertion contains an invalid signature. [Reason - {reason}, Thumbprint of key used by client: '{client_thumbprint}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+            ),
+        )
+    };
+    let Some(der) = registered else {
+        return Err(invalid("The key was not found."));
+    };
+    if header("alg") != Some("RS256")
+        || !verify_rs256(der.as_ref(), jwt.signing_input.as_bytes(), &jwt.signature)
+    {
+        return Err(invalid(
+            "The provided signature value did not match the expected signature value.",
+        ));
+    }
+    Ok(())
+}
+
+/// The simulator's signature, as the issuer of federated tokens, over a JWT signing input.
+fn oidc_signature(sim: &Sim, signing_input: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(sim.cfg.seed.to_le_bytes());
+    h.update(b"pbibatch-sim-oidc");
+    h.update(signing_input.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// A federated token from the simulator acting as the platform's OIDC issuer (what GitHub
+/// Actions, Azure DevOps or AKS write to `AZURE_FEDERATED_TOKEN_FILE`), for `subject`,
+/// valid for `lifetime_secs` from now (negative: already expired).
+pub(crate) fn federated_token(sim: &Sim, subject: &str, lifetime_secs: i64) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let fed = &sim.cfg.credentials.federated;
+    let now = sim.clock.wall(sim.clock.now()).timestamp();
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "sim-oidc"});
+    let claims = json!({
+        "iss": fed.issuer,
+        "sub": subject,
+        "aud": fed.audience,
+        "iat": now,
+        "nbf": now.min(now + lifetime_secs),
+        "exp": now + lifetime_secs,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let signature = oidc_signature(sim, &signing_input);
+    format!("{signing_input}.{}", b64.encode(signature))
+}
+
+/// The token for the one `{resource}/.default` scope asked for.
+fn token_for_scope(sim: &Sim, tenant: &str, client_id: &str, scope: Option<&String>) -> Response {
+    let Some(scope) = scope else {
+        return aad_error(
+            sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        );
     };
     let invalid_scope = || {
         aad_error(
-            &sim,
+            sim,
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             70011,
@@ -199,7 +420,7 @@ async fn token(
     // `https://service.flow.microsoft.com//.default` keeps its trailing slash in the audience.
     let Some(audience) = Audience::from_resource(resource) else {
         return aad_error(
-            &sim,
+            sim,
             StatusCode::BAD_REQUEST,
             "invalid_resource",
             500011,
@@ -209,7 +430,7 @@ async fn token(
             ),
         );
     };
-    let token = mint(&sim, audience, Principal::App, &client_id);
+    let token = mint(sim, audience, Principal::App, client_id);
     let lifetime = sim.cfg.token_lifetime.as_secs();
     json_response(
         StatusCode::OK,
@@ -273,6 +494,23 @@ async fn imds(
             "Required query variable 'resource' is missing",
         );
     };
+    // Azure's own transient answers first (`imds_failures`), counted per IMDS call.
+    let calls = {
+        let mut world = sim.lock();
+        let key = resource_key("identity", "", "imds");
+        world.count_key(&key, |c| c.triggers += 1);
+        world.counters.resource(&key).triggers
+    };
+    if let Some(&status) = sim.cfg.credentials.imds_failures.get(calls as usize - 1) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_response(
+            status,
+            json!({
+                "error": "temporarily_unavailable",
+                "error_description": format!("IMDS answered {} (simulated)", status.as_u16()),
+            }),
+        );
+    }
     let mi_client = &sim.cfg.credentials.managed_identity_client_id;
     if let Some(wanted) = query.get("client_id")
         && !wanted.eq_ignore_ascii_case(mi_client)
@@ -301,6 +539,76 @@ async fn imds(
             "not_before": now.to_string(),
             "resource": resource,
             "token_type": "Bearer",
+        }),
+    )
+}
+
+/// `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=...[&client_id=...]` with
+/// `X-IDENTITY-HEADER: {IDENTITY_HEADER}`: the App Service / Container Apps / Functions
+/// identity endpoint. `expires_on` is a string of Unix seconds and there is no `expires_in`.
+async fn app_service_identity(
+    State(sim): State<Arc<Sim>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let answer = |status: StatusCode, message: &str| {
+        json_response(
+            status,
+            json!({"statusCode": status.as_u16(), "message": message}),
+        )
+    };
+    let creds = &sim.cfg.credentials;
+    // [unverified] the exact refusal of a missing or wrong header; 401 with a message.
+    if headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        != Some(creds.identity_header.as_str())
+    {
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "The request is missing the X-IDENTITY-HEADER header or its value is not valid.",
+        );
+    }
+    if query.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "The api-version is missing or not supported; use 2019-08-01.",
+        );
+    }
+    let Some(resource) = query.get("resource") else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "The resource parameter is missing.",
+        );
+    };
+    let mi_client = &creds.managed_identity_client_id;
+    if let Some(wanted) = query.get("client_id")
+        && !wanted.eq_ignore_ascii_case(mi_client)
+    {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "Unable to load the proper Managed Identity.",
+        );
+    }
+    let Some(audience) = Audience::from_resource(resource) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "AADSTS500011: The resource principal named {resource} was not found in the tenant."
+            ),
+        );
+    };
+    let token = mint(&sim, audience, Principal::ManagedIdentity, mi_client);
+    let lifetime = sim.cfg.token_lifetime.as_secs() as i64;
+    let now = sim.clock.wall(sim.clock.now()).timestamp();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "access_token": token,
+            "expires_on": (now + lifetime).to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": mi_client,
         }),
     )
 }

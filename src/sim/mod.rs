@@ -6,6 +6,7 @@
 //! ```text
 //! POST /{tenant}/oauth2/v2.0/token              Entra client credentials   (entra.rs)
 //! GET  /metadata/identity/oauth2/token          managed identity (IMDS)    (entra.rs)
+//! GET  /msi/token                               App Service identity       (entra.rs)
 //! *    /v1.0/myorg/...                          Power BI REST              (powerbi/)
 //! *    /v1/...                                  Fabric REST                (fabric.rs)
 //! POST /workflows/{id}/triggers/manual/paths/invoke?...&sig=...   SAS flows (flow.rs)
@@ -205,6 +206,24 @@ impl SimServer {
     /// The client secret the token endpoint accepts.
     pub fn client_secret(&self) -> String {
         self.sim.cfg.credentials.client_secret.clone()
+    }
+
+    /// The value the App Service identity endpoint (`{base}/msi/token`) expects in
+    /// `X-IDENTITY-HEADER` (what the platform puts in `IDENTITY_HEADER`).
+    pub fn identity_header(&self) -> String {
+        self.sim.cfg.credentials.identity_header.clone()
+    }
+
+    /// The subject of the app's federated identity credential.
+    pub fn federated_subject(&self) -> String {
+        self.sim.cfg.credentials.federated.subject.clone()
+    }
+
+    /// A federated token for `subject`, issued by the simulator as the platform's OIDC
+    /// issuer (what GitHub Actions / Azure DevOps / AKS write to `AZURE_FEDERATED_TOKEN_FILE`),
+    /// valid `lifetime_secs` from now (negative: already expired).
+    pub fn federated_token(&self, subject: &str, lifetime_secs: i64) -> String {
+        entra::federated_token(&self.sim, subject, lifetime_secs)
     }
 
     /// The managed identity's client id (IMDS `client_id`).

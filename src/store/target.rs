@@ -178,11 +178,18 @@ impl fmt::Display for RunTarget {
 /// id identifies, it does not authenticate).
 fn tenant_of(credentials: &Credentials) -> Option<String> {
     match credentials {
-        Credentials::ClientSecret { tenant_id, .. } => {
+        Credentials::ClientSecret { tenant_id, .. }
+        | Credentials::ClientCertificate { tenant_id, .. }
+        | Credentials::WorkloadIdentity { tenant_id, .. } => {
             Some(tenant_id.trim().to_string()).filter(|t| !t.is_empty())
         }
         // A static token's payload names its tenant; the token itself is never kept.
         Credentials::AccessToken { access_token } => token_tenant(access_token.expose()),
+        Credentials::AzureCli { tenant_id } => tenant_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
         // The identity's tenant is the host's, known only from the token it gets at run time.
         Credentials::ManagedIdentity { .. } => None,
     }

@@ -167,6 +167,7 @@ async fn an_expired_static_token_fails_clearly() {
             credentials: Credentials::AccessToken {
                 access_token: Secret::new(token.clone()),
             },
+            picked_because: None,
         },
     );
     let client = PowerBiClient::new(sim_config(&rig.sim), conns.clone()).unwrap();
@@ -196,6 +197,7 @@ async fn a_wrong_client_secret_is_explained_and_never_shown() {
                 client_id: rig.sim.client_id(),
                 client_secret: Secret::new("Wrong~Secret~Value~42"),
             },
+            picked_because: None,
         },
     );
     let client = PowerBiClient::new(sim_config(&rig.sim), conns.clone()).unwrap();
@@ -224,6 +226,7 @@ async fn managed_identity_tokens_come_from_imds() {
             credentials: Credentials::ManagedIdentity {
                 client_id: Some(rig.sim.managed_identity_client_id()),
             },
+            picked_because: None,
         },
     );
     let client = PowerBiClient::new(sim_config(&rig.sim), conns.clone()).unwrap();
@@ -259,6 +262,7 @@ fn job_with(steps: Vec<pbibatch::job::model::Step>) -> Job {
             credentials: Credentials::AccessToken {
                 access_token: Secret::new("t"),
             },
+            picked_because: None,
         },
     );
     Job {

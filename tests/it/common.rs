@@ -20,7 +20,11 @@ pub fn pbibatch(dir: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.current_dir(dir);
     for (k, _) in std::env::vars() {
-        if k.starts_with("AZURE_") || k.starts_with("PBIBATCH_") || k == "RUST_LOG" {
+        if k.starts_with("AZURE_")
+            || k.starts_with("PBIBATCH_")
+            || k.starts_with("IDENTITY_")
+            || k == "RUST_LOG"
+        {
             cmd.env_remove(k);
         }
     }

@@ -22,6 +22,7 @@ fn client(sim: &SimServer) -> PowerBiClient {
             client_id: sim.client_id(),
             client_secret: Secret::new(sim.client_secret()),
         },
+        picked_because: None,
     };
     PowerBiClient::new(cfg, IndexMap::from([("default".to_string(), conn)])).unwrap()
 }
@@ -149,6 +150,7 @@ async fn a_fabric_refusal_is_a_note_not_a_failure() {
         credentials: Credentials::AccessToken {
             access_token: Secret::new(sim.user_token(PBI_SCOPE).unwrap()),
         },
+        picked_because: None,
     };
     let c = PowerBiClient::new(cfg, IndexMap::from([("default".to_string(), conn)])).unwrap();
     let estate = discover(&c, "default", &DiscoverOptions::default())

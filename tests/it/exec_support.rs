@@ -39,6 +39,7 @@ pub fn sim_connection(sim: &SimServer) -> Connection {
             client_id: sim.client_id(),
             client_secret: Secret::new(sim.client_secret()),
         },
+        picked_because: None,
     }
 }
 

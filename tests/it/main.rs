@@ -1,6 +1,7 @@
 //! The one integration-test binary (linking once keeps CI fast). Each area has its module.
 
 mod auth_cli;
+mod auth_kinds;
 mod client_http;
 mod common;
 mod discover_cli;

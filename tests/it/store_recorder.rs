@@ -265,6 +265,7 @@ fn job_with_secrets() -> Job {
                 client_id: "client".into(),
                 client_secret: Secret::new("CLIENT-SECRET-VALUE"),
             },
+            picked_because: None,
         },
     );
     let mut steps = IndexMap::new();

@@ -25,7 +25,13 @@ pub(super) fn implicit_default_warning(
     let used = steps
         .values()
         .any(|s| s.connection == "default" && crate::job::needs_auth(&s.kind));
-    if declared || !used || (c.env)("PBIBATCH_ACCESS_TOKEN").is_some() {
+    // Only the fallback (no credential variable at all) can miss variables: any other kind
+    // was picked because its variables are set.
+    let fallback = matches!(
+        implicit_default(c.env).credentials,
+        Credentials::ClientSecret { .. }
+    );
+    if declared || !used || !fallback {
         return;
     }
     let missing: Vec<&str> = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]
@@ -114,23 +120,76 @@ pub(super) fn connections(c: &mut Checker<'_>, raw: &RawJob) -> IndexMap<String,
     out
 }
 
-/// The implicit `default` connection (Azure SDK convention, or PBIBATCH_ACCESS_TOKEN).
+/// The implicit `default` connection: `PBIBATCH_ACCESS_TOKEN` first (DESIGN), then the
+/// variables Microsoft's own libraries read, in their order (EnvironmentCredential,
+/// WorkloadIdentityCredential, ManagedIdentityCredential): a client secret, a client
+/// certificate, a federated token file, the App Service / Container Apps identity endpoint.
+/// IMDS is never guessed (probing it off Azure only hangs): declare `managed_identity: true`.
+/// With none of them, the client-secret variables are expected (and reported missing).
 pub(crate) fn implicit_default(env: &dyn Fn(&str) -> Option<String>) -> Connection {
-    let credentials = if env("PBIBATCH_ACCESS_TOKEN").is_some() {
-        Credentials::AccessToken {
-            access_token: Secret::new("${env.PBIBATCH_ACCESS_TOKEN}"),
-        }
+    let set = |name: &str| env(name).is_some();
+    let azure_ids = set("AZURE_TENANT_ID") && set("AZURE_CLIENT_ID");
+    let reference = |name: &str| format!("${{env.{name}}}");
+    let (credentials, because) = if set("PBIBATCH_ACCESS_TOKEN") {
+        (
+            Credentials::AccessToken {
+                access_token: Secret::new(reference("PBIBATCH_ACCESS_TOKEN")),
+            },
+            "PBIBATCH_ACCESS_TOKEN is set (it wins over every other variable)",
+        )
+    } else if azure_ids && set("AZURE_CLIENT_SECRET") {
+        (
+            Credentials::ClientSecret {
+                tenant_id: reference("AZURE_TENANT_ID"),
+                client_id: reference("AZURE_CLIENT_ID"),
+                client_secret: Secret::new(reference("AZURE_CLIENT_SECRET")),
+            },
+            "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are set",
+        )
+    } else if azure_ids && set("AZURE_CLIENT_CERTIFICATE_PATH") {
+        (
+            Credentials::ClientCertificate {
+                tenant_id: reference("AZURE_TENANT_ID"),
+                client_id: reference("AZURE_CLIENT_ID"),
+                certificate_path: reference("AZURE_CLIENT_CERTIFICATE_PATH"),
+            },
+            "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH are set \
+             (and AZURE_CLIENT_SECRET is not)",
+        )
+    } else if azure_ids && set("AZURE_FEDERATED_TOKEN_FILE") {
+        (
+            Credentials::WorkloadIdentity {
+                tenant_id: reference("AZURE_TENANT_ID"),
+                client_id: reference("AZURE_CLIENT_ID"),
+                token_file: reference("AZURE_FEDERATED_TOKEN_FILE"),
+            },
+            "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are set \
+             (and neither AZURE_CLIENT_SECRET nor AZURE_CLIENT_CERTIFICATE_PATH)",
+        )
+    } else if set("IDENTITY_ENDPOINT") && set("IDENTITY_HEADER") {
+        (
+            Credentials::ManagedIdentity {
+                // Microsoft's libraries take AZURE_CLIENT_ID as the user-assigned identity.
+                client_id: set("AZURE_CLIENT_ID").then(|| reference("AZURE_CLIENT_ID")),
+            },
+            "IDENTITY_ENDPOINT and IDENTITY_HEADER are set (App Service / Container Apps \
+             managed identity) and no AZURE_* service principal variables are",
+        )
     } else {
-        Credentials::ClientSecret {
-            tenant_id: "${env.AZURE_TENANT_ID}".into(),
-            client_id: "${env.AZURE_CLIENT_ID}".into(),
-            client_secret: Secret::new("${env.AZURE_CLIENT_SECRET}"),
-        }
+        (
+            Credentials::ClientSecret {
+                tenant_id: reference("AZURE_TENANT_ID"),
+                client_id: reference("AZURE_CLIENT_ID"),
+                client_secret: Secret::new(reference("AZURE_CLIENT_SECRET")),
+            },
+            "no credential variable is set; a client secret is expected",
+        )
     };
     Connection {
         name: "default".into(),
         cloud: Cloud::Public,
         credentials,
+        picked_because: Some(format!("implicit `default` connection: {because}")),
     }
 }
 
@@ -157,6 +216,15 @@ fn connection(
         .access_token
         .as_ref()
         .map(|v| c.non_empty(v, "access_token"));
+    let certificate = raw
+        .client_certificate_path
+        .as_ref()
+        .map(|v| c.non_empty(v, "client_certificate_path"));
+    let federated = raw
+        .federated_token_file
+        .as_ref()
+        .map(|v| c.non_empty(v, "federated_token_file"));
+    let azure_cli = raw.azure_cli.as_ref().is_some_and(|v| *v.get());
     let managed = match raw.managed_identity.as_ref().map(|v| (v.get(), v.loc())) {
         None | Some((RawManagedIdentity::Enabled(false), _)) => None,
         Some((RawManagedIdentity::Enabled(true), loc)) => Some((None, loc)),
@@ -164,16 +232,22 @@ fn connection(
             Some((Some(c.non_empty(&u.client_id, "client_id")), loc))
         }
     };
+    const KINDS: &str = "use one of `client_secret`, `client_certificate_path` or \
+        `federated_token_file` (each with `tenant_id` and `client_id`), `access_token`, \
+        `managed_identity` or `azure_cli`";
     let kinds = usize::from(secret.is_some())
         + usize::from(token.is_some())
-        + usize::from(managed.is_some());
+        + usize::from(managed.is_some())
+        + usize::from(certificate.is_some())
+        + usize::from(federated.is_some())
+        + usize::from(azure_cli);
     let n = name.get();
     if kinds > 1 {
         c.error_help(
             name.loc(),
             format!("connection `{n}` sets more than one kind of credentials"),
             "ambiguous credentials",
-            Some("use one of `client_secret` (with `tenant_id` and `client_id`), `access_token` or `managed_identity`".into()),
+            Some(KINDS.into()),
         );
         return None;
     }
@@ -204,26 +278,57 @@ fn connection(
             }
         }
         Credentials::ManagedIdentity { client_id }
-    } else if let Some(secret) = secret {
+    } else if azure_cli {
+        if let Some(v) = &raw.client_id {
+            c.error_help(
+                v.loc(),
+                "`client_id` has no use with `azure_cli`".to_string(),
+                "remove this",
+                Some("the Azure CLI uses the account signed in with `az login`".into()),
+            );
+        }
+        Credentials::AzureCli { tenant_id: tenant }
+    } else if secret.is_some() || certificate.is_some() || federated.is_some() {
+        let key = if secret.is_some() {
+            "client_secret"
+        } else if certificate.is_some() {
+            "client_certificate_path"
+        } else {
+            "federated_token_file"
+        };
         let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
             c.error(
                 name.loc(),
-                format!("connection `{n}` needs `tenant_id` and `client_id` with `client_secret`"),
+                format!("connection `{n}` needs `tenant_id` and `client_id` with `{key}`"),
                 "incomplete credentials",
             );
             return None;
         };
-        Credentials::ClientSecret {
-            tenant_id,
-            client_id,
-            client_secret: Secret::new(secret),
+        if let Some(secret) = secret {
+            Credentials::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret: Secret::new(secret),
+            }
+        } else if let Some(certificate_path) = certificate {
+            Credentials::ClientCertificate {
+                tenant_id,
+                client_id,
+                certificate_path,
+            }
+        } else {
+            Credentials::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file: federated.unwrap_or_default(),
+            }
         }
     } else {
         c.error_help(
             name.loc(),
             format!("connection `{n}` has no credentials"),
             "no credentials",
-            Some("use one of `client_secret` (with `tenant_id` and `client_id`), `access_token` or `managed_identity`".into()),
+            Some(KINDS.into()),
         );
         return None;
     };
@@ -231,5 +336,6 @@ fn connection(
         name: n.clone(),
         cloud,
         credentials,
+        picked_because: None,
     })
 }

@@ -207,3 +207,104 @@ fn validation_collects_every_problem_in_position_order() {
     assert_eq!(lines, [(4, 55), (4, 74), (5, 58)]);
     assert!(d.has_errors());
 }
+
+#[test]
+fn certificate_federated_and_azure_cli_connections() {
+    let text = r#"
+version: 1
+name: kinds
+connections:
+  cert: { tenant_id: t, client_id: c, client_certificate_path: "${env.CERT}" }
+  wif: { tenant_id: t, client_id: c, federated_token_file: /var/run/token }
+  cli: { azure_cli: true, tenant_id: contoso.onmicrosoft.com }
+steps:
+  a: { type: dataset, workspace: W, dataset: D, connection: cert }
+"#;
+    let job = load(text, &[], &[]);
+    assert!(matches!(
+        &job.connections["cert"].credentials,
+        Credentials::ClientCertificate { certificate_path, .. } if certificate_path == "${env.CERT}"
+    ));
+    assert!(matches!(
+        &job.connections["wif"].credentials,
+        Credentials::WorkloadIdentity { token_file, .. } if token_file == "/var/run/token"
+    ));
+    assert!(matches!(
+        &job.connections["cli"].credentials,
+        Credentials::AzureCli { tenant_id: Some(t) } if t == "contoso.onmicrosoft.com"
+    ));
+    assert!(job.connections["cert"].picked_because.is_none());
+
+    let bad = r#"
+version: 1
+name: kinds
+connections:
+  cert: { client_id: c, client_certificate_path: c.pem }
+  cli: { azure_cli: true, client_id: c }
+  two: { azure_cli: true, federated_token_file: f, tenant_id: t, client_id: c }
+steps:
+  a: { type: dataset, workspace: W, dataset: D, connection: cert }
+"#;
+    let lookup = |_: &str| None;
+    let Err(d) = load_bytes("bad.yaml", bad.as_bytes(), &[], &lookup) else {
+        panic!("invalid connections accepted");
+    };
+    let short = d.render(crate::job::DiagFormat::Short, false);
+    assert!(
+        short.contains(
+            "connection `cert` needs `tenant_id` and `client_id` with `client_certificate_path`"
+        ),
+        "{short}"
+    );
+    assert!(
+        short.contains("`client_id` has no use with `azure_cli`"),
+        "{short}"
+    );
+    assert!(
+        short.contains("connection `two` sets more than one kind of credentials"),
+        "{short}"
+    );
+}
+
+#[test]
+fn the_implicit_default_reads_microsofts_variables_in_their_order() {
+    let minimal = "version: 1\nname: m\nsteps:\n  a: { type: dataset, workspace: W, dataset: D }\n";
+    let ids = [("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")];
+    let kind = |extra: &[(&str, &str)]| {
+        let env: Vec<(&str, &str)> = ids.iter().chain(extra).copied().collect();
+        let job = load(minimal, &[], &env);
+        let d = &job.connections["default"];
+        assert!(d.picked_because.is_some());
+        d.credentials.kind()
+    };
+    let cert = ("AZURE_CLIENT_CERTIFICATE_PATH", "c.pem");
+    let file = ("AZURE_FEDERATED_TOKEN_FILE", "/t");
+    let endpoint = ("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token");
+    let header = ("IDENTITY_HEADER", "h");
+    let secret = ("AZURE_CLIENT_SECRET", "s");
+    assert_eq!(
+        kind(&[secret, cert, file, endpoint, header]),
+        "client secret"
+    );
+    assert_eq!(kind(&[cert, file, endpoint, header]), "client certificate");
+    assert_eq!(
+        kind(&[file, endpoint, header]),
+        "workload identity federation"
+    );
+    assert_eq!(kind(&[endpoint, header]), "managed identity");
+    assert_eq!(
+        kind(&[("PBIBATCH_ACCESS_TOKEN", "x"), secret]),
+        "access token"
+    );
+    // IMDS is never guessed: without any variable the client secret is expected.
+    assert_eq!(kind(&[]), "client secret");
+    // No warning about AZURE_CLIENT_SECRET when a certificate was picked.
+    let lookup = |k: &str| match k {
+        "AZURE_TENANT_ID" | "AZURE_CLIENT_ID" => Some("x".to_string()),
+        "AZURE_CLIENT_CERTIFICATE_PATH" => Some("c.pem".to_string()),
+        _ => None,
+    };
+    let loaded = load_bytes("m.yaml", minimal.as_bytes(), &[], &lookup).unwrap();
+    let warnings = loaded.warnings.render(crate::job::DiagFormat::Short, false);
+    assert!(!warnings.contains("AZURE_CLIENT_SECRET"), "{warnings}");
+}

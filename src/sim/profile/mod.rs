@@ -154,6 +154,18 @@ pub struct Credentials {
     pub managed_identity_client_id: String,
     /// The client secret has passed its expiry date: the right secret gets `AADSTS7000222`.
     pub client_secret_expired: bool,
+    /// Certificates registered on the app (PEM, public part): a client assertion signed by
+    /// one of their keys is accepted, any other gets `AADSTS700027`.
+    pub certificates: Vec<String>,
+    /// The federated identity credential registered on the app (workload identity
+    /// federation); the simulator is also the issuer of such tokens (`/_sim` helpers).
+    pub federated: FederatedCredential,
+    /// The secret of the App Service / Container Apps identity endpoint (`IDENTITY_HEADER`,
+    /// sent back as `X-IDENTITY-HEADER`).
+    pub identity_header: String,
+    /// Statuses of the first IMDS calls, in order (`[410, 404, 503]`), before it answers
+    /// normally: Azure's own transient answers, which clients must retry.
+    pub imds_failures: Vec<u16>,
 }
 
 impl Default for Credentials {
@@ -164,6 +176,32 @@ impl Default for Credentials {
             client_secret: "sim~client~secret~value".into(),
             managed_identity_client_id: "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b".into(),
             client_secret_expired: false,
+            certificates: Vec::new(),
+            federated: FederatedCredential::default(),
+            identity_header: "sim-identity-header-value".into(),
+            imds_failures: Vec::new(),
+        }
+    }
+}
+
+/// A federated identity credential: which external tokens the app trusts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederatedCredential {
+    /// The token's `iss` (GitHub Actions: `https://token.actions.githubusercontent.com`).
+    pub issuer: String,
+    /// The token's `sub` (GitHub: `repo:ORG/REPO:ref:refs/heads/main`), case-sensitive.
+    pub subject: String,
+    /// The token's `aud`.
+    pub audience: String,
+}
+
+impl Default for FederatedCredential {
+    fn default() -> Self {
+        FederatedCredential {
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            subject: "repo:contoso/nightly-refresh:ref:refs/heads/main".into(),
+            audience: "api://AzureADTokenExchange".into(),
         }
     }
 }

@@ -2,13 +2,17 @@
 //! less than min(5 min, 20 % of its lifetime) remains or after the service rejected it, and
 //! fetched once even when many calls need it at the same moment (single flight).
 
+mod azure_cli;
+pub mod certificate;
+mod managed;
+
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Method;
-use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
@@ -26,6 +30,9 @@ pub enum Audience {
     PowerBi,
     /// `https://api.fabric.microsoft.com/.default` (per cloud).
     Fabric,
+    /// `https://service.flow.microsoft.com//.default`: Power Automate triggers restricted to
+    /// the tenant's users.
+    Flow,
 }
 
 #[derive(Clone)]
@@ -51,7 +58,7 @@ pub fn renew_margin(lifetime: Duration) -> Duration {
 }
 
 impl TokenCache {
-    /// Token requests sent to Entra / IMDS so far.
+    /// Token requests sent to Entra / IMDS / the identity endpoint / the Azure CLI so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -114,7 +121,66 @@ fn scope_resource(cfg: &ClientConfig, conn: &Connection, audience: Audience) -> 
     match audience {
         Audience::PowerBi => ep.powerbi_resource,
         Audience::Fabric => ep.fabric_resource,
+        // The trailing slash is part of the flow service's audience: the scope is
+        // `https://service.flow.microsoft.com//.default` (powerbi-api.md pitfall 18).
+        Audience::Flow => FLOW_RESOURCE.to_string(),
     }
+}
+
+/// The audience of Power Automate triggers restricted to users of the tenant.
+pub const FLOW_RESOURCE: &str = "https://service.flow.microsoft.com/";
+
+/// The token endpoint of `tenant`: `{authority}/{tenant}/oauth2/v2.0/token`.
+fn token_url(cfg: &ClientConfig, conn: &Connection, tenant: &str) -> Result<Url, String> {
+    let mut url = cfg.endpoints(conn.cloud).authority;
+    url.path_segments_mut()
+        .map_err(|_| "the authority url cannot have a path".to_string())?
+        .pop_if_empty()
+        .extend([tenant, "oauth2", "v2.0", "token"]);
+    Ok(url)
+}
+
+/// A client-credentials request to the token endpoint; `proof` is the client secret or the
+/// client assertion fields.
+fn client_credentials(
+    url: Url,
+    client_id: &str,
+    resource: &str,
+    proof: Vec<(String, Secret)>,
+) -> HttpRequest {
+    let mut req = HttpRequest::new(Method::POST, url, RetryMode::Idempotent);
+    let mut form = vec![
+        ("client_id".into(), Secret::new(client_id)),
+        ("scope".into(), Secret::new(format!("{resource}/.default"))),
+    ];
+    form.extend(proof);
+    form.push(("grant_type".into(), Secret::new("client_credentials")));
+    req.body = Body::Form(form);
+    req
+}
+
+fn assertion_fields(assertion: Secret) -> Vec<(String, Secret)> {
+    vec![
+        (
+            "client_assertion_type".into(),
+            Secret::new(certificate::ASSERTION_TYPE),
+        ),
+        ("client_assertion".into(), assertion),
+    ]
+}
+
+/// Reads the federated token from `path` (it is rotated by its issuer, so at each request).
+fn read_federated_token(path: &str) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the federated token file {path}: {e}"))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!(
+            "the federated token file {path} is empty: the platform (GitHub Actions, Azure \
+             DevOps, AKS) has not written its token yet"
+        ));
+    }
+    Ok(Secret::new(token))
 }
 
 async fn fetch(
@@ -137,67 +203,89 @@ async fn fetch(
             tenant_id,
             client_id,
             client_secret,
+        } => client_credentials(
+            token_url(cfg, conn, tenant_id).map_err(auth_err)?,
+            client_id,
+            &resource,
+            vec![("client_secret".into(), client_secret.clone())],
+        ),
+        Credentials::ClientCertificate {
+            tenant_id,
+            client_id,
+            certificate_path,
         } => {
-            let mut url = cfg.endpoints(conn.cloud).authority;
-            url.path_segments_mut()
-                .map_err(|_| auth_err("the authority url cannot have a path".into()))?
-                .pop_if_empty()
-                .extend([tenant_id.as_str(), "oauth2", "v2.0", "token"]);
-            let mut req = HttpRequest::new(Method::POST, url, RetryMode::Idempotent);
-            req.body = Body::Form(vec![
-                ("client_id".into(), Secret::new(client_id.clone())),
-                ("scope".into(), Secret::new(format!("{resource}/.default"))),
-                ("client_secret".into(), client_secret.clone()),
-                ("grant_type".into(), Secret::new("client_credentials")),
-            ]);
-            req
+            let url = token_url(cfg, conn, tenant_id).map_err(auth_err)?;
+            let cert = certificate::ClientCertificate::load(Path::new(certificate_path))
+                .map_err(auth_err)?;
+            let assertion = cert
+                .assertion(client_id, url.as_str(), chrono::Utc::now().timestamp())
+                .map_err(auth_err)?;
+            client_credentials(url, client_id, &resource, assertion_fields(assertion))
+        }
+        Credentials::WorkloadIdentity {
+            tenant_id,
+            client_id,
+            token_file,
+        } => {
+            let url = token_url(cfg, conn, tenant_id).map_err(auth_err)?;
+            let assertion = read_federated_token(token_file).map_err(auth_err)?;
+            client_credentials(url, client_id, &resource, assertion_fields(assertion))
         }
         Credentials::ManagedIdentity { client_id } => {
-            let mut url: Url = cfg.imds_url.clone();
-            url.path_segments_mut()
-                .map_err(|_| auth_err("the managed identity url cannot have a path".into()))?
-                .pop_if_empty()
-                .extend(["metadata", "identity", "oauth2", "token"]);
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("api-version", "2018-02-01");
-                q.append_pair("resource", &resource);
-                if let Some(id) = client_id {
-                    q.append_pair("client_id", id);
-                }
-            }
-            let mut req = HttpRequest::new(Method::GET, url, RetryMode::Idempotent);
-            req.headers.push((
-                HeaderName::from_static("metadata"),
-                HeaderValue::from_static("true"),
-            ));
-            req
+            return managed::fetch(http, cfg, conn, &resource, client_id.as_deref()).await;
+        }
+        Credentials::AzureCli { tenant_id } => {
+            return azure_cli::fetch(conn, &resource, tenant_id.as_deref()).await;
         }
     };
-    // Unreachable, cut off or failing on its side: worth another attempt later.
+    send_token_request(http, conn, &req).await
+}
+
+/// Sends a token request and reads the answer: a 4xx other than 408 / 429 is a refusal.
+async fn send_token_request(
+    http: &Http,
+    conn: &Connection,
+    req: &HttpRequest,
+) -> Result<(Secret, Duration), ClientError> {
+    let (status, text) = send_for_text(http, conn, req).await?;
+    token_answer(conn, status, &text)
+}
+
+/// Sends `req`; the status and the body text. Unreachable or cut off: a transient error.
+async fn send_for_text(
+    http: &Http,
+    conn: &Connection,
+    req: &HttpRequest,
+) -> Result<(u16, String), ClientError> {
     let transient = |message: String| ClientError::Auth {
         connection: conn.name.clone(),
         message,
         refused: false,
     };
-    let resp = http
-        .send(&req)
-        .await
-        .map_err(|e| transient(e.to_string()))?;
+    let resp = http.send(req).await.map_err(|e| transient(e.to_string()))?;
     let status = resp.status().as_u16();
     let text = resp
         .text()
         .await
         .map_err(|e| transient(super::http::describe_reqwest(&e)))?;
+    Ok((status, text))
+}
+
+/// A token endpoint's answer as a token, a refusal or a transient failure.
+fn token_answer(
+    conn: &Connection,
+    status: u16,
+    text: &str,
+) -> Result<(Secret, Duration), ClientError> {
+    let err = |message: String, refused: bool| ClientError::Auth {
+        connection: conn.name.clone(),
+        message,
+        refused,
+    };
     if !(200..300).contains(&status) {
-        let message = parse_token_error(status, &text);
-        return Err(if is_refusal(status) {
-            auth_err(message)
-        } else {
-            transient(message)
-        });
+        return Err(err(parse_token_error(status, text), is_refusal(status)));
     }
-    parse_token_response(&text).map_err(transient)
+    parse_token_response(text, chrono::Utc::now().timestamp()).map_err(|m| err(m, false))
 }
 
 /// An answer of the token endpoint that asking again will not change: a 4xx other than
@@ -206,8 +294,10 @@ fn is_refusal(status: u16) -> bool {
     (400..500).contains(&status) && status != 408 && status != 429
 }
 
-/// Reads `access_token` and `expires_in` (a number from Entra, a string from IMDS).
-pub fn parse_token_response(text: &str) -> Result<(Secret, Duration), String> {
+/// Reads `access_token` and its lifetime: `expires_in` (a number from Entra, a string from
+/// IMDS), else `expires_on` (Unix seconds, a string from the App Service identity endpoint)
+/// counted from `now`.
+pub fn parse_token_response(text: &str, now: i64) -> Result<(Secret, Duration), String> {
     let v: Value =
         serde_json::from_str(text).map_err(|_| "the token answer is not JSON".to_string())?;
     let token = v
@@ -215,14 +305,16 @@ pub fn parse_token_response(text: &str) -> Result<(Secret, Duration), String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| "the token answer has no access_token".to_string())?;
-    let expires_in = match v.get("expires_in") {
+    let number = |key: &str| match v.get(key) {
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
         _ => None,
-    }
-    .filter(|s| s.is_finite() && *s > 0.0)
-    // Entra tokens live about an hour; assume a conservative lifetime when none is given.
-    .unwrap_or(600.0);
+    };
+    let expires_in = number("expires_in")
+        .or_else(|| number("expires_on").map(|on| on - now as f64))
+        .filter(|s| s.is_finite() && *s > 0.0)
+        // Entra tokens live about an hour; assume a conservative lifetime when none is given.
+        .unwrap_or(600.0);
     Ok((
         Secret::new(token),
         Duration::from_secs_f64(expires_in.min(86_400.0)),
@@ -257,13 +349,23 @@ mod tests {
 
     #[test]
     fn expires_in_as_number_or_string() {
-        let (t, d) = parse_token_response(r#"{"access_token":"abc","expires_in":3599}"#).unwrap();
+        let (t, d) =
+            parse_token_response(r#"{"access_token":"abc","expires_in":3599}"#, 0).unwrap();
         assert_eq!(t.expose(), "abc");
         assert_eq!(d, Duration::from_secs(3599));
-        let (_, d) =
-            parse_token_response(r#"{"access_token":"abc","expires_in":"86399","expires_on":"1"}"#)
-                .unwrap();
+        let (_, d) = parse_token_response(
+            r#"{"access_token":"abc","expires_in":"86399","expires_on":"1"}"#,
+            0,
+        )
+        .unwrap();
         assert_eq!(d, Duration::from_secs(86399));
-        assert!(parse_token_response(r#"{"token_type":"Bearer"}"#).is_err());
+        assert!(parse_token_response(r#"{"token_type":"Bearer"}"#, 0).is_err());
+        // The App Service identity endpoint gives only `expires_on`, a string epoch.
+        let (_, d) = parse_token_response(
+            r#"{"access_token":"abc","expires_on":"1700003600"}"#,
+            1_700_000_000,
+        )
+        .unwrap();
+        assert_eq!(d, Duration::from_secs(3600));
     }
 }
