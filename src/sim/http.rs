@@ -27,6 +27,8 @@ pub(crate) struct Sim {
     pub clock: Clock,
     /// All mutable state; held only for short, non-async sections.
     world: Mutex<World>,
+    /// Targeted faults armed by tests, and the journal of every exchange (faults.rs).
+    pub faults: super::faults::Faults,
 }
 
 impl Sim {
@@ -35,7 +37,16 @@ impl Sim {
             cfg,
             clock,
             world: Mutex::new(world),
+            faults: super::faults::Faults::default(),
         }
+    }
+
+    /// Milliseconds of simulated time since the simulator started.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.clock
+            .now()
+            .saturating_duration_since(self.clock.start())
+            .as_millis() as u64
     }
 
     /// The state; a panic in another handler cannot poison it for good.
@@ -61,7 +72,7 @@ pub(crate) enum Api {
 
 /// Marks a response whose connection must be closed without answering.
 #[derive(Debug, Clone, Copy)]
-struct DropConnection;
+pub(crate) struct DropConnection;
 
 /// Serves `router` on `listener` until `stop` is cancelled. Uses hyper directly (rather than
 /// `axum::serve`) so a simulated connection drop can close the socket without a response.

@@ -24,6 +24,7 @@
 
 mod entra;
 mod fabric;
+mod faults;
 mod files;
 mod flow;
 mod hooks;
@@ -42,6 +43,7 @@ use axum::response::Response;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use faults::{Exchange, Fault, FaultRule, RunRecord};
 pub use introspect::{Counters, RecordedRequest, ResourceCounters, resource_key};
 pub use profile::{
     Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec, FabricDataflowSpec,
@@ -132,6 +134,10 @@ fn router(sim: Arc<Sim>) -> Router {
         .merge(hooks::routes())
         .merge(introspect::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            faults::inject,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             http::record,
@@ -282,6 +288,39 @@ impl SimServer {
             .iter()
             .find(|i| i.counter_key == key)
             .map(|i| i.id.to_string())
+    }
+
+    /// Arms a targeted fault: the rule's Nth matching request from now gets its fault
+    /// (faults.rs). Each rule fires once.
+    pub fn arm_fault(&self, rule: FaultRule) {
+        self.sim.faults.arm(rule);
+    }
+
+    /// Forgets the armed rules that have not fired.
+    pub fn disarm_faults(&self) {
+        self.sim.faults.disarm_all();
+    }
+
+    /// Ends every [`Fault::HoldBefore`] / [`Fault::HoldAfter`] in progress; `abandoned`
+    /// closes their connections (the client was killed meanwhile) instead of going on.
+    pub fn release_holds(&self, abandoned: bool) {
+        self.sim.faults.release(abandoned);
+    }
+
+    /// Every exchange so far, in arrival order, with its fault, status and the runs it started.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.sim.faults.journal()
+    }
+
+    /// Every run the service knows (scheduled ones included) and how it stands now.
+    pub fn runs(&self) -> Vec<RunRecord> {
+        faults::runs(&self.sim)
+    }
+
+    /// Milliseconds of simulated time since the simulator started (the clock of
+    /// [`Exchange::at_ms`] and [`RunRecord::created_ms`]).
+    pub fn elapsed_ms(&self) -> u64 {
+        self.sim.elapsed_ms()
     }
 
     /// Stops accepting, closes connections and waits for the server task.

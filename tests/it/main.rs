@@ -18,6 +18,7 @@ mod job_files;
 mod prop_fuzz_regressions;
 mod prop_job;
 mod prop_plan;
+mod prop_protocol;
 mod prop_report;
 mod prop_resume;
 mod report_outputs;

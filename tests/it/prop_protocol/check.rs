@@ -1,0 +1,441 @@
+//! The judge: I1 to I4 (DESIGN.md "Exactly once, and true") checked from what the simulator
+//! saw (every exchange, with its fault, status and the runs it started; every run and how it
+//! ended) and what the run history says each step became. Nothing here looks inside the
+//! program under test.
+
+use std::fmt::Write as _;
+
+use pbibatch::sim::{Exchange, Fault, RunRecord};
+use serde_json::Value;
+
+use super::scenario::{IfRunning, Kind};
+
+/// How a process invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    Exited(Option<i32>),
+    Killed,
+    Terminated(Option<i32>),
+}
+
+/// One process invocation as the judge sees it.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub resumed: bool,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub ended: Ended,
+}
+
+/// A step as the judge knows it: which requests start its work, and which item it watches.
+#[derive(Debug, Clone)]
+pub struct StepView {
+    pub id: String,
+    pub kind: Kind,
+    pub if_running: IfRunning,
+    /// Method and path pattern of its trigger.
+    pub trigger: (String, String),
+    /// The GUID of the item whose runs are its runs.
+    pub item_id: String,
+    /// A path fragment every request of the step carries (item or flow id).
+    pub marks: Vec<String>,
+}
+
+/// A broken invariant, with what to show.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub step: String,
+    pub what: String,
+}
+
+/// Everything the judge reads.
+pub struct Evidence<'a> {
+    pub steps: &'a [StepView],
+    pub exchanges: &'a [Exchange],
+    pub runs: &'a [RunRecord],
+    pub procs: &'a [Proc],
+    /// Stored runs (`show RUN --format json` shape), each with the process that wrote it.
+    pub stored: &'a [(usize, Value)],
+    /// The simulator's start on the wall clock (Unix ms): maps the report's times onto it.
+    pub wall_origin_ms: i64,
+}
+
+/// `*` matches any run of characters.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
+    {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn failed_state(state: &str) -> bool {
+    matches!(state, "Failed" | "Cancelled" | "TimedOut" | "Busy")
+}
+
+fn alive_at(run: &RunRecord, t: u64) -> bool {
+    run.state != "Deduped" && run.created_ms <= t && run.ended_ms.is_none_or(|end| end > t)
+}
+
+/// Whether the answer to an exchange was lost (the service acted, the client got no answer or
+/// a 5xx in its place).
+fn answer_lost(e: &Exchange) -> bool {
+    e.acted
+        && (matches!(
+            e.fault,
+            Some(Fault::DropAfter | Fault::ErrorAfter { .. } | Fault::HoldAfter)
+        ) || e.status.is_none()
+            || e.status.is_some_and(|s| s >= 500))
+}
+
+impl Evidence<'_> {
+    /// A wall-clock time (RFC 3339) on the simulator's clock, in ms since it started.
+    fn sim_ms(&self, wall: &str) -> Option<u64> {
+        let t = chrono::DateTime::parse_from_rfc3339(wall).ok()?;
+        let ms = (t.timestamp_millis() - self.wall_origin_ms).max(0);
+        Some(ms as u64)
+    }
+
+    fn proc_of(&self, t: u64) -> Option<usize> {
+        self.procs
+            .iter()
+            .position(|p| p.start_ms <= t && t <= p.end_ms)
+    }
+
+    fn label(&self, t: u64, base: &'static str) -> &'static str {
+        match self.proc_of(t) {
+            Some(p) if self.procs[p].resumed => "I4",
+            _ => base,
+        }
+    }
+
+    /// The triggers of a step the service acted on, in the order it acted.
+    fn triggers(&self, step: &StepView) -> Vec<&Exchange> {
+        let mut list: Vec<&Exchange> = self
+            .exchanges
+            .iter()
+            .filter(|e| {
+                e.acted && e.method == step.trigger.0 && glob(&step.trigger.1, &e.path)
+            })
+            .collect();
+        list.sort_by_key(|e| e.acted_ms);
+        list
+    }
+
+    fn runs_of(&self, step: &StepView) -> impl Iterator<Item = &RunRecord> {
+        self.runs.iter().filter(move |r| r.item_id == step.item_id)
+    }
+
+    fn run(&self, id: &str) -> Option<&RunRecord> {
+        self.runs.iter().find(|r| r.id == id)
+    }
+
+    /// The runs of the step's item a trigger started.
+    fn started_by<'e>(&'e self, step: &'e StepView, e: &'e Exchange) -> Vec<&'e RunRecord> {
+        e.runs_started
+            .iter()
+            .filter_map(|id| self.run(id))
+            .filter(|r| r.item_id == step.item_id)
+            .collect()
+    }
+
+    /// The scheduled run the step took as its own under `if_running: adopt`: one alive when
+    /// the step first asked the service about its item.
+    fn adopted(&self, step: &StepView) -> Option<&RunRecord> {
+        if step.if_running != IfRunning::Adopt {
+            return None;
+        }
+        let first = self
+            .exchanges
+            .iter()
+            .find(|e| step.marks.iter().any(|m| e.path.contains(m.as_str())))?;
+        self.runs_of(step)
+            .find(|r| r.scheduled && alive_at(r, first.at_ms))
+    }
+
+    pub fn check(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for step in self.steps {
+            self.check_step(step, &mut out);
+        }
+        out
+    }
+
+    fn check_step(&self, step: &StepView, out: &mut Vec<Violation>) {
+        let triggers = self.triggers(step);
+        let mut push = |invariant, what: String| {
+            out.push(Violation {
+                invariant,
+                step: step.id.clone(),
+                what,
+            })
+        };
+        // I2: never a trigger while a run of the resource is alive. `if_running` decides what
+        // to do about a run the step did not start, and none of its answers triggers while
+        // that run goes on (wait waits, adopt adopts, fail fails, restart cancels first).
+        for e in &triggers {
+            let t = e.acted_ms.unwrap_or(e.at_ms);
+            for r in self.runs_of(step) {
+                if e.runs_started.contains(&r.id) || !alive_at(r, t) {
+                    continue;
+                }
+                push(
+                    self.label(t, "I2"),
+                    format!(
+                        "trigger #{} at {t} ms while run {} ({}) was alive",
+                        e.seq,
+                        short(&r.id),
+                        if r.scheduled { "scheduled" } else { "started by a call" }
+                    ),
+                );
+            }
+        }
+        // I1: a trigger after the first only once the previous run the step started (or
+        // adopted) ended unsuccessfully. Documented exception: an export whose start lost
+        // its answer may be started again (no API lists a report's exports).
+        let mut previous: Option<(&RunRecord, Option<&Exchange>)> =
+            self.adopted(step).map(|r| (r, None));
+        for e in &triggers {
+            let t = e.acted_ms.unwrap_or(e.at_ms);
+            if let Some((prev, by)) = previous {
+                let export_retry =
+                    step.kind == Kind::Export && by.is_some_and(|b| answer_lost(b));
+                let ended_badly = prev.ended_ms.is_some_and(|end| end <= t) && failed_state(&prev.state);
+                if !ended_badly && !export_retry {
+                    let how = match prev.ended_ms {
+                        Some(end) if end <= t => format!("ended {} at {end} ms", prev.state),
+                        _ => "was still alive".to_string(),
+                    };
+                    push(
+                        self.label(t, "I1"),
+                        format!(
+                            "trigger #{} at {t} ms although its previous run {} {how}",
+                            e.seq,
+                            short(&prev.id)
+                        ),
+                    );
+                }
+            }
+            if let Some(r) = self.started_by(step, e).last() {
+                previous = Some((r, Some(e)));
+            }
+        }
+        // I1, counted: no more triggers than attempts (plus the export exception).
+        let attempts: usize = self
+            .stored
+            .iter()
+            .filter_map(|(_, run)| stored_step(run, &step.id))
+            .map(|s| s["attempts"].as_array().map_or(0, Vec::len))
+            .sum();
+        let exempt = if step.kind == Kind::Export {
+            triggers.iter().filter(|e| answer_lost(e)).count()
+        } else {
+            0
+        };
+        if triggers.len() > attempts + exempt {
+            push(
+                "I1",
+                format!(
+                    "{} triggers reached the service for {attempts} recorded attempt(s)",
+                    triggers.len()
+                ),
+            );
+        }
+        // I3: `succeeded` only with a run it started or adopted that ended successfully
+        // before the process that said so ended.
+        let own: Vec<&RunRecord> = triggers
+            .iter()
+            .flat_map(|e| self.started_by(step, e))
+            .chain(self.adopted(step))
+            .collect();
+        for (proc, run) in self.stored {
+            let Some(s) = stored_step(run, &step.id) else {
+                continue;
+            };
+            if s["status"] != "succeeded" {
+                continue;
+            }
+            let end = self.procs[*proc].end_ms;
+            let proof = own
+                .iter()
+                .any(|r| r.state == "Succeeded" && r.ended_ms.is_some_and(|e| e <= end));
+            if !proof {
+                let states: Vec<String> = own
+                    .iter()
+                    .map(|r| format!("{} {}", short(&r.id), r.state))
+                    .collect();
+                push(
+                    "I3",
+                    format!(
+                        "reported succeeded by run {} (process {}), but none of its runs [{}] had succeeded",
+                        run["run_id"].as_str().unwrap_or("?"),
+                        proc + 1,
+                        states.join(", ")
+                    ),
+                );
+            }
+        }
+        // I2, the other half: a step that failed while its run went on abandoned it (a poll
+        // answered 429 keeps polling until the step's own timeout, which cancels).
+        for (proc, run) in self.stored {
+            let Some(s) = stored_step(run, &step.id) else {
+                continue;
+            };
+            if s["status"] != "failed" {
+                continue;
+            }
+            let Some(at) = s["finished_at"].as_str().and_then(|t| self.sim_ms(t)) else {
+                continue;
+            };
+            for r in &own {
+                if alive_at(r, at) {
+                    push(
+                        "I2",
+                        format!(
+                            "reported failed by process {} at {at} ms while its run {} was alive (abandoned)",
+                            proc + 1,
+                            short(&r.id)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The requests and runs of the steps named in `violations`: the story to read.
+    pub fn story(&self, violations: &[Violation]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "processes:");
+        for (i, p) in self.procs.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  P{} {} {}..{} ms: {:?}",
+                i + 1,
+                if p.resumed { "run --resume last" } else { "run" },
+                p.start_ms,
+                p.end_ms,
+                p.ended
+            );
+        }
+        let mut named: Vec<&str> = violations.iter().map(|v| v.step.as_str()).collect();
+        named.dedup();
+        for step in self.steps.iter().filter(|s| named.contains(&s.id.as_str())) {
+            let _ = writeln!(out, "step {} ({:?}, if_running {:?}):", step.id, step.kind, step.if_running);
+            for e in self
+                .exchanges
+                .iter()
+                .filter(|e| step.marks.iter().any(|m| e.path.contains(m.as_str())))
+            {
+                let who = self
+                    .proc_of(e.at_ms)
+                    .map_or("?".to_string(), |p| format!("P{}", p + 1));
+                let status = match (e.acted, e.status) {
+                    (_, Some(s)) => s.to_string(),
+                    (true, None) => "no answer".into(),
+                    (false, None) => "dropped".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  #{:<4} {:>6} ms {who:<3} {} {} -> {status}{}{}",
+                    e.seq,
+                    e.at_ms,
+                    e.method,
+                    shorten_path(&e.path),
+                    e.fault
+                        .as_ref()
+                        .map_or(String::new(), |f| format!(" [fault {f:?}]")),
+                    if e.runs_started.is_empty() {
+                        String::new()
+                    } else {
+                        let ids: Vec<String> = e.runs_started.iter().map(|r| short(r)).collect();
+                        format!(" started {}", ids.join(","))
+                    }
+                );
+            }
+            for r in self.runs_of(step) {
+                let _ = writeln!(
+                    out,
+                    "  run {} {}: created {} ms, ended {}, {}",
+                    short(&r.id),
+                    if r.scheduled { "(scheduled)" } else { "" },
+                    r.created_ms,
+                    r.ended_ms.map_or("never".into(), |e| format!("{e} ms")),
+                    r.state
+                );
+            }
+            for (proc, run) in self.stored {
+                if let Some(s) = stored_step(run, &step.id) {
+                    let attempts: Vec<String> = s["attempts"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|a| {
+                                    format!(
+                                        "{}:{}{}",
+                                        a["number"],
+                                        a["status"].as_str().unwrap_or("?"),
+                                        a["error"]
+                                            .as_str()
+                                            .map_or(String::new(), |e| format!(" ({})", cut(e, 90)))
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  P{} stored: {} {} attempts [{}]",
+                        proc + 1,
+                        s["status"].as_str().unwrap_or("?"),
+                        s["reason"].as_str().unwrap_or(""),
+                        attempts.join("; ")
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn stored_step<'v>(run: &'v Value, id: &str) -> Option<&'v Value> {
+    run["steps"].as_array()?.iter().find(|s| s["id"] == id)
+}
+
+fn short(id: &str) -> String {
+    id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect()
+}
+
+fn cut(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        text.to_string()
+    } else {
+        format!("{}...", text.chars().take(n).collect::<String>())
+    }
+}
+
+/// Paths with their GUIDs cut to 8 characters, to keep the story readable.
+fn shorten_path(path: &str) -> String {
+    path.split('/')
+        .map(|part| {
+            if part.len() >= 32 {
+                format!("{}..", &part[..8.min(part.len())])
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
