@@ -158,10 +158,13 @@ impl Evidence<'_> {
         if step.if_running != IfRunning::Adopt {
             return None;
         }
-        let first = self
-            .exchanges
-            .iter()
-            .find(|e| step.marks.iter().any(|m| e.path.contains(m.as_str())))?;
+        // The first status the step read about its item (a read that failed told it nothing).
+        let first = self.exchanges.iter().find(|e| {
+            e.method == "GET"
+                && e.acted
+                && e.status.is_some_and(|s| (200..300).contains(&s))
+                && step.marks.iter().any(|m| e.path.contains(m.as_str()))
+        })?;
         self.runs_of(step)
             .find(|r| r.scheduled && alive_at(r, first.at_ms))
     }
@@ -303,7 +306,12 @@ impl Evidence<'_> {
             for r in &own {
                 if alive_at(r, at) {
                     push(
-                        "I2",
+                        // A resumed run that fails over its own earlier run did not recover it.
+                        if r.created_ms < self.procs[*proc].start_ms {
+                            self.label(at, "I2")
+                        } else {
+                            "I2"
+                        },
                         format!(
                             "reported failed by process {} at {at} ms while its run {} was alive (abandoned)",
                             proc + 1,

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use check::{Ended, Evidence, Proc, StepView};
 use scenario::{
-    Boundary, FaultKind, FaultSpec, Invocation, JobSpec, Kind, Stop, Target, flow_name,
+    Boundary, FaultKind, FaultSpec, Invocation, JobSpec, Kind, Scope, Stop, Target, flow_name,
     item_kind, item_name, step_id,
 };
 
@@ -60,6 +60,14 @@ fn config() -> Config {
     }
 }
 
+/// `PBIBATCH_PROP_SCOPE=all` generates every configuration; the default is what CI runs.
+fn scope() -> Scope {
+    match std::env::var("PBIBATCH_PROP_SCOPE").as_deref() {
+        Ok("all") => Scope::ALL,
+        _ => Scope::CI,
+    }
+}
+
 fn survey_file() -> Option<PathBuf> {
     std::env::var_os("PBIBATCH_PROP_SURVEY").map(PathBuf::from)
 }
@@ -78,7 +86,7 @@ impl ReferenceStateMachine for Model {
     type Transition = Invocation;
 
     fn init_state() -> BoxedStrategy<ModelState> {
-        scenario::job()
+        scenario::job(scope())
             .prop_map(|job| ModelState {
                 job,
                 invocations: 0,
@@ -89,7 +97,7 @@ impl ReferenceStateMachine for Model {
     fn transitions(state: &ModelState) -> BoxedStrategy<Invocation> {
         // A 700 s Retry-After before a retry would make the retry wait that long (the pause
         // before a retry honours it): only jobs without retries get one.
-        scenario::invocation(state.job.steps.len(), state.job.retries == 0).boxed()
+        scenario::invocation(state.job.steps.len(), state.job.retries == 0, scope()).boxed()
     }
 
     fn apply(mut state: ModelState, _: &Invocation) -> ModelState {

@@ -152,15 +152,58 @@ impl Invocation {
     }
 }
 
-fn kind() -> impl Strategy<Value = Kind> {
-    prop::sample::select(vec![
+/// Which configurations are generated. `Scope::ALL` is every one; `Scope::CI` leaves out the
+/// configurations whose violations on main are known and named (see `Scope::CI`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// `sas_flow` + `wait_for` steps.
+    pub flow_wait_for: bool,
+    /// `kill -9` and SIGTERM (then `--resume last`).
+    pub interrupts: bool,
+    /// 429 with `Retry-After: 700`.
+    pub long_retry_after: bool,
+}
+
+impl Scope {
+    pub const ALL: Scope = Scope {
+        flow_wait_for: true,
+        interrupts: true,
+        long_retry_after: true,
+    };
+
+    /// What CI runs while main still breaks the invariants in the configurations left out.
+    /// Each one left out, with the violation it finds on main:
+    /// - `flow_wait_for`: I2, `sas_flow` + `wait_for` fires the flow while its dataflow is
+    ///   refreshing whatever `if_running` says (issue 13 case 2); I4, `--resume last` after a
+    ///   kill fires the flow again while the transaction it started runs (case 1).
+    /// - `interrupts`: I4, `kill -9` between a trigger reaching the service and its answer
+    ///   being recorded makes `--resume last` trigger an enhanced refresh / Gen2 job again
+    ///   (case 3); after SIGTERM (or `kill -9`) while a standard refresh, a Gen1 transaction or
+    ///   an export runs on (not cancellable, or "interrupted before any remote work started"
+    ///   although it had started), `--resume last` triggers again over the live or succeeded
+    ///   run, or fails with `if_running: fail` over its own run.
+    /// - `long_retry_after`: I2 / I1, a poll answered `Retry-After: 700` fails the attempt at
+    ///   once and abandons the live run; the next attempt (or resume) triggers again over it
+    ///   (case 4).
+    pub const CI: Scope = Scope {
+        flow_wait_for: false,
+        interrupts: false,
+        long_retry_after: false,
+    };
+}
+
+fn kind(scope: Scope) -> impl Strategy<Value = Kind> {
+    let mut kinds = vec![
         Kind::DatasetStandard,
         Kind::DatasetEnhanced,
         Kind::Gen1,
         Kind::Gen2,
-        Kind::FlowWaitFor,
         Kind::Export,
-    ])
+    ];
+    if scope.flow_wait_for {
+        kinds.insert(4, Kind::FlowWaitFor);
+    }
+    prop::sample::select(kinds)
 }
 
 fn if_running() -> impl Strategy<Value = IfRunning> {
@@ -172,9 +215,9 @@ fn if_running() -> impl Strategy<Value = IfRunning> {
     ])
 }
 
-fn step(index: usize) -> impl Strategy<Value = StepSpec> {
+fn step(index: usize, scope: Scope) -> impl Strategy<Value = StepSpec> {
     (
-        kind(),
+        kind(scope),
         if_running(),
         prop::bool::weighted(0.35),
         prop::bool::weighted(0.25),
@@ -199,10 +242,10 @@ fn step(index: usize) -> impl Strategy<Value = StepSpec> {
 }
 
 /// Jobs of 1 to 4 steps, each depending on any of the earlier ones.
-pub fn job() -> impl Strategy<Value = JobSpec> {
+pub fn job(scope: Scope) -> impl Strategy<Value = JobSpec> {
     (1usize..=4, 0u32..=1)
-        .prop_flat_map(|(n, retries)| {
-            let steps: Vec<_> = (0..n).map(step).collect();
+        .prop_flat_map(move |(n, retries)| {
+            let steps: Vec<_> = (0..n).map(|i| step(i, scope)).collect();
             (steps, Just(retries))
         })
         .prop_map(|(steps, retries)| JobSpec { steps, retries })
@@ -247,12 +290,22 @@ fn boundary(steps: usize) -> impl Strategy<Value = Boundary> {
 
 /// An invocation for a job of `steps` steps: up to two faults, and a stop.
 /// `long_retry_after` allows the 700 s `Retry-After`.
-pub fn invocation(steps: usize, long_retry_after: bool) -> impl Strategy<Value = Invocation> {
-    let stop = prop_oneof![
-        2 => Just(Stop::Completes),
-        3 => boundary(steps).prop_map(Stop::Kill9),
-        1 => boundary(steps).prop_map(Stop::Sigterm),
-    ];
+pub fn invocation(
+    steps: usize,
+    long_retry_after: bool,
+    scope: Scope,
+) -> impl Strategy<Value = Invocation> {
+    let long_retry_after = long_retry_after && scope.long_retry_after;
+    let stop = if scope.interrupts {
+        prop_oneof![
+            2 => Just(Stop::Completes),
+            3 => boundary(steps).prop_map(Stop::Kill9),
+            1 => boundary(steps).prop_map(Stop::Sigterm),
+        ]
+        .boxed()
+    } else {
+        Just(Stop::Completes).boxed()
+    };
     (prop::collection::vec(fault(steps, long_retry_after), 0..=2), stop)
         .prop_map(|(faults, stop)| Invocation { faults, stop })
 }
