@@ -189,10 +189,24 @@ impl Evidence<'_> {
         // I2: never a trigger while a run of the resource is alive. `if_running` decides what
         // to do about a run the step did not start, and none of its answers triggers while
         // that run goes on (wait waits, adopt adopts, fail fails, restart cancels first).
+        // An export whose start lost its answer is the documented exception: the step cannot
+        // know it, and another export beside it is harmless.
+        let unknown_exports: Vec<&str> = if step.kind == Kind::Export {
+            triggers
+                .iter()
+                .filter(|e| answer_lost(e))
+                .flat_map(|e| e.runs_started.iter().map(String::as_str))
+                .collect()
+        } else {
+            Vec::new()
+        };
         for e in &triggers {
             let t = e.acted_ms.unwrap_or(e.at_ms);
             for r in self.runs_of(step) {
-                if e.runs_started.contains(&r.id) || !alive_at(r, t) {
+                if e.runs_started.contains(&r.id)
+                    || !alive_at(r, t)
+                    || unknown_exports.contains(&r.id.as_str())
+                {
                     continue;
                 }
                 push(
