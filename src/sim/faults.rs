@@ -121,7 +121,6 @@ pub struct RunRecord {
     pub cancelled: bool,
 }
 
-
 struct Armed {
     rule: FaultRule,
     seen: u32,
@@ -179,8 +178,7 @@ impl Faults {
         let mut inner = self.lock();
         let mut fired = None;
         for (index, armed) in inner.rules.iter_mut().enumerate() {
-            if armed.rule.method.eq_ignore_ascii_case(method)
-                && glob_match(&armed.rule.path, path)
+            if armed.rule.method.eq_ignore_ascii_case(method) && glob_match(&armed.rule.path, path)
             {
                 armed.seen += 1;
                 if armed.seen >= armed.rule.nth.max(1) {
@@ -226,7 +224,9 @@ impl Faults {
                 notified.await;
             }
         };
-        tokio::time::timeout(HOLD_LIMIT, wait).await.unwrap_or(false)
+        tokio::time::timeout(HOLD_LIMIT, wait)
+            .await
+            .unwrap_or(false)
     }
 }
 
@@ -237,8 +237,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -346,9 +345,7 @@ pub(crate) fn runs(sim: &Sim) -> Vec<RunRecord> {
         .map(|r: &Run| {
             let item = &world.items[r.item];
             let (kind, scheduled) = match &r.kind {
-                RunKind::Refresh { origin, .. } => {
-                    ("refresh", *origin == RefreshOrigin::Scheduled)
-                }
+                RunKind::Refresh { origin, .. } => ("refresh", *origin == RefreshOrigin::Scheduled),
                 RunKind::Transaction { scheduled } => ("transaction", *scheduled),
                 RunKind::Export { .. } => ("export", false),
                 RunKind::Job { scheduled, .. } => ("job", *scheduled),
@@ -385,11 +382,26 @@ mod tests {
 
     #[test]
     fn glob_matches_runs_of_characters() {
-        assert!(glob_match("*/datasets/abc/refreshes", "/v1.0/myorg/groups/g/datasets/abc/refreshes"));
-        assert!(glob_match("*/datasets/abc/refreshes*", "/x/datasets/abc/refreshes/r1"));
-        assert!(!glob_match("*/datasets/abc/refreshes", "/x/datasets/abc/refreshes/r1"));
-        assert!(glob_match("/workflows/f1/*", "/workflows/f1/triggers/manual/paths/invoke"));
-        assert!(glob_match("*/items/i/jobs/instances*", "/v1/workspaces/w/items/i/jobs/instances"));
+        assert!(glob_match(
+            "*/datasets/abc/refreshes",
+            "/v1.0/myorg/groups/g/datasets/abc/refreshes"
+        ));
+        assert!(glob_match(
+            "*/datasets/abc/refreshes*",
+            "/x/datasets/abc/refreshes/r1"
+        ));
+        assert!(!glob_match(
+            "*/datasets/abc/refreshes",
+            "/x/datasets/abc/refreshes/r1"
+        ));
+        assert!(glob_match(
+            "/workflows/f1/*",
+            "/workflows/f1/triggers/manual/paths/invoke"
+        ));
+        assert!(glob_match(
+            "*/items/i/jobs/instances*",
+            "/v1/workspaces/w/items/i/jobs/instances"
+        ));
         assert!(!glob_match("*/items/i/*/x", "/v1/items/j/a/x"));
         assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
     }

@@ -68,8 +68,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -127,9 +126,7 @@ impl Evidence<'_> {
         let mut list: Vec<&Exchange> = self
             .exchanges
             .iter()
-            .filter(|e| {
-                e.acted && e.method == step.trigger.0 && glob(&step.trigger.1, &e.path)
-            })
+            .filter(|e| e.acted && e.method == step.trigger.0 && glob(&step.trigger.1, &e.path))
             .collect();
         list.sort_by_key(|e| e.acted_ms);
         list
@@ -215,7 +212,11 @@ impl Evidence<'_> {
                         "trigger #{} at {t} ms while run {} ({}) was alive",
                         e.seq,
                         short(&r.id),
-                        if r.scheduled { "scheduled" } else { "started by a call" }
+                        if r.scheduled {
+                            "scheduled"
+                        } else {
+                            "started by a call"
+                        }
                     ),
                 );
             }
@@ -228,9 +229,9 @@ impl Evidence<'_> {
         for e in &triggers {
             let t = e.acted_ms.unwrap_or(e.at_ms);
             if let Some((prev, by)) = previous {
-                let export_retry =
-                    step.kind == Kind::Export && by.is_some_and(|b| answer_lost(b));
-                let ended_badly = prev.ended_ms.is_some_and(|end| end <= t) && failed_state(&prev.state);
+                let export_retry = step.kind == Kind::Export && by.is_some_and(|b| answer_lost(b));
+                let ended_badly =
+                    prev.ended_ms.is_some_and(|end| end <= t) && failed_state(&prev.state);
                 if !ended_badly && !export_retry {
                     let how = match prev.ended_ms {
                         Some(end) if end <= t => format!("ended {} at {end} ms", prev.state),
@@ -346,7 +347,11 @@ impl Evidence<'_> {
                 out,
                 "  P{} {} {}..{} ms: {:?}",
                 i + 1,
-                if p.resumed { "run --resume last" } else { "run" },
+                if p.resumed {
+                    "run --resume last"
+                } else {
+                    "run"
+                },
                 p.start_ms,
                 p.end_ms,
                 p.ended
@@ -355,7 +360,11 @@ impl Evidence<'_> {
         let mut named: Vec<&str> = violations.iter().map(|v| v.step.as_str()).collect();
         named.dedup();
         for step in self.steps.iter().filter(|s| named.contains(&s.id.as_str())) {
-            let _ = writeln!(out, "step {} ({:?}, if_running {:?}):", step.id, step.kind, step.if_running);
+            let _ = writeln!(
+                out,
+                "step {} ({:?}, if_running {:?}):",
+                step.id, step.kind, step.if_running
+            );
             for e in self
                 .exchanges
                 .iter()
@@ -409,9 +418,10 @@ impl Evidence<'_> {
                                         "{}:{}{}",
                                         a["number"],
                                         a["status"].as_str().unwrap_or("?"),
-                                        a["error"]
-                                            .as_str()
-                                            .map_or(String::new(), |e| format!(" ({})", cut(e, 90)))
+                                        a["error"].as_str().map_or(String::new(), |e| format!(
+                                            " ({})",
+                                            cut(e, 90)
+                                        ))
                                     )
                                 })
                                 .collect()
@@ -437,7 +447,13 @@ fn stored_step<'v>(run: &'v Value, id: &str) -> Option<&'v Value> {
 }
 
 fn short(id: &str) -> String {
-    id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect()
+    id.chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
 }
 
 fn cut(text: &str, n: usize) -> String {

@@ -171,7 +171,10 @@ impl Case {
                     flow_urls.push((i, url));
                     marks.push(format!("/workflows/{flow_id}/"));
                     (
-                        ("POST", format!("/workflows/{flow_id}/triggers/manual/paths/invoke")),
+                        (
+                            "POST",
+                            format!("/workflows/{flow_id}/triggers/manual/paths/invoke"),
+                        ),
                         ("GET", format!("*/dataflows/{item_id}/transactions")),
                     )
                 }
@@ -227,7 +230,8 @@ impl Case {
             FaultKind::DropBefore => Fault::DropBefore,
             FaultKind::DropAfter => Fault::DropAfter,
         };
-        self.sim.arm_fault(self.rule(f.step, f.target, f.nth, fault));
+        self.sim
+            .arm_fault(self.rule(f.step, f.target, f.nth, fault));
     }
 
     fn hold(&self, b: &Boundary) {
@@ -236,7 +240,8 @@ impl Case {
         } else {
             Fault::HoldBefore
         };
-        self.sim.arm_fault(self.rule(b.step, b.target, b.nth, fault));
+        self.sim
+            .arm_fault(self.rule(b.step, b.target, b.nth, fault));
     }
 
     fn command(&self, resumed: bool, n: usize) -> tokio::process::Command {
@@ -396,8 +401,9 @@ impl Case {
                 Ended::Killed => false,
             };
             if crashed {
-                let stderr = std::fs::read_to_string(self.dir.path().join(format!("stderr{i}.txt")))
-                    .unwrap_or_default();
+                let stderr =
+                    std::fs::read_to_string(self.dir.path().join(format!("stderr{i}.txt")))
+                        .unwrap_or_default();
                 violations.push(check::Violation {
                     invariant: "exit",
                     step: String::new(),

@@ -224,8 +224,8 @@ fn step(index: usize, scope: Scope) -> impl Strategy<Value = StepSpec> {
         prop::sample::select(vec![400u64, 1200]),
         prop::collection::vec(any::<bool>(), index),
     )
-        .prop_map(|(kind, if_running, running_before, fails_first, duration_ms, picks)| {
-            StepSpec {
+        .prop_map(
+            |(kind, if_running, running_before, fails_first, duration_ms, picks)| StepSpec {
                 kind,
                 if_running,
                 running_before: running_before && kind.can_run_before(),
@@ -237,8 +237,8 @@ fn step(index: usize, scope: Scope) -> impl Strategy<Value = StepSpec> {
                     .filter(|(_, p)| **p)
                     .map(|(i, _)| i)
                     .collect(),
-            }
-        })
+            },
+        )
 }
 
 /// Jobs of 1 to 4 steps, each depending on any of the earlier ones.
@@ -270,12 +270,14 @@ fn fault_kind(long_retry_after: bool) -> impl Strategy<Value = FaultKind> {
 }
 
 fn fault(steps: usize, long_retry_after: bool) -> impl Strategy<Value = FaultSpec> {
-    (0..steps, target(), 1u32..=2, fault_kind(long_retry_after)).prop_map(|(step, target, nth, fault)| FaultSpec {
-        step,
-        target,
-        nth,
-        fault,
-    })
+    (0..steps, target(), 1u32..=2, fault_kind(long_retry_after)).prop_map(
+        |(step, target, nth, fault)| FaultSpec {
+            step,
+            target,
+            nth,
+            fault,
+        },
+    )
 }
 
 fn boundary(steps: usize) -> impl Strategy<Value = Boundary> {
@@ -306,7 +308,10 @@ pub fn invocation(
     } else {
         Just(Stop::Completes).boxed()
     };
-    (prop::collection::vec(fault(steps, long_retry_after), 0..=2), stop)
+    (
+        prop::collection::vec(fault(steps, long_retry_after), 0..=2),
+        stop,
+    )
         .prop_map(|(faults, stop)| Invocation { faults, stop })
 }
 
