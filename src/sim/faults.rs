@@ -293,12 +293,10 @@ pub(crate) async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next
         }
         Some(Fault::ErrorBefore { status }) => return answer(error(*status), false),
         Some(Fault::DropBefore) => return answer(dropped(), false),
-        Some(Fault::HoldBefore) => {
-            if sim.faults.hold(releases).await {
-                return answer(dropped(), false);
-            }
-        }
         _ => {}
+    }
+    if matches!(fault, Some(Fault::HoldBefore)) && sim.faults.hold(releases).await {
+        return answer(dropped(), false);
     }
     let before = sim.lock().runs.len();
     let acted_ms = sim.elapsed_ms();

@@ -229,7 +229,7 @@ impl Evidence<'_> {
         for e in &triggers {
             let t = e.acted_ms.unwrap_or(e.at_ms);
             if let Some((prev, by)) = previous {
-                let export_retry = step.kind == Kind::Export && by.is_some_and(|b| answer_lost(b));
+                let export_retry = step.kind == Kind::Export && by.is_some_and(answer_lost);
                 let ended_badly =
                     prev.ended_ms.is_some_and(|end| end <= t) && failed_state(&prev.state);
                 if !ended_badly && !export_retry {
