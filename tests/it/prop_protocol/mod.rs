@@ -60,11 +60,18 @@ fn config() -> Config {
     }
 }
 
-/// `PBIBATCH_PROP_SCOPE=all` generates every configuration; the default is what CI runs.
+/// `PBIBATCH_PROP_SCOPE=all` generates every configuration, `flow`, `interrupts` and `long`
+/// (comma-separated) add one each to what CI runs; the default is what CI runs.
 fn scope() -> Scope {
-    match std::env::var("PBIBATCH_PROP_SCOPE").as_deref() {
-        Ok("all") => Scope::ALL,
-        _ => Scope::CI,
+    let wanted = std::env::var("PBIBATCH_PROP_SCOPE").unwrap_or_default();
+    if wanted == "all" {
+        return Scope::ALL;
+    }
+    let has = |name: &str| wanted.split(',').any(|w| w.trim() == name);
+    Scope {
+        flow_wait_for: Scope::CI.flow_wait_for || has("flow"),
+        interrupts: Scope::CI.interrupts || has("interrupts"),
+        long_retry_after: Scope::CI.long_retry_after || has("long"),
     }
 }
 
