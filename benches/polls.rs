@@ -182,6 +182,7 @@ async fn run(
                 updates: tx,
                 run_view: RunView::default(),
                 reattach: None,
+                durable: false,
             };
             let started = Instant::now();
             let outcome = dispatcher.execute(ctx).await;

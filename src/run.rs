@@ -173,6 +173,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         ..Default::default()
     };
     if let Some(s) = session.as_mut() {
+        options.durable = true;
         options.resume = s.take_resume();
         options.priority_hint = s.priority_hint().clone();
     }

@@ -81,6 +81,8 @@ pub(crate) struct StepTask {
     pub reattach: Option<RemoteHandle>,
     pub interrupt: CancellationToken,
     pub detach: bool,
+    /// Updates are recorded in a state store that confirms writes ([`AttemptContext::durable`]).
+    pub durable: bool,
 }
 
 /// The verdict on one attempt.
@@ -92,6 +94,8 @@ struct Verdict {
     refused: bool,
     /// Set when the executor skipped its trigger on purpose.
     skip: Option<SkipKind>,
+    /// The pause the service asked for before another try.
+    retry_after: Option<Duration>,
 }
 
 impl Verdict {
@@ -103,6 +107,7 @@ impl Verdict {
             adopted: false,
             refused,
             skip: None,
+            retry_after: None,
         }
     }
 }
@@ -115,6 +120,9 @@ impl StepTask {
         // scheduler keeps every step's story in order.
         let (updates_tx, mut updates_rx) = mpsc::unbounded_channel();
         let mut attempt = 0u32;
+        // The last remote handle an attempt reported: the next attempt reads that run again
+        // before it triggers anything (a run still alive is followed, not started twice).
+        let mut last_handle = self.reattach.take();
         loop {
             attempt += 1;
             let _ = self.reports.send(AttemptReport::Started {
@@ -132,14 +140,13 @@ impl StepTask {
                     .view
                     .borrow()
                     .run_view(matches!(step.kind, StepKind::Webhook(_))),
-                reattach: if attempt == 1 {
-                    self.reattach.take()
-                } else {
-                    None
-                },
+                reattach: last_handle.clone(),
+                durable: self.durable,
             };
             let fut = self.executor.execute(ctx);
-            let mut verdict = self.drive(fut, cancel, attempt, &mut updates_rx).await;
+            let mut verdict = self
+                .drive(fut, cancel, attempt, &mut updates_rx, &mut last_handle)
+                .await;
             let retryable = matches!(verdict.status, StepStatus::Failed | StepStatus::TimedOut)
                 && !verdict.refused;
             if verdict.refused && attempt <= step.retries {
@@ -148,8 +155,12 @@ impl StepTask {
                     .error
                     .map(|e| format!("{e} (not retried: another attempt would fail the same way)"));
             }
+            // Never sooner than the service asked (`Retry-After`), even past `max_backoff`.
             let retry_in = (retryable && attempt <= step.retries && !self.interrupt.is_cancelled())
-                .then(|| backoff(step.retry_backoff, step.max_backoff, attempt));
+                .then(|| {
+                    backoff(step.retry_backoff, step.max_backoff, attempt)
+                        .max(verdict.retry_after.unwrap_or_default())
+                });
             let _ = self.reports.send(AttemptReport::Finished {
                 step: self.index,
                 attempt,
@@ -221,6 +232,7 @@ impl StepTask {
         cancel: Cancel,
         attempt: u32,
         updates: &mut Updates,
+        last_handle: &mut Option<RemoteHandle>,
     ) -> Verdict {
         let timeout = self.step.timeout;
         let deadline = tokio::time::sleep(timeout);
@@ -228,9 +240,9 @@ impl StepTask {
         let requested = loop {
             tokio::select! {
                 biased;
-                Some((_, n, update)) = updates.recv() => self.forward(n, update),
+                Some((_, n, update)) = updates.recv() => self.forward(n, update, last_handle),
                 outcome = &mut fut => {
-                    self.drain(updates);
+                    self.drain(updates, last_handle);
                     return verdict(outcome, None, timeout);
                 }
                 _ = self.interrupt.cancelled() => break CancelReason::Interrupt { detach: self.detach },
@@ -243,13 +255,13 @@ impl StepTask {
         loop {
             tokio::select! {
                 biased;
-                Some((_, n, update)) = updates.recv() => self.forward(n, update),
+                Some((_, n, update)) = updates.recv() => self.forward(n, update, last_handle),
                 outcome = &mut fut => {
-                    self.drain(updates);
+                    self.drain(updates, last_handle);
                     return verdict(outcome, Some(requested), timeout);
                 }
                 _ = &mut grace => {
-                    self.drain(updates);
+                    self.drain(updates, last_handle);
                     let (status, what) = stopped(requested, timeout);
                     return Verdict::failed(
                         status,
@@ -264,7 +276,10 @@ impl StepTask {
         }
     }
 
-    fn forward(&self, attempt: u32, update: AttemptUpdate) {
+    fn forward(&self, attempt: u32, update: AttemptUpdate, last_handle: &mut Option<RemoteHandle>) {
+        if let Some(h) = &update.handle {
+            *last_handle = Some(h.clone());
+        }
         let _ = self.reports.send(AttemptReport::Progress {
             step: self.index,
             attempt,
@@ -273,9 +288,9 @@ impl StepTask {
     }
 
     /// Forwards what an executor sent before it returned.
-    fn drain(&self, updates: &mut Updates) {
+    fn drain(&self, updates: &mut Updates, last_handle: &mut Option<RemoteHandle>) {
         while let Ok((_, n, update)) = updates.try_recv() {
-            self.forward(n, update);
+            self.forward(n, update, last_handle);
         }
     }
 }
@@ -312,6 +327,7 @@ fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Du
             adopted,
             refused: false,
             skip: None,
+            retry_after: None,
         },
         (AttemptOutcome::Skipped { reason, kind }, _) => Verdict {
             status: StepStatus::Skipped,
@@ -319,10 +335,12 @@ fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Du
             adopted: false,
             refused: false,
             skip: Some(kind),
+            retry_after: None,
         },
-        (AttemptOutcome::Failed { error }, None) => {
-            Verdict::failed(StepStatus::Failed, error, false)
-        }
+        (AttemptOutcome::Failed { error, retry_after }, None) => Verdict {
+            retry_after,
+            ..Verdict::failed(StepStatus::Failed, error, false)
+        },
         (AttemptOutcome::Refused { error }, None) => {
             Verdict::failed(StepStatus::Failed, error, true)
         }
@@ -334,7 +352,10 @@ fn verdict(outcome: AttemptOutcome, requested: Option<CancelReason>, timeout: Du
             ),
             false,
         ),
-        (AttemptOutcome::Failed { error } | AttemptOutcome::Refused { error }, Some(reason)) => {
+        (
+            AttemptOutcome::Failed { error, .. } | AttemptOutcome::Refused { error },
+            Some(reason),
+        ) => {
             let (status, what) = stopped(reason, timeout);
             Verdict::failed(status, joined(what, Some(error)), false)
         }

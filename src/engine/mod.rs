@@ -75,6 +75,9 @@ pub struct EngineOptions {
     pub resume: Option<ResumeState>,
     /// Median past duration of steps, in seconds; empty = prioritise by `plan.remaining`.
     pub priority_hint: HashMap<StepId, f64>,
+    /// A state store records the events and fires their checkpoints: executors wait for
+    /// their handle to be written before they trigger ([`crate::executor::Checkpoint`]).
+    pub durable: bool,
 }
 
 /// What a resumed run takes over from an earlier one.

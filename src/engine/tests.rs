@@ -125,7 +125,10 @@ impl Executor for Fake {
                 }
                 Act::Fail(d, msg) => {
                     tokio::time::sleep(d).await;
-                    AttemptOutcome::Failed { error: msg.into() }
+                    AttemptOutcome::Failed {
+                        error: msg.into(),
+                        retry_after: None,
+                    }
                 }
                 Act::Updates(updates, d) => {
                     for u in updates {

@@ -22,20 +22,73 @@ pub(crate) enum Stop {
     /// The attempt failed in a way another attempt cannot change (see
     /// [`AttemptOutcome::Refused`]).
     Refused(String),
+    /// The attempt failed and the service asked for a pause before the next try
+    /// (`Retry-After`): the retry waits at least `wait`.
+    Wait { error: String, wait: Duration },
     /// The attempt's [`Cancel`] fired.
     Cancelled,
 }
 
 impl From<ClientError> for Stop {
     fn from(e: ClientError) -> Self {
-        match e {
-            // Names are resolved once per run, configuration is read once, and Entra's
-            // refusals (wrong secret, unknown application or tenant) do not heal in a minute.
-            ClientError::Resolve(_)
-            | ClientError::Config(_)
-            | ClientError::Auth { refused: true, .. } => Stop::Refused(e.to_string()),
+        if is_refusal(&e) {
+            return Stop::Refused(e.to_string());
+        }
+        match retry_after_of(&e) {
+            Some(wait) if e.status() == Some(429) || e.status() == Some(503) => Stop::Wait {
+                error: e.to_string(),
+                wait,
+            },
             _ => Stop::Failed(e.to_string()),
         }
+    }
+}
+
+/// True when another attempt would get the same answer: names are resolved once per run,
+/// configuration is read once, Entra's refusals (wrong secret, unknown application or
+/// tenant) do not heal in a minute, and neither does a request the service refuses as
+/// written or a caller it does not allow (400 other than "already running", 401, 403 other
+/// than an expired token, 405, 415).
+pub(crate) fn is_refusal(e: &ClientError) -> bool {
+    match e {
+        ClientError::Resolve(_)
+        | ClientError::Config(_)
+        | ClientError::Auth { refused: true, .. } => true,
+        ClientError::Api { status, code, .. } => match status {
+            400 => !e.is_already_running(),
+            401 | 405 | 415 => true,
+            403 => !code
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("TokenExpired")),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// True for a fault that says nothing about the remote work: throttling, a service error, a
+/// connection that failed, Entra out of reach. A status read may be sent again after it.
+pub(crate) fn is_transient(e: &ClientError) -> bool {
+    match e {
+        ClientError::Api { status, code, .. } => {
+            matches!(status, 408 | 429)
+                || (*status >= 500 && *status != 501)
+                || (*status == 403
+                    && code
+                        .as_deref()
+                        .is_some_and(|c| c.eq_ignore_ascii_case("TokenExpired")))
+        }
+        ClientError::Transport { .. } => true,
+        ClientError::Auth { refused, .. } => !refused,
+        _ => false,
+    }
+}
+
+/// The `Retry-After` an error carried.
+pub(crate) fn retry_after_of(e: &ClientError) -> Option<Duration> {
+    match e {
+        ClientError::Api { retry_after, .. } => *retry_after,
+        _ => None,
     }
 }
 
@@ -72,31 +125,6 @@ pub(crate) async fn guard_raw<T>(
         biased;
         _ = cancel.cancelled() => Err(Stop::Cancelled),
         r = fut => Ok(r),
-    }
-}
-
-/// What a failed trigger means for the next move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TriggerErrorKind {
-    /// 400/409 "already running": apply `if_running`.
-    AlreadyRunning,
-    /// 5xx or a lost answer: the work may have started; look before sending again.
-    Ambiguous,
-    /// A definite refusal.
-    Other,
-}
-
-/// Classifies a trigger error.
-pub(crate) fn classify(e: &ClientError) -> TriggerErrorKind {
-    if e.is_already_running() {
-        return TriggerErrorKind::AlreadyRunning;
-    }
-    match e {
-        ClientError::Api { status, .. } if *status >= 500 => TriggerErrorKind::Ambiguous,
-        ClientError::Transport {
-            maybe_sent: true, ..
-        } => TriggerErrorKind::Ambiguous,
-        _ => TriggerErrorKind::Other,
     }
 }
 
@@ -228,7 +256,14 @@ pub(crate) async fn conclude(
 ) -> AttemptOutcome {
     match result {
         Ok(outcome) => outcome,
-        Err(Stop::Failed(error)) => AttemptOutcome::Failed { error },
+        Err(Stop::Failed(error)) => AttemptOutcome::Failed {
+            error,
+            retry_after: None,
+        },
+        Err(Stop::Wait { error, wait }) => AttemptOutcome::Failed {
+            error,
+            retry_after: Some(wait),
+        },
         Err(Stop::Refused(error)) => AttemptOutcome::Refused { error },
         Err(Stop::Cancelled) => finish_cancelled(client, ctx, target).await,
     }

@@ -3,6 +3,7 @@
 //! [`AttemptOutcome`] per attempt. They never print and never schedule.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -58,11 +59,15 @@ impl Cancel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RemoteHandle {
-    /// Enhanced dataset refresh: poll execution details by request id.
+    /// Enhanced dataset refresh: poll execution details by request id; without one (the
+    /// trigger's answer was not recorded), found in history by difference with the request
+    /// ids seen before the trigger.
     EnhancedRefresh {
         workspace_id: String,
         dataset_id: String,
-        request_id: String,
+        request_id: Option<String>,
+        #[serde(default)]
+        known_before: Vec<String>,
     },
     /// Standard dataset refresh: found in history by request id (once known), else by
     /// difference with the request ids seen before the trigger.
@@ -79,11 +84,14 @@ pub enum RemoteHandle {
         transaction_id: Option<String>,
         known_before: Vec<String>,
     },
-    /// Fabric job instance (Dataflow Gen2).
+    /// Fabric job instance (Dataflow Gen2); without an id, found among the item's job
+    /// instances by difference with the ones listed before the trigger.
     FabricJob {
         workspace_id: String,
         item_id: String,
-        job_instance_id: String,
+        job_instance_id: Option<String>,
+        #[serde(default)]
+        known_before: Vec<String>,
     },
     /// Report export.
     Export {
@@ -108,6 +116,58 @@ pub struct AttemptUpdate {
     pub handle: Option<RemoteHandle>,
     /// A human note (e.g. "waiting for a running refresh to end").
     pub note: Option<String>,
+    /// Triggers sent by this update's attempt since the last update (1 when one went out).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub triggers: u32,
+    /// Set by [`AttemptContext::checkpoint`]: fired once the update is durable.
+    #[serde(skip)]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Fired once an update is written to the state store, so that an executor can make its
+/// handle durable before it sends a trigger (a kill right after the trigger then still leaves
+/// enough to find the run). Cheap to clone; every clone fires the same signal.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpoint {
+    inner: Arc<CheckpointInner>,
+}
+
+#[derive(Debug, Default)]
+struct CheckpointInner {
+    fired: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Checkpoint {
+    /// Says the update is durable (idempotent).
+    pub fn fire(&self) {
+        self.inner
+            .fired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Resolves once [`Checkpoint::fire`] was called.
+    pub async fn fired(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.inner.fired.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Checkpoints compare equal: they carry no data, only a signal.
+impl PartialEq for Checkpoint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// The outcome of one attempt.
@@ -115,8 +175,12 @@ pub struct AttemptUpdate {
 pub enum AttemptOutcome {
     /// Remote work finished successfully. `adopted` = the refresh was not started by us.
     Succeeded { adopted: bool },
-    /// Remote work failed (a step attempt is spent). The message is the remote error.
-    Failed { error: String },
+    /// Remote work failed (a step attempt is spent). The message is the remote error;
+    /// `retry_after` is the pause the service asked for, which the next attempt honours.
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
     /// The step cannot run as written, and another attempt would meet the same answer: an
     /// unknown or ambiguous name, bad configuration, credentials Entra refuses, a model that
     /// cannot be refreshed. Nothing was triggered; the step fails without spending its retries.
@@ -173,8 +237,12 @@ pub struct AttemptContext {
     /// Progress back to the scheduler, which turns it into `StepProgress` events.
     pub updates: mpsc::UnboundedSender<(StepId, u32, AttemptUpdate)>,
     pub run_view: RunView,
-    /// Set on resume when the previous run died with remote work in flight.
+    /// What the previous attempt, or the run being resumed, left: the protocol reads that
+    /// run again before it triggers anything.
     pub reattach: Option<RemoteHandle>,
+    /// True when updates are recorded in a state store that fires their
+    /// [`Checkpoint`]s ([`AttemptContext::checkpoint`] waits for it).
+    pub durable: bool,
 }
 
 impl AttemptContext {
@@ -183,6 +251,43 @@ impl AttemptContext {
         let _ = self
             .updates
             .send((self.step.id.clone(), self.attempt, update));
+    }
+
+    /// Sends an update and, when a state store records the run, waits until it is written
+    /// (bounded by [`CHECKPOINT_LIMIT`], and by cancellation).
+    pub async fn checkpoint(&self, mut update: AttemptUpdate) {
+        if !self.durable {
+            self.update(update);
+            return;
+        }
+        let checkpoint = Checkpoint::default();
+        update.checkpoint = Some(checkpoint.clone());
+        self.update(update);
+        tokio::select! {
+            _ = checkpoint.fired() => {}
+            _ = self.cancel.cancelled() => {}
+            _ = tokio::time::sleep(CHECKPOINT_LIMIT) => {
+                tracing::warn!(step = %self.step.id, "the state store did not confirm a write in time");
+            }
+        }
+    }
+}
+
+/// How long [`AttemptContext::checkpoint`] waits for the store.
+pub const CHECKPOINT_LIMIT: Duration = Duration::from_secs(30);
+
+impl RemoteHandle {
+    /// The run the handle names, when its id was recorded.
+    pub fn run_id(&self) -> Option<&str> {
+        match self {
+            RemoteHandle::EnhancedRefresh { request_id, .. }
+            | RemoteHandle::StandardRefresh { request_id, .. } => request_id.as_deref(),
+            RemoteHandle::DataflowTransaction { transaction_id, .. } => transaction_id.as_deref(),
+            RemoteHandle::FabricJob {
+                job_instance_id, ..
+            } => job_instance_id.as_deref(),
+            RemoteHandle::Export { export_id, .. } => Some(export_id),
+        }
     }
 }
 
@@ -196,6 +301,7 @@ pub mod common;
 pub mod dataflow;
 pub mod dataset;
 pub mod poll;
+pub(crate) mod protocol;
 pub mod report;
 pub mod sas_flow;
 pub mod webhook;
@@ -232,7 +338,7 @@ impl Executor for Dispatcher {
             );
         Box::pin(async move {
             if !known_connection {
-                return AttemptOutcome::Failed {
+                return AttemptOutcome::Refused {
                     error: format!("unknown connection `{}`", ctx.step.connection),
                 };
             }

@@ -8,18 +8,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::time::Instant;
 
 use super::common::{CancelTarget, Stop, conclude, guard, is_one_of, resource_update};
-use super::poll::{Poller, sleep_or_cancel};
+use super::protocol::{Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive};
 use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
 use crate::job::model::{ExportSpec, ReportStep};
-use crate::powerbi::PowerBiClient;
-use crate::powerbi::api::Export;
+use crate::powerbi::api::Export as ExportState;
 use crate::powerbi::resolve::ItemKind;
-
-/// Whole-export resubmissions after `Failed` + `Retry-After`.
-const MAX_RESUBMITS: u32 = 3;
+use crate::powerbi::{ClientError, PowerBiClient};
 
 /// The `ExportTo` body for a report of `report_type` (`PowerBIReport` / `PaginatedReport`).
 pub fn export_body(spec: &ExportSpec, paginated: bool) -> Value {
@@ -74,13 +70,13 @@ pub(crate) async fn run(
     ctx: AttemptContext,
     r: ReportStep,
 ) -> AttemptOutcome {
-    // Exports cannot be cancelled remotely (there is no API); the target only names it.
-    let mut target: Option<CancelTarget> = None;
-    let result = attempt(&client, &ctx, &r, &mut target).await;
-    conclude(&client, &ctx, result, target.as_ref()).await
+    match Export::prepare(&client, &ctx, &r).await {
+        Ok(kind) => drive(&client, &ctx, &kind).await,
+        Err(stop) => conclude(&client, &ctx, Err(stop), None).await,
+    }
 }
 
-fn export_error(e: &Export) -> String {
+fn export_error(e: &ExportState) -> String {
     match &e.error {
         Some(Value::String(s)) => s.clone(),
         Some(v) => v
@@ -92,114 +88,180 @@ fn export_error(e: &Export) -> String {
     }
 }
 
-async fn attempt(
-    client: &PowerBiClient,
-    ctx: &AttemptContext,
-    r: &ReportStep,
-    target: &mut Option<CancelTarget>,
-) -> Result<AttemptOutcome, Stop> {
-    let conn = ctx.step.connection.as_str();
-    let ws = guard(&ctx.cancel, client.workspace_id(conn, &r.workspace)).await?;
-    let item = guard(
-        &ctx.cancel,
-        client.resolve_item(conn, &ws, ItemKind::Report, &r.report),
-    )
-    .await?;
-    ctx.update(resource_update(&ws, &item.id, &item.name));
-    let paginated = item
-        .report_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("PaginatedReport"));
-    if r.export.format.paginated_only() && !paginated {
-        return Err(Stop::Failed(format!(
-            "format {} is available for paginated reports only; {} is a Power BI report",
-            r.export.format.as_str(),
-            item.name
-        )));
-    }
-    let body = export_body(&r.export, paginated);
-    let poll_interval = ctx.step.poll_interval;
+/// An export to file as one [`RemoteKind`]. No API lists a report's exports, so a lost
+/// `ExportTo` answer is recovered by starting it again: harmless, an export changes nothing
+/// in the service.
+struct Export {
+    client: PowerBiClient,
+    ctx: AttemptContext,
+    conn: String,
+    ws: String,
+    report: String,
+    name: String,
+    body: Value,
+    path: PathBuf,
+}
 
-    let mut reattach = match ctx.reattach.clone() {
-        Some(RemoteHandle::Export { export_id, .. }) => Some(export_id),
-        _ => None,
-    };
-    let mut resubmits = 0;
-    let export_id = 'submit: loop {
-        let started = Instant::now();
-        let id = match reattach.take() {
-            Some(id) => id,
-            None => {
-                guard(
-                    &ctx.cancel,
-                    client.start_export(conn, &ws, &item.id, body.clone()),
-                )
-                .await?
-                .id
-            }
-        };
-        if id.is_empty() {
-            return Err(Stop::Failed("the export was accepted without an id".into()));
+impl Export {
+    async fn prepare(
+        client: &PowerBiClient,
+        ctx: &AttemptContext,
+        r: &ReportStep,
+    ) -> Result<Export, Stop> {
+        let conn = ctx.step.connection.as_str();
+        let ws = guard(&ctx.cancel, client.workspace_id(conn, &r.workspace)).await?;
+        let item = guard(
+            &ctx.cancel,
+            client.resolve_item(conn, &ws, ItemKind::Report, &r.report),
+        )
+        .await?;
+        ctx.update(resource_update(&ws, &item.id, &item.name));
+        let paginated = item
+            .report_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("PaginatedReport"));
+        if r.export.format.paginated_only() && !paginated {
+            return Err(Stop::Refused(format!(
+                "format {} is available for paginated reports only; {} is a Power BI report",
+                r.export.format.as_str(),
+                item.name
+            )));
         }
-        *target = Some(CancelTarget::Export {
-            export_id: id.clone(),
-        });
-        ctx.update(AttemptUpdate {
-            remote_id: Some(id.clone()),
-            handle: Some(RemoteHandle::Export {
-                workspace_id: ws.clone(),
-                report_id: item.id.clone(),
-                export_id: id.clone(),
+        Ok(Export {
+            client: client.clone(),
+            ctx: ctx.clone(),
+            conn: conn.to_string(),
+            ws,
+            report: item.id,
+            name: item.name,
+            body: export_body(&r.export, paginated),
+            path: r.export.path.clone(),
+        })
+    }
+}
+
+impl RemoteKind for Export {
+    fn noun(&self) -> &'static str {
+        "export"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn listable(&self) -> bool {
+        false
+    }
+
+    async fn list(&self) -> Result<Vec<RunInfo>, ClientError> {
+        Ok(Vec::new())
+    }
+
+    async fn trigger(&self) -> Result<Triggered, ClientError> {
+        let export = self
+            .client
+            .start_export(&self.conn, &self.ws, &self.report, self.body.clone())
+            .await?;
+        if export.id.is_empty() {
+            return Err(ClientError::Decode {
+                url: format!("ExportTo of {}", self.name),
+                message: "the export was accepted without an id".into(),
+            });
+        }
+        Ok(Triggered::Named {
+            id: export.id,
+            first_wait: None,
+        })
+    }
+
+    async fn status(
+        &self,
+        run: &RunRef,
+    ) -> Result<(Option<RunInfo>, Option<Duration>), ClientError> {
+        let (export, retry_after) = self
+            .client
+            .export_status(&self.conn, &self.ws, &self.report, &run.id)
+            .await?;
+        let status = export.status.as_deref();
+        let state = if is_one_of(status, &["Succeeded"]) {
+            RunState::Succeeded
+        } else if is_one_of(status, &["Failed"]) {
+            RunState::Failed(format!(
+                "export {} failed: {}",
+                run.id,
+                export_error(&export)
+            ))
+        } else {
+            RunState::Running
+        };
+        let info = RunInfo {
+            id: run.id.clone(),
+            state,
+            status: export.status.clone(),
+            percent: export.percent_complete.map(|p| p.clamp(0.0, 100.0) as u8),
+            start: None,
+            end: None,
+            from_trigger: true,
+            direct: true,
+        };
+        Ok((Some(info), retry_after))
+    }
+
+    fn handle(&self, run: Option<&RunRef>, _known_before: &[String]) -> RemoteHandle {
+        RemoteHandle::Export {
+            workspace_id: self.ws.clone(),
+            report_id: self.report.clone(),
+            export_id: run.map(|r| r.id.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn previous(&self, handle: &RemoteHandle) -> Option<Previous> {
+        match handle {
+            RemoteHandle::Export {
+                report_id,
+                export_id,
+                ..
+            } if report_id == &self.report && !export_id.is_empty() => Some(Previous {
+                run: Some(RunRef {
+                    id: export_id.clone(),
+                    direct: true,
+                }),
+                known_before: Vec::new(),
             }),
+            _ => None,
+        }
+    }
+
+    fn cancel_target(&self, run: &RunRef) -> CancelTarget {
+        CancelTarget::Export {
+            export_id: run.id.clone(),
+        }
+    }
+
+    fn appear_within(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn repeat_is_harmless(&self) -> bool {
+        true
+    }
+
+    async fn finish(&self, run: &RunRef) -> Result<(), Stop> {
+        let path = download(
+            &self.client,
+            &self.ctx,
+            &self.ws,
+            &self.report,
+            &run.id,
+            &self.path,
+        )
+        .await?;
+        self.ctx.update(AttemptUpdate {
+            note: Some(format!("exported to {}", path.display())),
             ..AttemptUpdate::default()
         });
-        let mut poller = Poller::starting_at(poll_interval, started);
-        let mut retry_after: Option<Duration> = None;
-        let mut last: (Option<String>, Option<u8>) = (None, None);
-        loop {
-            poller.wait(&ctx.cancel, retry_after).await?;
-            let (export, ra) =
-                guard(&ctx.cancel, client.export_status(conn, &ws, &item.id, &id)).await?;
-            retry_after = ra;
-            let percent = export.percent_complete.map(|p| p.clamp(0.0, 100.0) as u8);
-            if (export.status.clone(), percent) != last {
-                last = (export.status.clone(), percent);
-                ctx.update(AttemptUpdate {
-                    remote_status: export.status.clone(),
-                    percent,
-                    remote_id: Some(id.clone()),
-                    ..AttemptUpdate::default()
-                });
-            }
-            let status = export.status.as_deref();
-            if is_one_of(status, &["Succeeded"]) {
-                break 'submit id;
-            }
-            if is_one_of(status, &["Failed"]) {
-                match ra {
-                    Some(delay) if resubmits < MAX_RESUBMITS => {
-                        resubmits += 1;
-                        tracing::info!(step = %ctx.step.id, "export failed with Retry-After: resubmitting");
-                        sleep_or_cancel(&ctx.cancel, delay).await?;
-                        continue 'submit;
-                    }
-                    _ => {
-                        return Err(Stop::Failed(format!(
-                            "export {} failed: {}",
-                            id,
-                            export_error(&export)
-                        )));
-                    }
-                }
-            }
-        }
-    };
-    let path = download(client, ctx, &ws, &item.id, &export_id, &r.export.path).await?;
-    ctx.update(AttemptUpdate {
-        note: Some(format!("exported to {}", path.display())),
-        ..AttemptUpdate::default()
-    });
-    Ok(AttemptOutcome::Succeeded { adopted: false })
+        Ok(())
+    }
 }
 
 /// Streams the file into a temporary file beside `path`, then renames it over `path`, so a

@@ -3,22 +3,20 @@
 //!
 //! The URL is a credential (its `sig`): it is only ever shown through `redact_url`.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::json;
-use tokio::time::Instant;
 
-use super::common::{CancelTarget, Stop, appear_wait, conclude, guard_raw};
-use super::dataflow::{Gen1, TxProgress, expected_duration};
-use super::poll::Poller;
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate};
+use super::common::{CancelTarget, Stop, appear_wait, conclude};
+use super::dataflow::Gen1;
+use super::protocol::{Previous, RemoteKind, RunInfo, RunRef, Triggered, drive};
+use super::{AttemptContext, AttemptOutcome, RemoteHandle};
 use crate::job::model::{HeaderValue as StepHeader, SasFlowStep};
-use crate::powerbi::PowerBiClient;
 use crate::powerbi::errors::parse_error_body;
 use crate::powerbi::http::{Body, HttpRequest, RetryMode};
+use crate::powerbi::{ClientError, PowerBiClient};
 use crate::secret::redact_url;
 
 /// Builds the request headers of a `sas_flow` or `webhook` step; credential-like values are
@@ -55,96 +53,154 @@ pub(crate) async fn run(
     ctx: AttemptContext,
     s: SasFlowStep,
 ) -> AttemptOutcome {
-    let mut target: Option<CancelTarget> = None;
-    let result = attempt(&client, &ctx, &s, &mut target).await;
-    conclude(&client, &ctx, result, target.as_ref()).await
+    match Flow::prepare(&client, &ctx, &s).await {
+        Ok(kind) => drive(&client, &ctx, &kind).await,
+        Err(stop) => conclude(&client, &ctx, Err(stop), None).await,
+    }
 }
 
-async fn attempt(
-    client: &PowerBiClient,
-    ctx: &AttemptContext,
-    s: &SasFlowStep,
-    target: &mut Option<CancelTarget>,
-) -> Result<AttemptOutcome, Stop> {
-    let shown = redact_url(s.url.expose());
-    let url = url::Url::parse(s.url.expose())
-        .map_err(|_| Stop::Failed(format!("invalid flow url {shown}")))?;
-    let method = Method::from_bytes(s.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| Stop::Failed(format!("invalid method `{}`", s.method)))?;
+/// A Power Automate / Logic Apps HTTP trigger as one [`RemoteKind`]: with `wait_for`, its
+/// runs are the transactions of the Gen1 dataflow the flow refreshes; without, the trigger's
+/// 2xx is the whole result.
+struct Flow {
+    client: PowerBiClient,
+    request: HttpRequest,
+    /// The URL as it may be shown (`sig=***`).
+    shown: String,
+    expect_status: Vec<u16>,
+    watch: Option<Gen1>,
+}
 
-    // With wait_for, read the transactions before the trigger: ours is the one not among them.
-    let mut watch: Option<(Gen1<'_>, HashSet<String>)> = None;
-    let mut expected = None;
-    if let Some(w) = &s.wait_for {
-        let g = Gen1::resolve(client, ctx, &w.workspace, &w.dataflow).await?;
-        let txs = g.transactions().await?;
-        expected = expected_duration(&txs);
-        let known: HashSet<String> = txs.into_iter().map(|t| t.id).collect();
-        ctx.update(AttemptUpdate {
-            handle: Some(g.handle(None, &known)),
-            ..AttemptUpdate::default()
-        });
-        watch = Some((g, known));
-    }
-
-    let mut req = HttpRequest::new(method, url, RetryMode::NotIdempotent);
-    req.headers = build_headers(&s.headers).map_err(Stop::Failed)?;
-    req.body = Body::Json(s.body.clone().unwrap_or_else(|| json!({})));
-    let started = Instant::now();
-    let resp = guard_raw(&ctx.cancel, client.send_plain(&req))
-        .await?
-        .map_err(Stop::from)?;
-    let status = resp.status().as_u16();
-    let run_id = resp
-        .headers()
-        .get("x-ms-workflow-run-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let text = resp.text().await.unwrap_or_default();
-    if !status_ok(status, &s.expect_status) {
-        let info = parse_error_body(&text);
-        let detail = match info.code {
-            Some(c) if c != info.message => format!("{c} - {}", info.message),
-            _ => info.message,
+impl Flow {
+    async fn prepare(
+        client: &PowerBiClient,
+        ctx: &AttemptContext,
+        s: &SasFlowStep,
+    ) -> Result<Flow, Stop> {
+        let shown = redact_url(s.url.expose());
+        let url = url::Url::parse(s.url.expose())
+            .map_err(|_| Stop::Refused(format!("invalid flow url {shown}")))?;
+        let method = Method::from_bytes(s.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| Stop::Refused(format!("invalid method `{}`", s.method)))?;
+        let mut request = HttpRequest::new(method, url, RetryMode::NotIdempotent);
+        request.headers = build_headers(&s.headers).map_err(Stop::Refused)?;
+        request.body = Body::Json(s.body.clone().unwrap_or_else(|| json!({})));
+        let watch = match &s.wait_for {
+            Some(w) => Some(Gen1::resolve(client, ctx, &w.workspace, &w.dataflow).await?),
+            None => None,
         };
-        return Err(Stop::Failed(format!(
-            "flow trigger {shown} answered {status}{}",
-            if detail.is_empty() {
-                String::new()
-            } else {
-                format!(": {detail}")
-            }
-        )));
+        Ok(Flow {
+            client: client.clone(),
+            request,
+            shown,
+            expect_status: s.expect_status.clone(),
+            watch,
+        })
     }
-    ctx.update(AttemptUpdate {
-        remote_status: Some(status.to_string()),
-        remote_id: run_id.clone(),
-        ..AttemptUpdate::default()
-    });
-    let Some((g, known)) = watch else {
-        return Ok(AttemptOutcome::Succeeded { adopted: false });
-    };
-    // A flow may take a while before it reaches the refresh action: wait longer than for a
-    // direct trigger.
-    let limit = appear_wait(ctx.step.poll_interval).max(Duration::from_secs(120));
-    let Some(found) = g.find_new(&known, started, limit).await? else {
-        return Err(Stop::Failed(format!(
-            "the flow was triggered ({status}) but no new transaction of dataflow {} appeared within {}",
-            g.name,
-            humantime::format_duration(limit)
-        )));
-    };
-    let id = found.id.clone();
-    *target = Some(g.target(&id));
-    ctx.update(AttemptUpdate {
-        remote_id: Some(id.clone()),
-        handle: Some(g.handle(Some(&id), &known)),
-        ..AttemptUpdate::default()
-    });
-    let poller = Poller::starting_at(ctx.step.poll_interval, started).expecting(expected);
-    match g.poll(&id, poller, Some(found)).await? {
-        TxProgress::Failed(error) => Ok(AttemptOutcome::Failed { error }),
-        _ => Ok(AttemptOutcome::Succeeded { adopted: false }),
+
+    fn watched(&self) -> Result<&Gen1, ClientError> {
+        self.watch
+            .as_ref()
+            .ok_or_else(|| ClientError::Config("this flow step has no wait_for".into()))
+    }
+}
+
+impl RemoteKind for Flow {
+    fn noun(&self) -> &'static str {
+        if self.watch.is_some() {
+            "transaction"
+        } else {
+            "flow run"
+        }
+    }
+
+    fn name(&self) -> &str {
+        match &self.watch {
+            Some(g) => &g.name,
+            None => &self.shown,
+        }
+    }
+
+    fn listable(&self) -> bool {
+        self.watch.is_some()
+    }
+
+    async fn list(&self) -> Result<Vec<RunInfo>, ClientError> {
+        match &self.watch {
+            Some(g) => g.list().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn trigger(&self) -> Result<Triggered, ClientError> {
+        let resp = self.client.send_plain(&self.request).await?;
+        let status = resp.status().as_u16();
+        let retry_after = crate::powerbi::http::retry_after(resp.headers());
+        let run_id = resp
+            .headers()
+            .get("x-ms-workflow-run-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = resp.text().await.unwrap_or_default();
+        if !status_ok(status, &self.expect_status) {
+            let info = parse_error_body(&text);
+            return Err(ClientError::Api {
+                status,
+                code: info.code,
+                message: info.message,
+                retry_after,
+                method: self.request.method.to_string(),
+                url: self.shown.clone(),
+            });
+        }
+        if self.watch.is_some() {
+            Ok(Triggered::Unnamed)
+        } else {
+            Ok(Triggered::Done {
+                remote_id: run_id,
+                status: status.to_string(),
+            })
+        }
+    }
+
+    async fn status(
+        &self,
+        run: &RunRef,
+    ) -> Result<(Option<RunInfo>, Option<Duration>), ClientError> {
+        self.watched()?.status(run).await
+    }
+
+    fn handle(&self, run: Option<&RunRef>, known_before: &[String]) -> RemoteHandle {
+        match &self.watch {
+            Some(g) => g.handle(run, known_before),
+            // Never called: a flow without wait_for has no runs to list or follow.
+            None => RemoteHandle::DataflowTransaction {
+                workspace_id: String::new(),
+                dataflow_id: String::new(),
+                transaction_id: None,
+                known_before: Vec::new(),
+            },
+        }
+    }
+
+    fn previous(&self, handle: &RemoteHandle) -> Option<Previous> {
+        self.watch.as_ref().and_then(|g| g.previous(handle))
+    }
+
+    fn cancel_target(&self, run: &RunRef) -> CancelTarget {
+        match &self.watch {
+            Some(g) => g.cancel_target(run),
+            None => CancelTarget::StandardRefresh,
+        }
+    }
+
+    fn appear_within(&self) -> Duration {
+        // A flow may take a while before it reaches the refresh action: wait longer than
+        // for a direct trigger.
+        match &self.watch {
+            Some(g) => appear_wait(g.poll_interval).max(Duration::from_secs(120)),
+            None => Duration::ZERO,
+        }
     }
 }
 

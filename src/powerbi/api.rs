@@ -574,7 +574,8 @@ impl PowerBiClient {
             &["groups", workspace_id, "reports", report_id, "ExportTo"],
             &[],
         )?;
-        // A duplicate export costs capacity but changes nothing: safe to re-send.
+        // Not re-sent by the HTTP layer after an answer that may have been lost: the
+        // protocol decides, and counts every start in the report.
         let resp = self
             .call(
                 conn,
@@ -582,7 +583,7 @@ impl PowerBiClient {
                 Method::POST,
                 url.clone(),
                 Body::Json(body),
-                RetryMode::Idempotent,
+                RetryMode::NotIdempotent,
             )
             .await?;
         resp.json(&url)

@@ -175,8 +175,23 @@ pub struct ReportAttempt {
     /// Refresh request id, transaction id, job instance id or export id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
+    /// Triggers this attempt sent to the service: 0 when it followed or adopted a run
+    /// started earlier, 1 normally, more only for an export restarted after a lost answer
+    /// (harmless, and counted so that the history stays true). Absent where unknown (a
+    /// report rebuilt from the state store by `show`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The attempt a step is in, while the fold reads its events.
+#[derive(Debug, Clone)]
+struct OpenAttempt {
+    number: u32,
+    started: DateTime<Utc>,
+    remote_id: Option<String>,
+    triggers: u32,
 }
 
 /// Why the report could not be written.
@@ -266,7 +281,7 @@ struct StepFold {
     step: ReportStep,
     final_status: Option<StepStatus>,
     /// Start of the attempt in flight and its last remote id.
-    open: Option<(u32, DateTime<Utc>, Option<String>)>,
+    open: Option<OpenAttempt>,
 }
 
 impl ReportBuilder {
@@ -319,7 +334,12 @@ impl ReportBuilder {
             RunEventKind::AttemptStarted { step, attempt } => {
                 if let Some(f) = self.steps.get_mut(step) {
                     f.step.started_at.get_or_insert(at);
-                    f.open = Some((*attempt, at, None));
+                    f.open = Some(OpenAttempt {
+                        number: *attempt,
+                        started: at,
+                        remote_id: None,
+                        triggers: 0,
+                    });
                 }
             }
             RunEventKind::StepProgress {
@@ -331,10 +351,13 @@ impl ReportBuilder {
                     if let Some(r) = &update.resource {
                         f.step.resource = Some(r.clone().into());
                     }
-                    if let (Some(id), Some((n, _, remote))) = (&update.remote_id, &mut f.open)
-                        && *n == *attempt
+                    if let Some(open) = &mut f.open
+                        && open.number == *attempt
                     {
-                        *remote = Some(id.clone());
+                        if let Some(id) = &update.remote_id {
+                            open.remote_id = Some(id.clone());
+                        }
+                        open.triggers += update.triggers;
                     }
                 }
             }
@@ -347,9 +370,9 @@ impl ReportBuilder {
                 ..
             } => {
                 if let Some(f) = self.steps.get_mut(step) {
-                    let (started, seen) = match f.open.take() {
-                        Some((n, started, seen)) if n == *attempt => (started, seen),
-                        _ => (at, None),
+                    let (started, seen, triggers) = match f.open.take() {
+                        Some(o) if o.number == *attempt => (o.started, o.remote_id, o.triggers),
+                        _ => (at, None, 0),
                     };
                     f.step.attempts.push(ReportAttempt {
                         number: *attempt,
@@ -357,6 +380,7 @@ impl ReportBuilder {
                         started_at: started,
                         finished_at: at,
                         remote_id: remote_id.clone().or(seen),
+                        triggers: Some(triggers),
                         error: error.clone(),
                     });
                 }
@@ -428,13 +452,14 @@ fn close_step(
     at: DateTime<Utc>,
 ) {
     // An attempt cut short by the end of the stream still shows.
-    if let Some((n, started, seen)) = f.open.take() {
+    if let Some(open) = f.open.take() {
         f.step.attempts.push(ReportAttempt {
-            number: n,
+            number: open.number,
             status,
-            started_at: started,
+            started_at: open.started,
             finished_at: at,
-            remote_id: seen,
+            remote_id: open.remote_id,
+            triggers: Some(open.triggers),
             error: reason.clone(),
         });
     }

@@ -118,6 +118,9 @@ pub struct AttemptDetails {
     pub remote_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Triggers the attempt sent (unknown for attempts recorded by older versions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<u32>,
     /// The last known remote state (what a resumed run re-attaches to).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteState>,
@@ -531,7 +534,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT a.step_id, a.number, a.status, a.started_at, a.finished_at, a.remote_id, \
-                 a.error, h.handle, h.remote_status, h.percent FROM attempts a \
+                 a.error, h.handle, h.remote_status, h.percent, a.triggers FROM attempts a \
                  LEFT JOIN remote_handles h ON h.run_id = a.run_id AND h.step_id = a.step_id \
                  AND h.attempt = a.number WHERE a.run_id = ?1 ORDER BY a.step_id, a.number",
             )
@@ -549,14 +552,26 @@ impl Store {
                     r.get::<_, Option<String>>(7)?,
                     r.get::<_, Option<String>>(8)?,
                     r.get::<_, Option<u8>>(9)?,
+                    r.get::<_, Option<u32>>(10)?,
                 ))
             })
             .map_err(self.sql("read attempts"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.sql("read attempts"))?;
         let mut by_step: HashMap<StepId, Vec<AttemptDetails>> = HashMap::new();
-        for (step, number, status, started, finished, remote_id, error, handle, rstatus, pct) in
-            rows
+        for (
+            step,
+            number,
+            status,
+            started,
+            finished,
+            remote_id,
+            error,
+            handle,
+            rstatus,
+            pct,
+            triggers,
+        ) in rows
         {
             let handle: Option<RemoteHandle> = match handle {
                 Some(json) => {
@@ -582,6 +597,7 @@ impl Store {
                 finished_at: finished.as_deref().and_then(parse_ts),
                 remote_id,
                 error,
+                triggers,
                 remote,
             });
         }

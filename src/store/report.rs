@@ -99,6 +99,7 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
         .iter()
         .map(|a| match (step_status(&a.status), a.finished_at) {
             (Some(att_status), Some(att_end)) => ReportAttempt {
+                triggers: a.triggers,
                 number: a.number,
                 status: att_status,
                 started_at: a.started_at,
@@ -108,6 +109,7 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
             },
             // An attempt cut short by the step's end takes the step's status and reason.
             _ => ReportAttempt {
+                triggers: a.triggers,
                 number: a.number,
                 status,
                 started_at: a.started_at,

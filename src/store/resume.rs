@@ -51,6 +51,11 @@ pub enum StepResume {
     Run {
         /// Why, for the report and the logs.
         reason: String,
+        /// The remote run its last attempt left (failed, timed out, or an answer that was
+        /// never recorded): the first attempt reads it again before it triggers, so a run
+        /// still alive or that ended successfully is not started twice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<RemoteHandle>,
     },
     /// Its remote operation was in flight when the earlier run died: poll it, don't trigger.
     Reattach {
@@ -100,7 +105,11 @@ impl From<Resume> for ResumeState {
                     },
                 )),
                 StepResume::Reattach { handle, .. } => Some((id, ResumeStep::Reattach(handle))),
-                StepResume::Run { .. } => None,
+                StepResume::Run {
+                    previous: Some(handle),
+                    ..
+                } => Some((id, ResumeStep::Reattach(handle))),
+                StepResume::Run { previous: None, .. } => None,
             })
             .collect();
         ResumeState {
@@ -173,12 +182,14 @@ impl Store {
             let fate = match previous.get(id.as_str()) {
                 None => StepResume::Run {
                     reason: format!("not part of run {run_id}"),
+                    previous: None,
                 },
                 // Also without a job change: `--var` or `${env.X}` can change a step's
                 // resolved definition while the file stays the same.
                 Some(prev) if definition_changed(prev.step_hash.as_deref(), hash, job_changed) => {
                     StepResume::Run {
                         reason: format!("its definition changed since run {run_id}"),
+                        previous: None,
                     }
                 }
                 Some(prev) => classify_step(&run_id, prev),
@@ -209,6 +220,8 @@ fn classify_step(run_id: &str, prev: &super::StepDetails) -> StepResume {
         adopted: prev.adopted,
         finished_at,
     };
+    // The remote run the last attempt left, read again before any new trigger (I4).
+    let last_handle = last.and_then(|a| a.remote.as_ref()?.handle.clone());
     match prev.status.as_str() {
         "succeeded" => keep(prev.finished_at),
         "running" | "pending" => match last {
@@ -227,18 +240,22 @@ fn classify_step(run_id: &str, prev: &super::StepDetails) -> StepResume {
                              re-attach to",
                             a.number
                         ),
+                        previous: None,
                     },
                 }
             }
             Some(a) => StepResume::Run {
                 reason: format!("attempt {} ended {} in run {run_id}", a.number, a.status),
+                previous: last_handle,
             },
             None => StepResume::Run {
                 reason: format!("never started in run {run_id}"),
+                previous: None,
             },
         },
         other => StepResume::Run {
             reason: format!("{other} in run {run_id}"),
+            previous: last_handle,
         },
     }
 }

@@ -106,8 +106,14 @@ UPDATE runs SET target = '{"kind":"unknown"}' WHERE target IS NULL;
 CREATE INDEX runs_by_job_target ON runs (job, target, started_at);
 "#;
 
+/// Version 4: the triggers each attempt sent (the report's `attempts[].triggers`); NULL for
+/// attempts recorded before, where it is not known.
+const V4: &str = "
+ALTER TABLE attempts ADD COLUMN triggers INTEGER;
+";
+
 /// Forward migrations; `MIGRATIONS[i]` moves version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

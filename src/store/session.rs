@@ -210,7 +210,7 @@ fn log_resume(resume: &Resume) {
             StepResume::Reattach {
                 attempt, handle, ..
             } => tracing::debug!(step = %id, attempt, ?handle, "re-attaching to remote work"),
-            StepResume::Run { reason } => tracing::debug!(step = %id, "runs again: {reason}"),
+            StepResume::Run { reason, .. } => tracing::debug!(step = %id, "runs again: {reason}"),
         }
     }
 }

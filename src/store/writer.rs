@@ -47,6 +47,14 @@ impl StoreRecorder {
                             }
                         }
                     }
+                    // What executors wait for before they trigger: the handle is on disk.
+                    for ev in &batch {
+                        if let crate::event::RunEventKind::StepProgress { update, .. } = &ev.kind
+                            && let Some(c) = &update.checkpoint
+                        {
+                            c.fire();
+                        }
+                    }
                     batch.clear();
                 }
                 (self.into_store(), first_error)

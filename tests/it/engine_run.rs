@@ -37,9 +37,11 @@ impl Executor for Scripted {
             match (ctx.step.id.as_str(), ctx.attempt) {
                 ("flaky", 1) => AttemptOutcome::Failed {
                     error: "Refresh failed: the gateway is offline".into(),
+                    retry_after: None,
                 },
                 ("broken", _) => AttemptOutcome::Failed {
                     error: "Export failed: report not found".into(),
+                    retry_after: None,
                 },
                 ("tell_teams", _) => {
                     // A webhook sees the run so far.

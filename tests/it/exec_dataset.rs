@@ -296,8 +296,9 @@ async fn restart_of_a_scheduled_refresh_waits_because_it_cannot_be_cancelled() {
     .await;
     let ran = run_step(&rig, busy_step(IfRunning::Restart)).await;
     assert_eq!(ran.outcome, AttemptOutcome::Succeeded { adopted: false });
-    // The cancel was tried (and refused by the service), then the step waited and triggered.
-    assert_eq!(requests_to(&rig.sim, "DELETE", "/refreshes/").len(), 1);
+    // Only enhanced refreshes can be cancelled: no DELETE is sent for a scheduled one; the
+    // step waited for it to end, then triggered.
+    assert!(requests_to(&rig.sim, "DELETE", "/refreshes/").is_empty());
     assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);
     assert!(
         ran.updates
@@ -321,10 +322,11 @@ async fn a_directquery_model_is_refused_before_any_trigger() {
         "{err}"
     );
     assert!(requests_to(&rig.sim, "POST", "/refreshes").is_empty());
-    // By id (no list read): the service's 400 is what the user sees.
+    // By id (no list read): the service's 400 is what the user sees, and it is not retried
+    // either: the service refuses the request as written.
     let (ws, ds) = rig.sim.ids("Sales", "Live").unwrap();
     let ran = run_step(&rig, step("live", standard(&ws, &ds))).await;
-    assert!(matches!(ran.outcome, AttemptOutcome::Failed { .. }));
+    assert!(matches!(ran.outcome, AttemptOutcome::Refused { .. }));
     let err = ran.error();
     assert!(err.contains("400"), "{err}");
     assert!(err.contains("isRefreshable is false"), "{err}");

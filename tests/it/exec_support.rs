@@ -126,7 +126,9 @@ impl Ran {
 
     pub fn error(&self) -> String {
         match &self.outcome {
-            AttemptOutcome::Failed { error } | AttemptOutcome::Refused { error } => error.clone(),
+            AttemptOutcome::Failed { error, .. } | AttemptOutcome::Refused { error } => {
+                error.clone()
+            }
             AttemptOutcome::Cancelled { error } => error.clone().unwrap_or_default(),
             other => panic!("expected a failure, got {other:?}"),
         }
@@ -164,6 +166,7 @@ pub async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -> Ran {
             steps: vec![("first".into(), StepStatus::Succeeded)],
         }),
         reattach: opts.reattach,
+        durable: false,
     };
     let outcome = dispatcher.execute(ctx).await;
     let mut updates = Vec::new();

@@ -29,6 +29,7 @@ impl Executor for Scripted {
             if ctx.attempt <= failures {
                 AttemptOutcome::Failed {
                     error: format!("scripted failure {}", ctx.attempt),
+                    retry_after: None,
                 }
             } else {
                 AttemptOutcome::Succeeded { adopted: false }

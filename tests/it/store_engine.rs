@@ -73,7 +73,8 @@ fn handle() -> RemoteHandle {
     RemoteHandle::EnhancedRefresh {
         workspace_id: "ws".into(),
         dataset_id: "MODEL".into(),
-        request_id: "req-model".into(),
+        request_id: Some("req-model".into()),
+        known_before: Vec::new(),
     }
 }
 
@@ -106,6 +107,7 @@ impl Executor for Fake {
                 }
                 (false, "flaky") => AttemptOutcome::Failed {
                     error: "capacity is overloaded".into(),
+                    retry_after: None,
                 },
                 _ => AttemptOutcome::Succeeded { adopted: false },
             }

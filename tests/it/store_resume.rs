@@ -63,7 +63,7 @@ fn hashes() -> HashMap<String, String> {
 
 fn reason(fate: &StepResume) -> &str {
     match fate {
-        StepResume::Run { reason } => reason,
+        StepResume::Run { reason, .. } => reason,
         other => panic!("expected Run, got {other:?}"),
     }
 }

@@ -19,7 +19,8 @@ pub fn enhanced(request_id: &str) -> RemoteHandle {
     RemoteHandle::EnhancedRefresh {
         workspace_id: "ws-1".into(),
         dataset_id: "ds-1".into(),
-        request_id: request_id.into(),
+        request_id: Some(request_id.into()),
+        known_before: Vec::new(),
     }
 }
 
@@ -112,7 +113,7 @@ impl Script {
         handle: RemoteHandle,
     ) -> &mut Self {
         let remote_id = match &handle {
-            RemoteHandle::EnhancedRefresh { request_id, .. } => Some(request_id.clone()),
+            RemoteHandle::EnhancedRefresh { request_id, .. } => request_id.clone(),
             _ => None,
         };
         self.progress(

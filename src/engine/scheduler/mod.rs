@@ -402,6 +402,7 @@ impl Scheduler {
             reattach: node.reattach.take(),
             interrupt: self.interrupt.clone(),
             detach: self.opts.detach_on_interrupt,
+            durable: self.opts.durable,
         };
         let handle = self.tasks.spawn(task.run());
         self.task_steps.insert(handle.id(), i);

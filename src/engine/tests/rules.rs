@@ -430,7 +430,8 @@ async fn resume_keeps_final_steps_and_reattaches_in_flight_ones() {
     let handle = RemoteHandle::FabricJob {
         workspace_id: "w".into(),
         item_id: "i".into(),
-        job_instance_id: "j".into(),
+        job_instance_id: Some("j".into()),
+        known_before: Vec::new(),
     };
     let mut o = opts();
     o.resume = Some(ResumeState {

@@ -1,35 +1,27 @@
 //! Dataflow Gen2: a Fabric `Execute` job instance.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
-use super::{MAX_AMBIGUOUS_TRIGGERS, MAX_RUNNING_ROUNDS};
 use crate::executor::common::{
-    CancelTarget, Stop, TriggerErrorKind, classify, ended_within, guard, guard_raw, is_one_of,
-    note, resource_update, skipped_fresh,
+    CancelTarget, Stop, appear_wait, conclude, guard, is_one_of, resource_update,
 };
-use crate::executor::poll::{Poller, sleep_or_cancel};
-use crate::executor::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
-use crate::job::model::{DataflowStep, IfRunning};
-use crate::powerbi::PowerBiClient;
+use crate::executor::protocol::{
+    Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
+};
+use crate::executor::{AttemptContext, AttemptOutcome, RemoteHandle};
+use crate::job::model::DataflowStep;
 use crate::powerbi::api::JobInstance;
 use crate::powerbi::resolve::ItemKind;
-
-enum JobProgress {
-    Running,
-    Succeeded,
-    Failed(String),
-}
+use crate::powerbi::{ClientError, PowerBiClient};
 
 const JOB_RUNNING: &[&str] = &["NotStarted", "InProgress"];
 
-fn job_progress(j: &JobInstance, step: &str) -> JobProgress {
+fn job_progress(j: &JobInstance, step: &str) -> RunState {
     let status = j.status.as_deref();
     if is_one_of(status, &["Completed", "Succeeded"]) {
-        return JobProgress::Succeeded;
+        return RunState::Succeeded;
     }
     if is_one_of(status, &["Failed"]) {
         let reason = j
@@ -47,13 +39,13 @@ fn job_progress(j: &JobInstance, step: &str) -> JobProgress {
             })
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        return JobProgress::Failed(format!("job instance {} failed{reason}", j.id));
+        return RunState::Failed(format!("job instance {} failed{reason}", j.id));
     }
     if is_one_of(status, &["Cancelled", "Canceled"]) {
-        return JobProgress::Failed(format!("job instance {} was cancelled remotely", j.id));
+        return RunState::Failed(format!("job instance {} was cancelled remotely", j.id));
     }
     if is_one_of(status, &["Deduped"]) {
-        return JobProgress::Failed(format!(
+        return RunState::Failed(format!(
             "job instance {} was deduped: a job of the same type was already running, so the service skipped this one",
             j.id
         ));
@@ -65,7 +57,7 @@ fn job_progress(j: &JobInstance, step: &str) -> JobProgress {
             "unknown job status, treated as running"
         );
     }
-    JobProgress::Running
+    RunState::Running
 }
 
 /// The `RunOnDemandItemJob` body for a Gen2 dataflow, when it needs one.
@@ -88,190 +80,163 @@ pub fn gen2_body(df: &DataflowStep) -> Option<Value> {
     Some(json!({ "executionData": data }))
 }
 
-pub(super) async fn gen2(
+/// A Fabric item job (`Execute` of a Dataflow Gen2) as one [`RemoteKind`].
+pub(crate) struct FabricJob {
+    pub client: PowerBiClient,
+    pub conn: String,
+    pub ws: String,
+    pub item: String,
+    pub name: String,
+    pub step: String,
+    pub job_type: &'static str,
+    pub body: Option<Value>,
+    pub poll_interval: Duration,
+}
+
+impl FabricJob {
+    fn info(&self, j: JobInstance) -> RunInfo {
+        RunInfo {
+            state: job_progress(&j, &self.step),
+            status: j.status,
+            percent: None,
+            start: j.start_time_utc,
+            end: j.end_time_utc,
+            // Only jobs of our type are runs our trigger could have started.
+            from_trigger: j
+                .job_type
+                .as_deref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(self.job_type)),
+            direct: true,
+            id: j.id,
+        }
+    }
+}
+
+impl RemoteKind for FabricJob {
+    fn noun(&self) -> &'static str {
+        "job instance"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn listable(&self) -> bool {
+        true
+    }
+
+    async fn list(&self) -> Result<Vec<RunInfo>, ClientError> {
+        Ok(self
+            .client
+            .fabric_jobs(&self.conn, &self.ws, &self.item)
+            .await?
+            .into_iter()
+            .map(|j| self.info(j))
+            .collect())
+    }
+
+    async fn trigger(&self) -> Result<Triggered, ClientError> {
+        let (id, first_wait) = self
+            .client
+            .run_fabric_job(
+                &self.conn,
+                &self.ws,
+                &self.item,
+                self.job_type,
+                self.body.clone(),
+            )
+            .await?;
+        Ok(Triggered::Named { id, first_wait })
+    }
+
+    async fn status(
+        &self,
+        run: &RunRef,
+    ) -> Result<(Option<RunInfo>, Option<Duration>), ClientError> {
+        match self
+            .client
+            .fabric_job(&self.conn, &self.ws, &self.item, &run.id)
+            .await
+        {
+            Ok((job, retry_after)) => Ok((Some(self.info(job)), retry_after)),
+            Err(e) if e.status() == Some(404) => Ok((None, None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn handle(&self, run: Option<&RunRef>, known_before: &[String]) -> RemoteHandle {
+        RemoteHandle::FabricJob {
+            workspace_id: self.ws.clone(),
+            item_id: self.item.clone(),
+            job_instance_id: run.map(|r| r.id.clone()),
+            known_before: known_before.to_vec(),
+        }
+    }
+
+    fn previous(&self, handle: &RemoteHandle) -> Option<Previous> {
+        match handle {
+            RemoteHandle::FabricJob {
+                item_id,
+                job_instance_id,
+                known_before,
+                ..
+            } if item_id == &self.item => Some(Previous {
+                run: job_instance_id
+                    .clone()
+                    .map(|id| RunRef { id, direct: true }),
+                known_before: known_before.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn cancel_target(&self, run: &RunRef) -> CancelTarget {
+        CancelTarget::FabricJob {
+            workspace_id: self.ws.clone(),
+            item_id: self.item.clone(),
+            job_id: run.id.clone(),
+        }
+    }
+
+    fn appear_within(&self) -> Duration {
+        appear_wait(self.poll_interval)
+    }
+}
+
+/// Runs one attempt of a Gen2 dataflow step.
+pub(super) async fn run(
     client: &PowerBiClient,
     ctx: &AttemptContext,
     df: &DataflowStep,
-    target: &mut Option<CancelTarget>,
-) -> Result<AttemptOutcome, Stop> {
+) -> AttemptOutcome {
     let conn = ctx.step.connection.as_str();
-    let step = ctx.step.id.as_str();
-    let ws = guard(&ctx.cancel, client.workspace_id(conn, &df.workspace)).await?;
-    let item = guard(
-        &ctx.cancel,
-        client.resolve_item(conn, &ws, ItemKind::DataflowGen2, &df.dataflow),
-    )
-    .await?;
-    ctx.update(resource_update(&ws, &item.id, &item.name));
-    let poll_interval = ctx.step.poll_interval;
-    let job_target = |id: &str| CancelTarget::FabricJob {
-        workspace_id: ws.clone(),
-        item_id: item.id.clone(),
-        job_id: id.to_string(),
-    };
-    let poll = |id: String, mut poller: Poller, first_wait: Option<Duration>| {
-        let ws = ws.clone();
-        let item_id = item.id.clone();
-        async move {
-            if let Some(w) = first_wait {
-                sleep_or_cancel(&ctx.cancel, w).await?;
-            }
-            let mut last: Option<String> = None;
-            loop {
-                let (job, retry_after) =
-                    guard(&ctx.cancel, client.fabric_job(conn, &ws, &item_id, &id)).await?;
-                if job.status != last {
-                    last = job.status.clone();
-                    ctx.update(AttemptUpdate {
-                        remote_status: job.status.clone(),
-                        remote_id: Some(id.clone()),
-                        ..AttemptUpdate::default()
-                    });
-                }
-                match job_progress(&job, step) {
-                    JobProgress::Running => {}
-                    JobProgress::Succeeded => return Ok::<_, Stop>(Ok(())),
-                    JobProgress::Failed(m) => return Ok(Err(m)),
-                }
-                poller.wait(&ctx.cancel, retry_after).await?;
-            }
-        }
-    };
-    let finish = |r: Result<(), String>, adopted: bool| match r {
-        Ok(()) => AttemptOutcome::Succeeded { adopted },
-        Err(error) => AttemptOutcome::Failed { error },
-    };
-
-    if let Some(RemoteHandle::FabricJob {
-        job_instance_id, ..
-    }) = ctx.reattach.clone()
-    {
-        *target = Some(job_target(&job_instance_id));
-        let r = poll(job_instance_id, Poller::new(poll_interval), None).await?;
-        return Ok(finish(r, false));
-    }
-
-    let mut jobs = guard(&ctx.cancel, client.fabric_jobs(conn, &ws, &item.id)).await?;
-    if let Some(window) = ctx.step.skip_if_fresh
-        && let Some(end) = jobs
-            .iter()
-            .filter(|j| is_one_of(j.status.as_deref(), &["Completed"]))
-            .find_map(|j| ended_within(j.end_time_utc.as_deref(), window))
-    {
-        return Ok(skipped_fresh(end, window));
-    }
-    let body = gen2_body(df);
-    let mut rounds = 0;
-    let mut ambiguous = 0;
-    loop {
-        if let Some(active) = jobs
-            .iter()
-            .find(|j| is_one_of(j.status.as_deref(), JOB_RUNNING))
-            .cloned()
-        {
-            rounds += 1;
-            if rounds > MAX_RUNNING_ROUNDS {
-                return Err(Stop::Failed(format!(
-                    "dataflow {} kept running other jobs; gave up after {MAX_RUNNING_ROUNDS} waits",
-                    item.name
-                )));
-            }
-            match ctx.step.if_running {
-                IfRunning::Fail => {
-                    return Err(Stop::Failed(format!(
-                        "a job of dataflow {} is already running (job instance {}); if_running is fail",
-                        item.name, active.id
-                    )));
-                }
-                IfRunning::Adopt => {
-                    ctx.update(AttemptUpdate {
-                        remote_id: Some(active.id.clone()),
-                        note: Some(format!("adopting running job instance {}", active.id)),
-                        ..AttemptUpdate::default()
-                    });
-                    *target = Some(job_target(&active.id));
-                    let r = poll(active.id.clone(), Poller::new(poll_interval), None).await?;
-                    return Ok(finish(r, true));
-                }
-                IfRunning::Restart => {
-                    ctx.update(note(format!(
-                        "cancelling running job instance {} (if_running: restart)",
-                        active.id
-                    )));
-                    if let Err(e) = guard_raw(
-                        &ctx.cancel,
-                        client.cancel_fabric_job(conn, &ws, &item.id, &active.id),
-                    )
-                    .await?
-                    {
-                        ctx.update(note(format!(
-                            "cannot cancel job instance {} ({e}); waiting for it to end",
-                            active.id
-                        )));
-                    }
-                    // The other job's outcome does not matter: ours is triggered next.
-                    let _ = poll(active.id.clone(), Poller::new(poll_interval), None).await?;
-                }
-                IfRunning::Wait => {
-                    ctx.update(note(format!(
-                        "waiting for running job instance {} to end",
-                        active.id
-                    )));
-                    // The other job's outcome does not matter: ours is triggered next.
-                    let _ = poll(active.id.clone(), Poller::new(poll_interval), None).await?;
-                }
-            }
-            jobs = guard(&ctx.cancel, client.fabric_jobs(conn, &ws, &item.id)).await?;
-            continue;
-        }
-        let known: HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
-        let started = Instant::now();
-        let answer = guard_raw(
+    let resolved = async {
+        let ws = guard(&ctx.cancel, client.workspace_id(conn, &df.workspace)).await?;
+        let item = guard(
             &ctx.cancel,
-            client.run_fabric_job(conn, &ws, &item.id, "Execute", body.clone()),
+            client.resolve_item(conn, &ws, ItemKind::DataflowGen2, &df.dataflow),
         )
         .await?;
-        let (id, first_wait) = match answer {
-            Ok(v) => v,
-            Err(e) => match classify(&e) {
-                TriggerErrorKind::AlreadyRunning => {
-                    jobs = guard(&ctx.cancel, client.fabric_jobs(conn, &ws, &item.id)).await?;
-                    if !jobs
-                        .iter()
-                        .any(|j| is_one_of(j.status.as_deref(), JOB_RUNNING))
-                    {
-                        return Err(e.into());
-                    }
-                    continue;
-                }
-                TriggerErrorKind::Ambiguous => {
-                    ambiguous += 1;
-                    sleep_or_cancel(&ctx.cancel, Duration::from_secs(2)).await?;
-                    jobs = guard(&ctx.cancel, client.fabric_jobs(conn, &ws, &item.id)).await?;
-                    if let Some(new) = jobs.iter().find(|j| !known.contains(&j.id)) {
-                        (new.id.clone(), None)
-                    } else if ambiguous >= MAX_AMBIGUOUS_TRIGGERS {
-                        return Err(e.into());
-                    } else {
-                        continue;
-                    }
-                }
-                TriggerErrorKind::Other => return Err(e.into()),
-            },
-        };
-        *target = Some(job_target(&id));
-        ctx.update(AttemptUpdate {
-            remote_id: Some(id.clone()),
-            handle: Some(RemoteHandle::FabricJob {
-                workspace_id: ws.clone(),
-                item_id: item.id.clone(),
-                job_instance_id: id.clone(),
-            }),
-            ..AttemptUpdate::default()
-        });
-        // The first poll waits at least the Retry-After of the 202.
-        let r = poll(id, Poller::starting_at(poll_interval, started), first_wait).await?;
-        return Ok(finish(r, false));
+        ctx.update(resource_update(&ws, &item.id, &item.name));
+        Ok::<_, Stop>((ws, item))
+    }
+    .await;
+    match resolved {
+        Ok((ws, item)) => {
+            let kind = FabricJob {
+                client: client.clone(),
+                conn: conn.to_string(),
+                ws,
+                item: item.id,
+                name: item.name,
+                step: ctx.step.id.to_string(),
+                job_type: "Execute",
+                body: gen2_body(df),
+                poll_interval: ctx.step.poll_interval,
+            };
+            drive(client, ctx, &kind).await
+        }
+        Err(stop) => conclude(client, ctx, Err(stop), None).await,
     }
 }
 
@@ -318,23 +283,23 @@ mod tests {
         };
         assert!(matches!(
             job_progress(&j("InProgress"), "s"),
-            JobProgress::Running
+            RunState::Running
         ));
         assert!(matches!(
             job_progress(&j("SomethingNew"), "s"),
-            JobProgress::Running
+            RunState::Running
         ));
         assert!(matches!(
             job_progress(&j("Completed"), "s"),
-            JobProgress::Succeeded
+            RunState::Succeeded
         ));
         match job_progress(&j("Failed"), "s") {
-            JobProgress::Failed(m) => assert!(m.contains("E1: boom")),
+            RunState::Failed(m) => assert!(m.contains("E1: boom")),
             _ => panic!(),
         }
         assert!(matches!(
             job_progress(&j("Deduped"), "s"),
-            JobProgress::Failed(_)
+            RunState::Failed(_)
         ));
     }
 }

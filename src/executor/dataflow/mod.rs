@@ -7,18 +7,12 @@
 mod gen1;
 mod gen2;
 
-pub(crate) use gen1::{Gen1, TxProgress, expected_duration};
+pub(crate) use gen1::Gen1;
 pub use gen2::gen2_body;
 
-use super::common::{CancelTarget, conclude};
 use super::{AttemptContext, AttemptOutcome};
 use crate::job::model::{DataflowStep, Generation};
 use crate::powerbi::PowerBiClient;
-
-/// Times a trigger is re-sent after an answer that leaves it unknown whether it was taken.
-const MAX_AMBIGUOUS_TRIGGERS: u32 = 3;
-/// Times a running refresh is waited for / cancelled before giving up.
-const MAX_RUNNING_ROUNDS: u32 = 5;
 
 /// Runs one attempt of a dataflow step.
 pub(crate) async fn run(
@@ -26,10 +20,8 @@ pub(crate) async fn run(
     ctx: AttemptContext,
     df: DataflowStep,
 ) -> AttemptOutcome {
-    let mut target: Option<CancelTarget> = None;
-    let result = match df.generation {
-        Generation::Gen1 => gen1::gen1(&client, &ctx, &df, &mut target).await,
-        Generation::Gen2 => gen2::gen2(&client, &ctx, &df, &mut target).await,
-    };
-    conclude(&client, &ctx, result, target.as_ref()).await
+    match df.generation {
+        Generation::Gen1 => gen1::run(&client, &ctx, &df).await,
+        Generation::Gen2 => gen2::run(&client, &ctx, &df).await,
+    }
 }

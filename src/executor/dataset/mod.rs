@@ -13,30 +13,22 @@ mod remote;
 
 pub use body::{enhanced_body, hhmmss, standard_body};
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::executor::common::{
-    CancelTarget, Stop, TriggerErrorKind, appear_wait, classify, conclude, ended_within, guard,
-    guard_raw, is_one_of, note, resource_update, skipped_fresh, took,
+use crate::executor::common::CancelTarget;
+use crate::executor::common::{Stop, appear_wait, conclude, guard, is_one_of, resource_update};
+use crate::executor::protocol::{
+    Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
 };
-use crate::executor::poll::Poller;
-use crate::executor::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
-use crate::job::model::{DatasetStep, IfRunning};
-use crate::powerbi::PowerBiClient;
+use crate::executor::{AttemptContext, AttemptOutcome, RemoteHandle};
+use crate::job::model::DatasetStep;
+use crate::powerbi::api::RefreshEntry;
 use crate::powerbi::resolve::ItemKind;
-use remote::{Progress, Target, entry_progress, ids, running_entry};
+use crate::powerbi::{ClientError, PowerBiClient};
+use remote::{Progress, detail_progress, entry_progress};
 
 /// History entries read per check.
 const HISTORY_TOP: u32 = 30;
-/// Times a trigger is re-sent after an answer that leaves it unknown whether it was taken.
-const MAX_AMBIGUOUS_TRIGGERS: u32 = 3;
-/// Times a running refresh is waited for / cancelled before giving up.
-const MAX_RUNNING_ROUNDS: u32 = 5;
-/// How long to look for a refresh that a trigger with a lost answer may have started.
-const AMBIGUOUS_LOOK: Duration = Duration::from_secs(10);
 
 /// Runs one attempt of a dataset step.
 pub(crate) async fn run(
@@ -44,288 +36,231 @@ pub(crate) async fn run(
     ctx: AttemptContext,
     ds: DatasetStep,
 ) -> AttemptOutcome {
-    let mut target: Option<CancelTarget> = None;
-    let result = attempt(&client, &ctx, &ds, &mut target).await;
-    conclude(&client, &ctx, result, target.as_ref()).await
+    match Refresh::resolve(&client, &ctx, &ds).await {
+        Ok(kind) => drive(&client, &ctx, &kind).await,
+        Err(stop) => conclude(&client, &ctx, Err(stop), None).await,
+    }
 }
 
-async fn attempt(
-    client: &PowerBiClient,
-    ctx: &AttemptContext,
-    ds: &DatasetStep,
-    target: &mut Option<CancelTarget>,
-) -> Result<AttemptOutcome, Stop> {
-    let conn = ctx.step.connection.as_str();
-    let ws = guard(&ctx.cancel, client.workspace_id(conn, &ds.workspace)).await?;
-    let item = guard(
-        &ctx.cancel,
-        client.resolve_item(conn, &ws, ItemKind::Dataset, &ds.dataset),
-    )
-    .await?;
-    ctx.update(resource_update(&ws, &item.id, &item.name));
-    if item.is_refreshable == Some(false) {
-        return Err(Stop::Refused(crate::powerbi::resolve::not_refreshable(
-            &item.name,
-        )));
-    }
-    let t = Target {
-        client,
-        ctx,
-        conn,
-        ws: ws.clone(),
-        ds: item.id.clone(),
-        name: item.name.clone(),
-    };
-    let poll_interval = ctx.step.poll_interval;
+/// A semantic model's refresh, standard or enhanced, as one [`RemoteKind`].
+struct Refresh {
+    client: PowerBiClient,
+    conn: String,
+    ws: String,
+    ds: String,
+    name: String,
+    body: serde_json::Value,
+    enhanced: bool,
+    poll_interval: Duration,
+}
 
-    // Resume: follow the refresh the previous run started.
-    match ctx.reattach.clone() {
-        Some(RemoteHandle::EnhancedRefresh { request_id, .. }) => {
-            *target = Some(enhanced_target(&t, &request_id));
-            let p = t
-                .poll_details(&request_id, Poller::new(poll_interval))
-                .await?;
-            return Ok(outcome(p, false));
-        }
-        Some(RemoteHandle::StandardRefresh {
-            request_id,
-            known_before,
-            ..
-        }) => {
-            *target = Some(CancelTarget::StandardRefresh);
-            let found = match request_id {
-                Some(id) => Some((id, None)),
-                None => {
-                    let known: HashSet<String> = known_before.into_iter().collect();
-                    t.find_new(
-                        &known,
-                        &["ViaApi"],
-                        Instant::now(),
-                        appear_wait(poll_interval),
-                    )
-                    .await?
-                    .and_then(|e| Some((e.request_id.clone()?, Some(e))))
-                }
-            };
-            if let Some((id, seen)) = found {
-                let p = t.poll_entry(&id, Poller::new(poll_interval), seen).await?;
-                return Ok(outcome(p, false));
-            }
-            // Not found: trigger a new one below.
-        }
-        _ => {}
-    }
-
-    let mut history = t.history().await?;
-    if let Some(window) = ctx.step.skip_if_fresh
-        && let Some(end) = history
-            .iter()
-            .filter(|e| matches!(entry_progress(e), Progress::Succeeded))
-            .find_map(|e| ended_within(e.end_time.as_deref(), window))
-    {
-        return Ok(skipped_fresh(end, window));
-    }
-
-    let body = match &ds.refresh {
-        Some(r) => enhanced_body(r),
-        None => standard_body(ds),
-    };
-    let enhanced = ds.refresh.is_some();
-    let kinds: &[&str] = if enhanced {
-        &["ViaEnhancedApi", "ReliableProcessing"]
-    } else {
-        &["ViaApi"]
-    };
-    let mut rounds = 0;
-    let mut ambiguous = 0;
-    loop {
-        if let Some(running) = running_entry(&history).cloned() {
-            let running_id = running.request_id.clone().unwrap_or_default();
-            rounds += 1;
-            if rounds > MAX_RUNNING_ROUNDS {
-                return Err(Stop::Failed(format!(
-                    "{} kept running other refreshes; gave up after {MAX_RUNNING_ROUNDS} waits",
-                    t.name
-                )));
-            }
-            match ctx.step.if_running {
-                IfRunning::Fail => {
-                    return Err(Stop::Failed(format!(
-                        "a refresh of {} is already running (request {running_id}, started {}); if_running is fail",
-                        t.name,
-                        running
-                            .start_time
-                            .as_deref()
-                            .unwrap_or("at an unknown time")
-                    )));
-                }
-                IfRunning::Adopt => {
-                    ctx.update(AttemptUpdate {
-                        remote_id: Some(running_id.clone()),
-                        note: Some(format!("adopting running refresh {running_id}")),
-                        ..AttemptUpdate::default()
-                    });
-                    *target = Some(
-                        if is_one_of(running.refresh_type.as_deref(), &["ViaEnhancedApi"]) {
-                            enhanced_target(&t, &running_id)
-                        } else {
-                            CancelTarget::StandardRefresh
-                        },
-                    );
-                    let p = t
-                        .poll_entry(&running_id, Poller::new(poll_interval), Some(running))
-                        .await?;
-                    return Ok(outcome(p, true));
-                }
-                IfRunning::Restart => {
-                    ctx.update(note(format!(
-                        "cancelling running refresh {running_id} (if_running: restart)"
-                    )));
-                    if let Err(e) = guard(
-                        &ctx.cancel,
-                        client.cancel_refresh(conn, &t.ws, &t.ds, &running_id),
-                    )
-                    .await
-                    {
-                        match e {
-                            Stop::Cancelled => return Err(Stop::Cancelled),
-                            Stop::Failed(m) | Stop::Refused(m) => ctx.update(note(format!(
-                                "cannot cancel refresh {running_id} ({m}); waiting for it to end"
-                            ))),
-                        }
-                    }
-                    t.poll_entry(&running_id, Poller::new(poll_interval), None)
-                        .await?;
-                }
-                IfRunning::Wait => {
-                    ctx.update(note(format!(
-                        "waiting for running refresh {running_id} to end"
-                    )));
-                    t.poll_entry(&running_id, Poller::new(poll_interval), Some(running))
-                        .await?;
-                }
-            }
-            history = t.history().await?;
-            continue;
-        }
-
-        let known = ids(&history);
-        if !enhanced {
-            ctx.update(AttemptUpdate {
-                handle: Some(RemoteHandle::StandardRefresh {
-                    workspace_id: t.ws.clone(),
-                    dataset_id: t.ds.clone(),
-                    request_id: None,
-                    known_before: known.iter().cloned().collect(),
-                }),
-                ..AttemptUpdate::default()
-            });
-            *target = Some(CancelTarget::StandardRefresh);
-        }
-        let started = Instant::now();
-        let answer = guard_raw(
+impl Refresh {
+    async fn resolve(
+        client: &PowerBiClient,
+        ctx: &AttemptContext,
+        ds: &DatasetStep,
+    ) -> Result<Refresh, Stop> {
+        let conn = ctx.step.connection.as_str();
+        let ws = guard(&ctx.cancel, client.workspace_id(conn, &ds.workspace)).await?;
+        let item = guard(
             &ctx.cancel,
-            client.trigger_dataset_refresh(conn, &t.ws, &t.ds, body.clone()),
+            client.resolve_item(conn, &ws, ItemKind::Dataset, &ds.dataset),
         )
         .await?;
-        let request_id = match answer {
-            Ok(resp) if enhanced => resp
-                .header("x-ms-request-id")
-                .map(str::to_string)
-                .or_else(|| resp.location_id()),
-            Ok(_) => None,
-            Err(e) => match classify(&e) {
-                TriggerErrorKind::AlreadyRunning => {
-                    history = t.history().await?;
-                    if running_entry(&history).is_none() {
-                        return Err(e.into());
-                    }
-                    continue;
-                }
-                TriggerErrorKind::Ambiguous => {
-                    ambiguous += 1;
-                    // The refresh may have started: look before sending again.
-                    if let Some(id) = t
-                        .find_new(&known, kinds, started, AMBIGUOUS_LOOK)
-                        .await?
-                        .and_then(|e| e.request_id)
-                    {
-                        tracing::info!(step = %ctx.step.id, "trigger answer was lost but refresh {id} started");
-                        Some(id)
-                    } else if ambiguous >= MAX_AMBIGUOUS_TRIGGERS {
-                        return Err(e.into());
-                    } else {
-                        history = t.history().await?;
-                        continue;
-                    }
-                }
-                TriggerErrorKind::Other => return Err(e.into()),
-            },
+        ctx.update(resource_update(&ws, &item.id, &item.name));
+        if item.is_refreshable == Some(false) {
+            return Err(Stop::Refused(crate::powerbi::resolve::not_refreshable(
+                &item.name,
+            )));
+        }
+        let body = match &ds.refresh {
+            Some(r) => enhanced_body(r),
+            None => standard_body(ds),
         };
+        Ok(Refresh {
+            client: client.clone(),
+            conn: conn.to_string(),
+            ws,
+            ds: item.id,
+            name: item.name,
+            body,
+            enhanced: ds.refresh.is_some(),
+            poll_interval: ctx.step.poll_interval,
+        })
+    }
 
-        // The read that finds a standard refresh also gives its first status.
-        let (request_id, seen) = match request_id {
-            Some(id) => (id, None),
-            None => match t
-                .find_new(&known, kinds, started, appear_wait(poll_interval))
-                .await?
-            {
-                Some(e) => (e.request_id.clone().unwrap_or_default(), Some(e)),
-                None => {
-                    return Err(Stop::Failed(format!(
-                        "the refresh of {} was accepted but never appeared in its history within {} (the service may have dropped it)",
-                        t.name,
-                        humantime::format_duration(appear_wait(poll_interval))
-                    )));
-                }
-            },
+    /// True when our trigger could have started a history entry of this `refreshType`.
+    fn from_trigger(&self, refresh_type: Option<&str>) -> bool {
+        let kinds: &[&str] = if self.enhanced {
+            &["ViaEnhancedApi", "ReliableProcessing"]
+        } else {
+            &["ViaApi"]
         };
-        let handle = if enhanced {
-            *target = Some(enhanced_target(&t, &request_id));
+        refresh_type.is_none() || is_one_of(refresh_type, kinds)
+    }
+
+    fn entry_info(&self, e: RefreshEntry) -> Option<RunInfo> {
+        let id = e.request_id.clone()?;
+        Some(RunInfo {
+            state: state(entry_progress(&e)),
+            status: e.status.clone(),
+            percent: None,
+            from_trigger: self.from_trigger(e.refresh_type.as_deref()),
+            direct: is_one_of(
+                e.refresh_type.as_deref(),
+                &["ViaEnhancedApi", "ReliableProcessing"],
+            ),
+            start: e.start_time,
+            end: e.end_time,
+            id,
+        })
+    }
+
+    async fn history(&self) -> Result<Vec<RefreshEntry>, ClientError> {
+        self.client
+            .refresh_history(&self.conn, &self.ws, &self.ds, HISTORY_TOP)
+            .await
+    }
+}
+
+fn state(p: Progress) -> RunState {
+    match p {
+        Progress::Running => RunState::Running,
+        Progress::Succeeded => RunState::Succeeded,
+        Progress::Failed(m) => RunState::Failed(m),
+    }
+}
+
+impl RemoteKind for Refresh {
+    fn noun(&self) -> &'static str {
+        "refresh"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn listable(&self) -> bool {
+        true
+    }
+
+    async fn list(&self) -> Result<Vec<RunInfo>, ClientError> {
+        Ok(self
+            .history()
+            .await?
+            .into_iter()
+            .filter_map(|e| self.entry_info(e))
+            .collect())
+    }
+
+    async fn trigger(&self) -> Result<Triggered, ClientError> {
+        let resp = self
+            .client
+            .trigger_dataset_refresh(&self.conn, &self.ws, &self.ds, self.body.clone())
+            .await?;
+        let id = self
+            .enhanced
+            .then(|| {
+                resp.header("x-ms-request-id")
+                    .map(str::to_string)
+                    .or_else(|| resp.location_id())
+            })
+            .flatten();
+        Ok(match id {
+            Some(id) => Triggered::Named {
+                id,
+                first_wait: None,
+            },
+            None => Triggered::Unnamed,
+        })
+    }
+
+    async fn status(
+        &self,
+        run: &RunRef,
+    ) -> Result<(Option<RunInfo>, Option<Duration>), ClientError> {
+        if run.direct {
+            let (d, retry_after) = self
+                .client
+                .refresh_details(&self.conn, &self.ws, &self.ds, &run.id)
+                .await?;
+            let info = RunInfo {
+                id: run.id.clone(),
+                state: state(detail_progress(&d)),
+                status: d.extended_status.clone().or(d.status.clone()),
+                percent: None,
+                start: d.start_time,
+                end: d.end_time,
+                from_trigger: true,
+                direct: true,
+            };
+            return Ok((Some(info), retry_after));
+        }
+        let found = self
+            .history()
+            .await?
+            .into_iter()
+            .find(|e| e.request_id.as_deref() == Some(run.id.as_str()))
+            .and_then(|e| self.entry_info(e));
+        Ok((found, None))
+    }
+
+    fn handle(&self, run: Option<&RunRef>, known_before: &[String]) -> RemoteHandle {
+        let enhanced = run.map_or(self.enhanced, |r| r.direct);
+        let request_id = run.map(|r| r.id.clone());
+        let known_before = known_before.to_vec();
+        if enhanced {
             RemoteHandle::EnhancedRefresh {
-                workspace_id: t.ws.clone(),
-                dataset_id: t.ds.clone(),
-                request_id: request_id.clone(),
+                workspace_id: self.ws.clone(),
+                dataset_id: self.ds.clone(),
+                request_id,
+                known_before,
             }
         } else {
             RemoteHandle::StandardRefresh {
-                workspace_id: t.ws.clone(),
-                dataset_id: t.ds.clone(),
-                request_id: Some(request_id.clone()),
-                known_before: known.iter().cloned().collect(),
+                workspace_id: self.ws.clone(),
+                dataset_id: self.ds.clone(),
+                request_id,
+                known_before,
             }
+        }
+    }
+
+    fn previous(&self, handle: &RemoteHandle) -> Option<Previous> {
+        let (dataset_id, request_id, known_before, direct) = match handle {
+            RemoteHandle::EnhancedRefresh {
+                dataset_id,
+                request_id,
+                known_before,
+                ..
+            } => (dataset_id, request_id, known_before, true),
+            RemoteHandle::StandardRefresh {
+                dataset_id,
+                request_id,
+                known_before,
+                ..
+            } => (dataset_id, request_id, known_before, false),
+            _ => return None,
         };
-        ctx.update(AttemptUpdate {
-            remote_id: Some(request_id.clone()),
-            handle: Some(handle),
-            ..AttemptUpdate::default()
-        });
-        // The last successful refresh tells how long this one will likely take.
-        let expected = history
-            .iter()
-            .filter(|e| matches!(entry_progress(e), Progress::Succeeded))
-            .find_map(|e| took(e.start_time.as_deref(), e.end_time.as_deref()));
-        let poller = Poller::starting_at(poll_interval, started).expecting(expected);
-        let p = if enhanced {
-            t.poll_details(&request_id, poller).await?
+        (dataset_id == &self.ds).then(|| Previous {
+            run: request_id.clone().map(|id| RunRef { id, direct }),
+            known_before: known_before.clone(),
+        })
+    }
+
+    fn cancel_target(&self, run: &RunRef) -> CancelTarget {
+        if run.direct {
+            CancelTarget::EnhancedRefresh {
+                workspace_id: self.ws.clone(),
+                dataset_id: self.ds.clone(),
+                request_id: run.id.clone(),
+            }
         } else {
-            t.poll_entry(&request_id, poller, seen).await?
-        };
-        return Ok(outcome(p, false));
+            CancelTarget::StandardRefresh
+        }
     }
-}
 
-fn enhanced_target(t: &Target<'_>, request_id: &str) -> CancelTarget {
-    CancelTarget::EnhancedRefresh {
-        workspace_id: t.ws.clone(),
-        dataset_id: t.ds.clone(),
-        request_id: request_id.to_string(),
-    }
-}
-
-fn outcome(p: Progress, adopted: bool) -> AttemptOutcome {
-    match p {
-        Progress::Succeeded | Progress::Running => AttemptOutcome::Succeeded { adopted },
-        Progress::Failed(error) => AttemptOutcome::Failed { error },
+    fn appear_within(&self) -> Duration {
+        appear_wait(self.poll_interval)
     }
 }
