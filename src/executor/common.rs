@@ -269,6 +269,21 @@ pub(crate) async fn conclude(
     }
 }
 
+/// Resolves a step's workspace and item by name or id, and reports the resolved resource.
+pub(crate) async fn resolve(
+    client: &PowerBiClient,
+    ctx: &AttemptContext,
+    workspace: &str,
+    kind: crate::powerbi::resolve::ItemKind,
+    item: &str,
+) -> Result<(String, crate::powerbi::api::Item), Stop> {
+    let conn = ctx.step.connection.as_str();
+    let ws = guard(&ctx.cancel, client.workspace_id(conn, workspace)).await?;
+    let item = guard(&ctx.cancel, client.resolve_item(conn, &ws, kind, item)).await?;
+    ctx.update(resource_update(&ws, &item.id, &item.name));
+    Ok((ws, item))
+}
+
 /// An update that carries the resolved resource.
 pub(crate) fn resource_update(workspace_id: &str, item_id: &str, name: &str) -> AttemptUpdate {
     AttemptUpdate {

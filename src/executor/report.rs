@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::common::{CancelTarget, Stop, conclude, guard, is_one_of, resource_update};
+use super::common::{CancelTarget, Stop, conclude, guard, is_one_of, resolve};
 use super::protocol::{Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive};
 use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
 use crate::job::model::{ExportSpec, ReportStep};
@@ -109,13 +109,7 @@ impl Export {
         r: &ReportStep,
     ) -> Result<Export, Stop> {
         let conn = ctx.step.connection.as_str();
-        let ws = guard(&ctx.cancel, client.workspace_id(conn, &r.workspace)).await?;
-        let item = guard(
-            &ctx.cancel,
-            client.resolve_item(conn, &ws, ItemKind::Report, &r.report),
-        )
-        .await?;
-        ctx.update(resource_update(&ws, &item.id, &item.name));
+        let (ws, item) = resolve(client, ctx, &r.workspace, ItemKind::Report, &r.report).await?;
         let paginated = item
             .report_type
             .as_deref()

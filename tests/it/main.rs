@@ -11,6 +11,7 @@ mod engine_run;
 mod exec_dataflow;
 mod exec_dataset;
 mod exec_flow;
+mod exec_protocol;
 mod exec_report;
 mod exec_support;
 mod export_kestra;

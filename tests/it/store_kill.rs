@@ -170,3 +170,106 @@ async fn store_kill_9_then_resume_reattaches_the_refresh_in_flight() {
     assert!(store.lock_holder("killed_job").unwrap().is_none());
     sim.shutdown().await;
 }
+
+const FLOW_PROFILE: &str = "
+workspaces:
+  WS:
+    dataflows:
+      Master: { duration: 4s }
+flows:
+  order_list:
+    delay: 200ms
+    starts_dataflow: { workspace: WS, dataflow: Master }
+hooks:
+  teams: {}
+";
+
+/// The main job's first step: a Power Automate flow that refreshes a Gen1 dataflow.
+fn flow_job(sim: &SimServer) -> String {
+    format!(
+        "
+version: 1
+name: killed_flow
+defaults: {{ retries: 0, poll_interval: 1s }}
+steps:
+  master_order_list:
+    type: sas_flow
+    url: \"{}\"
+    body: {{ dataflow: Master }}
+    wait_for: {{ workspace: WS, dataflow: Master }}
+  model: {{ type: webhook, url: \"{}\", depends_on: [master_order_list] }}
+",
+        sim.flow_url("order_list"),
+        sim.hook_url("teams")
+    )
+}
+
+/// True once the store shows the flow step waiting on a transaction it found.
+fn flow_waiting(state: &Path) -> bool {
+    let Ok(Some(store)) = Store::open_existing(state) else {
+        return false;
+    };
+    let Ok(run) = store.load_run("last") else {
+        return false;
+    };
+    run.steps.iter().any(|s| {
+        s.id == "master_order_list"
+            && s.status == "running"
+            && s.attempts
+                .last()
+                .and_then(|a| a.remote.as_ref())
+                .and_then(|r| r.handle.as_ref())
+                .is_some_and(|h| h.run_id().is_some())
+    })
+}
+
+fn flow_posts(sim: &SimServer) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/triggers/manual/paths/invoke"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_kill_9_while_a_flow_waits_then_resume_does_not_fire_the_flow_again() {
+    let sim = crate::sim_support::start(FLOW_PROFILE).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.yaml"), flow_job(&sim)).unwrap();
+    let state = dir.path().join(".pbibatch/state.db");
+
+    let mut first = run_cmd(dir.path(), &sim, &[])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !flow_waiting(&state) {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended before it could be killed"
+        );
+        assert!(waited < 1200, "the first run never reached the kill point");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    assert_eq!(flow_posts(&sim), 1);
+
+    let out = run_cmd(
+        dir.path(),
+        &sim,
+        &["--resume", "last", "--report", "r.json"],
+    )
+    .output()
+    .await
+    .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(flow_posts(&sim), 1, "the resumed run fired the flow again");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    let flow = &report["steps"][0];
+    assert_eq!(flow["status"], "succeeded");
+    assert_eq!(flow["attempts"][0]["triggers"], 0);
+    sim.shutdown().await;
+}

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::executor::common::{
-    CancelTarget, Stop, appear_wait, conclude, guard, is_one_of, resource_update,
-};
+use crate::executor::common::{CancelTarget, Stop, appear_wait, conclude, is_one_of, resolve};
 use crate::executor::protocol::{
     Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
 };
@@ -80,13 +78,7 @@ impl Gen1 {
         dataflow: &str,
     ) -> Result<Gen1, Stop> {
         let conn = ctx.step.connection.as_str();
-        let ws = guard(&ctx.cancel, client.workspace_id(conn, workspace)).await?;
-        let item = guard(
-            &ctx.cancel,
-            client.resolve_item(conn, &ws, ItemKind::DataflowGen1, dataflow),
-        )
-        .await?;
-        ctx.update(resource_update(&ws, &item.id, &item.name));
+        let (ws, item) = resolve(client, ctx, workspace, ItemKind::DataflowGen1, dataflow).await?;
         Ok(Gen1 {
             client: client.clone(),
             conn: conn.to_string(),

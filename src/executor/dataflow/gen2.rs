@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::executor::common::{
-    CancelTarget, Stop, appear_wait, conclude, guard, is_one_of, resource_update,
-};
+use crate::executor::common::{CancelTarget, appear_wait, conclude, is_one_of, resolve};
 use crate::executor::protocol::{
     Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
 };
@@ -210,18 +208,15 @@ pub(super) async fn run(
     df: &DataflowStep,
 ) -> AttemptOutcome {
     let conn = ctx.step.connection.as_str();
-    let resolved = async {
-        let ws = guard(&ctx.cancel, client.workspace_id(conn, &df.workspace)).await?;
-        let item = guard(
-            &ctx.cancel,
-            client.resolve_item(conn, &ws, ItemKind::DataflowGen2, &df.dataflow),
-        )
-        .await?;
-        ctx.update(resource_update(&ws, &item.id, &item.name));
-        Ok::<_, Stop>((ws, item))
-    }
-    .await;
-    match resolved {
+    match resolve(
+        client,
+        ctx,
+        &df.workspace,
+        ItemKind::DataflowGen2,
+        &df.dataflow,
+    )
+    .await
+    {
         Ok((ws, item)) => {
             let kind = FabricJob {
                 client: client.clone(),

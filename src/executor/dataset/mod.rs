@@ -16,7 +16,7 @@ pub use body::{enhanced_body, hhmmss, standard_body};
 use std::time::Duration;
 
 use crate::executor::common::CancelTarget;
-use crate::executor::common::{Stop, appear_wait, conclude, guard, is_one_of, resource_update};
+use crate::executor::common::{Stop, appear_wait, conclude, is_one_of, resolve};
 use crate::executor::protocol::{
     Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
 };
@@ -61,13 +61,8 @@ impl Refresh {
         ds: &DatasetStep,
     ) -> Result<Refresh, Stop> {
         let conn = ctx.step.connection.as_str();
-        let ws = guard(&ctx.cancel, client.workspace_id(conn, &ds.workspace)).await?;
-        let item = guard(
-            &ctx.cancel,
-            client.resolve_item(conn, &ws, ItemKind::Dataset, &ds.dataset),
-        )
-        .await?;
-        ctx.update(resource_update(&ws, &item.id, &item.name));
+        let (ws, item) =
+            resolve(client, ctx, &ds.workspace, ItemKind::Dataset, &ds.dataset).await?;
         if item.is_refreshable == Some(false) {
             return Err(Stop::Refused(crate::powerbi::resolve::not_refreshable(
                 &item.name,
@@ -90,7 +85,7 @@ impl Refresh {
     }
 
     /// True when our trigger could have started a history entry of this `refreshType`.
-    fn from_trigger(&self, refresh_type: Option<&str>) -> bool {
+    fn could_be_ours(&self, refresh_type: Option<&str>) -> bool {
         let kinds: &[&str] = if self.enhanced {
             &["ViaEnhancedApi", "ReliableProcessing"]
         } else {
@@ -105,7 +100,7 @@ impl Refresh {
             state: state(entry_progress(&e)),
             status: e.status.clone(),
             percent: None,
-            from_trigger: self.from_trigger(e.refresh_type.as_deref()),
+            from_trigger: self.could_be_ours(e.refresh_type.as_deref()),
             direct: is_one_of(
                 e.refresh_type.as_deref(),
                 &["ViaEnhancedApi", "ReliableProcessing"],
