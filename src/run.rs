@@ -86,6 +86,13 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         let sim = start_simulator(&resolved, args.sim_profile.as_deref()).await?;
         let config = simulator_config(&sim)?;
         tracing::info!(base = %sim.base_url(), "simulator started");
+        for rule in sim.relaxed_rules() {
+            // One line per rule, whatever the log level: a relaxed run proves less.
+            eprintln!(
+                "simulator: relaxed rule {} (the real service enforces it)",
+                rule.name()
+            );
+        }
         (point_at_simulator(resolved, &sim), config, Some(sim))
     } else {
         let resolved =
@@ -420,8 +427,16 @@ fn point_at_simulator(mut job: Job, sim: &SimServer) -> Job {
         }
     }
     for conn in job.connections.values_mut() {
-        if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
-            conn.credentials = simulator_credentials(sim);
+        match conn.credentials {
+            Credentials::ManagedIdentity { .. } => {}
+            // A token given as is belongs to a signed-in user: the simulator's user token keeps
+            // that identity, so what the service allows users only still runs.
+            Credentials::AccessToken { .. } => {
+                conn.credentials = Credentials::AccessToken {
+                    access_token: Secret::new(sim.user_token_for_any_audience()),
+                };
+            }
+            _ => conn.credentials = simulator_credentials(sim),
         }
     }
     job

@@ -16,9 +16,11 @@ use serde_json::{Value, json};
 use super::http::{
     Api, Sim, empty, fabric_error, guard, json_response, parse_json_body, set_header,
 };
+use super::profile::OutcomeSpec;
 use super::state::{
     ItemKind, Phase, Principal, Run, RunKind, World, base64url, derived_uuid, fabric_time,
 };
+use super::strict::{self, Rule};
 
 pub(crate) fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
     let w = "/v1/workspaces/{workspace}";
@@ -257,9 +259,7 @@ async fn run_query_form(
     };
     run(
         &sim,
-        &workspace,
-        &collection,
-        &item,
+        (&workspace, &collection, &item),
         &job_type,
         principal,
         &body,
@@ -275,36 +275,64 @@ async fn run_path_form(
 ) -> Response {
     run(
         &sim,
-        &workspace,
-        &collection,
-        &item,
+        (&workspace, &collection, &item),
         &job_type,
         principal,
         &body,
     )
 }
 
+/// The operation a run-on-demand call is, by URL form and collection (spec operation ids).
+/// Under `/dataflows/` both URL forms are the dataflow-specific operations (the query form
+/// is their earlier, still accepted spelling); `Refresh` and `Publish` are their aliases.
+fn run_operation(collection: &str, job_type: &str) -> &'static str {
+    match (collection, job_type.to_ascii_lowercase().as_str()) {
+        ("dataflows", "execute" | "refresh") => "BackgroundJobs_RunOnDemandExecute",
+        ("dataflows", "applychanges" | "publish") => "BackgroundJobs_RunOnDemandApplyChanges",
+        _ => "JobScheduler_RunOnDemandItemJob",
+    }
+}
+
+/// Checks a run-on-demand body against the operation's request schema, then the
+/// `executionData` against what the item's job documents.
+fn check_run_body(
+    operation: &str,
+    item_type: Option<&str>,
+    job_type: &str,
+    body: &serde_json::Map<String, Value>,
+) -> Result<(), String> {
+    let value = Value::Object(body.clone());
+    if operation == "JobScheduler_RunOnDemandItemJob" {
+        strict::check_shape(&value, &strict::RUN_ON_DEMAND_ITEM_JOB_REQUEST)?;
+    } else {
+        strict::check_shape(&value, &strict::RUN_ON_DEMAND_DATAFLOW_EXECUTE_JOB_REQUEST)?;
+    }
+    if let (Some(data), Some(shape)) = (
+        body.get("executionData"),
+        item_type.and_then(|t| strict::execution_data_shape(t, job_type)),
+    ) {
+        strict::check_shape(data, &shape).map_err(|e| e.replacen('$', "$.executionData", 1))?;
+    }
+    Ok(())
+}
+
 /// Run on demand: 202, no body, `Location` under `/items/`, `Retry-After`.
 fn run(
     sim: &Sim,
-    workspace: &str,
-    collection: &str,
-    item: &str,
+    (workspace, collection, item): (&str, &str, &str),
     job_type: &str,
     principal: Principal,
     body: &Bytes,
 ) -> Response {
-    match parse_json_body(body) {
-        Err(message) => return fabric_error(StatusCode::BAD_REQUEST, "InvalidInput", &message),
-        Ok(Some(map)) if map.contains_key("parameters") => {
-            return fabric_error(
-                StatusCode::BAD_REQUEST,
-                "FeatureNotAvailable",
-                "Job parameters are not supported for this item type",
-            );
-        }
-        Ok(_) => {}
+    let rules = &sim.cfg.rules;
+    let operation = run_operation(collection, job_type);
+    if let Err(refused) = strict::check_identity(rules, operation, principal) {
+        return refused;
     }
+    let parsed = match parse_json_body(body) {
+        Err(message) => return fabric_error(StatusCode::BAD_REQUEST, "InvalidInput", &message),
+        Ok(parsed) => parsed,
+    };
     let mut world = sim.lock();
     let (ws, index) = match item_index(&world, workspace, collection, item) {
         Ok(x) => x,
@@ -317,16 +345,28 @@ fn run(
             &format!("The job type '{job_type}' is not valid for this item"),
         );
     };
-    if sim.cfg.gen2_user_token_only
-        && matches!(world.items[index].kind, ItemKind::FabricDataflow)
-        && principal != Principal::User
-    {
-        return fabric_error(
-            StatusCode::FORBIDDEN,
-            "InsufficientPrivileges",
-            "The caller does not have sufficient privileges: service principals are not supported for this API",
-        );
+    if let Some(map) = &parsed {
+        if rules.holds(Rule::RequestSchema)
+            && let Err(problem) =
+                check_run_body(operation, world.items[index].fabric_type(), &canonical, map)
+        {
+            return fabric_error(StatusCode::BAD_REQUEST, "InvalidInput", &problem);
+        }
+        // Top-level `parameters` are "not broadly supported" (platform.json): the spec's own
+        // refusal for an item type that does not take them.
+        if map.contains_key("parameters") {
+            return fabric_error(
+                StatusCode::BAD_REQUEST,
+                "FeatureNotAvailable",
+                "Parameter is not allowed for this item type or this item job type",
+            );
+        }
     }
+    // A Dataflow Gen2 run by an app-only identity is accepted, then fails (fabric-cicd#971,
+    // Fabric docs "Current limitations"; docs/simulator.md).
+    let spn_refused = rules.holds(Rule::DataflowGen2ServicePrincipal)
+        && matches!(world.items[index].kind, ItemKind::FabricDataflow)
+        && strict::app_only(principal);
     let now = sim.clock.now();
     let running_same_type = world.runs_of(index).any(|(_, r)| {
         matches!(&r.kind, RunKind::Job { job_type, .. } if *job_type == canonical)
@@ -359,6 +399,15 @@ fn run(
             }
         }
     };
+    if spn_refused {
+        world.runs[run].outcome = OutcomeSpec::Fail {
+            code: Some("SPNBasedRefreshNotAllowed".into()),
+            message: Some(format!(
+                "SPN based refresh is not allowed for the dataflow with id {}.",
+                world.items[index].id
+            )),
+        };
+    }
     let mut response = empty(StatusCode::ACCEPTED);
     set_header(
         &mut response,

@@ -225,13 +225,23 @@ pub(crate) async fn guard(
         Fault::Throttled(secs) => return throttled(api, secs),
         Fault::None => {}
     }
-    match check_bearer(&sim, api, req.headers()) {
-        Ok(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
-        }
-        Err(response) => response,
+    let principal = match check_bearer(&sim, api, req.headers()) {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    req.extensions_mut().insert(principal);
+    // The body was buffered by `record`, so reading it again here costs a copy at most.
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    };
+    if let Err(response) =
+        super::strict::check_content_type(&sim.cfg.rules, api, &parts.headers, &bytes)
+    {
+        return response;
     }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// The 429 each API sends: Power BI's bare `{"message": ...}`, Fabric's ErrorResponse.
@@ -293,8 +303,12 @@ fn check_bearer(sim: &Sim, api: Api, headers: &HeaderMap) -> Result<Principal, R
     let Some(token) = token else {
         return Err(unauthorized());
     };
-    let Some(info) = sim.lock().tokens.get(token).cloned() else {
-        return Err(unauthorized());
+    let (info, any_audience) = {
+        let world = sim.lock();
+        let Some(info) = world.tokens.get(token).cloned() else {
+            return Err(unauthorized());
+        };
+        (info, world.any_audience.contains(token))
     };
     if sim.clock.now() >= info.expires {
         return Err(match api {
@@ -314,7 +328,7 @@ fn check_bearer(sim: &Sim, api: Api, headers: &HeaderMap) -> Result<Principal, R
         Api::PowerBi => Audience::PowerBi,
         Api::Fabric => Audience::Fabric,
     };
-    if sim.cfg.strict_audience && info.audience != wanted {
+    if sim.cfg.strict_audience && info.audience != wanted && !any_audience {
         return Err(unauthorized());
     }
     Ok(info.principal)

@@ -33,6 +33,7 @@ mod introspect;
 mod powerbi;
 mod profile;
 mod state;
+mod strict;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +50,12 @@ pub use profile::{
     Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec, FabricDataflowSpec,
     FailDetail, FlowSpec, HookSpec, HumanDuration, ItemSpec, Knobs, OutcomeSpec, Profile,
     Provision, ReportSpec, StartedBy, Throttle, WorkspaceSpec, WorkspaceWants,
+};
+pub use strict::{
+    DATAFLOW_EXECUTION_PAYLOAD, DATAFLOW_REFRESH_REQUEST, DATASET_REFRESH_REQUEST,
+    EXPORT_REPORT_REQUEST, Field, IDENTITY_SUPPORT, IdentitySupport,
+    RUN_ON_DEMAND_DATAFLOW_EXECUTE_JOB_REQUEST, RUN_ON_DEMAND_ITEM_JOB_REQUEST, Rule, Shape,
+    check_shape,
 };
 
 use http::Sim;
@@ -108,7 +115,7 @@ pub async fn start(profile: Profile, addr: SocketAddr) -> Result<SimServer, SimE
         connection_drop: profile.connection_drop,
         page_size: profile.page_size.max(1),
         strict_audience: profile.strict_audience,
-        gen2_user_token_only: profile.gen2_user_token_only,
+        rules: strict::Rules::relaxing(&profile.relax),
         redirect_exports: profile.redirect_exports,
         max_recorded_requests: profile.max_recorded_requests,
         seed: profile.seed,
@@ -167,6 +174,14 @@ impl SimServer {
     /// `http://127.0.0.1:PORT`: the Power BI, Fabric and authority base URL at once.
     pub fn base_url(&self) -> String {
         self.sim.cfg.base_url.clone()
+    }
+
+    /// The strict rules the profile relaxed (docs/simulator.md, "Strict rules").
+    pub fn relaxed_rules(&self) -> Vec<Rule> {
+        Rule::ALL
+            .into_iter()
+            .filter(|r| !self.sim.cfg.rules.holds(*r))
+            .collect()
     }
 
     /// The bound address.
@@ -249,6 +264,14 @@ impl SimServer {
             Principal::User,
             "sim-user",
         ))
+    }
+
+    /// A user token that both the Power BI and the Fabric API accept: what `run --simulate`
+    /// gives a connection with a static `access_token`, whose real audience it cannot know.
+    pub fn user_token_for_any_audience(&self) -> String {
+        let token = entra::mint(&self.sim, Audience::PowerBi, Principal::User, "sim-user");
+        self.sim.lock().any_audience.insert(token.clone());
+        token
     }
 
     /// Counters: per resource triggers / polls / cancels, tokens issued, faults served.
@@ -378,6 +401,12 @@ pub async fn serve_command(addr: &str, profile: Option<&std::path::Path>) -> Res
     let base = server.base_url();
     let mut out = String::new();
     out.push_str(&format!("pbibatch simulator listening on {base}\n\n"));
+    for rule in server.relaxed_rules() {
+        out.push_str(&format!(
+            "  simulator: relaxed rule {} (the real service enforces it)\n\n",
+            rule.name()
+        ));
+    }
     if workspaces == 0 {
         out.push_str(
             "  No workspaces: pass --profile FILE to declare some (docs/simulator.md).\n\n",

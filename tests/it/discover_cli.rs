@@ -167,7 +167,7 @@ fn emitted_job_validates_and_runs_under_simulate() {
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("wrote a job skeleton with 7 steps"),
+        stderr.contains("wrote a job skeleton with 6 steps"),
         "{stderr}"
     );
     let text = std::fs::read_to_string(dir.path().join("job.yaml")).unwrap();
@@ -180,7 +180,7 @@ fn emitted_job_validates_and_runs_under_simulate() {
 
     let (code, _, stderr) = run(dir.path(), &["validate", "job.yaml"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("job.yaml: valid (7 steps"), "{stderr}");
+    assert!(stderr.contains("job.yaml: valid (6 steps"), "{stderr}");
 
     // The live check finds every item and agrees with the lineage it came from.
     let (code, _, stderr) = run(
@@ -211,7 +211,7 @@ fn emitted_job_validates_and_runs_under_simulate() {
     assert_eq!(code, Some(0), "{stderr}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
-    assert_eq!(report["counts"]["succeeded"], 7);
+    assert_eq!(report["counts"]["succeeded"], 6);
 }
 
 const LINEAGE_JOB: &str = r#"

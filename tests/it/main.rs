@@ -38,6 +38,7 @@ mod sim_knobs;
 mod sim_powerbi;
 mod sim_profile_schema;
 mod sim_specs;
+mod sim_strict;
 mod sim_support;
 mod soak;
 mod store_cli;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::sim_support::{Api, answer, start};
 
@@ -118,7 +118,7 @@ async fn items_and_typed_lists() {
 #[tokio::test(start_paused = true)]
 async fn run_on_demand_both_forms_then_poll_and_dedupe() {
     let sim = start(ESTATE).await;
-    let api = Api::new(&sim).await;
+    let api = Api::as_user(&sim);
     let (ws, df) = api.ids("A", "Gen2 DF");
     let run = api
         .fabric(
@@ -220,7 +220,7 @@ async fn run_on_demand_both_forms_then_poll_and_dedupe() {
 #[tokio::test(start_paused = true)]
 async fn queued_failed_and_cancelled_job_states() {
     let sim = start(ESTATE).await;
-    let api = Api::new(&sim).await;
+    let api = Api::as_user(&sim);
     let (ws, queued) = api.ids("A", "Queued DF");
     let run = api
         .fabric(
@@ -271,28 +271,4 @@ async fn queued_failed_and_cancelled_job_states() {
     assert_eq!(failed.body["status"], "Failed");
     assert!(failed.body["failureReason"]["errorCode"].is_string());
     assert!(failed.body["failureReason"]["message"].is_string());
-}
-
-#[tokio::test]
-async fn gen2_can_require_a_user_token() {
-    let sim = start("gen2_user_token_only: true\nworkspaces:\n  A: { fabric_dataflows: { G: { duration: 0s } } }\n").await;
-    let api = Api::new(&sim).await;
-    let (ws, df) = api.ids("A", "G");
-    let path = format!("/workspaces/{ws}/items/{df}/jobs/instances?jobType=Execute");
-    let sp = api.fabric(Method::POST, &path, None).await;
-    assert_eq!(sp.status, 403);
-    assert_eq!(sp.body["errorCode"], "InsufficientPrivileges");
-    let user = sim.user_token(crate::sim_support::FABRIC_SCOPE).unwrap();
-    let ok = answer(
-        api.client
-            .post(format!("{}/v1{path}", sim.base_url()))
-            .bearer_auth(user)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(ok.status, 202);
-    assert_eq!(ok.header("retry-after"), Some("0"));
-    let _: Value = ok.body;
 }

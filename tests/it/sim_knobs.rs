@@ -226,7 +226,7 @@ async fn time_scale_shortens_durations() {
 #[tokio::test(start_paused = true)]
 async fn two_line_profile_finishes_everything_at_once() {
     let sim = start(&format!("defaults:\n  duration: 0s\n{WS}")).await;
-    let api = Api::new(&sim).await;
+    let api = Api::as_user(&sim);
     let (ws, ds) = api.ids("WS", "M");
     let path = format!("/groups/{ws}/datasets/{ds}/refreshes");
     let a = api
@@ -313,7 +313,7 @@ async fn shared_capacity_refuses_enhanced_refresh_and_export() {
         api.pbi(
             Method::POST,
             &path,
-            Some(json!({"notifyOption": "MailOnFailure"}))
+            Some(json!({"notifyOption": "NoNotification"}))
         )
         .await
         .status,

@@ -95,6 +95,41 @@ impl<'a> Api<'a> {
         }
     }
 
+    /// The same calls with a signed-in user's tokens instead of the service principal's.
+    pub fn as_user(sim: &'a SimServer) -> Api<'a> {
+        Api {
+            sim,
+            client: client(),
+            pbi: sim.user_token(PBI_SCOPE).unwrap(),
+            fabric: sim.user_token(FABRIC_SCOPE).unwrap(),
+        }
+    }
+
+    /// A call with a raw body and the given `Content-Type` (none when `None`); `path` is the
+    /// whole path (`/v1.0/myorg/...` or `/v1/...`), which picks the token.
+    pub async fn send_typed(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Answer {
+        let token = if path.starts_with("/v1.0/") {
+            &self.pbi
+        } else {
+            &self.fabric
+        };
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.sim.base_url()))
+            .bearer_auth(token)
+            .body(body.to_string());
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        answer(req.send().await.unwrap()).await
+    }
+
     /// A Power BI call; `path` starts after `/v1.0/myorg`.
     pub async fn pbi(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let url = format!("{}/v1.0/myorg{path}", self.sim.base_url());

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{group_index, int_param, is_dataflow, item_index};
 use crate::sim::http::{Sim, empty, json_response, parse_json_body, pbi_error};
-use crate::sim::state::{Clock, Phase, Run, RunKind, World, fabric_time};
+use crate::sim::state::{Clock, Phase, Principal, Run, RunKind, World, fabric_time};
+use crate::sim::strict::{self, DATAFLOW_REFRESH_REQUEST, Rule};
 
 fn bad(message: &str) -> Response {
     pbi_error(StatusCode::BAD_REQUEST, "InvalidRequest", message)
@@ -43,9 +44,12 @@ pub(super) async fn trigger(
     State(sim): State<Arc<Sim>>,
     Path((group, dataflow)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> Response {
-    if let Some(p) = q.get("processType")
+    let rules = &sim.cfg.rules;
+    if rules.holds(Rule::QueryParameters)
+        && let Some(p) = q.get("processType")
         && !["default", "processFull"]
             .iter()
             .any(|v| v.eq_ignore_ascii_case(p))
@@ -56,8 +60,15 @@ pub(super) async fn trigger(
         Err(message) => return bad(&message),
         Ok(None) => None,
         Ok(Some(map)) => {
-            if let Some(other) = map.keys().find(|k| k.as_str() != "notifyOption") {
-                return bad(&format!("The request has an unknown property '{other}'"));
+            if rules.holds(Rule::RequestSchema) {
+                if let Some(other) = map.keys().find(|k| k.as_str() != "notifyOption") {
+                    return bad(&format!("The request has an unknown property '{other}'"));
+                }
+                if let Err(problem) =
+                    strict::check_shape(&Value::Object(map.clone()), &DATAFLOW_REFRESH_REQUEST)
+                {
+                    return bad(&problem);
+                }
             }
             map.get("notifyOption").cloned()
         }
@@ -74,6 +85,13 @@ pub(super) async fn trigger(
             return bad(&format!(
                 "Invalid notifyOption '{v}' for a dataflow: use MailOnFailure or NoNotification"
             ));
+        }
+        Some(v)
+            if !v.eq_ignore_ascii_case("NoNotification")
+                && rules.holds(Rule::AppOnlyNotify)
+                && strict::app_only(principal) =>
+        {
+            return strict::app_only_notify(v);
         }
         Some(_) => {}
     }

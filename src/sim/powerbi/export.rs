@@ -16,6 +16,7 @@ use crate::sim::http::{
     Sim, empty, json_response, parse_json_body, pbi_error, pbi_not_found, set_header,
 };
 use crate::sim::state::{ItemKind, Phase, RunKind, World, pbi_time};
+use crate::sim::strict::{self, EXPORT_REPORT_REQUEST, Rule};
 
 const FORMATS: &[&str] = &[
     "PPTX",
@@ -121,16 +122,11 @@ pub(super) async fn start(
         Ok(None) => return bad("The request body is required"),
         Err(message) => return bad(&message),
     };
-    for key in body.keys() {
-        if ![
-            "format",
-            "powerBIReportConfiguration",
-            "paginatedReportConfiguration",
-        ]
-        .contains(&key.as_str())
-        {
-            return bad(&format!("The request has an unknown property '{key}'"));
-        }
+    if sim.cfg.rules.holds(Rule::RequestSchema)
+        && let Err(problem) =
+            strict::check_shape(&Value::Object(body.clone()), &EXPORT_REPORT_REQUEST)
+    {
+        return bad(&problem);
     }
     let Some(format) = body
         .get("format")

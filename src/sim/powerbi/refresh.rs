@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -14,7 +14,8 @@ use super::{int_param, is_dataset, item_index};
 use crate::sim::http::{
     Sim, empty, json_response, parse_json_body, pbi_error, pbi_not_found, set_header,
 };
-use crate::sim::state::{EnhancedRequest, Phase, RefreshOrigin, Run, RunKind, pbi_time};
+use crate::sim::state::{EnhancedRequest, Phase, Principal, RefreshOrigin, Run, RunKind, pbi_time};
+use crate::sim::strict::{self, DATASET_REFRESH_REQUEST, Rule, Rules};
 
 const REFRESH_TYPES: &[&str] = &[
     "Full",
@@ -55,10 +56,21 @@ fn valid_timeout(text: &str) -> bool {
 }
 
 /// Reads the body: `Ok(None)` for a standard refresh, `Ok(Some(..))` for an enhanced one.
-fn classify(body: Option<Map<String, Value>>) -> Result<Option<EnhancedRequest>, Response> {
+/// A mail notify option from an app-only caller is refused as the service refuses it.
+fn classify(
+    body: Option<Map<String, Value>>,
+    rules: &Rules,
+    principal: Principal,
+) -> Result<Option<EnhancedRequest>, Response> {
     let Some(body) = body else {
         return Ok(None);
     };
+    if rules.holds(Rule::RequestSchema)
+        && let Err(problem) =
+            strict::check_shape(&Value::Object(body.clone()), &DATASET_REFRESH_REQUEST)
+    {
+        return Err(bad(&problem));
+    }
     let mut notify = false;
     let mut enhanced = false;
     let mut request = EnhancedRequest {
@@ -70,7 +82,13 @@ fn classify(body: Option<Map<String, Value>>) -> Result<Option<EnhancedRequest>,
     for (key, value) in &body {
         match key.as_str() {
             "notifyOption" => {
-                enum_value(value, NOTIFY_OPTIONS, key)?;
+                let option = enum_value(value, NOTIFY_OPTIONS, key)?;
+                if option != "NoNotification"
+                    && rules.holds(Rule::AppOnlyNotify)
+                    && strict::app_only(principal)
+                {
+                    return Err(strict::app_only_notify(&option));
+                }
                 notify = true;
             }
             "type" => {
@@ -131,11 +149,12 @@ fn classify(body: Option<Map<String, Value>>) -> Result<Option<EnhancedRequest>,
                 }
                 enhanced = true;
             }
-            other => {
+            other if rules.holds(Rule::RequestSchema) => {
                 return Err(bad(&format!(
                     "The request has an unknown property '{other}'"
                 )));
             }
+            _ => {}
         }
     }
     if notify && enhanced {
@@ -158,13 +177,14 @@ fn classify(body: Option<Map<String, Value>>) -> Result<Option<EnhancedRequest>,
 pub(super) async fn trigger(
     State(sim): State<Arc<Sim>>,
     Path((group, dataset)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> Response {
     let parsed = match parse_json_body(&body) {
         Ok(b) => b,
         Err(message) => return bad(&message),
     };
-    let enhanced = match classify(parsed) {
+    let enhanced = match classify(parsed, &sim.cfg.rules, principal) {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -480,6 +500,8 @@ mod tests {
     #[test]
     fn the_body_decides_standard_or_enhanced() {
         let obj = |v: Value| v.as_object().cloned();
+        let strict = Rules::default();
+        let classify = |b| classify(b, &strict, Principal::User);
         assert!(classify(None).unwrap().is_none());
         assert!(classify(obj(json!({}))).unwrap().is_none());
         assert!(

@@ -70,9 +70,11 @@ pub struct Profile {
     pub page_size: usize,
     /// A Power BI call needs a Power BI token and a Fabric call a Fabric token (401 otherwise).
     pub strict_audience: bool,
-    /// Dataflow Gen2 job endpoints refuse service-principal and managed-identity tokens with
-    /// 403 `InsufficientPrivileges`, as the Fabric spec documents.
-    pub gen2_user_token_only: bool,
+    /// Strict rules to relax, by name (every rule holds by default; a run that relaxes one
+    /// says so): `app_only_notify`, `identity_support`, `dataflow_gen2_service_principal`,
+    /// `content_type`, `request_schema`, `query_parameters`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relax: Vec<super::strict::Rule>,
     /// `ExportTo` answers 307 (to the same URL with `preferClientRouting=true`) unless the
     /// call already asks for client routing, as a non-home cluster does.
     pub redirect_exports: bool,
@@ -102,7 +104,7 @@ impl Default for Profile {
             connection_drop: 0.0,
             page_size: 100,
             strict_audience: true,
-            gen2_user_token_only: false,
+            relax: Vec::new(),
             redirect_exports: false,
             max_recorded_requests: 100_000,
             credentials: Credentials::default(),

@@ -36,7 +36,8 @@ pub(crate) struct Config {
     pub connection_drop: f64,
     pub page_size: usize,
     pub strict_audience: bool,
-    pub gen2_user_token_only: bool,
+    /// The strict rules in force (all but those the profile relaxed).
+    pub rules: super::strict::Rules,
     pub redirect_exports: bool,
     pub max_recorded_requests: usize,
     pub seed: u64,

@@ -28,6 +28,9 @@ pub(crate) struct World {
     pub flows: Vec<Flow>,
     pub hooks: Vec<Hook>,
     pub tokens: HashMap<String, TokenInfo>,
+    /// User tokens that stand for a static `access_token` under `run --simulate`: the
+    /// simulator cannot know the real token's audience, so they pass either API.
+    pub any_audience: std::collections::HashSet<String>,
     pub counters: Counters,
     pub requests: VecDeque<RecordedRequest>,
     /// Draws for global fractions (throttling, 503s, drops, latency ranges).
@@ -52,6 +55,7 @@ impl World {
             flows: Vec::new(),
             hooks: Vec::new(),
             tokens: HashMap::new(),
+            any_audience: Default::default(),
             counters: Counters::default(),
             requests: VecDeque::new(),
             rng: StdRng::seed_from_u64(profile.seed),
