@@ -429,9 +429,10 @@ fn point_at_simulator(mut job: Job, sim: &SimServer) -> Job {
     for conn in job.connections.values_mut() {
         match conn.credentials {
             Credentials::ManagedIdentity { .. } => {}
-            // A token given as is belongs to a signed-in user: the simulator's user token keeps
-            // that identity, so what the service allows users only still runs.
-            Credentials::AccessToken { .. } => {
+            // A token given as is, or the Azure CLI's, belongs to a signed-in user: the
+            // simulator's user token keeps that identity, so what the service allows users
+            // only still runs (and what it refuses app identities is still refused).
+            Credentials::AccessToken { .. } | Credentials::AzureCli { .. } => {
                 conn.credentials = Credentials::AccessToken {
                     access_token: Secret::new(sim.user_token_for_any_audience()),
                 };
