@@ -42,7 +42,10 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "pbibatch", &mut std::io::stdout());
+            // Generated whole, then written once: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "pbibatch", &mut script);
+            crate::stdout::write_to(&mut std::io::stdout().lock(), &script)?;
             Ok(exit::OK)
         }
         Command::Export(crate::cli::ExportCommand::Kestra(args)) => {

@@ -26,4 +26,5 @@ pub mod reporter;
 pub mod run;
 pub mod secret;
 pub mod sim;
+pub mod stdout;
 pub mod store;

@@ -128,8 +128,10 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     } = prepare(&args).await?;
 
     if args.dry_run {
-        println!("dry run: nothing is sent; this is what would run, in order\n");
-        print!("{}", crate::plan::render::to_text(&plan));
+        crate::stdout::write(&format!(
+            "dry run: nothing is sent; this is what would run, in order\n\n{}",
+            crate::plan::render::to_text(&plan)
+        ))?;
         if let Some(sim) = sim {
             sim.shutdown().await;
         }
@@ -218,12 +220,22 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         .filter(|(_, p)| !failed_paths.iter().any(|f| f == p))
         .map(|(k, p)| (k, p.to_path_buf()))
         .collect();
-    if !quiet() && !json_logs() {
-        eprint!("{}", crate::reporter::summary::render(&report, &written));
+    if !json_logs() {
+        if quiet() {
+            // `-q` is "errors only": a failed run still says which steps failed and why.
+            eprint!("{}", crate::reporter::summary::errors_only(&report));
+        } else {
+            let width = crate::reporter::summary::stderr_width();
+            eprint!(
+                "{}",
+                crate::reporter::summary::render_for_width(&report, &written, width)
+            );
+        }
     }
     if args.kestra {
         let files: Vec<(&str, &Path)> = written.iter().map(|(k, p)| (*k, p.as_path())).collect();
-        print!("{}", crate::reporter::kestra::render(&report, &files));
+        // A closed stdout loses the lines, never the run's exit code.
+        let _ = crate::stdout::write(&crate::reporter::kestra::render(&report, &files));
     }
     if let Some(sim) = sim {
         // What the simulator served, at `-v`: bench/run.sh reads it for requests per second.

@@ -21,8 +21,6 @@ pub mod lineage;
 pub mod render;
 mod setup;
 
-use std::io::Write;
-
 use serde::Serialize;
 
 use crate::cli::{DiscoverArgs, TableFormat};
@@ -142,13 +140,7 @@ impl Estate {
 }
 
 fn write_stdout(text: &str) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        // A closed pipe (`| head`) is not a failure of ours.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::io("cannot write to stdout", e)),
-    }
+    crate::stdout::write(text)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

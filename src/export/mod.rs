@@ -10,8 +10,6 @@ pub mod iso8601;
 pub mod kestra;
 mod notes;
 
-use std::io::Write;
-
 use crate::cli::ExportKestraArgs;
 use crate::error::{Error, exit};
 use crate::job::{self, DiagFormat};
@@ -92,10 +90,7 @@ pub fn kestra_command(args: &ExportKestraArgs) -> Result<u8, Error> {
         Some(path) => std::fs::write(path, &flow.yaml)
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?,
         None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(flow.yaml.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(|e| Error::io("cannot write to stdout", e))?;
+            crate::stdout::write(&flow.yaml)?;
         }
     }
     Ok(exit::OK)

@@ -13,17 +13,7 @@ fn color_on_stderr() -> bool {
 }
 
 fn write_stdout(text: &str) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .or_else(|e| {
-            // A closed pipe (`| head`) is not a failure of ours.
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Ok(())
-            } else {
-                Err(Error::io("cannot write to stdout", e))
-            }
-        })
+    crate::stdout::write(text)
 }
 
 /// `pbibatch validate FILE...`: exit 0 when every file is valid (warnings allowed), 2

@@ -74,9 +74,29 @@ pub fn critical_path(report: &RunReport) -> (Vec<String>, f64) {
     (chain, total)
 }
 
-/// Renders the summary. `reports` are (kind, path) of the files written, e.g.
-/// `("report", "run.json")`.
+/// Renders the summary with every cell whole (logs, CI, `show` into a file or pipe).
+/// `reports` are (kind, path) of the files written, e.g. `("report", "run.json")`.
 pub fn render(report: &RunReport, reports: &[(&str, PathBuf)]) -> String {
+    render_for_width(report, reports, None)
+}
+
+/// Columns of the table: STEP, TYPE, STATUS, ATTEMPTS, DURATION, REMOTE ID, ERROR.
+const REMOTE: usize = 5;
+const ERROR: usize = 6;
+/// Spaces between two columns.
+const GAP: usize = 2;
+/// A remote id shortened on a terminal keeps this many characters (a GUID's first group).
+const SHORT_ID: usize = 8;
+
+/// [`render`] fitted to a terminal `width` (`None`: no terminal, nothing shortened). On a
+/// terminal, remote ids are shortened to their first characters (whole in the reports), then
+/// the error is cut to the width left, then the step ids; if the table still does not fit,
+/// the remote id column goes, then the errors move under the table, one line per step.
+pub fn render_for_width(
+    report: &RunReport,
+    reports: &[(&str, PathBuf)],
+    width: Option<usize>,
+) -> String {
     let header = [
         "STEP",
         "TYPE",
@@ -86,7 +106,7 @@ pub fn render(report: &RunReport, reports: &[(&str, PathBuf)]) -> String {
         "REMOTE ID",
         "ERROR",
     ];
-    let rows: Vec<[String; 7]> = report
+    let mut rows: Vec<[String; 7]> = report
         .steps
         .iter()
         .map(|s| {
@@ -118,22 +138,28 @@ pub fn render(report: &RunReport, reports: &[(&str, PathBuf)]) -> String {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row.iter()).take(6) {
-            *w = (*w).max(cell.chars().count());
-        }
+    let mut shown: Vec<usize> = (0..header.len()).collect();
+    if let Some(width) = width {
+        fit(&header, &mut rows, &mut shown, width);
     }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
-    let line = |cells: Vec<&str>, out: &mut String| {
+    let line = |cells: &[&str], out: &mut String| {
         let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i < 6 {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                text.push_str(cell);
-                text.push_str(&" ".repeat(pad + 2));
-            } else {
-                text.push_str(cell);
+        for (n, c) in shown.iter().enumerate() {
+            let cell = cells[*c];
+            text.push_str(cell);
+            if n + 1 < shown.len() {
+                let pad = widths[*c].saturating_sub(cell.chars().count());
+                text.push_str(&" ".repeat(pad + GAP));
             }
         }
         let _ = writeln!(out, "{}", text.trim_end());
@@ -146,9 +172,17 @@ pub fn render(report: &RunReport, reports: &[(&str, PathBuf)]) -> String {
         report.status.as_str(),
         format_secs(report.duration_secs)
     );
-    line(header.to_vec(), &mut out);
+    line(&header, &mut out);
     for row in &rows {
-        line(row.iter().map(String::as_str).collect(), &mut out);
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells, &mut out);
+    }
+    if !shown.contains(&ERROR) {
+        let width = width.unwrap_or(usize::MAX);
+        for row in rows.iter().filter(|r| r[ERROR] != "-") {
+            let text = format!("{}: {}", row[0], row[ERROR]);
+            let _ = writeln!(out, "{}", shorten(&text, width));
+        }
     }
     let _ = writeln!(out, "counts: {}", report.counts.line());
     let (chain, total) = critical_path(report);
@@ -165,6 +199,107 @@ pub fn render(report: &RunReport, reports: &[(&str, PathBuf)]) -> String {
     for (kind, path) in reports {
         let _ = writeln!(out, "{kind}: {}", path.display());
     }
+    out
+}
+
+/// The width of the terminal on stderr, `None` when stderr is not one (logs, CI, Kestra: the
+/// summary is then printed whole).
+pub fn stderr_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    console::Term::stderr()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+}
+
+/// Shortens cells (see [`render_for_width`]) until a row fits in `width` columns.
+fn fit(header: &[&str; 7], rows: &mut [[String; 7]], shown: &mut Vec<usize>, width: usize) {
+    let col_width = |rows: &[[String; 7]], c: usize| {
+        rows.iter()
+            .map(|r| r[c].chars().count())
+            .chain([header[c].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    // Width of every shown column but the last (the error), with their gaps.
+    let fixed = |rows: &[[String; 7]], shown: &[usize]| -> usize {
+        shown
+            .iter()
+            .filter(|c| **c != ERROR)
+            .map(|c| col_width(rows, *c) + GAP)
+            .sum()
+    };
+    let total = |rows: &[[String; 7]], shown: &[usize]| fixed(rows, shown) + col_width(rows, ERROR);
+    if total(rows, shown) <= width {
+        return;
+    }
+    for row in rows.iter_mut() {
+        row[REMOTE] = shorten(&row[REMOTE], SHORT_ID + 1);
+    }
+    // The error keeps at least this much before the other columns give way.
+    const MIN_ERROR: usize = 24;
+    // Step ids are cut to a third of the width at most, never below 12 characters.
+    let step_max = (width / 3).max(12);
+    if col_width(rows, 0) > step_max {
+        for row in rows.iter_mut() {
+            row[0] = shorten(&row[0], step_max);
+        }
+    }
+    if fixed(rows, shown) + MIN_ERROR > width {
+        shown.retain(|c| *c != REMOTE);
+    }
+    if fixed(rows, shown) + MIN_ERROR > width {
+        // Still too narrow (80 columns): the errors move under the table, one line each.
+        shown.retain(|c| *c != ERROR);
+        return;
+    }
+    let room = width
+        .saturating_sub(fixed(rows, shown))
+        .max(MIN_ERROR.min(width));
+    for row in rows.iter_mut() {
+        row[ERROR] = shorten(&row[ERROR], room);
+    }
+}
+
+/// `text` cut to `max` characters, the last one `…`.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// What `-q` ("errors only") prints at the end of a run that did not succeed: one `error:`
+/// line per step that failed or timed out, with the first line of its error, then the run's
+/// status and counts. Empty for a run that succeeded.
+pub fn errors_only(report: &RunReport) -> String {
+    use crate::event::{RunStatus, StepStatus};
+    if report.status == RunStatus::Succeeded {
+        return String::new();
+    }
+    let mut out = String::new();
+    for s in &report.steps {
+        if matches!(s.status, StepStatus::Failed | StepStatus::TimedOut) {
+            let why = s
+                .error
+                .as_deref()
+                .or(s.reason.as_deref())
+                .map(|e| format!(": {}", first_line(e)))
+                .unwrap_or_default();
+            let _ = writeln!(out, "error: step {} {}{why}", s.id, s.status.as_str());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "error: run {} of {} {} ({})",
+        report.run_id,
+        report.job,
+        report.status.as_str(),
+        report.counts.line()
+    );
     out
 }
 

@@ -451,9 +451,8 @@ pub async fn serve_command(addr: &str, profile: Option<&std::path::Path>) -> Res
         server.client_secret()
     ));
     out.push_str("\nPress Ctrl-C to stop.\n");
-    print!("{out}");
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    // The banner is best effort: a closed stdout does not stop the simulator.
+    let _ = crate::stdout::write(&out);
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     Ok(())

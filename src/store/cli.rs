@@ -1,7 +1,6 @@
 //! `pbibatch history` and `pbibatch show`: read the store, print a table or JSON.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use super::query::{RunDetails, RunSummary};
 use super::{Store, StoreError, resolve_path};
@@ -62,14 +61,7 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
 }
 
 fn print(text: &str) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        // A closed pipe (`| head`) is not an error of ours.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("cannot write to stdout", e))
-        }
-        _ => Ok(()),
-    }
+    crate::stdout::write(text)
 }
 
 /// The `history` table.

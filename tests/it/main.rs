@@ -15,6 +15,7 @@ mod exec_protocol;
 mod exec_report;
 mod exec_support;
 mod export_kestra;
+mod first_hour;
 mod job_files;
 mod prop_fuzz_regressions;
 mod prop_job;

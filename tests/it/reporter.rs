@@ -281,6 +281,46 @@ fn summary_table_counts_and_critical_path() {
 }
 
 #[test]
+fn summary_table_fits_80_and_120_columns_with_ids_whole_elsewhere() {
+    let mut report = RunReport::from_events(&order_list_events());
+    // Real remote ids: a Power Automate run id, a refresh requestId, an export id.
+    let ids = [
+        ("master_order_list", "08584538215938427371355542101CU112"),
+        ("order_list_model", "5bd3cd5e-4ae1-4b9c-b1c8-1f4a6d1e2c3b"),
+        ("order_book_pdf", "Mi9C5419i2rTgEkoLQgpIjBhdDN8Tz1=="),
+    ];
+    for (step, id) in ids {
+        let s = report.steps.iter_mut().find(|s| s.id == step).unwrap();
+        for a in &mut s.attempts {
+            a.remote_id = Some(id.to_string());
+        }
+    }
+    let reports = [("report", PathBuf::from("out/run.json"))];
+    for width in [80, 120] {
+        let text = summary::render_for_width(&report, &reports, Some(width));
+        let table: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("counts:"))
+            .collect();
+        assert!(table.len() >= 6, "{text}");
+        for line in &table {
+            assert!(
+                line.chars().count() <= width,
+                "{width} columns: {} wide: {line}",
+                line.chars().count()
+            );
+        }
+        insta::assert_snapshot!(format!("summary_order_list_{width}_columns"), text);
+    }
+    // Without a terminal (logs, CI) and in the reports, the ids stay whole.
+    let whole = summary::render(&report, &reports);
+    for (_, id) in ids {
+        assert!(whole.contains(id), "{whole}");
+    }
+}
+
+#[test]
 fn json_report_shape() {
     let report = RunReport::from_events(&order_list_events());
     assert_eq!(report.counts.timed_out, 1);
