@@ -20,6 +20,7 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::reporter::progress::log_writer)
+        .with_timer(Rfc3339Millis)
         .with_target(false);
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -27,7 +28,21 @@ fn init_logging(cli: &Cli) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
-    crate::run::set_output(cli.quiet, cli.log_format == LogFormat::Json);
+    crate::run::set_output(
+        cli.quiet,
+        cli.log_format == LogFormat::Json,
+        cli.verbose > 0 && !cli.quiet,
+    );
+}
+
+/// Log record timestamps in the one format the run's own log lines use (RFC 3339, UTC,
+/// milliseconds: `2026-11-25T20:15:02.125Z`), so `-v` output reads as one stream.
+struct Rfc3339Millis;
+
+impl tracing_subscriber::fmt::time::FormatTime for Rfc3339Millis {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        w.write_str(&crate::reporter::lines::timestamp(chrono::Utc::now()))
+    }
 }
 
 /// Runs the parsed command line; returns the process exit code.

@@ -169,7 +169,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         reporters = reporters.with_json_lines(Box::new(std::io::stderr()));
     } else if !quiet() {
         // Live progress on a terminal, plain log lines elsewhere (Kestra, CI).
-        reporters = reporters.with_stderr(args.progress);
+        reporters = reporters.with_stderr(args.progress, verbose());
     }
     let reporter_task = reporters.spawn(rx);
 
@@ -279,6 +279,13 @@ fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// True when `-v` asked for more detail (the service's own status words, among others).
+fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// True when `--log-format json` asked for JSON log lines.
 fn json_logs() -> bool {
     JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
@@ -289,7 +296,8 @@ static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 
 /// Records the global output flags for the reporters: `-q` (only errors are printed) and
 /// `--log-format json`.
-pub fn set_output(quiet: bool, json_logs: bool) {
+pub fn set_output(quiet: bool, json_logs: bool, verbose: bool) {
+    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
     QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
     JSON_LOGS.store(json_logs, std::sync::atomic::Ordering::Relaxed);
 }
@@ -313,6 +321,7 @@ fn spawn_signal_handler(interrupt: CancellationToken) {
                 tracing::warn!("interrupted: starting nothing new, cancelling in-flight work");
                 interrupt.cancel();
             } else {
+                crate::reporter::progress::clear_for_exit();
                 eprintln!("interrupted twice: exiting now");
                 std::process::exit(i32::from(exit::INTERRUPTED));
             }

@@ -26,6 +26,9 @@ pub struct LineReporter<W: Write> {
     run_id: String,
     /// One JSON object per line (`--log-format json`) instead of text.
     json: bool,
+    /// `-v`: the service's status words beside the readable ones (see
+    /// [`super::status_for_people`]).
+    raw_status: bool,
 }
 
 impl<W: Write> LineReporter<W> {
@@ -39,7 +42,14 @@ impl<W: Write> LineReporter<W> {
             run_started: None,
             run_id: String::new(),
             json: false,
+            raw_status: false,
         }
+    }
+
+    /// Shows the service's own status words too (`-v`).
+    pub fn raw_status(mut self, raw: bool) -> Self {
+        self.raw_status = raw;
+        self
     }
 
     /// A reporter writing one JSON object per line to `out`: `timestamp`, `level`, `run_id`,
@@ -64,7 +74,7 @@ impl<W: Write> LineReporter<W> {
 
     /// Prints the line(s) for one event, if it is a state change.
     pub fn apply(&mut self, event: &RunEvent) -> std::io::Result<()> {
-        let ts = event.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let ts = timestamp(event.at);
         let line = match &event.kind {
             RunEventKind::RunStarted {
                 run_id,
@@ -97,7 +107,7 @@ impl<W: Write> LineReporter<W> {
                 Some(format!("{step}: attempt {attempt} started{what}"))
             }
             RunEventKind::StepProgress { step, update, .. } => {
-                let text = progress_text(update);
+                let text = progress_text(update, self.raw_status);
                 if text.is_empty() || self.last_remote.get(step) == Some(&text) {
                     None
                 } else {
@@ -180,6 +190,11 @@ impl<W: Write> LineReporter<W> {
             None => Ok(()),
         }
     }
+}
+
+/// The one timestamp format of log lines and log records: RFC 3339, UTC, milliseconds.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The JSON form of one log line: the message plus the ids a log pipeline filters on.
@@ -271,10 +286,10 @@ fn json_record(ts: &str, run_id: &str, event: &RunEvent, message: &str) -> serde
 }
 
 /// `remote status InProgress 40 % (id abc)`, or a note.
-fn progress_text(update: &AttemptUpdate) -> String {
+fn progress_text(update: &AttemptUpdate, raw: bool) -> String {
     let mut parts = Vec::new();
     if let Some(s) = &update.remote_status {
-        let mut t = format!("remote status {s}");
+        let mut t = format!("remote status {}", super::status_for_people(s, raw));
         if let Some(p) = update.percent {
             t.push_str(&format!(" {p} %"));
         }

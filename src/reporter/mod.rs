@@ -53,12 +53,15 @@ impl Reporters {
 
     /// What stderr shows during the run: the live display when [`progress::enabled`] says so
     /// for `mode` (stderr a terminal), else plain log lines.
-    pub fn with_stderr(self, mode: ProgressMode) -> Self {
+    /// `raw_status` (`-v`) shows the service's own status words beside the readable ones.
+    pub fn with_stderr(mut self, mode: ProgressMode, raw_status: bool) -> Self {
         let term = std::env::var("TERM").ok();
         if progress::enabled(mode, std::io::stderr().is_terminal(), term.as_deref()) {
-            self.with_progress(ProgressReporter::stderr())
+            self.with_progress(ProgressReporter::stderr(raw_status))
         } else {
-            self.with_lines(Box::new(std::io::stderr()))
+            let out: Box<dyn Write + Send> = Box::new(std::io::stderr());
+            self.lines = Some(LineReporter::new(out).raw_status(raw_status));
+            self
         }
     }
 
@@ -204,6 +207,17 @@ impl ReportPaths {
             errors.push(e);
         }
         errors
+    }
+}
+
+/// A remote status word for people. Power BI reports a running dataset refresh as `Unknown`
+/// (its refresh history's word for "not finished yet"): shown as `in progress`, and as
+/// `in progress (Unknown)` with `-v` (`raw`), which keeps the service's word for searches.
+pub fn status_for_people(status: &str, raw: bool) -> String {
+    match status {
+        "Unknown" if raw => "in progress (Unknown)".into(),
+        "Unknown" => "in progress".into(),
+        other => other.to_string(),
     }
 }
 

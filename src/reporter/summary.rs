@@ -184,17 +184,35 @@ pub fn render_for_width(
             let _ = writeln!(out, "{}", shorten(&text, width));
         }
     }
-    let _ = writeln!(out, "counts: {}", report.counts.line());
+    let mut counts = format!("counts: {}", report.counts.line());
+    let too_wide = |text: &str| width.is_some_and(|w| text.chars().count() > w);
+    if too_wide(&counts) {
+        // On a narrow terminal the zeros go (the reports keep all six).
+        let nonzero: Vec<String> = crate::event::StepStatus::ALL
+            .iter()
+            .filter(|s| report.counts.get(**s) > 0)
+            .map(|s| format!("{} {}", report.counts.get(*s), s.as_str()))
+            .collect();
+        counts = format!("counts: {}", nonzero.join(", "));
+    }
+    let _ = writeln!(out, "{counts}");
     let (chain, total) = critical_path(report);
-    if chain.is_empty() {
-        let _ = writeln!(out, "critical path: -");
+    let path = if chain.is_empty() {
+        "critical path: -".to_string()
     } else {
-        let _ = writeln!(
-            out,
+        format!(
             "critical path: {} ({})",
             chain.join(" -> "),
             format_secs(total)
-        );
+        )
+    };
+    match width {
+        Some(w) if too_wide(&path) => {
+            let _ = writeln!(out, "{}", shorten(&path, w));
+        }
+        _ => {
+            let _ = writeln!(out, "{path}");
+        }
     }
     for (kind, path) in reports {
         let _ = writeln!(out, "{kind}: {}", path.display());

@@ -346,11 +346,24 @@ fn progress_text(events: &[RunEvent]) -> String {
         for change in model.apply(e) {
             let line = match change {
                 Change::Start { total } => format!("start: {total} steps"),
-                Change::Overall { done, tally } => format!("overall: {done} done [{tally}]"),
-                Change::Show { step, line, since } => format!(
-                    "running {step} since {}: {line}",
-                    since.format("%H:%M:%S%.3f")
-                ),
+                Change::Overall { done, tally, eta } => {
+                    let eta = if eta { "" } else { " ETA -" };
+                    format!("overall: {done} done [{tally}]{eta}")
+                }
+                Change::Show {
+                    step,
+                    line,
+                    since,
+                    retry_at,
+                } => {
+                    let retry = retry_at
+                        .map(|at| format!(" (next attempt at {})", at.format("%H:%M:%S%.3f")))
+                        .unwrap_or_default();
+                    format!(
+                        "running {step} since {}: {line}{retry}",
+                        since.format("%H:%M:%S%.3f")
+                    )
+                }
                 Change::Hide { step } => format!("hide {step}"),
                 Change::Print(line) => format!("print: {line}"),
             };

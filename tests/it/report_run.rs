@@ -274,16 +274,24 @@ fn a_failing_run_shows_the_remote_error_in_every_output() {
 /// Debian/Ubuntu base system, as `bsdutils`), 120 columns wide, and returns what the
 /// terminal received.
 fn run_on_a_pty(dir: &Path, progress: &str) -> (Option<i32>, String) {
+    let job = repo().join("jobs/order_list.yaml");
+    run_args_on_a_pty(
+        dir,
+        120,
+        &format!("run '{}' --simulate --progress {progress}", job.display()),
+    )
+}
+
+/// `pbibatch ARGS` (shell-quoted) on a pseudo-terminal `cols` wide.
+fn run_args_on_a_pty(dir: &Path, cols: u16, args: &str) -> (Option<i32>, String) {
     let probe = Command::new("script").arg("--version").output();
     assert!(
         probe.is_ok_and(|o| o.status.success()),
         "this test needs util-linux's `script` (Debian package bsdutils) to get a pseudo-terminal"
     );
-    let job = repo().join("jobs/order_list.yaml");
     let inner = format!(
-        "stty cols 120 rows 40; exec '{}' run '{}' --simulate --progress {progress}",
+        "stty cols {cols} rows 40; exec '{}' {args}",
         bin().display(),
-        job.display()
     );
     let mut cmd = Command::new("script");
     cmd.args([
@@ -353,6 +361,86 @@ fn live_progress_on_a_pseudo_terminal() {
         "{plain}"
     );
     assert!(!plain.contains("\x1b[1A"), "{plain}");
+}
+
+#[test]
+fn live_progress_counts_down_a_retry_and_the_summary_fits_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        "version: 1\nname: retry_once\ndefaults: { retries: 1, retry_backoff: 3s, poll_interval: 1s }\nsteps:\n  flow:\n    type: sas_flow\n    url: ${env.FLOW_URL}\n  model:\n    type: dataset\n    workspace: Sales\n    dataset: Revenue\n    depends_on: [flow]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "workspaces:\n  Sales:\n    datasets:\n      Revenue: { duration: 1s, outcomes: [fail, succeed] }\n",
+    )
+    .unwrap();
+    let (code, screen) = run_args_on_a_pty(
+        dir.path(),
+        80,
+        "run job.yaml --simulate --sim-profile profile.yaml --state none",
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    // The backoff counts down on the step's line...
+    assert!(screen.contains("retry in   3s"), "{screen}");
+    assert!(
+        screen.contains("retry in   2s") || screen.contains("retry in   1s"),
+        "{screen}"
+    );
+    // ...while the ETA is shown as unknown rather than climbing.
+    assert!(screen.contains("ETA -"), "{screen}");
+    for (i, _) in screen.match_indices("ETA ") {
+        let value: String = screen[i + 4..].chars().take_while(|c| *c != '·').collect();
+        assert!(
+            !value.contains("day") && !value.contains("hour"),
+            "ETA {value} in:\n{screen}"
+        );
+    }
+    // A running refresh reads "in progress", not Power BI's raw "Unknown".
+    assert!(screen.contains("model · in progress · attempt"), "{screen}");
+    assert!(!screen.contains("Unknown"), "{screen}");
+    // The final summary (after the last redraw) fits the 80 columns.
+    let summary = &screen[screen.rfind("run ").unwrap()..];
+    for line in summary.lines() {
+        let line = line.trim_end_matches('\r');
+        assert!(line.chars().count() <= 80, "{} wide: {line}", line.len());
+    }
+    assert!(summary.contains("STEP "), "{summary}");
+}
+
+#[test]
+fn verbose_log_lines_share_one_timestamp_format_and_show_raw_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pbibatch(dir.path())
+        .args(["-v", "run"])
+        .arg(repo().join("jobs/order_list.yaml"))
+        .args(["--simulate", "--state", "none"])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stamp = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ").unwrap();
+    let stamped: Vec<&str> = stderr.lines().filter(|l| l.starts_with("20")).collect();
+    // Both the run's own lines and tracing's records (the simulator's, at -v).
+    assert!(
+        stamped.iter().any(|l| l.contains("simulator started")),
+        "{stderr}"
+    );
+    assert!(
+        stamped
+            .iter()
+            .any(|l| l.contains(" started: job order_list")),
+        "{stderr}"
+    );
+    for line in stamped {
+        assert!(stamp.is_match(line), "{line}");
+    }
+    // With -v the service's own word is kept beside the readable one.
+    assert!(
+        stderr.contains("remote status in progress (Unknown)"),
+        "{stderr}"
+    );
 }
 
 #[test]
