@@ -311,6 +311,9 @@ pub fn clear_for_exit() {
     }
 }
 
+/// A running step's line waiting for room: text, start, next attempt (see [`Change::Show`]).
+type WaitingLine = (String, DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// The live display on a terminal.
 pub struct ProgressReporter {
     model: ProgressModel,
@@ -320,7 +323,7 @@ pub struct ProgressReporter {
     bars: IndexMap<StepId, ProgressBar>,
     /// Running steps past [`MAX_RUNNING_LINES`]: shown as one "and N more" line until a
     /// line frees up.
-    waiting: IndexMap<StepId, (String, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    waiting: IndexMap<StepId, WaitingLine>,
     more: Option<ProgressBar>,
     /// Redraw on a timer (elapsed times and spinners move); off in tests.
     steady_tick: bool,
