@@ -146,6 +146,7 @@ mod tests {
                 workspace: w.into(),
                 dataflow: d.into(),
             }),
+            oauth: false,
         })
     }
 

@@ -38,6 +38,20 @@ pub(crate) fn build_headers(
     Ok(out)
 }
 
+/// Removes the SAS parameters (`sp`, `sv`, `sig`) from a trigger URL, keeping the others.
+pub(crate) fn strip_sas(url: &mut url::Url) {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !matches!(k.as_ref(), "sp" | "sv" | "sig"))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+}
+
 /// True when `status` is accepted: one of `expect` or, when empty, any 2xx.
 pub(crate) fn status_ok(status: u16, expect: &[u16]) -> bool {
     if expect.is_empty() {
@@ -69,6 +83,9 @@ struct Flow {
     shown: String,
     expect_status: Vec<u16>,
     watch: Option<Gen1>,
+    /// `oauth: true`: the connection whose flow-audience token authorizes the trigger
+    /// (fetched at each trigger, so it is never stale).
+    oauth_connection: Option<String>,
 }
 
 impl Flow {
@@ -78,8 +95,13 @@ impl Flow {
         s: &SasFlowStep,
     ) -> Result<Flow, Stop> {
         let shown = redact_url(s.url.expose());
-        let url = url::Url::parse(s.url.expose())
+        let mut url = url::Url::parse(s.url.expose())
             .map_err(|_| Stop::Refused(format!("invalid flow url {shown}")))?;
+        // A trigger restricted to the tenant's users takes a bearer token for the flow
+        // audience and refuses SAS parameters.
+        if s.oauth {
+            strip_sas(&mut url);
+        }
         let method = Method::from_bytes(s.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| Stop::Refused(format!("invalid method `{}`", s.method)))?;
         let mut request = HttpRequest::new(method, url, RetryMode::NotIdempotent);
@@ -95,6 +117,7 @@ impl Flow {
             shown,
             expect_status: s.expect_status.clone(),
             watch,
+            oauth_connection: s.oauth.then(|| ctx.step.connection.clone()),
         })
     }
 
@@ -133,7 +156,14 @@ impl RemoteKind for Flow {
     }
 
     async fn trigger(&self) -> Result<Triggered, ClientError> {
-        let resp = self.client.send_plain(&self.request).await?;
+        let resp = match &self.oauth_connection {
+            Some(connection) => {
+                let mut request = self.request.clone();
+                request.bearer = Some(self.client.flow_token(connection).await?);
+                self.client.send_plain(&request).await?
+            }
+            None => self.client.send_plain(&self.request).await?,
+        };
         let status = resp.status().as_u16();
         let retry_after = crate::powerbi::http::retry_after(resp.headers());
         let run_id = resp
@@ -215,6 +245,16 @@ mod tests {
         assert!(!status_ok(302, &[]));
         assert!(status_ok(302, &[302]));
         assert!(!status_ok(200, &[202]));
+    }
+
+    #[test]
+    fn sas_parameters_are_stripped_for_oauth_triggers() {
+        let mut url = url::Url::parse(
+            "https://x.logic.azure.com/workflows/w/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=SECRET",
+        )
+        .unwrap();
+        strip_sas(&mut url);
+        assert_eq!(url.query(), Some("api-version=2016-06-01"));
     }
 
     #[test]

@@ -294,7 +294,7 @@ fn locate<'a>(job: &Job, names: impl Iterator<Item = &'a String>) -> IndexMap<St
 /// True for step kinds that call Power BI / Fabric (and so need a connection).
 pub fn needs_auth(kind: &StepKind) -> bool {
     match kind {
-        StepKind::SasFlow(s) => s.wait_for.is_some(),
+        StepKind::SasFlow(s) => s.wait_for.is_some() || s.oauth,
         StepKind::Webhook(_) => false,
         StepKind::Dataflow(_) | StepKind::Dataset(_) | StepKind::Report(_) => true,
     }

@@ -36,6 +36,7 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "body",
             "expect_status",
             "wait_for",
+            "oauth",
             "connection",
             "poll_interval",
             "if_running",
@@ -69,7 +70,8 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
 }
 
 /// Keys a `sas_flow` step accepts only together with `wait_for`: without it the step calls
-/// the flow's URL and nothing else (no Power BI connection, nothing to poll).
+/// the flow's URL and nothing else (no Power BI connection, nothing to poll). `connection`
+/// is also accepted with `oauth: true` (the flow token comes from it).
 pub fn needs_wait_for(key: &str) -> bool {
     key == "connection" || WATCH_KEYS.contains(&key)
 }
@@ -93,7 +95,7 @@ pub fn applies_to(key: &str) -> Option<&'static str> {
         )
     } else if key == "connection" {
         Some(
-            "steps that call Power BI or Fabric: dataflow, dataset, report, and sas_flow with `wait_for`",
+            "steps that call Power BI or Fabric: dataflow, dataset, report, and sas_flow with `wait_for` or `oauth: true`",
         )
     } else {
         None
@@ -134,6 +136,7 @@ pub fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
         body,
         expect_status,
         wait_for,
+        oauth,
         workspace,
         dataflow,
         generation,

@@ -269,6 +269,9 @@ pub struct SasFlowStep {
     /// Accepted statuses; empty = any 2xx.
     pub expect_status: Vec<u16>,
     pub wait_for: Option<WaitFor>,
+    /// Send an OAuth token of the step's connection for the flow audience
+    /// (`https://service.flow.microsoft.com//.default`) instead of the SAS signature.
+    pub oauth: bool,
 }
 
 /// After a SAS trigger, wait for this Gen1 dataflow's transaction started after the trigger.

@@ -415,6 +415,10 @@ pub struct RawStep {
     pub expect_status: Option<Sp<Vec<Sp<i64>>>>,
     /// sas_flow: wait for this Gen1 dataflow's refresh after the trigger.
     pub wait_for: Option<Sp<RawWaitFor>>,
+    /// sas_flow: the trigger accepts only users of the tenant ("Who can trigger the flow?"
+    /// not "Anyone"): send an OAuth token of the step's connection for
+    /// `https://service.flow.microsoft.com//.default` instead of the SAS signature.
+    pub oauth: Option<Sp<bool>>,
 
     /// dataflow, dataset, report: workspace alias, name or GUID.
     pub workspace: Option<Sp<String>>,

@@ -52,10 +52,19 @@ fn restrict_step(step: &mut Map<String, Value>) {
             // `connection`, `poll_interval` and `if_running` only with `wait_for`.
             let dependent: Map<String, Value> = type_keys(ty)
                 .iter()
-                .filter(|k| needs_wait_for(k))
+                .filter(|k| needs_wait_for(k) && **k != "connection")
                 .map(|k| ((*k).to_string(), json!(["wait_for"])))
                 .collect();
             then["dependentRequired"] = Value::Object(dependent);
+            // `connection` with `wait_for` or with `oauth: true`.
+            then["dependentSchemas"] = json!({
+                "connection": {
+                    "anyOf": [
+                        { "required": ["wait_for"] },
+                        { "required": ["oauth"], "properties": { "oauth": { "const": true } } }
+                    ]
+                }
+            });
         }
         rules.push(json!({
             "if": {

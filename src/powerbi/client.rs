@@ -253,6 +253,16 @@ impl PowerBiClient {
         }
     }
 
+    /// A token of `connection` for Power Automate triggers restricted to the tenant's users
+    /// (audience `https://service.flow.microsoft.com/`), cached and renewed like the others.
+    pub async fn flow_token(&self, connection: &str) -> Result<crate::secret::Secret, ClientError> {
+        let conn = self.connection(connection)?;
+        self.inner
+            .tokens
+            .token(&self.inner.http, &self.inner.cfg, conn, Audience::Flow)
+            .await
+    }
+
     /// Sends an unauthenticated request (SAS trigger, webhook) with the retry layer and
     /// returns the answer whatever its status.
     pub async fn send_plain(&self, req: &HttpRequest) -> Result<reqwest::Response, ClientError> {

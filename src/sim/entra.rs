@@ -430,6 +430,12 @@ fn token_for_scope(sim: &Sim, tenant: &str, client_id: &str, scope: Option<&Stri
             ),
         );
     };
+    // `{flow}//.default` asks for the audience `{flow}/`; `{flow}/.default` gets `{flow}`.
+    let audience = if audience == Audience::Flow && !resource.ends_with("//") {
+        Audience::FlowWithoutSlash
+    } else {
+        audience
+    };
     let token = mint(sim, audience, Principal::App, client_id);
     let lifetime = sim.cfg.token_lifetime.as_secs();
     json_response(

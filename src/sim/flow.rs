@@ -14,7 +14,7 @@ use serde_json::json;
 use super::http::{Sim, empty, json_response, set_header};
 use super::introspect::resource_key;
 use super::powerbi::start_gen1_refresh;
-use super::state::derived_uuid;
+use super::state::{Audience, derived_uuid};
 
 pub(crate) fn routes() -> Router<Arc<Sim>> {
     Router::new().route(
@@ -53,12 +53,32 @@ async fn invoke(
         );
     };
     let flow = &world.flows[index];
-    let signed = q.get("sig") == Some(&flow.sig)
+    if flow.oauth {
+        // Restricted to the tenant's users: a live token for the flow audience
+        // (`https://service.flow.microsoft.com/`, trailing slash included) and no SAS.
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let now = sim.clock.now();
+        let valid = bearer
+            .and_then(|t| world.tokens.get(t))
+            .is_some_and(|info| info.audience == Audience::Flow && info.expires > now);
+        let sas = ["sig", "sp", "sv"].iter().any(|k| q.contains_key(*k));
+        if !valid || sas {
+            return flow_error(
+                StatusCode::UNAUTHORIZED,
+                "MisMatchingOAuthClaims",
+                "One or more claims either missing or does not match with the open authentication access control policy.",
+            );
+        }
+    } else if !(q.get("sig") == Some(&flow.sig)
         && q.get("sp").map(String::as_str) == Some("/triggers/manual/run")
         && q.get("sv").map(String::as_str) == Some("1.0")
-        && q.contains_key("api-version");
-    // A SAS-only trigger also refuses any Authorization header.
-    if !signed || headers.contains_key(header::AUTHORIZATION) {
+        && q.contains_key("api-version"))
+        // A SAS-only trigger also refuses any Authorization header.
+        || headers.contains_key(header::AUTHORIZATION)
+    {
         return flow_error(
             StatusCode::UNAUTHORIZED,
             "DirectApiAuthorizationRequired",

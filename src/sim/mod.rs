@@ -197,6 +197,13 @@ impl SimServer {
             .iter()
             .find(|f| f.name == flow)
             .map(|f| {
+                if f.oauth {
+                    // A trigger restricted to the tenant's users has no SAS in its URL.
+                    return format!(
+                        "{}/workflows/{}/triggers/manual/paths/invoke?api-version=2016-06-01",
+                        self.sim.cfg.base_url, f.id
+                    );
+                }
                 format!(
                     "{}/workflows/{}/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={}",
                     self.sim.cfg.base_url, f.id, f.sig

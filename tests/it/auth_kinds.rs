@@ -636,3 +636,142 @@ async fn imds_retries_end_and_a_lasting_refusal_is_not_retried() {
     assert!(err.contains("Identity not found"), "{err}");
     assert_eq!(count(&sim), 1);
 }
+
+/// A flow restricted to the tenant's users, a SAS one, and a workspace.
+const FLOWS: &str = "flows:\n  Restricted: { oauth: true }\n  Open: {}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_restricted_flow_gets_a_flow_audience_token_end_to_end() {
+    let sim = start(FLOWS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = "version: 1\nname: flow_job\nsteps:\n  trigger: { type: sas_flow, url: \"${env.FLOW_URL}\", oauth: true, body: { a: 1 } }\n";
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let mut env = urls(&sim);
+    env.push(("AZURE_TENANT_ID", sim.tenant_id()));
+    env.push(("AZURE_CLIENT_ID", sim.client_id()));
+    env.push(("AZURE_CLIENT_SECRET", sim.client_secret()));
+    // Even a URL pasted with its SAS parameters is sent without them.
+    let sas_url = {
+        let open = sim.flow_url("Open");
+        let restricted = sim.flow_url("Restricted");
+        format!("{restricted}&{}", open.split_once('&').unwrap().1)
+    };
+    assert!(sas_url.contains("sig="));
+    env.push(("FLOW_URL", sas_url));
+    let out = pbibatch_in(
+        dir.path(),
+        &env,
+        &[
+            "run",
+            "job.yaml",
+            "--report",
+            "report.json",
+            "--state",
+            "state.db",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let scopes: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+        .filter_map(|r| {
+            url::form_urlencoded::parse(r.body.as_bytes())
+                .find(|(k, _)| k == "scope")
+                .map(|(_, v)| v.into_owned())
+        })
+        .collect();
+    assert_eq!(scopes, ["https://service.flow.microsoft.com//.default"]);
+    let trigger: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/triggers/manual/paths/invoke"))
+        .collect();
+    assert_eq!(trigger.len(), 1);
+    let q = trigger[0].query.clone().unwrap_or_default();
+    assert!(
+        !q.contains("sig=") && !q.contains("sp=") && !q.contains("sv="),
+        "{q}"
+    );
+    let bearer = trigger[0]
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .expect("a bearer token")
+        .to_string();
+    let mut written = format!("{stdout}{stderr}");
+    written.push_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap());
+    let state = std::fs::read(dir.path().join("state.db")).unwrap();
+    assert!(!written.contains(&bearer[bearer.len() / 2..]));
+    assert!(
+        !state
+            .windows(24)
+            .any(|w| w == &bearer.as_bytes()[bearer.len() / 2..bearer.len() / 2 + 24])
+    );
+}
+
+#[tokio::test]
+async fn flow_triggers_accept_only_what_their_policy_allows() {
+    let sim = start(FLOWS).await;
+    let http = crate::sim_support::client();
+    let token = |scope: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/{}/oauth2/v2.0/token", sim.base_url(), sim.tenant_id());
+        let form = [
+            ("client_id", sim.client_id()),
+            ("client_secret", sim.client_secret()),
+            ("grant_type", "client_credentials".to_string()),
+            ("scope", scope.to_string()),
+        ];
+        async move {
+            let v: serde_json::Value = http
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let invoke = |url: String, bearer: Option<String>| {
+        let http = http.clone();
+        async move {
+            let mut req = http.post(url).json(&serde_json::json!({}));
+            if let Some(b) = bearer {
+                req = req.bearer_auth(b);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    let restricted = sim.flow_url("Restricted");
+    let flow = token("https://service.flow.microsoft.com//.default").await;
+    assert_eq!(invoke(restricted.clone(), Some(flow.clone())).await.0, 202);
+    // One slash: Entra issues aud `https://service.flow.microsoft.com`, which the trigger refuses.
+    let one_slash = token("https://service.flow.microsoft.com/.default").await;
+    let refused = (401, "MisMatchingOAuthClaims".to_string());
+    assert_eq!(invoke(restricted.clone(), Some(one_slash)).await, refused);
+    let pbi = token(PBI_SCOPE).await;
+    assert_eq!(invoke(restricted.clone(), Some(pbi)).await, refused);
+    assert_eq!(invoke(restricted.clone(), None).await, refused);
+    let with_sas = format!(
+        "{restricted}&{}",
+        sim.flow_url("Open").split_once('&').unwrap().1
+    );
+    assert_eq!(invoke(with_sas, Some(flow.clone())).await, refused);
+    // A bearer sent to a SAS trigger.
+    assert_eq!(
+        invoke(sim.flow_url("Open"), Some(flow)).await,
+        (401, "DirectApiAuthorizationRequired".to_string())
+    );
+    assert_eq!(invoke(sim.flow_url("Open"), None).await.0, 202);
+}

@@ -17,6 +17,7 @@ fn flow(url: String, wait_for: Option<WaitFor>) -> StepKind {
         body: Some(json!({"dataflow": "Master Order List"})),
         expect_status: vec![],
         wait_for,
+        oauth: false,
     })
 }
 

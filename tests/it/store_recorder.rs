@@ -242,6 +242,7 @@ fn job_with_secrets() -> Job {
             body: None,
             expect_status: Vec::new(),
             wait_for: None,
+            oauth: false,
         }),
     );
     let hook = step(

@@ -146,6 +146,7 @@ pub(super) fn sas_flow(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
         body: h.body,
         expect_status: h.expect_status,
         wait_for,
+        oauth: step.get().oauth.as_ref().is_some_and(|v| *v.get()),
     }))
 }
 

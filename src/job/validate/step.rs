@@ -188,15 +188,20 @@ pub(super) fn build(
         );
     }
     let has_wait_for = raw.wait_for.is_some();
+    let has_oauth = raw.oauth.as_ref().is_some_and(|v| *v.get());
     for (key, loc) in present_type_keys(raw) {
         let (message, label) = if !type_keys(ty).contains(&key) {
             (
                 format!("`{key}` is not a key of a `{}` step", ty.name()),
                 format!("not a `{}` key", ty.name()),
             )
-        } else if ty == RawStepType::SasFlow && needs_wait_for(key) && !has_wait_for {
+        } else if ty == RawStepType::SasFlow
+            && needs_wait_for(key)
+            && !has_wait_for
+            && !(key == "connection" && has_oauth)
+        {
             let why = if key == "connection" {
-                "no Power BI call without `wait_for`"
+                "no Power BI call (nor flow token) without `wait_for` or `oauth: true`"
             } else {
                 "nothing is watched without `wait_for`"
             };

@@ -308,3 +308,45 @@ fn the_implicit_default_reads_microsofts_variables_in_their_order() {
     let warnings = loaded.warnings.render(crate::job::DiagFormat::Short, false);
     assert!(!warnings.contains("AZURE_CLIENT_SECRET"), "{warnings}");
 }
+
+#[test]
+fn a_sas_flow_with_oauth_takes_a_connection() {
+    let text = r#"
+version: 1
+name: flow
+connections:
+  flows: { tenant_id: t, client_id: c, client_secret: s }
+steps:
+  f: { type: sas_flow, url: "https://x.example/w", oauth: true, connection: flows }
+"#;
+    let job = load(text, &[], &[]);
+    let StepKind::SasFlow(f) = &job.steps["f"].kind else {
+        panic!("sas_flow");
+    };
+    assert!(f.oauth);
+    assert_eq!(job.steps["f"].connection, "flows");
+    assert!(crate::job::needs_auth(&job.steps["f"].kind));
+
+    let bad = r#"
+version: 1
+name: flow
+connections:
+  flows: { tenant_id: t, client_id: c, client_secret: s }
+steps:
+  f: { type: sas_flow, url: "https://x.example/w", connection: flows }
+  h: { type: webhook, url: "https://x.example/h", oauth: true }
+"#;
+    let lookup = |_: &str| None;
+    let Err(d) = load_bytes("bad.yaml", bad.as_bytes(), &[], &lookup) else {
+        panic!("accepted");
+    };
+    let short = d.render(crate::job::DiagFormat::Short, false);
+    assert!(
+        short.contains("`connection` is not a key of a `sas_flow` step without `wait_for`"),
+        "{short}"
+    );
+    assert!(
+        short.contains("`oauth` is not a key of a `webhook` step"),
+        "{short}"
+    );
+}

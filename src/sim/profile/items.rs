@@ -157,6 +157,9 @@ pub struct FlowSpec {
     pub sig: Option<String>,
     /// Status of the 1st, 2nd, ... call (the last repeats); default `[202]`.
     pub statuses: Vec<u16>,
+    /// "Who can trigger the flow?" is restricted to the tenant's users: the trigger wants a
+    /// bearer token for `https://service.flow.microsoft.com/` and no SAS parameters.
+    pub oauth: bool,
     /// A Gen1 dataflow refresh the flow starts on each accepted call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starts_dataflow: Option<DataflowRef>,

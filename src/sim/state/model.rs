@@ -283,6 +283,10 @@ pub(crate) enum Audience {
     PowerBi,
     Fabric,
     Flow,
+    /// `https://service.flow.microsoft.com` without its trailing slash: what Entra issues for
+    /// the scope `https://service.flow.microsoft.com/.default` (one slash), which flow
+    /// triggers refuse (powerbi-api.md pitfall 18).
+    FlowWithoutSlash,
 }
 
 impl Audience {
@@ -309,6 +313,7 @@ impl Audience {
             Audience::PowerBi => "https://analysis.windows.net/powerbi/api",
             Audience::Fabric => "https://api.fabric.microsoft.com",
             Audience::Flow => "https://service.flow.microsoft.com/",
+            Audience::FlowWithoutSlash => "https://service.flow.microsoft.com",
         }
     }
 }
@@ -327,6 +332,8 @@ pub(crate) struct Flow {
     pub name: String,
     pub id: String,
     pub sig: String,
+    /// Restricted to the tenant's users: a flow-audience bearer token, no SAS.
+    pub oauth: bool,
     pub statuses: Vec<u16>,
     pub starts_dataflow: Option<(String, String)>,
     pub delay: Duration,

@@ -164,6 +164,7 @@ impl World {
                         Sha256::digest(format!("sig\u{0}{}\u{0}{name}", profile.seed).as_bytes());
                     base64url(&digest)
                 }),
+                oauth: f.oauth,
                 statuses: f.statuses.clone(),
                 starts_dataflow: f
                     .starts_dataflow
