@@ -180,6 +180,7 @@ mod tests {
             "body",
             "expect_status",
             "wait_for",
+            "oauth",
             "workspace",
             "dataflow",
             "generation",
