@@ -28,6 +28,7 @@ fn flow(rig: &Rig) -> StepKind {
             workspace: "Data Admin".into(),
             dataflow: "Master Order List".into(),
         }),
+        oauth: false,
     })
 }
 
