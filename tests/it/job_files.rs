@@ -248,6 +248,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "a `dataset` step needs `dataset`",
     ),
     ("missing_top_field", "2:1", "missing field `name`"),
+    (
+        "app_only_notify",
+        "10:13",
+        "the service refuses mail notifications for an application",
+    ),
     ("options_mix", "1:10", "unsupported job file version 2"),
     (
         "notify_with_refresh",
@@ -329,6 +334,44 @@ fn malformed_files_get_located_diagnostics() {
         assert_eq!(out.status.code(), Some(2));
         insta::assert_snapshot!(format!("invalid__{name}"), format!("{short}\n{human}"));
     }
+}
+
+#[test]
+fn app_only_identity_problems_are_flagged_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Dataflow Gen2 by a service principal: a warning (the run is accepted, then fails).
+    let gen2 = "version: 1\nname: g\nconnections:\n  default: { managed_identity: true }\nsteps:\n  lake: { type: dataflow, generation: 2, workspace: L, dataflow: D }\n";
+    let (code, out, err) = validate_text(dir.path(), "gen2.yaml", gen2);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains(
+            ": warning: step `lake`: Fabric runs a Dataflow Gen2 for a signed-in user only"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("SPNBasedRefreshNotAllowed"), "{all}");
+    // A user's connection (the Azure CLI) or a token of unknown identity: nothing to say.
+    for conn in ["{ azure_cli: true }", "{ access_token: tok }"] {
+        let text = gen2.replace("{ managed_identity: true }", conn).replace(
+            "lake: { type: dataflow, generation: 2, workspace: L, dataflow: D }",
+            "lake: { type: dataflow, generation: 2, workspace: L, dataflow: D }\n  m: { type: dataset, workspace: W, dataset: M, notify: mail_on_failure }",
+        );
+        let (code, out, err) = validate_text(dir.path(), "user.yaml", &text);
+        assert_eq!(code, Some(0), "{conn}: {out}{err}");
+        assert!(
+            !format!("{out}{err}").contains("app-only"),
+            "{conn}: {out}{err}"
+        );
+        assert!(
+            !format!("{out}{err}").contains("signed-in user only"),
+            "{conn}: {out}{err}"
+        );
+    }
+    // `no_notification` with a service principal is fine.
+    let quiet = "version: 1\nname: q\nconnections:\n  default: { tenant_id: t, client_id: c, client_secret: s }\nsteps:\n  m: { type: dataset, workspace: W, dataset: M, notify: no_notification }\n";
+    let (code, out, err) = validate_text(dir.path(), "quiet.yaml", quiet);
+    assert_eq!(code, Some(0), "{out}{err}");
 }
 
 #[test]

@@ -7,10 +7,12 @@
 //! - `step.rs`: one step and its settings after `defaults:`;
 //! - `kinds.rs`: the part of a step that depends on its type;
 //! - `deps.rs`: `depends_on`, self-dependencies and cycles;
-//! - `expr.rs`: `when:` CEL expressions.
+//! - `expr.rs`: `when:` CEL expressions;
+//! - `identity.rs`: what the service refuses because of who signs in (app-only identities).
 
 mod deps;
 mod expr;
+mod identity;
 mod kinds;
 mod sections;
 pub(crate) use sections::implicit_default;
@@ -444,6 +446,7 @@ pub(crate) fn validate(
     }
     deps::check(&mut c, raw, &mut steps);
     sections::implicit_default_warning(&mut c, raw, &steps);
+    identity::check(&mut c, raw, &steps, &connections);
 
     let Checker {
         mut errors,
