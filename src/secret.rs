@@ -53,14 +53,29 @@ const SECRET_QUERY_KEYS: &[&str] = &[
     "secret",
 ];
 
-/// A URL fit for printing: credential query values become `***` (`sig=***`), user info is
+/// A URL fit for printing, for any URL a user gave (`sas_flow` and `webhook` URLs) or one
+/// whose origin is not known: credential query values become `***` (`sig=***`), user info is
 /// dropped. Anything that does not parse as a URL is replaced whole.
 ///
-/// The path is shown only where it is known to carry no credential: Power BI, Fabric, Entra
-/// and Logic Apps / Power Automate hosts, loopback, and any URL whose secret is its `sig`
-/// parameter. Elsewhere (a Teams or Slack incoming webhook keeps its secret in the path) only
-/// the origin is shown: `https://hooks.slack.com/***`.
+/// The path is shown only where it is known to carry no credential: the Power BI, Fabric and
+/// Entra API hosts, and the Power Automate / Logic Apps trigger hosts (whose secret is the
+/// `sig` parameter, starred). Anywhere else only the origin is shown,
+/// `https://hooks.slack.com/***`: a Teams or Slack incoming webhook keeps its secret in the
+/// path, and so may any other endpoint. Loopback is no exception (the simulator's webhook sink
+/// and SAS triggers, a local relay), nor is a URL that happens to carry a `sig` parameter.
 pub fn redact_url(url: &str) -> String {
+    redact(url, path_is_public)
+}
+
+/// A URL the client built itself under a configured Power BI, Fabric, Entra or managed
+/// identity base (`{powerbi}/v1.0/myorg/...`): its path is made of ids, so it is shown, with
+/// credential query values starred. Whatever the host: the bases may point at a loopback
+/// simulator or a proxy.
+pub fn redact_api_url(url: &str) -> String {
+    redact(url, |_| true)
+}
+
+fn redact(url: &str, path_is_public: impl Fn(&url::Url) -> bool) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return "***".to_string();
     };
@@ -123,25 +138,24 @@ const PUBLIC_PATH_HOSTS: &[&str] = &[
     "microsoftonline.us",
     "chinacloudapi.cn",
     "analysis.windows.net",
+    // Power Automate / Logic Apps HTTP triggers: the path names the workflow and trigger, the
+    // secret is the `sig` query parameter (starred).
     "logic.azure.com",
+    "logic.azure.us",
+    "logic.azure.cn",
     "api.powerplatform.com",
 ];
 
+/// True for a URL on one of [`PUBLIC_PATH_HOSTS`]; an IP address or any other name (loopback
+/// included) is not known to keep its secrets out of the path.
 fn path_is_public(url: &url::Url) -> bool {
-    let has_sig = url
-        .query_pairs()
-        .any(|(k, _)| k.eq_ignore_ascii_case("sig"));
-    let host = match url.host() {
-        Some(url::Host::Ipv4(ip)) => return has_sig || ip.is_loopback() || ip.is_link_local(),
-        Some(url::Host::Ipv6(ip)) => return has_sig || ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
-        None => return false,
+    let Some(url::Host::Domain(host)) = url.host() else {
+        return false;
     };
-    has_sig
-        || host == "localhost"
-        || PUBLIC_PATH_HOSTS
-            .iter()
-            .any(|h| host == *h || host.ends_with(&format!(".{h}")))
+    let host = host.to_ascii_lowercase();
+    PUBLIC_PATH_HOSTS
+        .iter()
+        .any(|h| host == *h || host.ends_with(&format!(".{h}")))
 }
 
 /// Percent-encodes one URL path segment or query value (RFC 3986 unreserved characters stay).
@@ -194,8 +208,53 @@ mod tests {
         assert_eq!(redact_url(slack), "https://hooks.slack.com/***");
         let api = "https://api.powerbi.com/v1.0/myorg/groups/g/datasets/d/refreshes";
         assert_eq!(redact_url(api), api);
-        let local = "http://127.0.0.1:8080/hooks/teams";
-        assert_eq!(redact_url(local), local);
+    }
+
+    #[test]
+    fn loopback_and_sig_do_not_make_a_path_public() {
+        // The simulator's webhook sink and SAS trigger, a local relay: origin only.
+        for url in [
+            "http://127.0.0.1:8080/hooks/SECRETPATH",
+            "http://localhost:8080/hooks/SECRETPATH",
+            "http://[::1]:8080/hooks/SECRETPATH",
+            "http://127.0.0.1:8080/workflows/SECRETPATH/triggers/manual/paths/invoke?sig=SIG",
+            "https://relay.example.com/SECRETPATH?sig=SIG&api-version=1",
+            "http://169.254.169.254/SECRETPATH",
+        ] {
+            let shown = redact_url(url);
+            assert!(
+                !shown.contains("SECRETPATH") && !shown.contains("SIG"),
+                "{shown}"
+            );
+            assert!(shown.ends_with("/***"), "{shown}");
+        }
+        assert_eq!(
+            redact_url("http://127.0.0.1:8080/hooks/SECRETPATH?sig=SIG"),
+            "http://127.0.0.1:8080/***"
+        );
+        // A Power Automate trigger keeps its path, with `sig` starred.
+        let flow = "https://prod-01.usgovtexas.logic.azure.us/workflows/abc/triggers/manual/paths/invoke?sig=SIG";
+        assert_eq!(
+            redact_url(flow),
+            "https://prod-01.usgovtexas.logic.azure.us/workflows/abc/triggers/manual/paths/invoke?sig=***"
+        );
+        let env_flow = "https://1234.environment.api.powerplatform.com/powerautomate/automations/direct/workflows/abc/triggers/manual/paths/invoke?api-version=1&sig=SIG";
+        assert!(redact_url(env_flow).ends_with("/paths/invoke?api-version=1&sig=***"));
+    }
+
+    #[test]
+    fn the_clients_own_api_urls_keep_their_path_on_any_host() {
+        assert_eq!(
+            redact_api_url("http://127.0.0.1:9/v1.0/myorg/groups/g/datasets/d/refreshes"),
+            "http://127.0.0.1:9/v1.0/myorg/groups/g/datasets/d/refreshes"
+        );
+        assert_eq!(
+            redact_api_url(
+                "http://127.0.0.1:9/v1/workspaces/w/items?continuationToken=abc&token=T"
+            ),
+            "http://127.0.0.1:9/v1/workspaces/w/items?continuationToken=abc&token=***"
+        );
+        assert_eq!(redact_api_url("not a url"), "***");
     }
 
     #[test]

@@ -460,6 +460,7 @@ mod tests {
             retry_after: None,
             method: "GET".into(),
             url: "u".into(),
+            request_id: None,
         };
         assert!(
             advice(&api(403, Some("TokenExpired")))

@@ -385,6 +385,7 @@ mod tests {
             retry_after: None,
             method: "GET".into(),
             url: "https://api.powerbi.com/v1.0/myorg/groups/g".into(),
+            request_id: None,
         }));
         assert!(!refused(ClientError::Transport {
             message: "connection reset".into(),

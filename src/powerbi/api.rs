@@ -221,7 +221,7 @@ impl PowerBiClient {
             out.extend(list.value);
             url = match (list.continuation_uri, list.continuation_token) {
                 (Some(u), _) if !u.is_empty() => url.join(&u).map_err(|_| ClientError::Decode {
-                    url: crate::secret::redact_url(first.as_str()),
+                    url: crate::secret::redact_api_url(first.as_str()),
                     message: "bad continuationUri".into(),
                 })?,
                 (_, Some(t)) if !t.is_empty() => self.url(
@@ -468,7 +468,7 @@ impl PowerBiClient {
             )
             .await?;
         let id = resp.location_id().ok_or_else(|| ClientError::Decode {
-            url: crate::secret::redact_url(url.as_str()),
+            url: crate::secret::redact_api_url(url.as_str()),
             message: "the job was accepted but the answer has no Location".into(),
         })?;
         Ok((id, resp.retry_after()))
@@ -861,7 +861,7 @@ impl PowerBiClient {
             out.extend(list.value);
             url = match (list.continuation_uri, list.continuation_token) {
                 (Some(u), _) if !u.is_empty() => url.join(&u).map_err(|_| ClientError::Decode {
-                    url: crate::secret::redact_url(first.as_str()),
+                    url: crate::secret::redact_api_url(first.as_str()),
                     message: "bad continuationUri".into(),
                 })?,
                 (_, Some(t)) if !t.is_empty() => {

@@ -13,11 +13,11 @@ use url::Url;
 
 use super::auth::{Audience, TokenCache};
 use super::config::{ClientConfig, is_allowed_url};
-use super::errors::{ClientError, parse_error_body};
+use super::errors::{ClientError, answer_request_id, parse_error_body};
 use super::http::{Body, Http, HttpRequest, RetryMode, describe_reqwest, retry_after};
 use super::resolve::ResolveCache;
 use crate::job::model::{Connection, Credentials};
-use crate::secret::redact_url;
+use crate::secret::{redact_api_url, redact_url};
 
 /// Percent-encodes one path segment or query value: RFC 3986 unreserved characters only stay,
 /// so transaction ids (`:`, `@`, `$`) and export ids (`/`, `+`, `=`) are always encoded.
@@ -37,7 +37,7 @@ impl ApiResponse {
     /// The body as JSON (an empty body is an error).
     pub fn json<T: DeserializeOwned>(&self, url: &Url) -> Result<T, ClientError> {
         serde_json::from_slice(&self.body).map_err(|e| ClientError::Decode {
-            url: redact_url(url.as_str()),
+            url: redact_api_url(url.as_str()),
             message: e.to_string(),
         })
     }
@@ -192,7 +192,7 @@ impl PowerBiClient {
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
             message: describe_reqwest(&e),
             method: method.to_string(),
-            url: redact_url(url.as_str()),
+            url: redact_api_url(url.as_str()),
             maybe_sent: true,
         })?;
         Ok(ApiResponse {
@@ -216,7 +216,7 @@ impl PowerBiClient {
         if !is_allowed_url(&url) {
             return Err(ClientError::Config(format!(
                 "refusing to send to {} (plain http is allowed only for loopback addresses)",
-                redact_url(url.as_str())
+                redact_api_url(url.as_str())
             )));
         }
         let audience = match api {
@@ -230,7 +230,7 @@ impl PowerBiClient {
                 .tokens
                 .token(&self.inner.http, &self.inner.cfg, conn, audience)
                 .await?;
-            let mut req = HttpRequest::new(method.clone(), url.clone(), retry);
+            let mut req = HttpRequest::api(method.clone(), url.clone(), retry);
             req.bearer = Some(token.clone());
             req.body = body.clone();
             let resp = self.inner.http.send(&req).await?;
@@ -284,6 +284,7 @@ pub async fn error_from_response(
 ) -> ClientError {
     let status = resp.status().as_u16();
     let retry_after = retry_after(resp.headers());
+    let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
     let info = parse_error_body(&text);
     ClientError::Api {
@@ -291,8 +292,9 @@ pub async fn error_from_response(
         code: info.code,
         message: info.message,
         retry_after,
-        method: method.to_string(),
-        url: redact_url(url.as_str()),
+        method: method.as_str().into(),
+        url: redact_api_url(url.as_str()),
+        request_id: answer_request_id(&headers, &text).map(Into::into),
     }
 }
 

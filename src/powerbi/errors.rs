@@ -12,7 +12,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ClientError {
     /// The service answered with a non-success status.
-    #[error("{}", api_message(*.status, .code.as_deref(), .message, .method, .url))]
+    #[error("{}", api_message(*.status, .code.as_deref(), .message, .method, .url, .request_id.as_deref()))]
     Api {
         status: u16,
         /// The service's error code (`PowerBIEntityNotFound`, `ItemNotFound`, ...).
@@ -20,9 +20,14 @@ pub enum ClientError {
         message: String,
         /// `Retry-After` of the answer, when given.
         retry_after: Option<Duration>,
-        method: String,
+        /// Boxed, like `request_id`, to keep the error small (clippy's `result_large_err`).
+        method: Box<str>,
         /// Redacted.
         url: String,
+        /// The service's id of this answer, the one value Microsoft support asks for: Fabric's
+        /// `requestId` in the error body, else the `RequestId` header every Power BI answer
+        /// carries, else `x-ms-request-id`.
+        request_id: Option<Box<str>>,
     },
     /// No answer: connect error, timeout, broken connection (after the retries).
     #[error("{method} {url}: {message}")]
@@ -59,7 +64,14 @@ pub enum ClientError {
     Io(String),
 }
 
-fn api_message(status: u16, code: Option<&str>, message: &str, method: &str, url: &str) -> String {
+fn api_message(
+    status: u16,
+    code: Option<&str>,
+    message: &str,
+    method: &str,
+    url: &str,
+    request_id: Option<&str>,
+) -> String {
     let mut out = format!("{method} {url} answered {status}");
     if let Some(code) = code {
         out.push_str(": ");
@@ -69,7 +81,50 @@ fn api_message(status: u16, code: Option<&str>, message: &str, method: &str, url
         out.push_str(if code.is_some() { " - " } else { ": " });
         out.push_str(message);
     }
+    if let Some(id) = request_id {
+        out.push_str(&format!(" ({REQUEST_ID_LABEL} {id})"));
+    }
     out
+}
+
+/// How an error message names the service's request id: `(RequestId: 8c1f...)`, the name
+/// Power BI's header and Microsoft support use.
+const REQUEST_ID_LABEL: &str = "RequestId:";
+
+/// The request id an error message names (see [`ClientError::Api`]), for the report's
+/// structured `request_id`: the last `(RequestId: X)` of `text`.
+pub fn request_id_in(text: &str) -> Option<String> {
+    let start = text.rfind(&format!("({REQUEST_ID_LABEL} "))? + REQUEST_ID_LABEL.len() + 2;
+    let rest = &text[start..];
+    let id = &rest[..rest.find(')')?];
+    (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_string())
+}
+
+/// The request id of an error answer: Fabric's `requestId` in the `ErrorResponse` body first
+/// (the id Fabric support asks for), then the `RequestId` header of every Power BI answer,
+/// then `x-ms-request-id`. A value that is not a plain token (spaces, control characters,
+/// over 100 characters) is ignored rather than printed.
+pub fn answer_request_id(headers: &reqwest::header::HeaderMap, body: &str) -> Option<String> {
+    let from_body = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| str_field(&v, "requestId").map(str::to_string));
+    from_body
+        .or_else(|| {
+            ["requestid", "x-ms-request-id"].iter().find_map(|name| {
+                headers
+                    .get(*name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
+        })
+        .map(|id| id.trim().to_string())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 100
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '(' && c != ')')
+        })
 }
 
 impl ClientError {
@@ -332,6 +387,56 @@ mod tests {
     }
 
     #[test]
+    fn api_errors_name_the_request_id_microsoft_support_asks_for() {
+        let e = ClientError::Api {
+            status: 404,
+            code: Some("ItemNotFound".into()),
+            message: "The item was not found".into(),
+            retry_after: None,
+            method: "GET".into(),
+            url: "https://api.fabric.microsoft.com/v1/workspaces/w/items/i".into(),
+            request_id: Some("0b6e5c1a-2f2d-4a3e-9d7c-1e2f3a4b5c6d".into()),
+        };
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "GET https://api.fabric.microsoft.com/v1/workspaces/w/items/i answered 404: \
+             ItemNotFound - The item was not found (RequestId: 0b6e5c1a-2f2d-4a3e-9d7c-1e2f3a4b5c6d)"
+        );
+        assert_eq!(
+            request_id_in(&format!("attempt failed: {text}")).as_deref(),
+            Some("0b6e5c1a-2f2d-4a3e-9d7c-1e2f3a4b5c6d")
+        );
+        assert_eq!(request_id_in("no id here (RequestId: )"), None);
+        assert_eq!(request_id_in("plain"), None);
+    }
+
+    #[test]
+    fn request_id_comes_from_the_fabric_body_then_the_headers() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let mut headers = HeaderMap::new();
+        headers.insert("requestid", HeaderValue::from_static("from-header"));
+        headers.insert("x-ms-request-id", HeaderValue::from_static("from-x-ms"));
+        let fabric = r#"{"errorCode":"ItemNotFound","message":"m","requestId":"from-body"}"#;
+        assert_eq!(
+            answer_request_id(&headers, fabric).as_deref(),
+            Some("from-body")
+        );
+        let pbi = r#"{"error":{"code":"PowerBIEntityNotFound"}}"#;
+        assert_eq!(
+            answer_request_id(&headers, pbi).as_deref(),
+            Some("from-header")
+        );
+        headers.remove("requestid");
+        assert_eq!(
+            answer_request_id(&headers, "not json").as_deref(),
+            Some("from-x-ms")
+        );
+        headers.insert("x-ms-request-id", HeaderValue::from_static("two words"));
+        assert_eq!(answer_request_id(&headers, ""), None);
+    }
+
+    #[test]
     fn throttling_message() {
         let info = parse_error_body(
             r#"{"message":"You have exceeded the amount of requests. Retry in 3 seconds."}"#,
@@ -370,6 +475,7 @@ mod tests {
             retry_after: None,
             method: "POST".into(),
             url: "u".into(),
+            request_id: None,
         };
         assert!(e.is_already_running());
         let e = ClientError::Api {
@@ -379,6 +485,7 @@ mod tests {
             retry_after: None,
             method: "POST".into(),
             url: "u".into(),
+            request_id: None,
         };
         assert!(!e.is_already_running());
         let e = ClientError::Api {
@@ -390,6 +497,7 @@ mod tests {
             retry_after: None,
             method: "POST".into(),
             url: "u".into(),
+            request_id: None,
         };
         assert!(e.is_already_running());
     }

@@ -61,10 +61,15 @@ pub struct HttpRequest {
     pub bearer: Option<Secret>,
     pub body: Body,
     pub retry: RetryMode,
+    /// The client built `url` under a configured API base (Power BI, Fabric, Entra, managed
+    /// identity), so its path holds ids and may be shown. False (the default) for a URL a user
+    /// gave (a SAS trigger, a webhook): only its origin is ever shown (see
+    /// [`crate::secret::redact_url`]).
+    pub api: bool,
 }
 
 impl HttpRequest {
-    /// A request with no headers, body or token.
+    /// A request with no headers, body or token, to a URL shown by its origin only.
     pub fn new(method: Method, url: Url, retry: RetryMode) -> Self {
         Self {
             method,
@@ -73,7 +78,31 @@ impl HttpRequest {
             bearer: None,
             body: Body::Empty,
             retry,
+            api: false,
         }
+    }
+
+    /// A request to a URL the client built under a configured API base (its path is shown).
+    pub fn api(method: Method, url: Url, retry: RetryMode) -> Self {
+        Self {
+            api: true,
+            ..Self::new(method, url, retry)
+        }
+    }
+
+    /// `url` as logs and errors may show it.
+    pub fn shown_url(&self) -> String {
+        shown(self.api, &self.url)
+    }
+}
+
+/// A URL as logs and errors may show it: the whole path for the client's own API URLs, the
+/// origin only for anything else.
+fn shown(api: bool, url: &Url) -> String {
+    if api {
+        crate::secret::redact_api_url(url.as_str())
+    } else {
+        redact_url(url.as_str())
     }
 }
 
@@ -144,7 +173,7 @@ impl Http {
                     }
                     tracing::debug!(
                         method = %req.method,
-                        url = %redact_url(req.url.as_str()),
+                        url = %req.shown_url(),
                         status = status.as_u16(),
                         try_number = tries,
                         delay_ms = delay.as_millis() as u64,
@@ -161,7 +190,7 @@ impl Http {
                     }
                     tracing::debug!(
                         method = %req.method,
-                        url = %redact_url(req.url.as_str()),
+                        url = %req.shown_url(),
                         error = %describe_reqwest(&e),
                         try_number = tries,
                         delay_ms = delay.as_millis() as u64,
@@ -220,7 +249,8 @@ impl Http {
                 method = Method::GET;
                 body = Body::Empty;
             }
-            tracing::debug!(from = %redact_url(url.as_str()), to = %redact_url(next.as_str()), status = status.as_u16(), "following redirect");
+            // A redirect elsewhere (an export's download URL on storage) is shown by origin.
+            tracing::debug!(from = %shown(req.api && url.origin() == req.url.origin(), &url), to = %shown(req.api && same_origin, &next), status = status.as_u16(), "following redirect");
             url = next;
             hops += 1;
         }
@@ -373,7 +403,7 @@ fn transport_error(e: &reqwest::Error, req: &HttpRequest, maybe_sent: bool) -> C
     ClientError::Transport {
         message: describe_reqwest(e),
         method: req.method.to_string(),
-        url: redact_url(req.url.as_str()),
+        url: req.shown_url(),
         maybe_sent,
     }
 }

@@ -183,6 +183,17 @@ pub struct ReportAttempt {
     pub triggers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The service's id of the answer that failed the attempt (Power BI's `RequestId` header,
+    /// Fabric's `requestId`), also named in `error`: what Microsoft support asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ReportAttempt {
+    /// The request id `error` names, if any.
+    pub(crate) fn request_id_of(error: Option<&str>) -> Option<String> {
+        error.and_then(crate::powerbi::errors::request_id_in)
+    }
 }
 
 /// The attempt a step is in, while the fold reads its events.
@@ -382,6 +393,7 @@ impl ReportBuilder {
                         remote_id: remote_id.clone().or(seen),
                         triggers: Some(triggers),
                         error: error.clone(),
+                        request_id: ReportAttempt::request_id_of(error.as_deref()),
                     });
                 }
             }
@@ -461,6 +473,7 @@ fn close_step(
             remote_id: open.remote_id,
             triggers: Some(open.triggers),
             error: reason.clone(),
+            request_id: None,
         });
     }
     f.final_status = Some(status);

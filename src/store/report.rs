@@ -106,6 +106,7 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
                 finished_at: att_end,
                 remote_id: a.remote_id.clone(),
                 error: a.error.clone(),
+                request_id: ReportAttempt::request_id_of(a.error.as_deref()),
             },
             // An attempt cut short by the step's end takes the step's status and reason.
             _ => ReportAttempt {
@@ -116,6 +117,7 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
                 finished_at: end,
                 remote_id: a.remote_id.clone(),
                 error: reason.clone(),
+                request_id: None,
             },
         })
         .collect();

@@ -305,7 +305,11 @@ async fn plain_http_is_refused_unless_loopback() {
     assert!(
         problems
             .iter()
-            .any(|p| p.contains("step `bad`") && p.contains("sig=***"))
+            .any(|p| p.contains("step `bad`") && p.contains("http://hooks.example.com/***"))
+    );
+    assert!(
+        !problems.iter().any(|p| p.contains("SECRET")),
+        "{problems:?}"
     );
     assert!(problems.iter().all(|p| !p.contains("SECRET")));
     assert!(problems.iter().any(|p| p.contains("Power BI base")));

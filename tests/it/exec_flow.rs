@@ -59,7 +59,14 @@ async fn sas_flow_failure_never_shows_the_signature() {
     let ran = run_step(&rig, step("flow", flow(url, None))).await;
     let err = ran.error();
     assert!(err.contains("404"), "{err}");
-    assert!(err.contains("sig=***"), "{err}");
+    // On loopback (not a Power Automate host) the trigger shows its origin only.
+    assert!(
+        err.contains(&format!(
+            "flow trigger {}/*** answered 404",
+            rig.sim.base_url()
+        )),
+        "{err}"
+    );
     assert!(!err.contains("TOPSECRETSIG"), "{err}");
     for u in &ran.updates {
         assert!(!format!("{u:?}").contains("TOPSECRETSIG"));

@@ -58,7 +58,7 @@ pub(super) async fn fetch(
             q.append_pair("client_id", id);
         }
     }
-    let mut req = HttpRequest::new(Method::GET, url, RetryMode::Idempotent);
+    let mut req = HttpRequest::api(Method::GET, url, RetryMode::Idempotent);
     req.headers.push((
         HeaderName::from_static("metadata"),
         HeaderValue::from_static("true"),

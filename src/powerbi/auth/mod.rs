@@ -148,7 +148,7 @@ fn client_credentials(
     resource: &str,
     proof: Vec<(String, Secret)>,
 ) -> HttpRequest {
-    let mut req = HttpRequest::new(Method::POST, url, RetryMode::Idempotent);
+    let mut req = HttpRequest::api(Method::POST, url, RetryMode::Idempotent);
     let mut form = vec![
         ("client_id".into(), Secret::new(client_id)),
         ("scope".into(), Secret::new(format!("{resource}/.default"))),
