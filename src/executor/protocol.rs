@@ -729,6 +729,7 @@ mod tests {
             retry_after: retry_after.map(Duration::from_secs),
             method: "POST".into(),
             url: "https://api.powerbi.com/v1.0/myorg/x".into(),
+            request_id: None,
         }
     }
 

@@ -179,8 +179,9 @@ impl RemoteKind for Flow {
                 code: info.code,
                 message: info.message,
                 retry_after,
-                method: self.request.method.to_string(),
+                method: self.request.method.as_str().into(),
                 url: self.shown.clone(),
+                request_id: None,
             });
         }
         if self.watch.is_some() {
