@@ -137,7 +137,9 @@ pub struct RunArgs {
     /// Print Kestra `::{"outputs":...}::` and `::{"metrics":...}::` lines at the end.
     #[arg(long)]
     pub kestra: bool,
-    /// Live progress on a terminal.
+    /// Live progress: `auto` on a terminal that can redraw (not `TERM=dumb`), `always` on any
+    /// terminal (even `TERM=dumb`; never into a pipe or file, where log lines are written),
+    /// `never`: log lines only.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
     /// State store (SQLite); `none` for no store. Default `.pbibatch/state.db`.
@@ -166,6 +168,8 @@ pub struct ValidateArgs {
     /// Job files to check.
     #[arg(required = true)]
     pub jobs: Vec<PathBuf>,
+    /// `human`: diagnostics with the YAML text; `short`: `path:line:col: error|warning:
+    /// message`, one per line (editors' and CI problem matchers); `json`: for scripts.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
     pub format: DiagnosticFormat,
     /// Also compare declared dependencies with the live lineage (needs credentials).
@@ -194,6 +198,7 @@ pub struct PlanArgs {
     pub job: PathBuf,
     #[command(flatten)]
     pub selection: SelectArgs,
+    /// `text`: waves and each step's resolved settings; `json`: the same for scripts.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
 }
@@ -208,6 +213,7 @@ pub enum GraphFormat {
 pub struct GraphArgs {
     /// The job file.
     pub job: PathBuf,
+    /// `mermaid` (renders in GitHub and Azure DevOps Markdown) or `dot` (Graphviz).
     #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
     pub format: GraphFormat,
 }
@@ -229,6 +235,7 @@ pub struct DiscoverArgs {
     /// Write a job skeleton here.
     #[arg(long, value_name = "FILE")]
     pub emit_job: Option<PathBuf>,
+    /// `table` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
     /// Connection settings come from this job file's `connections:`.
@@ -247,12 +254,16 @@ pub struct DiscoverArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    #[arg(long)]
+    /// Only the runs of this job (its `name:`).
+    #[arg(long, value_name = "NAME")]
     pub job: Option<String>,
+    /// At most this many runs, newest first.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// `table` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
+    /// The run history (SQLite) to read [default: .pbibatch/state.db].
     #[arg(long, env = "PBIBATCH_STATE", value_name = "DB")]
     pub state: Option<String>,
 }
@@ -261,8 +272,10 @@ pub struct HistoryArgs {
 pub struct ShowArgs {
     /// A run id, or `last`.
     pub run: String,
+    /// `table` for people, `json` (the run report) for scripts.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
+    /// The run history (SQLite) to read [default: .pbibatch/state.db].
     #[arg(long, env = "PBIBATCH_STATE", value_name = "DB")]
     pub state: Option<String>,
 }
@@ -290,6 +303,8 @@ pub enum AuthCommand {
 pub enum SimCommand {
     /// Serve the simulator until Ctrl-C; prints its base URLs.
     Serve {
+        /// Address to listen on; port 0 picks a free port (printed at start). Loopback only
+        /// unless you mean to share it.
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: String,
         /// Simulator profile (YAML).

@@ -23,6 +23,19 @@ pub struct MissingVar {
     /// `file:line:col` of its first `${env.NAME}` in the job file (none for the implicit
     /// `default` connection, which is not written in the file).
     pub location: Option<String>,
+    /// A set variable with a near name (a typo: `..._ULR` for `..._URL`).
+    pub near: Option<String>,
+}
+
+/// The name of a set environment variable close to `name` (`ORDER_LIST_FLOW_URL` for
+/// `ORDER_LIST_FLOW_ULR`): the process's variable names, kept when `lookup` also sees them
+/// (tests and `--simulate` answer lookups themselves).
+pub fn near_set_variable(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let set: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| lookup(k).is_some())
+        .collect();
+    crate::job::validate::did_you_mean(name, set.iter().map(String::as_str)).map(str::to_string)
 }
 
 impl fmt::Display for MissingEnv {
@@ -40,6 +53,9 @@ impl fmt::Display for MissingEnv {
                 write!(f, "; {at}")?;
             }
             write!(f, ")")?;
+            if let Some(near) = &var.near {
+                write!(f, ": did you mean `{near}`? it is set")?;
+            }
         }
         Ok(())
     }
@@ -261,7 +277,15 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
             .into_iter()
             .map(|(name, uses)| {
                 let location = locations.shift_remove(&name);
-                (name, MissingVar { uses, location })
+                let near = near_set_variable(&name, lookup);
+                (
+                    name,
+                    MissingVar {
+                        uses,
+                        location,
+                        near,
+                    },
+                )
             })
             .collect();
         Err(MissingEnv { missing })

@@ -35,8 +35,18 @@ pub fn load(path: &Path, var_overrides: &[(String, String)]) -> Result<Loaded, D
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            let mut d = Diagnostics::new(name, Arc::from(""));
-            d.push_global(Severity::Error, format!("cannot read the job file: {e}"));
+            let mut d = Diagnostics::new(name.clone(), Arc::from(""));
+            let what = if path.is_dir() {
+                "is a directory, not a job file".to_string()
+            } else if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file".to_string()
+            } else {
+                e.to_string()
+            };
+            d.push_global(
+                Severity::Error,
+                format!("cannot read the job file `{name}`: {what}"),
+            );
             return Err(d);
         }
     };

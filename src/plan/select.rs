@@ -167,6 +167,7 @@ fn matches<'a>(
     }
     let Some((key, _)) = job.steps.get_key_value(id) else {
         let help = crate::job::validate::did_you_mean(id, job.steps.keys().map(String::as_str))
+            .or_else(|| same_words(id, job.steps.keys().map(String::as_str)))
             .map(|b| format!("did you mean `{b}`?"));
         return Err(no_match(help));
     };
@@ -179,6 +180,29 @@ fn matches<'a>(
         out.extend(Links::closure(&links.children, key));
     }
     Ok(out)
+}
+
+/// The one step id whose `_`/`-` separated words include all of `id`'s, in order
+/// (`order_model` -> `order_list_model`), when the spelling is too far for an edit distance.
+fn same_words<'a>(id: &str, ids: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let words = |s: &str| -> Vec<String> {
+        s.split(['_', '-'])
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let wanted = words(id);
+    if wanted.is_empty() {
+        return None;
+    }
+    let mut hits = ids.filter(|candidate| {
+        let mut have = words(candidate).into_iter();
+        wanted.iter().all(|w| have.any(|h| &h == w))
+    });
+    match (hits.next(), hits.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

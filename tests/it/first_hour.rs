@@ -120,3 +120,134 @@ fn first_hour_quiet_prints_the_errors_of_a_failing_run_and_nothing_else() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr, "");
 }
+
+#[test]
+fn first_hour_every_option_has_a_help_text() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_long().unwrap_or(id)));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&pbibatch::cli::Cli::command(), "pbibatch", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "options without --help text: {missing:#?}"
+    );
+
+    // `--progress always` says it still needs a terminal.
+    let out = pbibatch(&repo()).args(["run", "--help"]).output().unwrap();
+    let (stdout, _) = texts(&out);
+    assert!(stdout.contains("never into a pipe or file"), "{stdout}");
+}
+
+#[test]
+fn first_hour_a_missing_job_file_or_a_directory_is_named() {
+    let dir = workdir();
+    for (arg, what) in [
+        ("jobs/order_lst.yaml", "no such file"),
+        ("jobs", "is a directory, not a job file"),
+    ] {
+        for cmd in [&["validate"][..], &["plan"], &["run", "--simulate"]] {
+            let out = pbibatch(dir.path()).args(cmd).arg(arg).output().unwrap();
+            let (_, stderr) = texts(&out);
+            assert_eq!(out.status.code(), Some(2), "{cmd:?} {arg}: {stderr}");
+            assert!(
+                stderr.contains(&format!("cannot read the job file `{arg}`: {what}")),
+                "{cmd:?} {arg}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn first_hour_a_misspelt_selector_gets_a_did_you_mean() {
+    let dir = workdir();
+    let out = pbibatch(dir.path())
+        .args(["plan", "jobs/order_list.yaml", "--select", "order_model"])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("did you mean `order_list_model`?"),
+        "{stderr}"
+    );
+}
+
+const FLOW_JOB: &str =
+    "version: 1\nname: flow_only\nsteps:\n  flow:\n    type: sas_flow\n    url: URL\n";
+
+#[test]
+fn first_hour_env_typos_and_shell_variables_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.yaml");
+    let url = "https://prod-00.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=x";
+
+    // `${env.X}` with a near name set: validate warns with the set name, run refuses with it.
+    std::fs::write(
+        &job,
+        FLOW_JOB.replace("URL\n", "${env.ORDER_LIST_FLOW_ULR}\n"),
+    )
+    .unwrap();
+    let out = pbibatch(dir.path())
+        .args(["validate", "job.yaml"])
+        .env("ORDER_LIST_FLOW_URL", url)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("did you mean `ORDER_LIST_FLOW_URL`? it is set here"),
+        "{stderr}"
+    );
+    let out = pbibatch(dir.path())
+        .args(["run", "job.yaml", "--dry-run", "--state", "none"])
+        .env("ORDER_LIST_FLOW_URL", url)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // miette wraps long lines: compare with the frame and line breaks taken out.
+    let flat = stderr
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains("ORDER_LIST_FLOW_ULR (used by step `flow` url; job.yaml:6:10): did you mean `ORDER_LIST_FLOW_URL`? it is set"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("sig=x"),
+        "the value of the set variable stays out: {stderr}"
+    );
+
+    // Shell-style `$NAME`: say how to write it instead of "relative URL without a base".
+    std::fs::write(&job, FLOW_JOB.replace("URL\n", "$ORDER_LIST_FLOW_URL\n")).unwrap();
+    let out = pbibatch(dir.path())
+        .args(["validate", "job.yaml"])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`$ORDER_LIST_FLOW_URL` is shell syntax, which a job file does not expand"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("write `${env.ORDER_LIST_FLOW_URL}` to read the environment variable"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("relative URL without a base"), "{stderr}");
+}

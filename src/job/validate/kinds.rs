@@ -36,8 +36,33 @@ fn required<'s>(
     v.as_ref()
 }
 
+/// A shell-style `$NAME` (upper case, as environment variables are written), which a job
+/// file does not expand: `${env.NAME}` does.
+fn shell_variable(s: &str) -> Option<&str> {
+    s.match_indices('$').find_map(|(i, _)| {
+        let rest = &s[i + 1..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        (name.len() >= 2 && name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_'))
+            .then_some(name)
+    })
+}
+
 fn url(c: &mut Checker<'_>, v: &Sp<String>) -> String {
     let s = c.non_empty(v, "url");
+    if let Some(name) = shell_variable(&s) {
+        c.error_help(
+            v.loc(),
+            format!("`${name}` is shell syntax, which a job file does not expand"),
+            "shell variable",
+            Some(format!(
+                "write `${{env.{name}}}` to read the environment variable `{name}`"
+            )),
+        );
+        return s;
+    }
     if !s.contains("${") {
         match url::Url::parse(&s) {
             Ok(u) if u.scheme() == "https" => {}

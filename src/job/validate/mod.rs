@@ -242,13 +242,15 @@ impl<'a> Checker<'a> {
             return;
         }
         let (off, len) = self.sub_span(loc, token);
+        let help = crate::job::env::near_set_variable(name, self.env)
+            .map(|near| format!("did you mean `{near}`? it is set here"));
         self.warnings.push_at(
             Severity::Warning,
             off,
             len,
             format!("environment variable `{name}` is not set (it is needed at run time)"),
             Some("not set here".into()),
-            None,
+            help,
         );
     }
 
