@@ -30,7 +30,11 @@ pub fn run_command(args: RunArgs) -> Result<u8, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("failed to start the async runtime", e))?;
-    runtime.block_on(run_async(args))
+    let result = runtime.block_on(run_async(args));
+    // Everything the run needs has finished. A `when:` evaluation cut short by an interrupt
+    // may still hold a blocking thread for up to its limit: exit without waiting for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// A job ready to run: loaded, environment resolved, selection applied.

@@ -10,6 +10,7 @@
 //! so a condition is evaluated after it as after a success.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cel::{Context, Program, Value};
 
@@ -26,15 +27,15 @@ pub struct DepFacts {
     pub fresh: bool,
 }
 
-/// Everything a condition can read.
+/// Everything a condition can read (owned: evaluation runs on a thread of its own).
 #[derive(Debug, Clone, Default)]
-pub struct ConditionInput<'a> {
-    pub vars: Vec<(&'a str, &'a str)>,
-    pub env: Option<&'a HashMap<String, String>>,
-    pub run_id: &'a str,
-    pub job: &'a str,
+pub struct ConditionInput {
+    pub vars: Vec<(String, String)>,
+    pub env: Arc<HashMap<String, String>>,
+    pub run_id: String,
+    pub job: String,
     pub started_at: String,
-    pub steps: Vec<(&'a str, DepFacts)>,
+    pub steps: Vec<(String, DepFacts)>,
 }
 
 /// Why a condition could not be evaluated.
@@ -46,24 +47,31 @@ pub enum ConditionError {
     Evaluate { expr: String, message: String },
     #[error("evaluate condition `{expr}`: expected a bool, got {got}")]
     NotBool { expr: String, got: String },
+    #[error("evaluate condition `{expr}`: still running after {}", humantime::format_duration(*.limit))]
+    TooSlow {
+        expr: String,
+        limit: std::time::Duration,
+    },
 }
 
 /// Evaluates `expr`; `Ok(false)` means the step is skipped.
-pub fn evaluate(expr: &str, input: &ConditionInput<'_>) -> Result<bool, ConditionError> {
+pub fn evaluate(expr: &str, input: &ConditionInput) -> Result<bool, ConditionError> {
     let program = Program::compile(expr).map_err(|e| ConditionError::Parse {
         expr: expr.to_string(),
         message: e.to_string(),
     })?;
     let mut ctx = Context::default();
-    ctx.add_variable_from_value("vars", string_map(input.vars.iter().copied()));
-    let env = input
-        .env
-        .map(|e| string_map(e.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-        .unwrap_or_else(|| string_map(std::iter::empty()));
-    ctx.add_variable_from_value("env", env);
+    ctx.add_variable_from_value(
+        "vars",
+        string_map(input.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
+    ctx.add_variable_from_value(
+        "env",
+        string_map(input.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
     let run: HashMap<String, Value> = [
-        ("id".to_string(), Value::from(input.run_id)),
-        ("job".to_string(), Value::from(input.job)),
+        ("id".to_string(), Value::from(input.run_id.as_str())),
+        ("job".to_string(), Value::from(input.job.as_str())),
         (
             "started_at".to_string(),
             Value::from(input.started_at.as_str()),
@@ -118,15 +126,15 @@ fn string_map<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> HashMap<St
 mod tests {
     use super::*;
 
-    fn input<'a>(env: &'a HashMap<String, String>) -> ConditionInput<'a> {
+    fn input(env: &HashMap<String, String>) -> ConditionInput {
         ConditionInput {
-            vars: vec![("export", "yes")],
-            env: Some(env),
-            run_id: "r1",
-            job: "order_list",
+            vars: vec![("export".into(), "yes".into())],
+            env: Arc::new(env.clone()),
+            run_id: "r1".into(),
+            job: "order_list".into(),
             started_at: "2026-01-01T00:00:00Z".into(),
             steps: vec![(
-                "model",
+                "model".into(),
                 DepFacts {
                     status: StepStatus::Succeeded,
                     attempts: 2,

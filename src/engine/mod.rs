@@ -16,6 +16,9 @@
 //!    `skipped` otherwise; the reason names the rule and the parents that decided it.
 //! 2. Its `when:` condition is evaluated ([`condition`]). `false` ends the step `skipped` with
 //!    the reason `condition false: <expr>`; an evaluation error ends it `failed` with the message.
+//!    Evaluation runs on a blocking thread, not on the scheduler's task, and may take at most
+//!    10 s (validation already refuses expressions that could take long): an evaluation never
+//!    holds off attempts' reports or an interrupt, which cancels the step at once.
 //! 3. It joins the ready queue. Among ready steps the one with the longest remaining path to the
 //!    end of the plan starts first (by `priority_hint` durations when given, else by step
 //!    count), ties in job order. A step starts only when the global concurrency, its `pool:`
@@ -78,6 +81,8 @@ pub struct EngineOptions {
     /// A state store records the events and fires their checkpoints: executors wait for
     /// their handle to be written before they trigger ([`crate::executor::Checkpoint`]).
     pub durable: bool,
+    /// How long a `when:` evaluation may run before its step fails; `None` = 10 s.
+    pub condition_limit: Option<std::time::Duration>,
 }
 
 /// What a resumed run takes over from an earlier one.

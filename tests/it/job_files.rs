@@ -284,6 +284,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "unknown workspace alias `admn`",
     ),
     (
+        "when_too_costly",
+        "9:11",
+        "`when` may take too long to evaluate: up to about",
+    ),
+    (
         "when_unknown_names",
         "10:11",
         "unknown variable `exprt` in `when`",

@@ -22,6 +22,7 @@ use super::attempt::{AttemptReport, StepTask};
 use super::limits::{Limits, resource_key};
 use super::view::ViewState;
 use super::{EngineOptions, ResumeStep};
+use crate::engine::condition::ConditionError;
 use crate::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
 use crate::executor::{AttemptUpdate, Executor, RemoteHandle, SkipKind};
 use crate::job::model::{Step, StepId};
@@ -48,6 +49,8 @@ pub async fn run(
 enum State {
     /// Waiting for parents.
     Pending,
+    /// Its `when:` is being evaluated (off the scheduler's task).
+    Evaluating,
     /// In the ready queue.
     Ready,
     Running,
@@ -99,6 +102,13 @@ struct Scheduler {
     ready: BTreeSet<(Reverse<u64>, usize)>,
     limits: Limits,
     running: usize,
+    /// Steps in [`State::Evaluating`].
+    evaluating: usize,
+    /// Condition results, from the blocking threads that evaluate `when:` to the loop.
+    conditions_tx: mpsc::UnboundedSender<(usize, Result<bool, ConditionError>)>,
+    conditions_rx: mpsc::UnboundedReceiver<(usize, Result<bool, ConditionError>)>,
+    /// `env` of `when:` conditions, shared with every evaluation.
+    env: Arc<HashMap<String, String>>,
     stop: Option<Stop>,
     /// Published after every final status; attempts read it for their `RunView`.
     view_tx: watch::Sender<ViewState>,
@@ -178,6 +188,8 @@ impl Scheduler {
             nodes.len(),
         ));
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let (conditions_tx, conditions_rx) = mpsc::unbounded_channel();
+        let env = Arc::new(std::mem::take(&mut opts.env));
         let limits = Limits::new(&job, opts.concurrency);
         Scheduler {
             plan,
@@ -192,6 +204,10 @@ impl Scheduler {
             ready: BTreeSet::new(),
             limits,
             running: 0,
+            evaluating: 0,
+            conditions_tx,
+            conditions_rx,
+            env,
             stop: None,
             view_tx,
             view_rx,
@@ -265,12 +281,17 @@ impl Scheduler {
             }
             self.resolve_pending();
             self.start_ready();
-            if self.running == 0 && self.to_resolve.is_empty() && self.ready.is_empty() {
+            if self.running == 0
+                && self.evaluating == 0
+                && self.to_resolve.is_empty()
+                && self.ready.is_empty()
+            {
                 break;
             }
             tokio::select! {
                 biased;
                 Some(report) = self.reports_rx.recv() => self.on_report(report),
+                Some((i, result)) = self.conditions_rx.recv() => self.on_condition(i, result),
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.on_task_end(joined);
                 }
@@ -348,8 +369,9 @@ impl Scheduler {
         }
         self.stop = Some(why);
         self.emit(RunEventKind::Stopping { reason });
-        // Ready steps will not start now.
-        let ready: Vec<usize> = self.ready.iter().map(|(_, i)| *i).collect();
+        // Ready steps, and steps whose condition is being evaluated, will not start now.
+        let mut ready: Vec<usize> = self.ready.iter().map(|(_, i)| *i).collect();
+        ready.extend((0..self.nodes.len()).filter(|&i| self.nodes[i].state == State::Evaluating));
         self.ready.clear();
         for i in ready {
             let reason = self.not_started_reason();
@@ -513,6 +535,9 @@ impl Scheduler {
         }
         if was == State::Ready {
             self.ready.remove(&(Reverse(self.nodes[i].priority), i));
+        }
+        if was == State::Evaluating {
+            self.evaluating = self.evaluating.saturating_sub(1);
         }
         let node = &mut self.nodes[i];
         node.state = State::Final(status);

@@ -2,9 +2,10 @@
 //! `when:` condition, then the ready queue).
 
 use std::cmp::Reverse;
+use std::time::Duration;
 
 use super::{Node, Scheduler, State, Stop};
-use crate::engine::condition::{self, ConditionInput, DepFacts};
+use crate::engine::condition::{self, ConditionError, ConditionInput, DepFacts};
 use crate::engine::trigger::{self, Decision, ParentOutcome};
 use crate::event::StepStatus;
 use crate::job::model::{Step, StepId};
@@ -50,26 +51,60 @@ impl Scheduler {
                     let reason = self.not_started_reason();
                     self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
                 }
-                Decision::Run => match self.check_condition(&step) {
-                    Ok(true) => {
-                        self.nodes[i].state = State::Ready;
-                        self.ready.insert((Reverse(self.nodes[i].priority), i));
-                    }
-                    Ok(false) => {
-                        let expr = step.when.as_deref().unwrap_or_default();
-                        let reason = format!("condition false: {expr}");
-                        self.finalize(i, StepStatus::Skipped, Some(reason), 0, false);
-                    }
-                    Err(e) => self.finalize(i, StepStatus::Failed, Some(e.to_string()), 0, false),
+                Decision::Run => match step.when.clone() {
+                    None => self.make_ready(i),
+                    Some(expr) => self.start_condition(i, expr, &step),
                 },
             }
         }
     }
 
-    fn check_condition(&self, step: &Step) -> Result<bool, condition::ConditionError> {
-        let Some(expr) = step.when.as_deref() else {
-            return Ok(true);
-        };
+    fn make_ready(&mut self, i: usize) {
+        self.nodes[i].state = State::Ready;
+        self.ready.insert((Reverse(self.nodes[i].priority), i));
+    }
+
+    /// Evaluates a step's `when:` off the scheduler's task: on a blocking thread, bounded by
+    /// [`CONDITION_LIMIT`] (validation bounds the cost of an expression; this is the backstop
+    /// for one that still runs long). The scheduler keeps serving attempts and signals
+    /// meanwhile, and an interrupt cancels the step without waiting for the evaluation.
+    fn start_condition(&mut self, i: usize, expr: String, step: &Step) {
+        let input = self.condition_input(step);
+        self.nodes[i].state = State::Evaluating;
+        self.evaluating += 1;
+        let results = self.conditions_tx.clone();
+        let limit = self.opts.condition_limit.unwrap_or(CONDITION_LIMIT);
+        tokio::task::spawn_blocking(move || {
+            let result = evaluate_within(expr, input, limit);
+            let _ = results.send((i, result));
+        });
+    }
+
+    /// The outcome of a step's condition, once evaluated.
+    pub(super) fn on_condition(&mut self, i: usize, result: Result<bool, ConditionError>) {
+        // A step cancelled by a stop meanwhile is already final.
+        if self.nodes[i].state != State::Evaluating {
+            return;
+        }
+        let expr = self.nodes[i].step.when.clone().unwrap_or_default();
+        match result {
+            _ if self.stop.is_some() => {
+                let reason = self.not_started_reason();
+                self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
+            }
+            Ok(true) => {
+                self.evaluating = self.evaluating.saturating_sub(1);
+                self.make_ready(i);
+            }
+            Ok(false) => {
+                let reason = format!("condition false: {expr}");
+                self.finalize(i, StepStatus::Skipped, Some(reason), 0, false);
+            }
+            Err(e) => self.finalize(i, StepStatus::Failed, Some(e.to_string()), 0, false),
+        }
+    }
+
+    fn condition_input(&self, step: &Step) -> ConditionInput {
         let job = &self.plan.job;
         let steps = step
             .depends_on
@@ -97,22 +132,57 @@ impl Scheduler {
                         fresh: false,
                     },
                 };
-                (dep.as_str(), facts)
+                (dep.clone(), facts)
             })
             .collect();
-        let input = ConditionInput {
+        ConditionInput {
             vars: job
                 .vars
                 .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            env: Some(&self.opts.env),
-            run_id: &self.opts.run_id,
-            job: &job.name,
+            env: self.env.clone(),
+            run_id: self.opts.run_id.clone(),
+            job: job.name.clone(),
             started_at: self.started_at.to_rfc3339(),
             steps,
-        };
-        condition::evaluate(expr, &input)
+        }
+    }
+}
+
+/// How long a `when:` evaluation may run before its step fails.
+pub(crate) const CONDITION_LIMIT: Duration = Duration::from_secs(10);
+
+/// Evaluates `expr` on a thread of its own and waits at most `limit` for it. CEL evaluation
+/// cannot be stopped from outside: a runaway one is left to its thread, which ends with the
+/// process, and the step fails with [`ConditionError::TooSlow`].
+fn evaluate_within(
+    expr: String,
+    input: ConditionInput,
+    limit: Duration,
+) -> Result<bool, ConditionError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shown = expr.clone();
+    let spawned = std::thread::Builder::new()
+        .name("pbibatch-when".into())
+        .spawn(move || {
+            let _ = tx.send(condition::evaluate(&expr, &input));
+        });
+    if let Err(e) = spawned {
+        return Err(ConditionError::Evaluate {
+            expr: shown,
+            message: format!("cannot start a thread: {e}"),
+        });
+    }
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(ConditionError::TooSlow { expr: shown, limit })
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ConditionError::Evaluate {
+            expr: shown,
+            message: "the evaluation stopped without a result".into(),
+        }),
     }
 }
 

@@ -158,3 +158,99 @@ async fn interrupt_before_start_cancels_every_step() {
     assert_eq!(status_of(&events, "a"), StepStatus::Cancelled);
     assert_eq!(status_of(&events, "b"), StepStatus::Cancelled);
 }
+
+/// A `when:` that would spin for hours (seven nested comprehensions over 20 entries: 20^7
+/// steps); validation refuses it, but the engine must not depend on that.
+fn runaway_condition() -> String {
+    let list = format!(
+        "[{}]",
+        (0..20).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
+    let mut expr = "a + b + c + d + e + f + g >= 0".to_string();
+    for v in ["g", "f", "e", "d", "c", "b", "a"] {
+        expr = format!("{list}.all({v}, {expr})");
+    }
+    expr
+}
+
+/// Runs `job` on a runtime of its own (real time: evaluation runs on real threads) and leaves
+/// without waiting for a runaway evaluation's thread.
+fn run_real_time(
+    j: Job,
+    exec: Arc<Fake>,
+    o: EngineOptions,
+    interrupt_after: Option<Duration>,
+) -> (RunStatus, Vec<RunEvent>, Duration) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(async move {
+        let token = CancellationToken::new();
+        if let Some(after) = interrupt_after {
+            let t = token.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                t.cancel();
+            });
+        }
+        let started = std::time::Instant::now();
+        let (status, events) = run_with(j, exec, o, None, token).await;
+        (status, events, started.elapsed())
+    });
+    rt.shutdown_background();
+    out
+}
+
+#[test]
+fn an_interrupt_is_not_held_off_by_a_long_condition() {
+    let exec = Fake::new(&[("busy", vec![Act::Hang])]);
+    let gated = Step {
+        when: Some(runaway_condition()),
+        ..step("gated", &["first"])
+    };
+    let j = job(
+        vec![
+            step("first", &[]),
+            gated,
+            step("after", &["gated"]),
+            step("busy", &[]),
+        ],
+        4,
+    );
+    let mut o = opts();
+    // Far longer than the test waits: only the interrupt can end this run in time.
+    o.condition_limit = Some(Duration::from_secs(600));
+    let (status, events, took) = run_real_time(j, exec, o, Some(Duration::from_millis(1500)));
+    assert!(took < Duration::from_secs(30), "the run took {took:?}");
+    assert_eq!(status, RunStatus::Cancelled);
+    assert_eq!(status_of(&events, "first"), StepStatus::Succeeded);
+    assert_eq!(status_of(&events, "busy"), StepStatus::Cancelled);
+    assert_eq!(finals(&events)["gated"].0, StepStatus::Cancelled);
+    assert_eq!(reason_of(&events, "gated"), "not started: run interrupted");
+    assert_eq!(status_of(&events, "after"), StepStatus::Cancelled);
+    assert!(matches!(
+        events.last().map(|e| &e.kind),
+        Some(RunEventKind::RunFinished { .. })
+    ));
+}
+
+#[test]
+fn a_condition_past_its_limit_fails_its_step_and_the_run_goes_on() {
+    let exec = Fake::new(&[]);
+    let gated = Step {
+        when: Some(runaway_condition()),
+        ..step("gated", &[])
+    };
+    let j = job(vec![gated, step("other", &[])], 4);
+    let mut o = opts();
+    o.condition_limit = Some(Duration::from_millis(300));
+    let (status, events, took) = run_real_time(j, exec, o, None);
+    assert!(took < Duration::from_secs(30), "the run took {took:?}");
+    assert_eq!(status, RunStatus::Failed);
+    assert_eq!(status_of(&events, "other"), StepStatus::Succeeded);
+    assert_eq!(status_of(&events, "gated"), StepStatus::Failed);
+    let reason = reason_of(&events, "gated");
+    assert!(reason.ends_with("still running after 300ms"), "{reason}");
+}

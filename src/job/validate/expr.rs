@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 
-use super::Checker;
+use super::{Checker, cost};
 use crate::job::raw::{RawStep, Sp};
 
 /// Names a `when` expression may start from.
@@ -78,6 +78,44 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
     for (msg, label) in problems {
         c.error(when.loc(), msg, &label);
     }
+    let names = cost::Names {
+        vars: c.vars.len(),
+        deps: deps.len(),
+    };
+    let estimate = cost::estimate(&expr, &names);
+    if estimate > cost::MAX_COST {
+        c.error_help(
+            when.loc(),
+            format!(
+                "`when` may take too long to evaluate: up to about {} steps (at most {})",
+                steps_text(estimate),
+                steps_text(cost::MAX_COST)
+            ),
+            "too costly",
+            Some(
+                "comprehensions (`all`, `exists`, `map`, `filter`) nested in one another \
+                 multiply the lengths of their lists; a condition should be a cheap test over \
+                 vars, env, run and steps"
+                    .into(),
+            ),
+        );
+    }
+}
+
+/// `123456` as `123,456`; huge values in scientific notation.
+fn steps_text(n: f64) -> String {
+    if !n.is_finite() || n >= 1e15 {
+        return format!("{n:.1e}");
+    }
+    let digits = format!("{:.0}", n);
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// CEL's parser messages without the token list ANTLR appends.
