@@ -64,20 +64,32 @@ impl Scheduler {
         self.ready.insert((Reverse(self.nodes[i].priority), i));
     }
 
-    /// Evaluates a step's `when:` off the scheduler's task: on a blocking thread, bounded by
-    /// [`CONDITION_LIMIT`] (validation bounds the cost of an expression; this is the backstop
-    /// for one that still runs long). The scheduler keeps serving attempts and signals
-    /// meanwhile, and an interrupt cancels the step without waiting for the evaluation.
+    /// Evaluates a step's `when:` on a thread of its own. A quick answer (any expression that
+    /// passed validation, whose cost is bounded) is applied at once, so the order of events
+    /// stays what the job implies; a slow one is waited for off the scheduler's task, bounded
+    /// by [`CONDITION_LIMIT`], while the scheduler keeps serving reports and signals: an
+    /// interrupt then cancels the step without waiting for the evaluation.
     fn start_condition(&mut self, i: usize, expr: String, step: &Step) {
         let input = self.condition_input(step);
         self.nodes[i].state = State::Evaluating;
         self.evaluating += 1;
-        let results = self.conditions_tx.clone();
         let limit = self.opts.condition_limit.unwrap_or(CONDITION_LIMIT);
-        tokio::task::spawn_blocking(move || {
-            let result = evaluate_within(expr, input, limit);
-            let _ = results.send((i, result));
-        });
+        let pending = match Evaluation::start(expr, input) {
+            Ok(pending) => pending,
+            Err(e) => return self.on_condition(i, Err(e)),
+        };
+        match pending.wait(QUICK.min(limit)) {
+            Some(result) => self.on_condition(i, result),
+            None => {
+                let results = self.conditions_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = pending
+                        .wait(limit.saturating_sub(QUICK))
+                        .unwrap_or_else(|| Err(pending.too_slow(limit)));
+                    let _ = results.send((i, result));
+                });
+            }
+        }
     }
 
     /// The outcome of a step's condition, once evaluated.
@@ -153,36 +165,52 @@ impl Scheduler {
 /// How long a `when:` evaluation may run before its step fails.
 pub(crate) const CONDITION_LIMIT: Duration = Duration::from_secs(10);
 
-/// Evaluates `expr` on a thread of its own and waits at most `limit` for it. CEL evaluation
-/// cannot be stopped from outside: a runaway one is left to its thread, which ends with the
-/// process, and the step fails with [`ConditionError::TooSlow`].
-fn evaluate_within(
+/// How long the scheduler waits for a condition on its own task before it goes on and takes
+/// the answer later.
+const QUICK: Duration = Duration::from_millis(500);
+
+/// One `when:` being evaluated on a detached thread. CEL evaluation cannot be stopped from
+/// outside: a runaway one is left to its thread, which ends with the process.
+struct Evaluation {
     expr: String,
-    input: ConditionInput,
-    limit: Duration,
-) -> Result<bool, ConditionError> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let shown = expr.clone();
-    let spawned = std::thread::Builder::new()
-        .name("pbibatch-when".into())
-        .spawn(move || {
-            let _ = tx.send(condition::evaluate(&expr, &input));
-        });
-    if let Err(e) = spawned {
-        return Err(ConditionError::Evaluate {
-            expr: shown,
-            message: format!("cannot start a thread: {e}"),
-        });
+    result: std::sync::mpsc::Receiver<Result<bool, ConditionError>>,
+}
+
+impl Evaluation {
+    fn start(expr: String, input: ConditionInput) -> Result<Evaluation, ConditionError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let evaluated = expr.clone();
+        std::thread::Builder::new()
+            .name("pbibatch-when".into())
+            .spawn(move || {
+                let _ = tx.send(condition::evaluate(&evaluated, &input));
+            })
+            .map_err(|e| ConditionError::Evaluate {
+                expr: expr.clone(),
+                message: format!("cannot start a thread: {e}"),
+            })?;
+        Ok(Evaluation { expr, result: rx })
     }
-    match rx.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            Err(ConditionError::TooSlow { expr: shown, limit })
+
+    /// The result, if it comes within `wait`.
+    fn wait(&self, wait: Duration) -> Option<Result<bool, ConditionError>> {
+        match self.result.recv_timeout(wait) {
+            Ok(result) => Some(result),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Some(Err(ConditionError::Evaluate {
+                    expr: self.expr.clone(),
+                    message: "the evaluation stopped without a result".into(),
+                }))
+            }
         }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ConditionError::Evaluate {
-            expr: shown,
-            message: "the evaluation stopped without a result".into(),
-        }),
+    }
+
+    fn too_slow(&self, limit: Duration) -> ConditionError {
+        ConditionError::TooSlow {
+            expr: self.expr.clone(),
+            limit,
+        }
     }
 }
 
