@@ -142,6 +142,20 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         return Ok(exit::OK);
     }
 
+    // Every file the run writes must be writable now, not only after the refreshes.
+    let problems = crate::reporter::writable::check(&outputs(&args, &plan));
+    if !problems.is_empty() {
+        // One line each, never wrapped: scripts and CI logs grep for the path.
+        for problem in &problems {
+            eprintln!("error: {problem}");
+        }
+        eprintln!("nothing was sent");
+        if let Some(sim) = sim {
+            sim.shutdown().await;
+        }
+        return Err(Error::Reported);
+    }
+
     let job = plan.job.clone();
     let client = PowerBiClient::new(config, job.connections.clone())
         .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -254,20 +268,17 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         );
         sim.shutdown().await;
     }
-    let messages: Vec<String> = write_errors.iter().map(|e| e.to_string()).collect();
-    if !messages.is_empty() {
-        // A run that failed or was interrupted keeps its own exit code; a run that succeeded
-        // but could not leave its reports is an error of configuration (exit 2).
-        if status == RunStatus::Succeeded {
-            return Err(Error::Other(format!(
-                "failed to write the reports: {}",
-                messages.join("; ")
-            )));
+    if !write_errors.is_empty() {
+        // Every path was checked before the first request, so this is something that changed
+        // during the run. The refreshes happened: a run that succeeded but could not leave a
+        // report fails (exit 1), never 2 ("nothing was sent"); a run that failed or was
+        // interrupted keeps its own exit code. The other files were written.
+        for e in &write_errors {
+            eprintln!("error: {}", describe_write_error(e, &paths));
         }
-        eprintln!(
-            "error: failed to write the reports: {}",
-            messages.join("; ")
-        );
+        if status == RunStatus::Succeeded {
+            return Ok(exit::FAILED);
+        }
     }
 
     Ok(match status {
@@ -276,6 +287,63 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         RunStatus::Cancelled if interrupt.is_cancelled() => exit::INTERRUPTED,
         RunStatus::Cancelled => exit::FAILED,
     })
+}
+
+/// Every file `run` writes: the report files, each selected report step's export and the
+/// state database.
+fn outputs(args: &RunArgs, plan: &Plan) -> Vec<crate::reporter::writable::Output> {
+    use crate::reporter::writable::Output;
+    let mut out = Vec::new();
+    for (flag, path) in [
+        ("--report", &args.report),
+        ("--junit", &args.junit),
+        ("--summary", &args.summary),
+    ] {
+        if let Some(path) = path {
+            out.push(Output::new(flag, path.clone()));
+        }
+    }
+    for id in &plan.selected {
+        if let Some(step) = plan.job.steps.get(id)
+            && let StepKind::Report(r) = &step.kind
+        {
+            out.push(Output::new(
+                format!("export.path of step `{id}`"),
+                r.export.path.clone(),
+            ));
+        }
+    }
+    if let Some(path) = crate::store::resolve_path(args.state.as_deref()) {
+        out.push(Output {
+            what: "the state database".into(),
+            path,
+            in_place: true,
+        });
+    }
+    out
+}
+
+/// `failed to write --junit out/j.xml: not a directory (a file is in the way)`.
+fn describe_write_error(e: &ReportError, paths: &ReportPaths) -> String {
+    match e {
+        ReportError::Io { path, source } => {
+            let what = paths
+                .files()
+                .into_iter()
+                .find(|(_, p)| *p == path.as_path())
+                .map_or("GITHUB_STEP_SUMMARY", |(kind, _)| match kind {
+                    "report" => "--report",
+                    "junit" => "--junit",
+                    _ => "--summary",
+                });
+            format!(
+                "failed to write {what} {}: {}",
+                path.display(),
+                crate::reporter::writable::words(source)
+            )
+        }
+        ReportError::Json(e) => format!("failed to write --report: {e}"),
+    }
 }
 
 /// True when `-q` asked for errors only (set by `main` through the log filter).

@@ -16,6 +16,7 @@ pub mod markdown;
 pub mod progress;
 pub mod report;
 pub mod summary;
+pub mod writable;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};

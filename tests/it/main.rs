@@ -28,6 +28,7 @@ mod report_run;
 mod reporter;
 mod request_ids;
 mod run_cli;
+mod run_outputs;
 mod run_target;
 mod secret_urls;
 mod setup;

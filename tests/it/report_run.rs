@@ -462,9 +462,10 @@ fn no_progress_when_stderr_is_not_a_terminal_even_with_always() {
 }
 
 #[test]
-fn a_file_that_cannot_be_written_does_not_stop_the_others() {
+fn a_file_that_cannot_be_written_stops_the_run_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
-    // A plain file where the JUnit file's folder should be.
+    // A plain file where the JUnit file's folder should be: found before the first request
+    // (exit 2, nothing sent, nothing written), not after the refreshes.
     std::fs::write(dir.path().join("blocked"), "not a folder").unwrap();
     let out = pbibatch(dir.path())
         .args(["run"])
@@ -483,15 +484,12 @@ fn a_file_that_cannot_be_written_does_not_stop_the_others() {
         .unwrap();
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
-    assert!(stderr.contains("blocked/j.xml"), "{stderr}");
-    assert!(dir.path().join("r.json").is_file());
-    let md = std::fs::read_to_string(dir.path().join("s.md")).unwrap();
-    assert!(md.contains("- report: `r.json`"), "{md}");
-    assert!(!md.contains("j.xml"), "{md}");
-    // The Kestra outputs name only the files that exist.
-    let outputs = kestra_line(&stdout, "outputs");
-    assert_eq!(
-        outputs["outputs"]["reports"],
-        serde_json::json!({"report": "r.json", "summary": "s.md"})
+    assert!(
+        stderr.contains("cannot write --junit blocked/j.xml: not a directory (blocked is a file)"),
+        "{stderr}"
     );
+    assert!(!stderr.contains("attempt 1 started"), "{stderr}");
+    assert!(!dir.path().join("r.json").exists());
+    assert!(!dir.path().join("s.md").exists());
+    assert!(stdout.is_empty(), "{stdout}");
 }
