@@ -72,6 +72,7 @@ fn scope() -> Scope {
         flow_wait_for: Scope::CI.flow_wait_for || has("flow"),
         interrupts: Scope::CI.interrupts || has("interrupts"),
         long_retry_after: Scope::CI.long_retry_after || has("long"),
+        long_retry_after_on_triggers: Scope::CI.long_retry_after_on_triggers || has("long"),
     }
 }
 

@@ -160,8 +160,10 @@ pub struct Scope {
     pub flow_wait_for: bool,
     /// `kill -9` and SIGTERM (then `--resume last`).
     pub interrupts: bool,
-    /// 429 with `Retry-After: 700`.
+    /// 429 with `Retry-After: 700` on a status poll.
     pub long_retry_after: bool,
+    /// 429 with `Retry-After: 700` on a trigger (the service did not act).
+    pub long_retry_after_on_triggers: bool,
 }
 
 impl Scope {
@@ -169,6 +171,7 @@ impl Scope {
         flow_wait_for: true,
         interrupts: true,
         long_retry_after: true,
+        long_retry_after_on_triggers: true,
     };
 
     /// What CI runs while main still breaks the invariants in the configurations left out.
@@ -182,13 +185,18 @@ impl Scope {
     ///   an export runs on (not cancellable, or "interrupted before any remote work started"
     ///   although it had started), `--resume last` triggers again over the live or succeeded
     ///   run, or fails with `if_running: fail` over its own run.
-    /// - `long_retry_after`: I2 / I1, a poll answered `Retry-After: 700` fails the attempt at
-    ///   once and abandons the live run; the next attempt (or resume) triggers again over it
-    ///   (case 4).
+    ///   A second `--resume last` after a killed resume loses the handle the first one
+    ///   re-attached with and triggers again (Gen2, enhanced). After SIGTERM while an export's
+    ///   file downloads, `--resume last` starts a new export instead of fetching the one that
+    ///   succeeded.
+    /// - `long_retry_after` (on a poll): I2 / I1 / I4, a poll answered `Retry-After: 700` fails
+    ///   the attempt at once and abandons the live run; the next attempt (or resume) triggers
+    ///   again over it (case 4).
     pub const CI: Scope = Scope {
         flow_wait_for: false,
         interrupts: false,
         long_retry_after: false,
+        long_retry_after_on_triggers: true,
     };
 }
 
@@ -269,15 +277,33 @@ fn fault_kind(long_retry_after: bool) -> impl Strategy<Value = FaultKind> {
     prop::sample::select(kinds)
 }
 
-fn fault(steps: usize, long_retry_after: bool) -> impl Strategy<Value = FaultSpec> {
-    (0..steps, target(), 1u32..=2, fault_kind(long_retry_after)).prop_map(
-        |(step, target, nth, fault)| FaultSpec {
-            step,
-            target,
-            nth,
-            fault,
-        },
+fn fault(
+    steps: usize,
+    long_on_triggers: bool,
+    long_on_polls: bool,
+) -> impl Strategy<Value = FaultSpec> {
+    (
+        0..steps,
+        target(),
+        1u32..=2,
+        fault_kind(long_on_triggers || long_on_polls),
     )
+        .prop_map(move |(step, target, nth, fault)| {
+            let allowed = match target {
+                Target::Trigger => long_on_triggers,
+                Target::Poll => long_on_polls,
+            };
+            FaultSpec {
+                step,
+                target,
+                nth,
+                fault: if fault == FaultKind::ThrottleLong && !allowed {
+                    FaultKind::ThrottleShort
+                } else {
+                    fault
+                },
+            }
+        })
 }
 
 fn boundary(steps: usize) -> impl Strategy<Value = Boundary> {
@@ -297,7 +323,8 @@ pub fn invocation(
     long_retry_after: bool,
     scope: Scope,
 ) -> impl Strategy<Value = Invocation> {
-    let long_retry_after = long_retry_after && scope.long_retry_after;
+    let long_on_triggers = long_retry_after && scope.long_retry_after_on_triggers;
+    let long_on_polls = long_retry_after && scope.long_retry_after;
     let stop = if scope.interrupts {
         prop_oneof![
             2 => Just(Stop::Completes),
@@ -309,7 +336,7 @@ pub fn invocation(
         Just(Stop::Completes).boxed()
     };
     (
-        prop::collection::vec(fault(steps, long_retry_after), 0..=2),
+        prop::collection::vec(fault(steps, long_on_triggers, long_on_polls), 0..=2),
         stop,
     )
         .prop_map(|(faults, stop)| Invocation { faults, stop })
