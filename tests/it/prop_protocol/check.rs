@@ -149,19 +149,23 @@ impl Evidence<'_> {
             .collect()
     }
 
+    /// The first status the step read about its item (a read that failed told it nothing).
+    fn first_read(&self, step: &StepView) -> Option<&Exchange> {
+        self.exchanges.iter().find(|e| {
+            e.method == "GET"
+                && e.acted
+                && e.status.is_some_and(|s| (200..300).contains(&s))
+                && step.marks.iter().any(|m| e.path.contains(m.as_str()))
+        })
+    }
+
     /// The scheduled run the step took as its own under `if_running: adopt`: one alive when
     /// the step first asked the service about its item.
     fn adopted(&self, step: &StepView) -> Option<&RunRecord> {
         if step.if_running != IfRunning::Adopt {
             return None;
         }
-        // The first status the step read about its item (a read that failed told it nothing).
-        let first = self.exchanges.iter().find(|e| {
-            e.method == "GET"
-                && e.acted
-                && e.status.is_some_and(|s| (200..300).contains(&s))
-                && step.marks.iter().any(|m| e.path.contains(m.as_str()))
-        })?;
+        let first = self.first_read(step)?;
         self.runs_of(step)
             .find(|r| r.scheduled && alive_at(r, first.at_ms))
     }
@@ -224,10 +228,21 @@ impl Evidence<'_> {
         // I1: a trigger after the first only once the previous run the step started (or
         // adopted) ended unsuccessfully. Documented exception: an export whose start lost
         // its answer may be started again (no API lists a report's exports).
-        let mut previous: Option<(&RunRecord, Option<&Exchange>)> =
-            self.adopted(step).map(|r| (r, None));
+        // A run adopted in memory by a process killed before it stored anything is not known
+        // to the next one: adoption binds the triggers of the process that saw the run.
+        let adopted = self.adopted(step);
+        let adopted_by = adopted
+            .and_then(|_| self.first_read(step))
+            .and_then(|e| self.proc_of(e.at_ms));
+        let mut previous: Option<(&RunRecord, Option<&Exchange>)> = adopted.map(|r| (r, None));
         for e in &triggers {
             let t = e.acted_ms.unwrap_or(e.at_ms);
+            if let Some((prev, None)) = previous
+                && prev.scheduled
+                && self.proc_of(t) != adopted_by
+            {
+                previous = None;
+            }
             if let Some((prev, by)) = previous {
                 let export_retry = step.kind == Kind::Export && by.is_some_and(answer_lost);
                 let ended_badly =

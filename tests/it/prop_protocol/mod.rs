@@ -60,19 +60,23 @@ fn config() -> Config {
     }
 }
 
-/// `PBIBATCH_PROP_SCOPE=all` generates every configuration, `flow`, `interrupts` and `long`
-/// (comma-separated) add one each to what CI runs; the default is what CI runs.
+/// `PBIBATCH_PROP_SCOPE=all` generates every configuration, `repeated_interrupts` (or any
+/// other field of [`Scope`], comma-separated) adds one to what CI runs; the default is what CI
+/// runs.
 fn scope() -> Scope {
     let wanted = std::env::var("PBIBATCH_PROP_SCOPE").unwrap_or_default();
     if wanted == "all" {
         return Scope::ALL;
     }
     let has = |name: &str| wanted.split(',').any(|w| w.trim() == name);
+    let ci = Scope::CI;
     Scope {
-        flow_wait_for: Scope::CI.flow_wait_for || has("flow"),
-        interrupts: Scope::CI.interrupts || has("interrupts"),
-        long_retry_after: Scope::CI.long_retry_after || has("long"),
-        long_retry_after_on_triggers: Scope::CI.long_retry_after_on_triggers || has("long"),
+        flow_wait_for: ci.flow_wait_for || has("flow_wait_for"),
+        interrupts: ci.interrupts || has("interrupts"),
+        repeated_interrupts: ci.repeated_interrupts || has("repeated_interrupts"),
+        long_retry_after: ci.long_retry_after || has("long_retry_after"),
+        long_retry_after_on_triggers: ci.long_retry_after_on_triggers
+            || has("long_retry_after_on_triggers"),
     }
 }
 
@@ -87,6 +91,8 @@ pub struct Model;
 pub struct ModelState {
     job: JobSpec,
     invocations: usize,
+    /// Invocations that were to be killed or interrupted.
+    interrupted: usize,
 }
 
 impl ReferenceStateMachine for Model {
@@ -98,6 +104,7 @@ impl ReferenceStateMachine for Model {
             .prop_map(|job| ModelState {
                 job,
                 invocations: 0,
+                interrupted: 0,
             })
             .boxed()
     }
@@ -105,17 +112,25 @@ impl ReferenceStateMachine for Model {
     fn transitions(state: &ModelState) -> BoxedStrategy<Invocation> {
         // A 700 s Retry-After before a retry would make the retry wait that long (the pause
         // before a retry honours it): only jobs without retries get one.
-        scenario::invocation(state.job.steps.len(), state.job.retries == 0, scope()).boxed()
+        let mut scope = scope();
+        if state.interrupted > 0 && !scope.repeated_interrupts {
+            scope.interrupts = false;
+        }
+        scenario::invocation(state.job.steps.len(), state.job.retries == 0, scope).boxed()
     }
 
-    fn apply(mut state: ModelState, _: &Invocation) -> ModelState {
+    fn apply(mut state: ModelState, t: &Invocation) -> ModelState {
         state.invocations += 1;
+        if t.stop != Stop::Completes {
+            state.interrupted += 1;
+        }
         state
     }
 
     fn preconditions(state: &ModelState, t: &Invocation) -> bool {
         t.steps().all(|s| s < state.job.steps.len())
             && (state.job.retries == 0 || !t.has_long_retry_after())
+            && (state.interrupted == 0 || t.stop == Stop::Completes || scope().repeated_interrupts)
     }
 }
 

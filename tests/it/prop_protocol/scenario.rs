@@ -160,6 +160,8 @@ pub struct Scope {
     pub flow_wait_for: bool,
     /// `kill -9` and SIGTERM (then `--resume last`).
     pub interrupts: bool,
+    /// More than one interrupted invocation in a sequence (a resumed run killed in turn).
+    pub repeated_interrupts: bool,
     /// 429 with `Retry-After: 700` on a status poll.
     pub long_retry_after: bool,
     /// 429 with `Retry-After: 700` on a trigger (the service did not act).
@@ -170,32 +172,24 @@ impl Scope {
     pub const ALL: Scope = Scope {
         flow_wait_for: true,
         interrupts: true,
+        repeated_interrupts: true,
         long_retry_after: true,
         long_retry_after_on_triggers: true,
     };
 
     /// What CI runs while main still breaks the invariants in the configurations left out.
-    /// Each one left out, with the violation it finds on main:
-    /// - `flow_wait_for`: I2, `sas_flow` + `wait_for` fires the flow while its dataflow is
-    ///   refreshing whatever `if_running` says (issue 13 case 2); I4, `--resume last` after a
-    ///   kill fires the flow again while the transaction it started runs (case 1).
-    /// - `interrupts`: I4, `kill -9` between a trigger reaching the service and its answer
-    ///   being recorded makes `--resume last` trigger an enhanced refresh / Gen2 job again
-    ///   (case 3); after SIGTERM (or `kill -9`) while a standard refresh, a Gen1 transaction or
-    ///   an export runs on (not cancellable, or "interrupted before any remote work started"
-    ///   although it had started), `--resume last` triggers again over the live or succeeded
-    ///   run, or fails with `if_running: fail` over its own run.
-    ///   A second `--resume last` after a killed resume loses the handle the first one
-    ///   re-attached with and triggers again (Gen2, enhanced). After SIGTERM while an export's
-    ///   file downloads, `--resume last` starts a new export instead of fetching the one that
-    ///   succeeded.
-    /// - `long_retry_after` (on a poll): I2 / I1 / I4, a poll answered `Retry-After: 700` fails
-    ///   the attempt at once and abandons the live run; the next attempt (or resume) triggers
-    ///   again over it (case 4).
+    /// Each one left out, with the violation it finds on main (2f1fbcd, the protocol driver):
+    /// - `repeated_interrupts`: I4, a run killed, resumed, and killed again while the resumed
+    ///   run watches the step's run (re-attached by its stored handle): the next
+    ///   `--resume last` no longer knows that run. It triggers again over it (export, after
+    ///   the first export succeeded) or fails with `if_running: fail` over its own live
+    ///   refresh (standard dataset refresh). The handle a resumed attempt re-attached with is
+    ///   not stored again for the resumed run.
     pub const CI: Scope = Scope {
-        flow_wait_for: false,
-        interrupts: false,
-        long_retry_after: false,
+        flow_wait_for: true,
+        interrupts: true,
+        repeated_interrupts: false,
+        long_retry_after: true,
         long_retry_after_on_triggers: true,
     };
 }
