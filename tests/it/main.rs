@@ -41,6 +41,7 @@ mod sim_flow;
 mod sim_knobs;
 mod sim_powerbi;
 mod sim_profile_schema;
+mod sim_requests;
 mod sim_specs;
 mod sim_strict;
 mod sim_support;
