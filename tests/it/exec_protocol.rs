@@ -11,6 +11,7 @@ use pbibatch::job::model::{
     StepKind, WaitFor,
 };
 use pbibatch::secret::Secret;
+use pbibatch::sim::{Fault, FaultRule};
 use serde_json::json;
 
 use crate::exec_support::{AttemptOptions, Rig, requests_to, rig, run_step, run_step_with, step};
@@ -234,4 +235,169 @@ async fn a_gen2_job_whose_answer_was_not_recorded_is_not_triggered_again() {
     .await;
     assert_eq!(ran.outcome, AttemptOutcome::Succeeded { adopted: false });
     assert_eq!(requests_to(&rig.sim, "POST", "/jobs/instances").len(), 1);
+}
+
+/// The same simulator and connections, with an HTTP retry budget of `budget`: a
+/// `Retry-After` longer than it comes back to the executor, as an hour-long one does with the
+/// default budget of 10 minutes.
+fn with_budget(rig: Rig, budget: Duration) -> Rig {
+    let mut cfg = crate::exec_support::sim_config(&rig.sim);
+    cfg.retry.max_total_wait = budget;
+    let client = pbibatch::powerbi::PowerBiClient::new(cfg, rig.connections.clone()).unwrap();
+    Rig { client, ..rig }
+}
+
+#[tokio::test]
+async fn a_poll_throttled_past_the_client_budget_keeps_following_the_refresh() {
+    let rig = rig("workspaces:\n  Sales:\n    datasets:\n      Orders: {duration: 1500ms}\n").await;
+    let rig = with_budget(rig, Duration::from_millis(500));
+    rig.sim.arm_fault(FaultRule {
+        method: "GET".into(),
+        path: "*/refreshes/*".into(),
+        nth: 1,
+        fault: Fault::Throttle { retry_after: 2 },
+    });
+    let ran = run_step(&rig, step("orders", enhanced("Sales", "Orders"))).await;
+    assert_eq!(ran.outcome, AttemptOutcome::Succeeded { adopted: false });
+    assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);
+    assert!(
+        ran.updates
+            .iter()
+            .any(|u| u.note.as_deref().is_some_and(|n| n.contains("429"))),
+        "the throttled read is told"
+    );
+}
+
+#[tokio::test]
+async fn an_export_whose_answer_was_lost_is_started_again_and_both_starts_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = rig("workspaces:\n  Sales:\n    reports:\n      Book: {duration: 300ms}\n").await;
+    rig.sim.arm_fault(FaultRule {
+        method: "POST".into(),
+        path: "*/ExportTo".into(),
+        nth: 1,
+        fault: Fault::DropAfter,
+    });
+    let export = pbibatch::job::model::ExportSpec {
+        format: pbibatch::job::model::ExportFormat::Pdf,
+        path: dir.path().join("book.pdf"),
+        pages: vec![],
+        bookmark: None,
+        parameters: IndexMap::new(),
+        locale: None,
+        include_hidden_pages: None,
+    };
+    let s = step(
+        "book",
+        StepKind::Report(pbibatch::job::model::ReportStep {
+            workspace: "Sales".into(),
+            report: "Book".into(),
+            export,
+        }),
+    );
+    let ran = run_step(&rig, s).await;
+    assert_eq!(ran.outcome, AttemptOutcome::Succeeded { adopted: false });
+    assert_eq!(requests_to(&rig.sim, "POST", "/ExportTo").len(), 2);
+    assert_eq!(ran.updates.iter().map(|u| u.triggers).sum::<u32>(), 2);
+    assert!(dir.path().join("book.pdf").exists());
+}
+
+#[tokio::test]
+async fn a_fabric_refusal_is_not_retried() {
+    let rig = rig(
+        "gen2_user_token_only: true\nworkspaces:\n  WS:\n    fabric_dataflows:\n      DF: {duration: 200ms, retry_after: 0}\n",
+    )
+    .await;
+    let df = DataflowStep {
+        workspace: "WS".into(),
+        dataflow: "DF".into(),
+        generation: Generation::Gen2,
+        notify: NotifyOption::NoNotification,
+        process_type: None,
+        execute_option: None,
+        parameters: IndexMap::new(),
+    };
+    let ran = run_step(&rig, step("df", StepKind::Dataflow(df))).await;
+    assert!(
+        matches!(ran.outcome, AttemptOutcome::Refused { .. }),
+        "{:?}",
+        ran.outcome
+    );
+    assert!(
+        ran.error().contains("InsufficientPrivileges"),
+        "{}",
+        ran.error()
+    );
+}
+
+#[tokio::test]
+async fn skip_if_fresh_reads_the_runs_of_gen2_dataflows_and_flows() {
+    // Gen2: a job that completed a moment ago makes the next step fresh.
+    let rig = rig(
+        "workspaces:\n  WS:\n    fabric_dataflows:\n      DF: {duration: 100ms, retry_after: 0}\n",
+    )
+    .await;
+    let df = DataflowStep {
+        workspace: "WS".into(),
+        dataflow: "DF".into(),
+        generation: Generation::Gen2,
+        notify: NotifyOption::NoNotification,
+        process_type: None,
+        execute_option: None,
+        parameters: IndexMap::new(),
+    };
+    let first = run_step(&rig, step("df", StepKind::Dataflow(df.clone()))).await;
+    assert_eq!(first.outcome, AttemptOutcome::Succeeded { adopted: false });
+    let mut s = step("df", StepKind::Dataflow(df));
+    s.skip_if_fresh = Some(Duration::from_secs(3600));
+    let second = run_step(&rig, s).await;
+    assert!(
+        matches!(second.outcome, AttemptOutcome::Skipped { .. }),
+        "{:?}",
+        second.outcome
+    );
+    assert_eq!(requests_to(&rig.sim, "POST", "/jobs/instances").len(), 1);
+
+    // sas_flow + wait_for: the dataflow's transactions say it is fresh; the flow is not fired.
+    let rig = rig_flow_fast().await;
+    let first = run_step(&rig, step("f", flow(&rig))).await;
+    assert_eq!(first.outcome, AttemptOutcome::Succeeded { adopted: false });
+    let mut s = step("f", flow(&rig));
+    s.skip_if_fresh = Some(Duration::from_secs(3600));
+    let second = run_step(&rig, s).await;
+    assert!(
+        matches!(second.outcome, AttemptOutcome::Skipped { .. }),
+        "{:?}",
+        second.outcome
+    );
+    assert_eq!(flow_posts(&rig), 1);
+}
+
+async fn rig_flow_fast() -> Rig {
+    rig("workspaces:\n  Data Admin:\n    dataflows:\n      Master Order List: {duration: 200ms}\nflows:\n  order_list:\n    starts_dataflow: {workspace: Data Admin, dataflow: Master Order List}\n").await
+}
+
+#[tokio::test]
+async fn a_standard_refresh_whose_history_read_is_throttled_past_the_budget_is_still_found() {
+    let rig = rig("workspaces:\n  Sales:\n    datasets:\n      Orders: {duration: 400ms}\n").await;
+    let rig = with_budget(rig, Duration::from_millis(500));
+    // The first history read is the one before the trigger; the second finds the refresh.
+    rig.sim.arm_fault(FaultRule {
+        method: "GET".into(),
+        path: "*/refreshes".into(),
+        nth: 2,
+        fault: Fault::Throttle { retry_after: 2 },
+    });
+    let s = step(
+        "orders",
+        StepKind::Dataset(DatasetStep {
+            workspace: "Sales".into(),
+            dataset: "Orders".into(),
+            notify: NotifyOption::NoNotification,
+            refresh: None,
+        }),
+    );
+    let ran = run_step(&rig, s).await;
+    assert_eq!(ran.outcome, AttemptOutcome::Succeeded { adopted: false });
+    assert_eq!(requests_to(&rig.sim, "POST", "/refreshes").len(), 1);
 }
