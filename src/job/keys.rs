@@ -37,6 +37,7 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "expect_status",
             "wait_for",
             "oauth",
+            "skip_if_fresh",
             "connection",
             "poll_interval",
             "if_running",
@@ -73,7 +74,7 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
 /// the flow's URL and nothing else (no Power BI connection, nothing to poll). `connection`
 /// is also accepted with `oauth: true` (the flow token comes from it).
 pub fn needs_wait_for(key: &str) -> bool {
-    key == "connection" || WATCH_KEYS.contains(&key)
+    key == "connection" || key == "skip_if_fresh" || WATCH_KEYS.contains(&key)
 }
 
 /// Whether a step of type `ty` starts remote work and watches it, so that `poll_interval` and

@@ -8,7 +8,7 @@ use super::{Checker, MAX_DURATION, did_you_mean, is_step_id, kinds};
 use crate::job::keys::{
     applies_to, needs_wait_for, present_type_keys, type_keys, types_with_key, watches_remote_run,
 };
-use crate::job::model::{Connection, Generation, IfRunning, Step, StepKind, TriggerRule};
+use crate::job::model::{Connection, IfRunning, Step, TriggerRule};
 use crate::job::raw::{
     RawDefaults, RawIfRunning, RawRetries, RawStep, RawStepType, RawTrigger, Sp,
 };
@@ -303,15 +303,6 @@ pub(super) fn build(
         RawStepType::Dataset => kinds::dataset(c, step),
         RawStepType::Report => kinds::report(c, step),
     }?;
-    if let (Some(_), Some(v)) = (skip_if_fresh, &raw.skip_if_fresh)
-        && matches!(&kind, StepKind::Dataflow(d) if d.generation == Generation::Gen2)
-    {
-        c.error(
-            v.loc(),
-            "`skip_if_fresh` applies to Gen1 dataflows only",
-            "not for `generation: 2`",
-        );
-    }
 
     Some(Step {
         id: id.get().clone(),

@@ -350,3 +350,23 @@ steps:
         "{short}"
     );
 }
+
+#[test]
+fn skip_if_fresh_applies_to_every_step_with_a_run_history() {
+    let ok = "version: 1\nname: f\nsteps:\n  g2: { type: dataflow, generation: 2, workspace: W, dataflow: D, skip_if_fresh: 1h }\n  flow: { type: sas_flow, url: 'https://prod.example.com/x', wait_for: { workspace: W, dataflow: G1 }, skip_if_fresh: 30m }\n";
+    let job = load(ok, &[], &[]);
+    assert_eq!(
+        job.steps["g2"].skip_if_fresh,
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(
+        job.steps["flow"].skip_if_fresh,
+        Some(Duration::from_secs(1800))
+    );
+    // Without wait_for a flow has no history to read: the key means nothing there.
+    let bad = "version: 1\nname: f\nsteps:\n  flow: { type: sas_flow, url: 'https://prod.example.com/x', skip_if_fresh: 30m }\n";
+    let d = load_bytes("f.yaml", bad.as_bytes(), &[], &|_| None).unwrap_err();
+    let text = d.render(crate::job::DiagFormat::Short, false);
+    assert!(text.contains("skip_if_fresh"), "{text}");
+    assert!(text.contains("wait_for"), "{text}");
+}
