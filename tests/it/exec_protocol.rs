@@ -317,6 +317,7 @@ async fn a_refused_trigger_is_not_retried() {
             body: None,
             expect_status: vec![],
             wait_for: None,
+            oauth: false,
         }),
     );
     let ran = run_step(&rig, s).await;
