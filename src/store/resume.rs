@@ -196,11 +196,59 @@ impl Store {
             };
             steps.insert(id.clone(), fate);
         }
+        self.inherit_handles(run.resumed_from.clone(), step_hashes, &mut steps);
         Ok(Resume {
             from_run: run_id,
             job_changed,
             steps,
         })
+    }
+}
+
+/// How many runs back along a resume chain a step's remote handle is looked for.
+const MAX_CHAIN: usize = 20;
+
+impl Store {
+    /// A resumed run killed before its own attempt recorded anything still owes the remote
+    /// work of the run it resumed: a step that runs again without a handle of its own takes
+    /// the last one recorded for it along the chain of resumed runs (same definition only),
+    /// so that its first attempt reads that run again before triggering (I4).
+    fn inherit_handles(
+        &self,
+        mut earlier: Option<String>,
+        step_hashes: &HashMap<StepId, String>,
+        steps: &mut BTreeMap<StepId, StepResume>,
+    ) {
+        let mut hops = 0;
+        while let Some(run_id) = earlier.take() {
+            let orphans = steps
+                .values()
+                .any(|f| matches!(f, StepResume::Run { previous: None, .. }));
+            if !orphans || hops >= MAX_CHAIN {
+                return;
+            }
+            hops += 1;
+            let Ok(run) = self.load_run(&run_id) else {
+                return;
+            };
+            for s in &run.steps {
+                let same_definition = step_hashes
+                    .get(&s.id)
+                    .is_some_and(|h| !definition_changed(s.step_hash.as_deref(), h, false));
+                let handle = s
+                    .attempts
+                    .iter()
+                    .max_by_key(|a| a.number)
+                    .and_then(|a| a.remote.as_ref()?.handle.clone());
+                if let (true, Some(handle)) = (same_definition, handle)
+                    && let Some(StepResume::Run { previous, .. }) = steps.get_mut(&s.id)
+                    && previous.is_none()
+                {
+                    *previous = Some(handle);
+                }
+            }
+            earlier = run.resumed_from.clone();
+        }
     }
 }
 

@@ -275,3 +275,36 @@ fn store_resume_reruns_a_step_whose_resolved_definition_changed() {
     );
     assert!(matches!(resume.steps["almost"], StepResume::Keep { .. }));
 }
+
+#[test]
+fn store_resume_of_a_killed_resume_keeps_the_earlier_runs_handle() {
+    // run-1 dies with `model` in flight; run-2 resumes it and dies before `model`'s attempt
+    // records anything. Resuming run-2 still reads run-1's refresh first.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let steps = [("model", "dataset")];
+    let mut first = Script::new("run-1");
+    first
+        .started(0, "nightly", &steps, None)
+        .attempt(1, "model", 1)
+        .handle(2, "model", 1, enhanced("req-first"));
+    record(&path, meta("job-v1", &["model"]), &first);
+    let mut second = Script::new("run-2");
+    second
+        .started(10, "nightly", &steps, Some("run-1"))
+        .attempt(11, "model", 1);
+    record(&path, meta("job-v1", &["model"]), &second);
+
+    let store = Store::open(&path).unwrap();
+    let hashes: HashMap<String, String> = [("model".to_string(), "h-model".to_string())].into();
+    let resume = store
+        .resume_state("run-2", "nightly", "job-v1", false, &hashes)
+        .unwrap();
+    match &resume.steps["model"] {
+        StepResume::Run {
+            previous: Some(handle),
+            ..
+        } => assert_eq!(handle, &enhanced("req-first")),
+        other => panic!("the earlier run's refresh was forgotten: {other:?}"),
+    }
+}
