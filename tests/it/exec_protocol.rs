@@ -155,6 +155,19 @@ async fn a_flow_waiting_for_a_dataflow_honours_if_running() {
     );
 }
 
+/// The Dataflow Gen2 `DF` of workspace `WS`.
+fn gen2_df() -> DataflowStep {
+    DataflowStep {
+        workspace: "WS".into(),
+        dataflow: "DF".into(),
+        generation: Generation::Gen2,
+        notify: NotifyOption::NoNotification,
+        process_type: None,
+        execute_option: None,
+        parameters: IndexMap::new(),
+    }
+}
+
 fn enhanced(ws: &str, ds: &str) -> StepKind {
     StepKind::Dataset(DatasetStep {
         workspace: ws.into(),
@@ -200,15 +213,7 @@ async fn a_gen2_job_whose_answer_was_not_recorded_is_not_triggered_again() {
         "workspaces:\n  WS:\n    fabric_dataflows:\n      DF: {duration: 1s, retry_after: 0}\n",
     )
     .await;
-    let df = DataflowStep {
-        workspace: "WS".into(),
-        dataflow: "DF".into(),
-        generation: Generation::Gen2,
-        notify: NotifyOption::NoNotification,
-        process_type: None,
-        execute_option: None,
-        parameters: IndexMap::new(),
-    };
+    let df = gen2_df();
     let s = step("df", StepKind::Dataflow(df));
     attempt_cut_short(&rig, s.clone(), |r| {
         !requests_to(&r.sim, "POST", "/jobs/instances").is_empty()
@@ -336,15 +341,7 @@ async fn skip_if_fresh_reads_the_runs_of_gen2_dataflows_and_flows() {
         "workspaces:\n  WS:\n    fabric_dataflows:\n      DF: {duration: 100ms, retry_after: 0}\n",
     )
     .await;
-    let df = DataflowStep {
-        workspace: "WS".into(),
-        dataflow: "DF".into(),
-        generation: Generation::Gen2,
-        notify: NotifyOption::NoNotification,
-        process_type: None,
-        execute_option: None,
-        parameters: IndexMap::new(),
-    };
+    let df = gen2_df();
     let first = run_step(&rig, step("df", StepKind::Dataflow(df.clone()))).await;
     assert_eq!(first.outcome, AttemptOutcome::Succeeded { adopted: false });
     let mut s = step("df", StepKind::Dataflow(df));
