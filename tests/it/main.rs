@@ -46,6 +46,7 @@ mod sim_specs;
 mod sim_strict;
 mod sim_support;
 mod soak;
+mod spec_differences;
 mod store_cli;
 mod store_engine;
 mod store_kill;

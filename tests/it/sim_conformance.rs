@@ -1,14 +1,15 @@
 //! Simulator conformance: for each endpoint, the status is one the official OpenAPI file
 //! lists and the JSON body validates against the spec's schema for it, after the documented
-//! wire differences (sim_specs.rs, `mod wire`).
+//! wire differences (spec_differences.rs).
 
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::sim_specs::{FABRIC, FABRIC_DATAFLOW, check_fabric, check_pbi, wire};
+use crate::sim_specs::{FABRIC, FABRIC_DATAFLOW, check_fabric, check_pbi};
 use crate::sim_support::{Api, seg, start};
+use crate::spec_differences;
 
 const ESTATE: &str = r#"
 token_lifetime: 30d
@@ -403,7 +404,12 @@ async fn fabric_conforms() {
             None,
         )
         .await;
-    check_fabric(FABRIC, wire::LEGACY_JOB_FORM_CHECKED_AS, "post", &dup);
+    check_fabric(
+        FABRIC,
+        spec_differences::checked_path("/workspaces/{workspaceId}/items/{itemId}/jobs/instances"),
+        "post",
+        &dup,
+    );
     check_fabric(
         FABRIC,
         job_spec,

@@ -1,6 +1,7 @@
 //! The official OpenAPI files and the checks the conformance tests (sim_conformance.rs) run:
 //! the status must be one the spec lists and the JSON body must validate against the spec's
-//! schema, after applying the documented wire differences (listed once, in [`wire`]).
+//! schema, after applying the documented wire differences (listed once, with their evidence, in
+//! `spec_differences.rs`).
 //!
 //! Specs are read from `specs/` in the repository (copied unchanged with their licences, see
 //! specs/README.md), so a fresh clone needs nothing beside it.
@@ -13,135 +14,11 @@ use jsonschema::Draft;
 use serde_json::{Value, json};
 
 use crate::sim_support::Answer;
+use crate::spec_differences::{self as differences, Api};
 
 pub const PBI: &str = "PowerBI-CSharp/swagger.json";
 pub const FABRIC: &str = "fabric-rest-api-specs/platform/swagger.json";
 pub const FABRIC_DATAFLOW: &str = "fabric-rest-api-specs/dataflow/swagger.json";
-
-/// The documented differences between the wire and the specs (powerbi-api.md sections 0,
-/// 1c, 2, 3c and 10), applied to a response body before it is validated. One place, so the
-/// list stays reviewable.
-pub mod wire {
-    use serde_json::Value;
-
-    /// Power BI properties the 2024 swagger spells in PascalCase; the wire uses camelCase
-    /// (pitfall 13). Renamed back so their types are checked.
-    const PASCAL_IN_SWAGGER: &[&str] = &[
-        "createdDate",
-        "contentProviderType",
-        "createReportEmbedURL",
-        "qnaEmbedURL",
-        "isEffectiveIdentityRequired",
-        "isEffectiveIdentityRolesRequired",
-        "isOnPremGatewayRequired",
-        "encryption",
-        "isRefreshable",
-        "isInPlaceSharingEnabled",
-        "resourceFileExtension",
-    ];
-
-    /// Power BI fields on the wire that the 2024 swagger lacks: the history entry's integer
-    /// `id` (section 1c, pitfall 5).
-    const ABSENT_FROM_SWAGGER: &[&str] = &["id"];
-
-    /// A Power BI body in the swagger's spelling.
-    pub fn power_bi(operation: &str, mut body: Value) -> Value {
-        rename_everywhere(&mut body);
-        if let Some(obj) = body.as_object_mut()
-            // The list wrapper is `@odata.context` on the wire, `odata.context` in the swagger.
-            && let Some(ctx) = obj.remove("@odata.context")
-        {
-            obj.insert("odata.context".into(), ctx);
-        }
-        match operation {
-            "GetRefreshHistory" => {
-                for entry in body["value"].as_array_mut().into_iter().flatten() {
-                    if let Some(o) = entry.as_object_mut() {
-                        for f in ABSENT_FROM_SWAGGER {
-                            o.remove(*f);
-                        }
-                    }
-                }
-            }
-            // Execution details: `Cancelled` is a documented status (docs 2025, observed after
-            // DELETE) missing from the 2024 enum, which `extendedStatus` already has.
-            "GetRefreshExecutionDetails" if body["status"] == "Cancelled" => {
-                body["status"] = Value::from("Unknown");
-            }
-            // Transaction cancel: the spec enum is camelCase, its example (and the wire)
-            // PascalCase (pitfall 9).
-            "CancelDataflowTransaction" => {
-                if let Some(s) = body["status"].as_str() {
-                    let mut c = s.chars();
-                    let lower = c
-                        .next()
-                        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
-                        .unwrap_or_default();
-                    body["status"] = Value::from(lower);
-                }
-            }
-            _ => {}
-        }
-        body
-    }
-
-    /// Fabric job-instance fields sent as `null` (the spec's own examples show
-    /// `"failureReason": null`; `endTimeUtc` is null while the job runs, section 3c) that the
-    /// spec types as non-nullable: dropped before validating.
-    const NULL_ON_THE_WIRE: &[&str] = &["failureReason", "endTimeUtc"];
-
-    /// A Fabric body in the spec's spelling: job timestamps come without `Z` and with 7
-    /// fractional digits (section 0, pitfall 12); they are UTC, so `Z` is appended in case
-    /// the spec asks for a `date-time` format. Nulls above are dropped.
-    pub fn fabric(mut body: Value) -> Value {
-        fn fix(v: &mut Value) {
-            match v {
-                Value::Object(map) => {
-                    map.retain(|k, v| !(v.is_null() && NULL_ON_THE_WIRE.contains(&k.as_str())));
-                    for (k, v) in map.iter_mut() {
-                        if k.ends_with("TimeUtc")
-                            && let Some(s) = v.as_str()
-                            && !s.ends_with('Z')
-                        {
-                            *v = Value::from(format!("{s}Z"));
-                        } else {
-                            fix(v);
-                        }
-                    }
-                }
-                Value::Array(items) => items.iter_mut().for_each(fix),
-                _ => {}
-            }
-        }
-        fix(&mut body);
-        body
-    }
-
-    fn rename_everywhere(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                for name in PASCAL_IN_SWAGGER {
-                    if let Some(value) = map.remove(*name) {
-                        let mut c = name.chars();
-                        let pascal = c
-                            .next()
-                            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                            .unwrap_or_default();
-                        map.insert(pascal, value);
-                    }
-                }
-                map.values_mut().for_each(rename_everywhere);
-            }
-            Value::Array(items) => items.iter_mut().for_each(rename_everywhere),
-            _ => {}
-        }
-    }
-
-    /// The legacy run-on-demand form (`POST .../jobs/instances?jobType=X`) is documented as
-    /// still accepted but only the path form is in the spec: it is checked against that one.
-    pub const LEGACY_JOB_FORM_CHECKED_AS: &str =
-        "/workspaces/{workspaceId}/items/{itemId}/jobs/{jobType}/instances";
-}
 
 /// Power BI bodies the swagger has no schema for (section 0): the error envelopes and the
 /// 429 `{"message"}`.
@@ -321,7 +198,7 @@ pub fn check_pbi(path: &str, method: &str, operation: &str, a: &Answer) {
         Some(schema) => specs().validate(
             schema,
             PBI,
-            &wire::power_bi(operation, a.body.clone()),
+            &differences::answer(Api::PowerBi, operation, a.body.clone()),
             &what,
         ),
     }
@@ -333,7 +210,12 @@ pub fn check_fabric(spec: &str, path: &str, method: &str, a: &Answer) {
     let response = specs().response(spec, path, method, a.status);
     match response.get("schema") {
         None => assert!(a.bytes.is_empty(), "{what}: the spec has no body"),
-        Some(schema) => specs().validate(schema, spec, &wire::fabric(a.body.clone()), &what),
+        Some(schema) => specs().validate(
+            schema,
+            spec,
+            &differences::answer(Api::Fabric, "", a.body.clone()),
+            &what,
+        ),
     }
     for header in response
         .get("headers")

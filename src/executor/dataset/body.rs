@@ -37,7 +37,7 @@ pub fn enhanced_body(r: &EnhancedRefresh) -> Value {
         m.insert("applyRefreshPolicy".into(), json!(a));
     }
     if let Some(d) = &r.effective_date {
-        m.insert("effectiveDate".into(), json!(d));
+        m.insert("effectiveDate".into(), json!(effective_date(d)));
     }
     if let Some(t) = r.timeout {
         m.insert("timeout".into(), json!(hhmmss(t)));
@@ -48,6 +48,17 @@ pub fn enhanced_body(r: &EnhancedRefresh) -> Value {
         m.insert("type".into(), json!("Automatic"));
     }
     Value::Object(m)
+}
+
+/// `effectiveDate` as the swagger types it (`date-time`): a date alone (`YYYY-MM-DD`, as
+/// Microsoft Learn's enhanced-refresh page shows it) becomes midnight UTC of that date; a
+/// date-time is sent as written.
+pub fn effective_date(d: &str) -> String {
+    let d = d.trim();
+    match chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+        Ok(date) => format!("{}T00:00:00Z", date.format("%Y-%m-%d")),
+        Err(_) => d.to_string(),
+    }
 }
 
 /// `hh:mm:ss`, capped below 24 h as the service requires.
@@ -65,6 +76,15 @@ pub fn standard_body(ds: &DatasetStep) -> Value {
 mod tests {
     use super::*;
     use crate::job::model::{CommitMode, NotifyOption, RefreshObject, RefreshType};
+
+    #[test]
+    fn an_effective_date_is_sent_as_a_date_time() {
+        assert_eq!(effective_date("2025-01-31"), "2025-01-31T00:00:00Z");
+        assert_eq!(
+            effective_date("2025-01-31T06:00:00+02:00"),
+            "2025-01-31T06:00:00+02:00"
+        );
+    }
 
     #[test]
     fn enhanced_body_is_pascal_case_without_notify_option() {
