@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::job::diag::{Diagnostics, Severity};
 use crate::job::model::Job;
 use crate::job::raw::{RawJob, RawStep};
+use crate::job::relocate;
 use crate::job::validate;
 
 /// A job that passed validation, with the warnings it raised.
@@ -227,11 +228,10 @@ pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
             });
         // A required key that is missing because it was misspelt or its value was bad: the
         // problem already reported says so.
-        let echo = problem.diagnostics.items().iter().any(|d| {
-            meant
-                .iter()
-                .any(|m| d.message == format!("missing field `{}`", m.key))
-        });
+        let echo = problem
+            .missing
+            .as_ref()
+            .is_some_and(|missing| meant.iter().any(|m| &m.key == missing));
         if !echo {
             problems.extend(problem.diagnostics);
         }
@@ -276,6 +276,8 @@ struct LeftOut {
 struct Problem {
     diagnostics: Diagnostics,
     left_out: Option<LeftOut>,
+    /// The required key the problem says is missing, if that is what it says.
+    missing: Option<String>,
 }
 
 /// One reading of `text` (the source, perhaps with unknown entries blanked out).
@@ -288,6 +290,10 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             .or_else(|| message.strip_prefix("duplicate mapping key `"))
             .and_then(|rest| rest.split_once('`'))
             .map(|(found, _)| found.to_string());
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+            .map(str::to_string);
         let bad_value = is_bad_value(&message);
         let (message, help) = improve_message(&message);
         let suggested = help
@@ -299,6 +305,7 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
             .location()
             .map(|l| crate::job::validate::loc_span(text, l))
             .unwrap_or((0, 0));
+        let (offset, len, message, help) = relocate(text, offset, len, message, help);
         d.push_at(Severity::Error, offset, len, message, None, help);
         let left_out = match unknown_name {
             Some(name) => Some(LeftOut {
@@ -320,8 +327,40 @@ fn parse_once(name: &str, source: &Arc<str>, text: &str) -> Result<RawJob, Box<P
         Box::new(Problem {
             diagnostics: d,
             left_out,
+            missing,
         })
     })
+}
+
+/// Points a missing step `type` at the step's id and a tab at the tab (the reader points
+/// at the step's last key and at the end of the line before the tab).
+fn relocate(
+    text: &str,
+    offset: usize,
+    len: usize,
+    message: String,
+    help: Option<String>,
+) -> (usize, usize, String, Option<String>) {
+    if message == "missing field `type`"
+        && let Some((at, id, help)) = relocate::step_without_type(text, offset)
+    {
+        return (
+            at,
+            id.len(),
+            format!("step `{id}` has no `type`"),
+            Some(help),
+        );
+    }
+    if message.contains("found a tab") || message.starts_with("tabs disallowed") {
+        let at = relocate::tab_in_indentation(text, offset).unwrap_or(offset);
+        return (
+            at,
+            1,
+            "a tab in indentation".into(),
+            Some("YAML indents with spaces only: replace the tab with spaces".into()),
+        );
+    }
+    (offset, len, message, help)
 }
 
 /// True for the deserializer's complaints about one value (an unknown enum word, a wrong type

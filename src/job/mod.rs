@@ -14,6 +14,7 @@ pub mod keys;
 mod load;
 pub mod model;
 pub mod raw;
+mod relocate;
 pub mod schema;
 pub mod validate;
 

@@ -251,3 +251,86 @@ fn first_hour_env_typos_and_shell_variables_are_explained() {
     );
     assert!(!stderr.contains("relative URL without a base"), "{stderr}");
 }
+
+/// `validate --format short` of `text` written as `job.yaml`: exit code and stdout.
+fn validate_short(text: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.yaml"), text).unwrap();
+    let out = pbibatch(dir.path())
+        .args(["validate", "--format", "short", "job.yaml"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    (out.status.code(), stdout, stderr)
+}
+
+#[test]
+fn first_hour_a_step_without_type_points_at_its_id_and_lists_the_types() {
+    // Block and flow style; serde reports the missing `type` at the step's last key.
+    let block = "version: 1\nname: t\nsteps:\n  model:\n    workspace: W\n    dataset: D\n  other:\n    type: webhook\n    url: https://example.com/x\n";
+    let (code, short, stderr) = validate_short(block);
+    assert_eq!(code, Some(2), "{short}{stderr}");
+    assert!(
+        short.starts_with(
+            "job.yaml:4:3: error: step `model` has no `type` (add `type:`, one of: sas_flow, dataflow, dataset, report, webhook)"
+        ),
+        "{short}"
+    );
+    let flow = "version: 1\nname: t\nsteps:\n  model: { workspace: W, dataset: D }\n";
+    let (code, short, _) = validate_short(flow);
+    assert_eq!(code, Some(2));
+    assert!(
+        short.starts_with("job.yaml:4:3: error: step `model` has no `type`"),
+        "{short}"
+    );
+}
+
+#[test]
+fn first_hour_a_tab_in_indentation_is_reported_on_its_own_line() {
+    for (text, at) in [
+        // After lines indented with spaces: the scanner points at the end of line 6.
+        (
+            "version: 1\nname: t\nsteps:\n  a:\n    type: dataset\n    workspace: W\n\tdataset: D\n",
+            "7:1",
+        ),
+        (
+            "version: 1\nname: t\nsteps:\n\ta:\n\t\ttype: dataset\n",
+            "4:1",
+        ),
+    ] {
+        let (code, short, _) = validate_short(text);
+        assert_eq!(code, Some(2), "{short}");
+        assert!(
+            short.starts_with(&format!("job.yaml:{at}: error: a tab in indentation")),
+            "want {at}: {short}"
+        );
+    }
+}
+
+#[test]
+fn first_hour_when_errors_read_as_text() {
+    let job = |when: &str| {
+        format!(
+            "version: 1\nname: t\nvars: {{ x: y }}\nsteps:\n  a:\n    type: webhook\n    url: https://example.com/x\n    when: \"{when}\"\n"
+        )
+    };
+    // 100 levels reach CEL's recursion limit (a Rust debug dump) or, unoptimised, overflow
+    // the stack; 9 is one past the nesting pbibatch accepts.
+    for depth in [9, 100] {
+        let when = format!("{}vars.x == 'y'{}", "(".repeat(depth), ")".repeat(depth));
+        let (code, short, stderr) = validate_short(&job(&when));
+        assert_eq!(code, Some(2), "{depth}: {short}{stderr}");
+        assert!(
+            short.starts_with(&format!(
+                "job.yaml:8:20: error: `when` nests brackets too deeply ({depth} levels, at most 8)"
+            )),
+            "{depth}: {short}"
+        );
+        for dump in ["OtherError", "ParseError", "{ ", "Context"] {
+            assert!(!short.contains(dump), "{depth}: {short}");
+        }
+    }
+    let when = format!("{}vars.x == 'y'{}", "(".repeat(8), ")".repeat(8));
+    let (code, short, stderr) = validate_short(&job(&when));
+    assert_eq!(code, Some(0), "{short}{stderr}");
+}

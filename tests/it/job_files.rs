@@ -265,7 +265,14 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "`concurrency` must be between 1 and 10000, not 0",
     ),
     ("self_dependency", "8:18", "step `a` depends on itself"),
-    ("tabs", "4:2", "tabs disallowed"),
+    ("tabs", "4:1", "a tab in indentation"),
+    ("tab_after_spaces", "7:1", "a tab in indentation"),
+    ("missing_type", "4:3", "step `model` has no `type`"),
+    (
+        "when_too_deep",
+        "8:20",
+        "`when` nests brackets too deeply (100 levels, at most 8)",
+    ),
     ("unknown_connection", "6:61", "unknown connection `prd`"),
     (
         "unknown_dependency",

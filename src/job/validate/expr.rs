@@ -18,6 +18,12 @@ const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs", "selected"
 /// Longest accepted expression; CEL's parser is recursive, so a bound keeps it cheap.
 const MAX_LEN: usize = 4096;
 
+/// Deepest nesting of `(`, `[` and `{` accepted. CEL's generated parser recurses a dozen
+/// frames per level: past this, an unoptimised build overflows a 2 MiB thread stack (a
+/// crash, not an error), and past 96 levels the parser's own limit answers with a Rust
+/// debug dump. Conditions over vars, env and steps never need more.
+const MAX_NESTING: usize = 8;
+
 /// Parses the expression, then checks the names it uses.
 pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
     let text = when.get();
@@ -34,6 +40,17 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
             ),
             "too long",
         );
+        return;
+    }
+    if let Some((depth, at)) = bracket_depth(text)
+        && depth > MAX_NESTING
+    {
+        let message =
+            format!("`when` nests brackets too deeply ({depth} levels, at most {MAX_NESTING})");
+        match position_in_source(c, when, (1, 1)) {
+            Some(start) => c.error_at(start + at, 1, message, "too deep", None),
+            None => c.error(when.loc(), message, "too deep"),
+        }
         return;
     }
     let parsed = std::panic::catch_unwind(|| cel::parser::Parser::new().parse(text));
@@ -121,11 +138,57 @@ fn steps_text(n: f64) -> String {
 /// CEL's parser messages without the token list ANTLR appends.
 fn tidy(msg: &str) -> String {
     let msg = msg.strip_prefix("Syntax error: ").unwrap_or(msg);
+    // The parser's own limits come back as a Rust debug dump (`OtherError(ParseError { ..
+    // msg: "Recursion limit of 96 exceeded" .. })`): keep only the readable part.
+    if msg.contains("Recursion limit") {
+        return "the expression is nested too deeply".into();
+    }
+    if let Some((_, rest)) = msg.split_once("msg: \"")
+        && let Some((inner, _)) = rest.split_once('"')
+    {
+        return inner.to_string();
+    }
     if msg.starts_with("mismatched input '<EOF>'") {
         return "the expression ends too early".into();
     }
     let msg = msg.split(" expecting {").next().unwrap_or(msg);
     msg.to_string()
+}
+
+/// The deepest bracket nesting of `text` (outside string literals) and the byte offset of
+/// the first bracket that goes past [`MAX_NESTING`] (of the deepest one when none does).
+fn bracket_depth(text: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut at: Option<usize> = None;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, ch) in text.char_indices() {
+        if let Some(q) = quote {
+            match ch {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if ch == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' | '\'' => quote = Some(ch),
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > deepest {
+                    deepest = depth;
+                    if deepest <= MAX_NESTING + 1 {
+                        at = Some(i);
+                    }
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    at.map(|at| (deepest, at))
 }
 
 /// Byte offset in the job file of CEL's (1-based line, 1-based column), when the YAML
@@ -267,5 +330,27 @@ fn walk(e: &IdedExpr, bound: &mut Vec<String>, f: &mut dyn FnMut(&IdedExpr, &[St
         }
         Expr::Select(sel) => walk(&sel.operand, bound, f),
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parsers_debug_dumps_become_text() {
+        let dump = "Syntax error: OtherError(ParseError { source: None, pos: (96, -1), msg: \"Recursion limit of 96 exceeded\", expr_id: 0, source_info: None })";
+        assert_eq!(tidy(dump), "the expression is nested too deeply");
+        let other =
+            "Syntax error: OtherError(ParseError { source: None, msg: \"bad thing\", expr_id: 0 })";
+        assert_eq!(tidy(other), "bad thing");
+    }
+
+    #[test]
+    fn brackets_in_string_literals_do_not_nest() {
+        assert_eq!(bracket_depth("a == '((((('"), None);
+        assert_eq!(bracket_depth("f((x)) && [1]"), Some((2, 2)));
+        let deep = format!("{}1{}", "(".repeat(12), ")".repeat(12));
+        assert_eq!(bracket_depth(&deep), Some((12, MAX_NESTING)));
     }
 }
