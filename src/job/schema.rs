@@ -28,7 +28,151 @@ pub fn schema() -> Value {
     {
         restrict_step(step);
     }
+    constrain(&mut value);
     value
+}
+
+/// A humantime duration (`30s`, `1h 30m`, `1.5h`) or a `${vars.NAME}` reference (known when
+/// the file is loaded; `${env.NAME}` is not: durations must be known before a run). Zero and
+/// the 7-day bound are left to `validate`: a sum of units is past what a pattern can bound.
+const DURATION_PATTERN: &str = concat!(
+    r"^\s*(?:[0-9]+(?:\.[0-9]+)?\s*(?:nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s",
+    r"|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M",
+    r"|years|year|yrs|yr|y)\s*)+$|\$\{\s*vars\.",
+);
+
+/// Keys holding a duration, wherever they appear.
+const DURATION_KEYS: &[&str] = &[
+    "timeout",
+    "retry_backoff",
+    "max_backoff",
+    "poll_interval",
+    "skip_if_fresh",
+    "backoff",
+];
+
+/// The rules `validate` enforces that JSON Schema can say, so an editor flags them too (the
+/// ones it cannot say, such as references between sections, are listed in
+/// tests/it/schema_agreement.rs).
+fn constrain(schema: &mut Value) {
+    let set = |v: &mut Value, path: &[&str], key: &str, rule: Value| {
+        let mut node = v;
+        for part in path {
+            let next = match part.parse::<usize>() {
+                Ok(i) => node.get_mut(i),
+                Err(_) => node.get_mut(*part),
+            };
+            match next {
+                Some(next) => node = next,
+                None => return,
+            }
+        }
+        if let Some(obj) = node.as_object_mut() {
+            obj.insert(key.to_string(), rule);
+        }
+    };
+    let bounds = |v: &mut Value, path: &[&str], lo: i64, hi: i64| {
+        set(v, path, "minimum", json!(lo));
+        set(v, path, "maximum", json!(hi));
+    };
+    set(schema, &["properties", "version"], "const", json!(1));
+    set(
+        schema,
+        &["properties", "name"],
+        "pattern",
+        json!("^[a-z0-9_-]+$"),
+    );
+    set(schema, &["properties", "steps"], "minProperties", json!(1));
+    set(
+        schema,
+        &["properties", "steps"],
+        "propertyNames",
+        json!({ "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$" }),
+    );
+    bounds(schema, &["properties", "concurrency"], 1, 10_000);
+    bounds(
+        schema,
+        &["properties", "pools", "additionalProperties"],
+        1,
+        10_000,
+    );
+    bounds(schema, &["$defs", "Retries", "anyOf", "0"], 0, 100);
+    bounds(
+        schema,
+        &["$defs", "RetriesLong", "properties", "count"],
+        0,
+        100,
+    );
+    bounds(
+        schema,
+        &["$defs", "EnhancedRefresh", "properties", "max_parallelism"],
+        1,
+        10_000,
+    );
+    bounds(
+        schema,
+        &["$defs", "EnhancedRefresh", "properties", "retry_count"],
+        0,
+        100,
+    );
+    bounds(
+        schema,
+        &["$defs", "Step", "properties", "expect_status", "items"],
+        100,
+        599,
+    );
+    set(
+        schema,
+        &["$defs", "Step", "properties", "generation"],
+        "enum",
+        json!([1, 2, null]),
+    );
+    set(
+        schema,
+        &["$defs", "Step", "properties", "when"],
+        "pattern",
+        json!(r"\S"),
+    );
+    // Plain http:// only to loopback; a `${...}` reference is checked once resolved.
+    set(
+        schema,
+        &["$defs", "Step", "properties", "url"],
+        "pattern",
+        json!(r"^(?:https://|http://(?:localhost|127\.[0-9.]+|\[::1\])(?:[:/?#]|$))|\$\{"),
+    );
+    // `notify` is for standard refreshes: not with a `refresh:` block.
+    let dataset_rule = schema
+        .pointer_mut("/$defs/Step/allOf")
+        .and_then(Value::as_array_mut)
+        .and_then(|rules| {
+            rules.iter_mut().find(|r| {
+                r.pointer("/if/properties/type/const") == Some(&json!(RawStepType::Dataset.name()))
+            })
+        });
+    if let Some(then) = dataset_rule
+        .and_then(|r| r.get_mut("then"))
+        .and_then(Value::as_object_mut)
+    {
+        then.insert(
+            "dependentSchemas".into(),
+            json!({ "refresh": { "not": { "required": ["notify"] } } }),
+        );
+    }
+    if let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) {
+        for def in defs.values_mut() {
+            let Some(props) = def.get_mut("properties").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for key in DURATION_KEYS {
+                if let Some(p) = props.get_mut(*key).and_then(Value::as_object_mut)
+                    && p.get("type")
+                        .is_some_and(|t| t.to_string().contains("string"))
+                {
+                    p.insert("pattern".into(), json!(DURATION_PATTERN));
+                }
+            }
+        }
+    }
 }
 
 /// Adds one `if`/`then` per step type: keys of other types are forbidden, required ones

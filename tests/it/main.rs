@@ -30,6 +30,7 @@ mod request_ids;
 mod run_cli;
 mod run_outputs;
 mod run_target;
+mod schema_agreement;
 mod secret_urls;
 mod setup;
 mod sim_cli;
