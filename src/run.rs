@@ -442,6 +442,7 @@ fn provision_for(job: &Job) -> Provision {
     let mut flows = Vec::new();
     let mut hooks = Vec::new();
     let mut items: Vec<(usize, &'static str, String)> = Vec::new();
+    let mut fabric_items: Vec<(usize, &'static str, String)> = Vec::new();
     for (id, step) in &job.steps {
         match &step.kind {
             StepKind::Dataset(s) => items.push((ws(&s.workspace), "dataset", s.dataset.clone())),
@@ -460,6 +461,9 @@ fn provision_for(job: &Job) -> Provision {
                 }
             }
             StepKind::Webhook(_) => hooks.push(id.clone()),
+            StepKind::FabricJob(s) => {
+                fabric_items.push((ws(&s.workspace), s.item_type.fabric_type(), s.item.clone()))
+            }
         }
     }
     for (i, kind, name) in items {
@@ -472,6 +476,12 @@ fn provision_for(job: &Job) -> Provision {
         };
         if !list.contains(&name) {
             list.push(name);
+        }
+    }
+    for (i, item_type, name) in fabric_items {
+        let w = &mut wants.workspaces[i];
+        if !w.items.iter().any(|(n, _)| *n == name) {
+            w.items.push((name, item_type.to_string()));
         }
     }
     wants.flows = flows;

@@ -184,6 +184,16 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
                     .map(|found| Some(NodeKey::new(NodeKind::Report, found)))
             }
             StepKind::Webhook(_) => Ok(None),
+            StepKind::FabricJob(s) => {
+                let wanted = s.item_type.fabric_type();
+                let items: Vec<(&str, &str)> = ws
+                    .fabric_items
+                    .iter()
+                    .filter(|i| i.item_type.eq_ignore_ascii_case(wanted))
+                    .map(|i| (i.id.as_str(), i.name.as_str()))
+                    .collect();
+                find_item(&items, &s.item, s.item_type.noun(), &ws.name).map(|_| None)
+            }
         };
         match located {
             Ok(Some(node)) => {

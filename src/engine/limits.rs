@@ -32,6 +32,12 @@ pub fn resource_key(step: &Step) -> Option<String> {
             norm(&d.workspace),
             norm(&d.dataset)
         )),
+        StepKind::FabricJob(f) => Some(format!(
+            "{}\u{1f}{}\u{1f}{}",
+            f.item_type.name(),
+            norm(&f.workspace),
+            norm(&f.item)
+        )),
         StepKind::Report(_) | StepKind::Webhook(_) => None,
     }
 }

@@ -300,6 +300,7 @@ pub trait Executor: Send + Sync {
 pub mod common;
 pub mod dataflow;
 pub mod dataset;
+pub mod fabric;
 pub mod poll;
 pub(crate) mod protocol;
 pub mod report;
@@ -335,6 +336,7 @@ impl Executor for Dispatcher {
                 crate::job::model::StepKind::Dataflow(_)
                     | crate::job::model::StepKind::Dataset(_)
                     | crate::job::model::StepKind::Report(_)
+                    | crate::job::model::StepKind::FabricJob(_)
             );
         Box::pin(async move {
             if !known_connection {
@@ -349,6 +351,9 @@ impl Executor for Dispatcher {
                 crate::job::model::StepKind::Dataset(s) => dataset::run(client, ctx, s).await,
                 crate::job::model::StepKind::Report(s) => report::run(client, ctx, s).await,
                 crate::job::model::StepKind::Webhook(s) => webhook::run(client, ctx, s).await,
+                crate::job::model::StepKind::FabricJob(s) => {
+                    fabric::items::run(client, ctx, s).await
+                }
             }
         })
     }

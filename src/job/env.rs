@@ -233,6 +233,21 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
                     .collect();
                 StepKind::Dataflow(s)
             }
+            StepKind::FabricJob(s) => {
+                let mut s = s.clone();
+                s.workspace = r.s(&s.workspace, &by("workspace"));
+                s.item = r.s(&s.item, &by("item"));
+                s.parameters = s
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), r.json(v, &by("parameters"))))
+                    .collect();
+                s.configuration = s
+                    .configuration
+                    .as_ref()
+                    .map(|c| r.json(c, &by("configuration")));
+                StepKind::FabricJob(s)
+            }
             StepKind::Dataset(s) => {
                 let mut s = s.clone();
                 s.workspace = r.s(&s.workspace, &by("workspace"));
@@ -320,7 +335,10 @@ pub fn needs_auth(kind: &StepKind) -> bool {
     match kind {
         StepKind::SasFlow(s) => s.wait_for.is_some() || s.oauth,
         StepKind::Webhook(_) => false,
-        StepKind::Dataflow(_) | StepKind::Dataset(_) | StepKind::Report(_) => true,
+        StepKind::Dataflow(_)
+        | StepKind::Dataset(_)
+        | StepKind::Report(_)
+        | StepKind::FabricJob(_) => true,
     }
 }
 

@@ -67,6 +67,17 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "if_running",
         ],
         RawStepType::Report => &["workspace", "report", "export", "connection"],
+        RawStepType::FabricJob => &[
+            "workspace",
+            "item",
+            "item_type",
+            "parameters",
+            "configuration",
+            "skip_if_fresh",
+            "connection",
+            "poll_interval",
+            "if_running",
+        ],
     }
 }
 
@@ -81,7 +92,7 @@ pub fn needs_wait_for(key: &str) -> bool {
 /// `if_running` apply to it.
 pub fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
     match ty {
-        RawStepType::Dataset | RawStepType::Dataflow => true,
+        RawStepType::Dataset | RawStepType::Dataflow | RawStepType::FabricJob => true,
         RawStepType::SasFlow => has_wait_for,
         RawStepType::Webhook | RawStepType::Report => false,
     }
@@ -92,11 +103,11 @@ pub fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
 pub fn applies_to(key: &str) -> Option<&'static str> {
     if WATCH_KEYS.contains(&key) {
         Some(
-            "steps that start remote work and watch it: dataflow, dataset, and sas_flow with `wait_for`",
+            "steps that start remote work and watch it: dataflow, dataset, fabric_job, and sas_flow with `wait_for`",
         )
     } else if key == "connection" {
         Some(
-            "steps that call Power BI or Fabric: dataflow, dataset, report, and sas_flow with `wait_for` or `oauth: true`",
+            "steps that call Power BI or Fabric: dataflow, dataset, report, fabric_job, and sas_flow with `wait_for` or `oauth: true`",
         )
     } else {
         None
@@ -148,7 +159,10 @@ pub fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
         dataset,
         refresh,
         report,
-        export
+        export,
+        item_type,
+        item,
+        configuration
     );
     out
 }
@@ -193,6 +207,9 @@ mod tests {
             "refresh",
             "report",
             "export",
+            "item_type",
+            "item",
+            "configuration",
         ];
         let mut all = all_type_keys();
         all.sort_unstable();

@@ -191,10 +191,11 @@ pub enum StepKind {
     Dataset(DatasetStep),
     Report(ReportStep),
     Webhook(WebhookStep),
+    FabricJob(FabricJobStep),
 }
 
 impl StepKind {
-    /// `sas_flow`, `dataflow`, `dataset`, `report` or `webhook`.
+    /// `sas_flow`, `dataflow`, `dataset`, `report`, `webhook` or `fabric_job`.
     pub fn type_name(&self) -> &'static str {
         match self {
             StepKind::SasFlow(_) => "sas_flow",
@@ -202,6 +203,7 @@ impl StepKind {
             StepKind::Dataset(_) => "dataset",
             StepKind::Report(_) => "report",
             StepKind::Webhook(_) => "webhook",
+            StepKind::FabricJob(_) => "fabric_job",
         }
     }
 
@@ -209,7 +211,7 @@ impl StepKind {
     /// with `wait_for`): only then do `poll_interval` and `if_running` apply.
     pub fn watches_remote_run(&self) -> bool {
         match self {
-            StepKind::Dataset(_) | StepKind::Dataflow(_) => true,
+            StepKind::Dataset(_) | StepKind::Dataflow(_) | StepKind::FabricJob(_) => true,
             StepKind::SasFlow(s) => s.wait_for.is_some(),
             StepKind::Report(_) | StepKind::Webhook(_) => false,
         }
@@ -223,6 +225,7 @@ impl StepKind {
             StepKind::Dataset(s) => Some(&s.workspace),
             StepKind::Report(s) => Some(&s.workspace),
             StepKind::Webhook(_) => None,
+            StepKind::FabricJob(s) => Some(&s.workspace),
         }
     }
 
@@ -234,6 +237,7 @@ impl StepKind {
             StepKind::Dataset(s) => format!("{} / {}", s.workspace, s.dataset),
             StepKind::Report(s) => format!("{} / {}", s.workspace, s.report),
             StepKind::Webhook(s) => crate::secret::redact_url(s.url.expose()),
+            StepKind::FabricJob(s) => format!("{} / {}", s.workspace, s.item),
         }
     }
 }
@@ -334,6 +338,91 @@ pub struct DataflowStep {
     pub execute_option: Option<ExecuteOption>,
     /// Gen2 public parameters: name -> value.
     pub parameters: IndexMap<String, serde_json::Value>,
+}
+
+/// `fabric_job`: a Fabric item run as a job instance through the Job Scheduler.
+#[derive(Debug, Clone, Serialize)]
+pub struct FabricJobStep {
+    pub workspace: String,
+    /// Name or GUID.
+    pub item: String,
+    pub item_type: FabricItemType,
+    /// Pipeline or notebook parameters: name -> value.
+    pub parameters: IndexMap<String, serde_json::Value>,
+    /// Notebook session configuration, in the service's JSON (`conf`, `environment`,
+    /// `defaultLakehouse`, `useStarterPool`, `useWorkspacePool`).
+    pub configuration: Option<serde_json::Value>,
+}
+
+/// The item types a `fabric_job` step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FabricItemType {
+    Pipeline,
+    Notebook,
+    SparkJobDefinition,
+    CopyJob,
+}
+
+impl FabricItemType {
+    /// The name a job file uses (`pipeline`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FabricItemType::Pipeline => "pipeline",
+            FabricItemType::Notebook => "notebook",
+            FabricItemType::SparkJobDefinition => "spark_job_definition",
+            FabricItemType::CopyJob => "copy_job",
+        }
+    }
+
+    /// The Fabric item type (`DataPipeline`, ...).
+    pub fn fabric_type(self) -> &'static str {
+        match self {
+            FabricItemType::Pipeline => "DataPipeline",
+            FabricItemType::Notebook => "Notebook",
+            FabricItemType::SparkJobDefinition => "SparkJobDefinition",
+            FabricItemType::CopyJob => "CopyJob",
+        }
+    }
+
+    /// What people call it (`pipeline`, `Spark job definition`, ...).
+    pub fn noun(self) -> &'static str {
+        match self {
+            FabricItemType::Pipeline => "pipeline",
+            FabricItemType::Notebook => "notebook",
+            FabricItemType::SparkJobDefinition => "Spark job definition",
+            FabricItemType::CopyJob => "copy job",
+        }
+    }
+
+    /// Whether its job takes `parameters:`.
+    pub fn takes_parameters(self) -> bool {
+        matches!(self, FabricItemType::Pipeline | FabricItemType::Notebook)
+    }
+
+    /// The type of a Fabric item type name, if a `fabric_job` runs it.
+    pub fn from_fabric_type(fabric_type: &str) -> Option<FabricItemType> {
+        [
+            FabricItemType::Pipeline,
+            FabricItemType::Notebook,
+            FabricItemType::SparkJobDefinition,
+            FabricItemType::CopyJob,
+        ]
+        .into_iter()
+        .find(|t| t.fabric_type().eq_ignore_ascii_case(fabric_type))
+    }
+}
+
+/// The notebook parameter type of a value (`string`, `int`, `float`, `bool`: the types the
+/// notebook run API takes), `None` for what a notebook parameter cannot hold.
+pub fn notebook_parameter_type(v: &serde_json::Value) -> Option<&'static str> {
+    match v {
+        serde_json::Value::String(_) => Some("string"),
+        serde_json::Value::Bool(_) => Some("bool"),
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some("int"),
+        serde_json::Value::Number(_) => Some("float"),
+        _ => None,
+    }
 }
 
 /// `dataset`: semantic model refresh.

@@ -287,16 +287,18 @@ pub enum RawStepType {
     Dataset,
     Report,
     Webhook,
+    FabricJob,
 }
 
 impl RawStepType {
     /// Every type, in documentation order.
-    pub const ALL: [RawStepType; 5] = [
+    pub const ALL: [RawStepType; 6] = [
         RawStepType::SasFlow,
         RawStepType::Dataflow,
         RawStepType::Dataset,
         RawStepType::Report,
         RawStepType::Webhook,
+        RawStepType::FabricJob,
     ];
 
     /// The name as written in a job file.
@@ -307,6 +309,7 @@ impl RawStepType {
             RawStepType::Dataset => "dataset",
             RawStepType::Report => "report",
             RawStepType::Webhook => "webhook",
+            RawStepType::FabricJob => "fabric_job",
         }
     }
 }
@@ -367,7 +370,7 @@ pub enum RawCommitMode {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
 pub struct RawStep {
-    /// `sas_flow`, `dataflow`, `dataset`, `report` or `webhook`.
+    /// `sas_flow`, `dataflow`, `dataset`, `report`, `webhook` or `fabric_job`.
     #[serde(rename = "type")]
     pub step_type: Sp<RawStepType>,
     /// Steps that must be final before this one starts.
@@ -420,7 +423,7 @@ pub struct RawStep {
     /// `https://service.flow.microsoft.com//.default` instead of the SAS signature.
     pub oauth: Option<Sp<bool>>,
 
-    /// dataflow, dataset, report: workspace alias, name or GUID.
+    /// dataflow, dataset, report, fabric_job: workspace alias, name or GUID.
     pub workspace: Option<Sp<String>>,
     /// dataflow: name or GUID.
     pub dataflow: Option<Sp<String>>,
@@ -432,7 +435,7 @@ pub struct RawStep {
     pub process_type: Option<Sp<RawProcessType>>,
     /// dataflow (Gen2): `skip_apply_changes` or `apply_changes_if_needed`.
     pub execute_option: Option<Sp<RawExecuteOption>>,
-    /// dataflow (Gen2): public parameter values.
+    /// dataflow (Gen2), fabric_job (pipeline, notebook): parameter values.
     pub parameters: Option<Sp<IndexMap<String, serde_json::Value>>>,
 
     /// dataset: name or GUID.
@@ -444,6 +447,69 @@ pub struct RawStep {
     pub report: Option<Sp<String>>,
     /// report: export to file.
     pub export: Option<Sp<RawExport>>,
+
+    /// fabric_job: `pipeline`, `notebook`, `spark_job_definition` or `copy_job`.
+    pub item_type: Option<Sp<RawItemType>>,
+    /// fabric_job: the item's name or GUID.
+    pub item: Option<Sp<String>>,
+    /// fabric_job (notebook): the session configuration of the run.
+    pub configuration: Option<Sp<RawNotebookConfiguration>>,
+}
+
+/// The Fabric items a `fabric_job` step runs through the Job Scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "ItemType")]
+pub enum RawItemType {
+    /// Data pipeline (`DataPipeline`).
+    Pipeline,
+    /// Notebook (`Notebook`).
+    Notebook,
+    /// Spark job definition (`SparkJobDefinition`).
+    SparkJobDefinition,
+    /// Copy job (`CopyJob`).
+    CopyJob,
+}
+
+/// `configuration:` of a notebook `fabric_job` step (the run's session configuration).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "NotebookConfiguration")]
+pub struct RawNotebookConfiguration {
+    /// Spark properties, e.g. `spark.sql.shuffle.partitions: "64"`.
+    pub conf: Option<IndexMap<String, Sp<String>>>,
+    /// The environment to run in.
+    pub environment: Option<Sp<RawItemRef>>,
+    /// The default lakehouse of the session.
+    pub default_lakehouse: Option<Sp<RawLakehouseRef>>,
+    /// Run on the starter pool.
+    pub use_starter_pool: Option<Sp<bool>>,
+    /// Run on this workspace pool.
+    pub use_workspace_pool: Option<Sp<String>>,
+}
+
+/// An item named by id and/or name.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ItemRef")]
+pub struct RawItemRef {
+    /// The item GUID.
+    pub id: Option<Sp<String>>,
+    /// The item name.
+    pub name: Option<Sp<String>>,
+}
+
+/// A lakehouse named by id and/or name, in this or another workspace.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "LakehouseRef")]
+pub struct RawLakehouseRef {
+    /// The lakehouse GUID.
+    pub id: Option<Sp<String>>,
+    /// The lakehouse name.
+    pub name: Option<Sp<String>>,
+    /// The GUID of the workspace that holds it (default: the notebook's).
+    pub workspace_id: Option<Sp<String>>,
 }
 
 /// `wait_for:` of a sas_flow step.

@@ -14,6 +14,7 @@ fn required_keys(ty: RawStepType) -> &'static [&'static str] {
         RawStepType::Dataflow => &["workspace", "dataflow"],
         RawStepType::Dataset => &["workspace", "dataset"],
         RawStepType::Report => &["workspace", "report", "export"],
+        RawStepType::FabricJob => &["workspace", "item", "item_type"],
     }
 }
 

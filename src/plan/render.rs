@@ -247,6 +247,16 @@ fn kind_lines(o: &mut String, kind: &StepKind) {
                 }
             }
         }
+        StepKind::FabricJob(s) => {
+            let _ = writeln!(o, "  item_type: {}", s.item_type.name());
+            if !s.parameters.is_empty() {
+                let p = serde_json::to_string(&s.parameters).unwrap_or_default();
+                let _ = writeln!(o, "  parameters: {p}");
+            }
+            if let Some(c) = &s.configuration {
+                let _ = writeln!(o, "  configuration: {c}");
+            }
+        }
         StepKind::Dataset(s) => match &s.refresh {
             None => {
                 let _ = writeln!(o, "  refresh: standard, notify: {}", serde_name(&s.notify));

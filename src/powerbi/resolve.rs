@@ -20,6 +20,12 @@ pub enum ItemKind {
     DataflowGen1,
     /// Fabric item of type `Dataflow`.
     DataflowGen2,
+    /// Another Fabric item, by its item type (`DataPipeline`, `Notebook`, ...) and what
+    /// messages call it.
+    Fabric {
+        item_type: &'static str,
+        noun: &'static str,
+    },
 }
 
 impl ItemKind {
@@ -29,6 +35,7 @@ impl ItemKind {
             ItemKind::Report => "report",
             ItemKind::DataflowGen1 => "dataflow",
             ItemKind::DataflowGen2 => "dataflow (gen2)",
+            ItemKind::Fabric { noun, .. } => noun,
         }
     }
 }
@@ -218,6 +225,9 @@ impl PowerBiClient {
                     }
                     ItemKind::DataflowGen2 => {
                         self.fabric_items(conn, workspace_id, "Dataflow").await
+                    }
+                    ItemKind::Fabric { item_type, .. } => {
+                        self.fabric_items(conn, workspace_id, item_type).await
                     }
                 };
                 list.map(|l| Arc::new(ItemIndex::new(l)))

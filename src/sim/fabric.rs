@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::http::{
     Api, Sim, empty, fabric_error, guard, json_response, parse_json_body, set_header,
 };
+use super::item_jobs;
 use super::profile::OutcomeSpec;
 use super::state::{
     ItemKind, Phase, Principal, Run, RunKind, World, base64url, derived_uuid, fabric_time,
@@ -53,6 +54,8 @@ fn collection_type(collection: &str) -> Option<Option<&'static str>> {
         "paginatedReports" => Some("PaginatedReport"),
         "dataPipelines" => Some("DataPipeline"),
         "notebooks" => Some("Notebook"),
+        "sparkJobDefinitions" => Some("SparkJobDefinition"),
+        "copyJobs" => Some("CopyJob"),
         _ => return None,
     })
 }
@@ -309,7 +312,7 @@ fn check_run_body(
     }
     if let (Some(data), Some(shape)) = (
         body.get("executionData"),
-        item_type.and_then(|t| strict::execution_data_shape(t, job_type)),
+        item_type.and_then(|t| item_jobs::execution_data_shape(t, job_type)),
     ) {
         strict::check_shape(data, &shape).map_err(|e| e.replacen('$', "$.executionData", 1))?;
     }
@@ -354,13 +357,28 @@ fn run(
         }
         // Top-level `parameters` are "not broadly supported" (platform.json): the spec's own
         // refusal for an item type that does not take them.
-        if map.contains_key("parameters") {
+        let item_type = world.items[index].fabric_type().unwrap_or_default();
+        if let Some(shape) = item_jobs::request_with_parameters(item_type, &canonical) {
+            if rules.holds(Rule::RequestSchema)
+                && let Err(problem) = strict::check_shape(&Value::Object(map.clone()), &shape)
+            {
+                return fabric_error(StatusCode::BAD_REQUEST, "InvalidInput", &problem);
+            }
+        } else if map.contains_key("parameters") {
             return fabric_error(
                 StatusCode::BAD_REQUEST,
                 "FeatureNotAvailable",
                 "Parameter is not allowed for this item type or this item job type",
             );
         }
+    }
+    // The item's own run operation documents who may run its jobs, whichever URL is called.
+    if let Some(row) = world.items[index]
+        .fabric_type()
+        .and_then(item_jobs::item_job_identity)
+        && let Err(refused) = strict::check_identity_row(rules, row, principal)
+    {
+        return refused;
     }
     // A Dataflow Gen2 run by an app-only identity is accepted, then fails (fabric-cicd#971,
     // Fabric docs "Current limitations"; docs/simulator.md).

@@ -30,6 +30,7 @@ mod flow;
 mod hooks;
 mod http;
 mod introspect;
+mod item_jobs;
 mod powerbi;
 mod profile;
 mod state;
@@ -46,6 +47,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use faults::{Exchange, Fault, FaultRule, RunRecord};
 pub use introspect::{Counters, RecordedRequest, ResourceCounters, resource_key};
+pub use item_jobs::{
+    ITEM_JOB_IDENTITY, PIPELINE_EXECUTION_DATA, RUN_NOTEBOOK_EXECUTION_DATA, RUN_NOTEBOOK_REQUEST,
+    SPARK_JOB_EXECUTION_DATA, item_job_identity,
+};
 pub use profile::{
     Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec, FabricDataflowSpec,
     FailDetail, FlowSpec, HookSpec, HumanDuration, ItemSpec, Knobs, OutcomeSpec, Profile,

@@ -172,6 +172,18 @@ pub(crate) fn check_identity(
     else {
         return Ok(());
     };
+    check_identity_row(rules, row, principal)
+}
+
+/// Checks `principal` against one identity table row (see [`check_identity`]).
+pub(crate) fn check_identity_row(
+    rules: &Rules,
+    row: &IdentitySupport,
+    principal: Principal,
+) -> Result<(), Response> {
+    if !rules.holds(Rule::IdentitySupport) {
+        return Ok(());
+    }
     let allowed = if app_only(principal) {
         row.app
     } else {
@@ -251,6 +263,8 @@ pub enum Shape {
     /// Any JSON object (a schema `{"type": "object"}` with no properties).
     AnyObject,
     Array(&'static Shape),
+    /// An object of any keys whose values all have one shape.
+    Map(&'static Shape),
     Object(&'static [Field]),
 }
 
@@ -426,11 +440,6 @@ pub const DATAFLOW_EXECUTION_PAYLOAD: Shape = Shape::Object(&[
 pub const RUN_ON_DEMAND_DATAFLOW_EXECUTE_JOB_REQUEST: Shape =
     Shape::Object(&[field("executionData", DATAFLOW_EXECUTION_PAYLOAD)]);
 
-/// The `executionData` shape an item type's job documents, when the specs give one.
-pub(crate) fn execution_data_shape(item_type: &str, job_type: &str) -> Option<Shape> {
-    (item_type == "Dataflow" && job_type == "Execute").then_some(DATAFLOW_EXECUTION_PAYLOAD)
-}
-
 /// Checks `value` against `shape`; the first problem, with its JSON path, when it does not fit.
 pub fn check_shape(value: &Value, shape: &Shape) -> Result<(), String> {
     check_at(value, shape, "$")
@@ -460,6 +469,13 @@ fn check_at(value: &Value, shape: &Shape, at: &str) -> Result<(), String> {
                 .iter()
                 .enumerate()
                 .try_for_each(|(i, v)| check_at(v, item, &format!("{at}[{i}]")))
+        }
+        Shape::Map(item) => {
+            let Some(map) = value.as_object() else {
+                return wrong("an object");
+            };
+            map.iter()
+                .try_for_each(|(k, v)| check_at(v, item, &format!("{at}.{k}")))
         }
         Shape::Object(fields) => {
             let Some(map) = value.as_object() else {

@@ -62,7 +62,10 @@ impl RunTarget {
         let mut endpoints = BTreeSet::new();
         for step in job.steps.values() {
             let uses_api = match &step.kind {
-                StepKind::Dataset(_) | StepKind::Dataflow(_) | StepKind::Report(_) => true,
+                StepKind::Dataset(_)
+                | StepKind::Dataflow(_)
+                | StepKind::Report(_)
+                | StepKind::FabricJob(_) => true,
                 StepKind::SasFlow(s) => s.wait_for.is_some(),
                 StepKind::Webhook(_) => false,
             };

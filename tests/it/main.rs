@@ -10,6 +10,7 @@ mod docs;
 mod engine_run;
 mod exec_dataflow;
 mod exec_dataset;
+mod exec_fabric_job;
 mod exec_flow;
 mod exec_protocol;
 mod exec_report;

@@ -272,3 +272,127 @@ async fn queued_failed_and_cancelled_job_states() {
     assert!(failed.body["failureReason"]["errorCode"].is_string());
     assert!(failed.body["failureReason"]["message"].is_string());
 }
+
+/// Pipelines, notebooks, Spark job definitions and copy jobs: each runs its own job types,
+/// its `executionData` is checked against the shape its job documents, and only the
+/// notebook's `Execute` run takes top-level `parameters`.
+#[tokio::test]
+async fn item_jobs_take_their_job_types_and_bodies() {
+    const ITEMS: &str = r#"
+workspaces:
+  W:
+    items:
+      Load: { type: DataPipeline, duration: 1m }
+      Transform: { type: Notebook, duration: 1m }
+      Batch: { type: SparkJobDefinition, duration: 1m }
+      Copy: { type: CopyJob, duration: 1m }
+"#;
+    let sim = start(ITEMS).await;
+    let api = Api::new(&sim).await;
+    let (ws, _) = api.ids("W", "");
+    let run = |item: &'static str, job_type: &'static str, body: Option<serde_json::Value>| {
+        let api = &api;
+        let ws = ws.clone();
+        async move {
+            let (_, id) = api.ids("W", item);
+            api.fabric(
+                Method::POST,
+                &format!("/workspaces/{ws}/items/{id}/jobs/instances?jobType={job_type}"),
+                body,
+            )
+            .await
+        }
+    };
+    // Typed lists.
+    for (collection, name) in [("sparkJobDefinitions", "Batch"), ("copyJobs", "Copy")] {
+        let list = api
+            .fabric(Method::GET, &format!("/workspaces/{ws}/{collection}"), None)
+            .await;
+        assert_eq!(list.body["value"][0]["displayName"], name, "{collection}");
+    }
+    // Each item type's job types, and the service's refusal of another one.
+    for (item, ok, wrong) in [
+        ("Load", "Pipeline", "RunNotebook"),
+        ("Transform", "RunNotebook", "Pipeline"),
+        ("Batch", "sparkjob", "CopyJob"),
+        ("Copy", "CopyJob", "sparkjob"),
+    ] {
+        let answer = run(item, wrong, None).await;
+        assert_eq!(answer.status, 400, "{item} {wrong}");
+        assert_eq!(answer.body["errorCode"], "InvalidJobType", "{item} {wrong}");
+        let answer = run(item, ok, None).await;
+        assert_eq!(answer.status, 202, "{item} {ok}");
+        assert!(answer.headers.contains_key("location"), "{item}");
+        assert!(answer.headers.contains_key("retry-after"), "{item}");
+    }
+    // Bodies: what each job documents is taken, anything else is refused.
+    let good = [
+        (
+            "Load",
+            "Pipeline",
+            json!({"executionData": {"parameters": {"region": "EU"}}}),
+        ),
+        (
+            "Transform",
+            "RunNotebook",
+            json!({"executionData": {"parameters": {"p": {"value": 1, "type": "int"}}, "configuration": {"useStarterPool": true}}}),
+        ),
+        (
+            "Transform",
+            "Execute",
+            json!({"executionData": {"compute": "Spark"}, "parameters": [{"name": "p", "type": "Integer", "value": 1}]}),
+        ),
+        (
+            "Batch",
+            "sparkjob",
+            json!({"executionData": {"commandLineArguments": "--full", "mainClass": "Main"}}),
+        ),
+    ];
+    for (item, job_type, body) in good {
+        // One at a time: a second run of the same job type while one runs is deduped, not
+        // refused.
+        let answer = run(item, job_type, Some(body.clone())).await;
+        assert_eq!(
+            answer.status, 202,
+            "{item} {job_type} {body}: {:?}",
+            answer.body
+        );
+    }
+    let bad = [
+        (
+            "Load",
+            "Pipeline",
+            json!({"executionData": {"params": {"region": "EU"}}}),
+            "InvalidInput",
+        ),
+        (
+            "Transform",
+            "RunNotebook",
+            json!({"executionData": {"parameters": {"p": {"value": 1, "type": "integer"}}}}),
+            "InvalidInput",
+        ),
+        (
+            "Transform",
+            "RunNotebook",
+            json!({"parameters": [{"name": "p", "type": "Integer", "value": 1}]}),
+            "FeatureNotAvailable",
+        ),
+        (
+            "Batch",
+            "sparkjob",
+            json!({"executionData": {"arguments": "--full"}}),
+            "InvalidInput",
+        ),
+        (
+            "Load",
+            "Pipeline",
+            json!({"parameters": [{"name": "p", "type": "Text", "value": "x"}]}),
+            "FeatureNotAvailable",
+        ),
+    ];
+    for (item, job_type, body, code) in bad {
+        let answer = run(item, job_type, Some(body.clone())).await;
+        assert_eq!(answer.status, 400, "{item} {job_type} {body}");
+        assert_eq!(answer.body["errorCode"], code, "{item} {job_type} {body}");
+    }
+}

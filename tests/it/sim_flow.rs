@@ -208,6 +208,7 @@ async fn provisioned_estate_runs_any_job_with_defaults() {
             dataflows: vec!["DF".into()],
             fabric_dataflows: vec!["G2".into()],
             reports: vec!["Book".into()],
+            items: vec![("Load".into(), "DataPipeline".into())],
         }],
         flows: vec!["f".into()],
         hooks: vec!["h".into()],

@@ -1,6 +1,7 @@
 //! What the service refuses because of who calls, known before anything is sent: a mail
 //! notify option from an app-only identity (an error: the service answers 400), and a
-//! Dataflow Gen2 run by one (a warning: the run is accepted and then fails). The simulator
+//! Dataflow Gen2 run by one (a warning: the run is accepted and then fails), a `fabric_job`
+//! whose item's run operation lists no service principal (an error). The simulator
 //! enforces the same rules (docs/simulator.md, "Strict rules").
 
 use indexmap::IndexMap;
@@ -75,6 +76,32 @@ pub(super) fn check(
                         .warnings
                         .push_global(Severity::Warning, format!("{message}; {help}")),
                 }
+            }
+            StepKind::FabricJob(f) => {
+                // The same table the strict simulator applies (src/sim/item_jobs.rs), copied
+                // from the "Microsoft Entra supported identities" table of the item's own run
+                // operation in the specs.
+                let Some(row) =
+                    crate::sim::item_job_identity(f.item_type.fabric_type()).filter(|row| !row.app)
+                else {
+                    continue;
+                };
+                let loc = raw_step
+                    .item_type
+                    .as_ref()
+                    .map(|t| t.loc())
+                    .unwrap_or_else(|| raw_step.step_type.loc());
+                c.error_help(
+                    loc,
+                    format!(
+                        "step `{id}`: Fabric runs a {} job for a signed-in user only ({} in {} lists no service principal): {who}",
+                        f.item_type.noun(),
+                        row.operation_id,
+                        row.spec
+                    ),
+                    "not with an app-only connection",
+                    Some("use a connection with a user's token (`access_token`, or the Azure CLI login) for this step's `connection:`".into()),
+                );
             }
             _ => {}
         }

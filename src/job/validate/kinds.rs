@@ -18,7 +18,7 @@ use crate::job::raw::{
 const MAX_SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600 - 1);
 
 /// A required key of the step's type.
-fn required<'s>(
+pub(super) fn required<'s>(
     c: &mut Checker<'_>,
     step: &Sp<RawStep>,
     v: &'s Option<Sp<String>>,
@@ -186,7 +186,7 @@ pub(super) fn webhook(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKin
     }))
 }
 
-fn workspace(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<String> {
+pub(super) fn workspace(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<String> {
     required(
         c,
         step,

@@ -13,6 +13,7 @@
 mod cost;
 mod deps;
 mod expr;
+mod fabric_job;
 mod identity;
 mod kinds;
 mod sections;

@@ -302,6 +302,7 @@ pub(super) fn build(
         RawStepType::Dataflow => kinds::dataflow(c, step),
         RawStepType::Dataset => kinds::dataset(c, step),
         RawStepType::Report => kinds::report(c, step),
+        RawStepType::FabricJob => super::fabric_job::fabric_job(c, step),
     }?;
 
     Some(Step {

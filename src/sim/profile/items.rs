@@ -129,8 +129,9 @@ with_knobs! {
         /// The Fabric item type, e.g. `DataPipeline`, `Notebook` (required).
         #[serde(rename = "type")]
         pub item_type: String,
-        /// Job types it accepts; default by type (`Pipeline` for pipelines, `RunNotebook` for
-        /// notebooks, `DefaultJob` otherwise).
+        /// Job types it accepts; default by type (`Pipeline`/`Execute` for pipelines,
+        /// `RunNotebook`/`Execute` for notebooks, `sparkjob` for Spark job definitions,
+        /// `CopyJob` for copy jobs, `DefaultJob` otherwise).
         pub job_types: Vec<String>,
     }
 }

@@ -563,6 +563,7 @@ mod tests {
                     dataflows: vec!["DF".into()],
                     fabric_dataflows: vec!["G2".into()],
                     reports: vec!["R".into()],
+                    items: vec![("Load".into(), "DataPipeline".into())],
                 },
                 WorkspaceWants {
                     name: guid.into(),
@@ -580,6 +581,7 @@ mod tests {
         assert!(ws.datasets.contains_key("B"));
         assert!(ws.dataflows.contains_key("DF"));
         assert!(ws.fabric_dataflows.contains_key("G2"));
+        assert_eq!(ws.items["Load"].item_type, "DataPipeline");
         assert!(ws.reports.contains_key("R"));
         assert_eq!(
             p.workspaces[guid].id,

@@ -4,7 +4,8 @@
 use indexmap::IndexMap;
 
 use super::{
-    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, Profile, ReportSpec, WorkspaceSpec,
+    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, ItemSpec, Profile, ReportSpec,
+    WorkspaceSpec,
 };
 
 /// What a job names, to be provisioned when the profile does not declare it.
@@ -28,6 +29,8 @@ pub struct WorkspaceWants {
     /// Gen2 dataflows.
     pub fabric_dataflows: Vec<String>,
     pub reports: Vec<String>,
+    /// Other Fabric items that run jobs: (name or GUID, Fabric item type).
+    pub items: Vec<(String, String)>,
 }
 
 /// Finds the key of `map` whose name, or whose explicit id, is `wanted`.
@@ -102,6 +105,18 @@ impl Profile {
                         FabricDataflowSpec {
                             id: provisioned_id(name),
                             ..FabricDataflowSpec::default()
+                        },
+                    );
+                }
+            }
+            for (name, item_type) in &ws.items {
+                if find_key(&spec.items, name, |i| i.id).is_none() {
+                    spec.items.insert(
+                        name.clone(),
+                        ItemSpec {
+                            id: provisioned_id(name),
+                            item_type: item_type.clone(),
+                            ..ItemSpec::default()
                         },
                     );
                 }

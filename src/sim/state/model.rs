@@ -81,7 +81,9 @@ impl Item {
                 job_types,
             } if job_types.is_empty() => match item_type.as_str() {
                 "DataPipeline" => vec!["Pipeline", "Execute"],
-                "Notebook" => vec!["RunNotebook"],
+                "Notebook" => vec!["RunNotebook", "Execute"],
+                "SparkJobDefinition" => vec!["sparkjob"],
+                "CopyJob" => vec!["CopyJob"],
                 _ => vec!["DefaultJob"],
             },
             ItemKind::Other { job_types, .. } => job_types.iter().map(String::as_str).collect(),
