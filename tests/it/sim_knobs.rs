@@ -464,10 +464,12 @@ flows:
         )
         .await;
     assert_eq!(nb.status, 202);
+    // `Execute` is the notebook spec's own job type (`notebooks/{id}/jobs/execute`); a
+    // pipeline's is not a notebook's.
     let wrong = api
         .fabric(
             Method::POST,
-            &format!("/workspaces/{ws}/items/{book}/jobs/Execute/instances"),
+            &format!("/workspaces/{ws}/items/{book}/jobs/Pipeline/instances"),
             None,
         )
         .await;
