@@ -26,6 +26,62 @@ impl Default for EmitOptions {
     }
 }
 
+/// Where the `$schema` comment of a job written at some path points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaPath {
+    /// Relative to the job file's directory, with `/` separators.
+    pub path: String,
+    /// Whether the schema file exists there (else: where `pbibatch schema` would write it,
+    /// under the current directory).
+    pub found: bool,
+}
+
+/// The schema's path relative to the directory `job` is written in: the nearest
+/// `schemas/pbibatch-job.schema.json` in that directory or one above it, else the one under
+/// `cwd` (relative paths resolve against `cwd`).
+pub fn schema_path_for(job: &std::path::Path, cwd: &std::path::Path) -> SchemaPath {
+    const SCHEMA: &str = "schemas/pbibatch-job.schema.json";
+    let job = cwd.join(job);
+    let dir = job.parent().unwrap_or(cwd);
+    // `a/./b/../c` -> `a/c`, without touching the file system (the job may not exist yet).
+    let normal = |p: &std::path::Path| -> std::path::PathBuf {
+        let mut out = std::path::PathBuf::new();
+        for part in p.components() {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    let dir = normal(dir);
+    let found = dir.ancestors().find(|d| d.join(SCHEMA).is_file());
+    let base = found.map_or_else(|| normal(cwd), std::path::Path::to_path_buf);
+    // Up from `dir` to `base` (an ancestor of both), then down into `schemas/`.
+    let common = dir
+        .ancestors()
+        .find(|a| base.starts_with(a))
+        .unwrap_or(std::path::Path::new("/"));
+    let ups = dir
+        .strip_prefix(common)
+        .map_or(0, |rest| rest.components().count());
+    let mut parts: Vec<String> = vec!["..".into(); ups];
+    if let Ok(down) = base.strip_prefix(common) {
+        parts.extend(
+            down.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+        );
+    }
+    parts.push(SCHEMA.into());
+    SchemaPath {
+        path: parts.join("/"),
+        found: found.is_some(),
+    }
+}
+
 /// A generated job file.
 #[derive(Debug, Clone)]
 pub struct Skeleton {

@@ -201,7 +201,14 @@ async fn command_async(args: DiscoverArgs) -> Result<u8, Error> {
     };
     write_stdout(&text)?;
     if let Some(path) = &args.emit_job {
-        let skeleton = emit::job_skeleton(&estate, &emit::EmitOptions::default());
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::io("failed to read the current directory".to_string(), e))?;
+        let schema = emit::schema_path_for(path, &cwd);
+        let options = emit::EmitOptions {
+            schema: schema.path,
+            ..emit::EmitOptions::default()
+        };
+        let skeleton = emit::job_skeleton(&estate, &options);
         std::fs::write(path, &skeleton.text)
             .map_err(|e| Error::io(format!("failed to write {}", path.display()), e))?;
         eprintln!(
@@ -211,6 +218,12 @@ async fn command_async(args: DiscoverArgs) -> Result<u8, Error> {
             path.display(),
             path.display()
         );
+        if !schema.found {
+            eprintln!(
+                "no schemas/pbibatch-job.schema.json above {}: its `$schema` comment names the one `pbibatch schema > schemas/pbibatch-job.schema.json` writes here",
+                path.display()
+            );
+        }
     }
     Ok(exit::OK)
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{pbibatch, texts};
+use crate::common::{pbibatch, repo, texts};
 
 /// The demo simulator's client secret: must never show in any output.
 const SIM_SECRET: &str = "sim~client~secret~value";
@@ -334,4 +334,88 @@ fn discover_without_credentials_says_what_to_set() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("AZURE_TENANT_ID"), "{stderr}");
     assert!(stderr.contains("--simulate"), "{stderr}");
+}
+
+#[test]
+fn emitted_job_points_at_the_schema_from_where_it_is_written() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let root = repo_dir.path();
+    std::fs::create_dir_all(root.join("schemas")).unwrap();
+    std::fs::create_dir_all(root.join("jobs/team")).unwrap();
+    std::fs::copy(
+        repo().join("schemas/pbibatch-job.schema.json"),
+        root.join("schemas/pbibatch-job.schema.json"),
+    )
+    .unwrap();
+    // (working directory, --emit-job, the `$schema` it must get)
+    for (cwd, out, want) in [
+        ("", "root.yaml", "schemas/pbibatch-job.schema.json"),
+        (
+            "",
+            "jobs/nightly.yaml",
+            "../schemas/pbibatch-job.schema.json",
+        ),
+        (
+            "",
+            "jobs/./team/../team/deep.yaml",
+            "../../schemas/pbibatch-job.schema.json",
+        ),
+        ("jobs", "here.yaml", "../schemas/pbibatch-job.schema.json"),
+        (
+            "jobs/team",
+            "../up.yaml",
+            "../schemas/pbibatch-job.schema.json",
+        ),
+    ] {
+        let (code, _, stderr) = run(
+            &root.join(cwd),
+            &[
+                "discover",
+                "--simulate",
+                "--emit-job",
+                out,
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(code, Some(0), "{out}: {stderr}");
+        let written = root.join(cwd).join(out);
+        let text = std::fs::read_to_string(&written).unwrap();
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            first,
+            format!("# yaml-language-server: $schema={want}"),
+            "{cwd}/{out}"
+        );
+        // The comment resolves, from the file's directory, to the schema.
+        assert!(
+            written.parent().unwrap().join(want).is_file(),
+            "{cwd}/{out}"
+        );
+        assert!(!stderr.contains("no schemas/"), "{stderr}");
+    }
+    // No schema above: named from where `pbibatch schema` would write it, and said so.
+    let bare = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(bare.path().join("jobs")).unwrap();
+    let (code, _, stderr) = run(
+        bare.path(),
+        &[
+            "discover",
+            "--simulate",
+            "--emit-job",
+            "jobs/x.yaml",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = std::fs::read_to_string(bare.path().join("jobs/x.yaml")).unwrap();
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=../schemas/pbibatch-job.schema.json\n"),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("no schemas/pbibatch-job.schema.json above jobs/x.yaml"),
+        "{stderr}"
+    );
 }
