@@ -87,7 +87,11 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
             Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;
-        let sim = start_simulator(&resolved, args.sim_profile.as_deref()).await?;
+        let profile = simulator_profile(args.sim_profile.as_deref(), Profile::default)?;
+        let (sim, warnings) = start_simulator(&resolved, profile).await?;
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
         let config = simulator_config(&sim)?;
         tracing::info!(base = %sim.base_url(), "simulator started");
         for rule in sim.relaxed_rules() {
@@ -489,11 +493,26 @@ fn provision_for(job: &Job) -> Provision {
     wants
 }
 
-async fn start_simulator(job: &Job, profile: Option<&Path>) -> Result<SimServer, Error> {
-    let mut profile = match profile {
-        Some(path) => Profile::load(path).map_err(|e| Error::Invalid(e.to_string()))?,
-        None => Profile::default(),
-    };
+/// The `--sim-profile` at `path`, else `fallback`.
+pub(crate) fn simulator_profile(
+    path: Option<&Path>,
+    fallback: impl FnOnce() -> Profile,
+) -> Result<Profile, Error> {
+    match path {
+        Some(path) => Profile::load(path).map_err(|e| Error::Invalid(e.to_string())),
+        None => Ok(fallback()),
+    }
+}
+
+/// A simulator holding what `job` names (`profile` with every missing workspace, item, flow
+/// and hook provisioned): `run --simulate` and
+/// `validate --lineage --simulate` run against the same estate. The warnings are the
+/// profile's flows and hooks that no step of the job uses (they are keyed by step id).
+pub(crate) async fn start_simulator(
+    job: &Job,
+    mut profile: Profile,
+) -> Result<(SimServer, Vec<String>), Error> {
+    let warnings = unused_profile_entries(job, &profile);
     // A flow awaited with `wait_for` starts that dataflow, as the real flow would.
     for (id, step) in &job.steps {
         if let StepKind::SasFlow(s) = &step.kind
@@ -514,9 +533,48 @@ async fn start_simulator(job: &Job, profile: Option<&Path>) -> Result<SimServer,
     }
     profile.provision(&provision_for(job));
     let addr = "127.0.0.1:0".parse().expect("constant address parses");
-    sim::start(profile, addr)
+    let sim = sim::start(profile, addr)
         .await
-        .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))
+        .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))?;
+    Ok((sim, warnings))
+}
+
+/// The profile's `flows:` and `hooks:` that name no `sas_flow` / `webhook` step of the job:
+/// a misspelt step id there leaves the step on a default flow and the entry silently unused.
+fn unused_profile_entries(job: &Job, profile: &Profile) -> Vec<String> {
+    let ids = |kind: fn(&StepKind) -> bool| -> Vec<&str> {
+        job.steps
+            .iter()
+            .filter(|(_, s)| kind(&s.kind))
+            .map(|(id, _)| id.as_str())
+            .collect()
+    };
+    let flows = ids(|k| matches!(k, StepKind::SasFlow(_)));
+    let hooks = ids(|k| matches!(k, StepKind::Webhook(_)));
+    let mut warnings = Vec::new();
+    for (what, step_type, names, steps) in [
+        (
+            "flow",
+            "sas_flow",
+            profile.flows.keys().collect::<Vec<_>>(),
+            &flows,
+        ),
+        ("hook", "webhook", profile.hooks.keys().collect(), &hooks),
+    ] {
+        for name in names {
+            if steps.contains(&name.as_str()) {
+                continue;
+            }
+            let near = crate::job::validate::did_you_mean(name, steps.iter().copied())
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "the simulator profile's {what} `{name}` matches no `{step_type}` step of `{}` and is unused{near}",
+                job.name
+            ));
+        }
+    }
+    warnings
 }
 
 /// Points every remote of the job at the simulator: SAS flows and webhooks get the

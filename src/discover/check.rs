@@ -231,6 +231,53 @@ fn job_upstream(job: &Job) -> HashMap<&str, HashSet<&str>> {
 
 /// Compares `job` with the live `estate` (which must hold its lineage).
 pub fn compare(job: &Job, estate: &Estate) -> Vec<Finding> {
+    compare_with(job, estate, &HashSet::new())
+}
+
+/// The ids of the steps whose item the simulator profile does not declare (it is provisioned
+/// without lineage, so no "extra dependency" can be told about it).
+fn provisioned_steps(job: &Job, profile: &crate::sim::Profile) -> HashSet<String> {
+    // Power BI names are unique regardless of case, as the simulator's provisioning sees them.
+    fn lower(s: &str) -> String {
+        s.to_lowercase()
+    }
+    fn has<'a>(mut names: impl Iterator<Item = &'a String>, wanted: &str) -> bool {
+        names.any(|n| lower(n) == lower(wanted))
+    }
+    job.steps
+        .iter()
+        .filter(|(_, step)| {
+            let Some(ws_name) = step.kind.workspace() else {
+                return false;
+            };
+            let Some(ws) = profile
+                .workspaces
+                .iter()
+                .find(|(n, _)| lower(n) == lower(ws_name))
+                .map(|(_, w)| w)
+            else {
+                return true;
+            };
+            match &step.kind {
+                StepKind::Dataset(s) => !has(ws.datasets.keys(), &s.dataset),
+                StepKind::Dataflow(s) if s.generation == Generation::Gen2 => {
+                    !has(ws.fabric_dataflows.keys(), &s.dataflow)
+                }
+                StepKind::Dataflow(s) => !has(ws.dataflows.keys(), &s.dataflow),
+                StepKind::Report(s) => !has(ws.reports.keys(), &s.report),
+                StepKind::SasFlow(s) => s
+                    .wait_for
+                    .as_ref()
+                    .is_some_and(|w| !has(ws.dataflows.keys(), &w.dataflow)),
+                _ => false,
+            }
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// [`compare`], telling no "extra dependency" about the steps in `unknown_lineage`.
+fn compare_with(job: &Job, estate: &Estate, unknown_lineage: &HashSet<String>) -> Vec<Finding> {
     let (nodes, mut findings) = locate(job, estate);
     let edges = estate.lineage.as_deref().unwrap_or_default();
     let graph = Graph::new(edges);
@@ -299,6 +346,9 @@ pub fn compare(job: &Job, estate: &Estate) -> Vec<Finding> {
         let Some(nb) = nodes.get(b) else { continue };
         for a in &step.depends_on {
             let Some(na) = nodes.get(a) else { continue };
+            if unknown_lineage.contains(b) || unknown_lineage.contains(a) {
+                continue;
+            }
             if na == nb || graph.path(na, nb).is_some() {
                 continue;
             }
@@ -517,15 +567,27 @@ async fn check_one(
         // Only flows and webhooks: nothing Power BI could say about them.
         return Ok(Ok((Vec::new(), 0)));
     }
+    let mut findings = Vec::new();
+    let mut unknown_lineage = HashSet::new();
     let target = if args.simulate {
-        Target::simulated(args.sim_profile.as_deref(), conns, String::new()).await?
+        // The estate `run --simulate` would run against: the profile plus what the job names.
+        // Without --sim-profile, the demo estate `discover --simulate` shows (it has lineage).
+        let profile =
+            crate::run::simulator_profile(args.sim_profile.as_deref(), super::demo_profile)?;
+        unknown_lineage = provisioned_steps(&job, &profile);
+        let (sim, warnings) = crate::run::start_simulator(&job, profile).await?;
+        findings.extend(warnings.into_iter().map(warning));
+        Target::on_simulator(sim, conns, String::new())?
     } else {
         Target::live(setup::resolve_all(conns)?, String::new())?
     };
     let result = live_estate(&target, &job).await;
     target.shutdown().await;
     Ok(match result {
-        Ok(estate) => Ok((compare(&job, &estate), estate.workspaces.len())),
+        Ok(estate) => {
+            findings.extend(compare_with(&job, &estate, &unknown_lineage));
+            Ok((findings, estate.workspaces.len()))
+        }
         Err((what, e)) => {
             let advice = super::auth::advice(&e)
                 .map(|a| format!(" ({a})"))

@@ -73,7 +73,7 @@ impl Target {
     /// connection but managed identities gets the simulator's credentials.
     pub async fn simulated(
         profile: Option<&Path>,
-        mut connections: IndexMap<String, Connection>,
+        connections: IndexMap<String, Connection>,
         connection: String,
     ) -> Result<Target, Error> {
         let profile = match profile {
@@ -84,6 +84,16 @@ impl Target {
         let sim = crate::sim::start(profile, addr)
             .await
             .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))?;
+        Self::on_simulator(sim, connections, connection)
+    }
+
+    /// A target on a simulator already started; every connection but managed identities
+    /// gets the simulator's credentials.
+    pub fn on_simulator(
+        sim: crate::sim::SimServer,
+        mut connections: IndexMap<String, Connection>,
+        connection: String,
+    ) -> Result<Target, Error> {
         let config = crate::run::simulator_config(&sim)?;
         for conn in connections.values_mut() {
             if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {

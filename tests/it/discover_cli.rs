@@ -294,8 +294,11 @@ fn lineage_warns_about_a_missing_and_an_extra_edge() {
     );
 }
 
-#[test]
-fn lineage_reports_items_that_do_not_exist() {
+/// `validate --lineage` against a served demo estate, as against a tenant: nothing is
+/// provisioned for the job (unlike `--simulate`), so what it names may be missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_reports_items_that_do_not_exist() {
+    let sim = crate::sim_support::start_profile(pbibatch::discover::demo_profile()).await;
     let dir = tempfile::tempdir().unwrap();
     let job = LINEAGE_JOB
         .replace("dataset: Customers,", "dataset: Customer,")
@@ -305,18 +308,23 @@ fn lineage_reports_items_that_do_not_exist() {
         );
     let job = format!("{job}  budget: {{ type: dataset, workspace: fin, dataset: Budget }}\n");
     std::fs::write(dir.path().join("job.yaml"), job).unwrap();
-    let (code, stdout, stderr) = run(
-        dir.path(),
-        &[
-            "validate",
-            "--lineage",
-            "--simulate",
-            "--format",
-            "short",
-            "job.yaml",
-        ],
-    );
-    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    let mut cmd = pbibatch(dir.path());
+    cmd.args(["validate", "--lineage", "--format", "short", "job.yaml"]);
+    for var in [
+        "PBIBATCH_POWERBI_URL",
+        "PBIBATCH_FABRIC_URL",
+        "PBIBATCH_AUTHORITY_URL",
+    ] {
+        cmd.env(var, sim.base_url());
+    }
+    cmd.env("AZURE_TENANT_ID", sim.tenant_id())
+        .env("AZURE_CLIENT_ID", sim.client_id())
+        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("error: live: step `customers`: dataset `Customer` not found in workspace `Sales Analytics`; did you mean `Customers`"),
         "{stdout}"
@@ -325,6 +333,67 @@ fn lineage_reports_items_that_do_not_exist() {
         stdout.contains("error: live: step `budget`: workspace `Finanse` not found"),
         "{stdout}"
     );
+}
+
+/// `validate --lineage --simulate` runs against what `run --simulate` runs against: the
+/// profile (the demo estate without one) plus every workspace and item the job names.
+#[test]
+fn lineage_under_simulate_holds_what_the_job_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
+    std::fs::copy(
+        repo().join("jobs/order_list.yaml"),
+        dir.path().join("jobs/order_list.yaml"),
+    )
+    .unwrap();
+    let args = [
+        "validate",
+        "--lineage",
+        "--simulate",
+        "--format",
+        "short",
+        "jobs/order_list.yaml",
+    ];
+    let (code, stdout, stderr) = run(dir.path(), &args);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("not found"), "{stdout}");
+    // Provisioned items carry no lineage: no dependency is called extra on their account.
+    assert!(!stdout.contains("live:"), "{stdout}");
+    // The same job, with a profile that declares a flow under a misspelt step id: both
+    // commands say the entry is unused instead of ignoring it.
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "flows:\n  master_order_lst: {}\n",
+    )
+    .unwrap();
+    let warning = "the simulator profile's flow `master_order_lst` matches no `sas_flow` step of `order_list` and is unused (did you mean `master_order_list`?)";
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &[
+            &args[..5],
+            &["--sim-profile", "profile.yaml", "jobs/order_list.yaml"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("warning: live: {warning}")),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(
+        dir.path(),
+        &[
+            "run",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+            "--state",
+            "none",
+            "jobs/order_list.yaml",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("warning: {warning}")), "{stderr}");
 }
 
 #[test]
