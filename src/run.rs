@@ -468,6 +468,16 @@ fn provision_for(job: &Job) -> Provision {
             StepKind::FabricJob(s) => {
                 fabric_items.push((ws(&s.workspace), s.item_type.fabric_type(), s.item.clone()))
             }
+            StepKind::Capacity(s) => {
+                if let Ok(target) = s.target()
+                    && !wants.capacities.iter().any(|c| c.target == target)
+                {
+                    let paused = s.action == crate::job::model::CapacityAction::Resume;
+                    wants
+                        .capacities
+                        .push(crate::sim::CapacityWants { target, paused });
+                }
+            }
         }
     }
     for (i, kind, name) in items {

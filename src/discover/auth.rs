@@ -287,7 +287,8 @@ pub async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> Connecti
             .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0));
         let workspaces = match audience {
             Audience::PowerBi => client.groups_all(&conn.name).await.map(|g| g.len()),
-            Audience::Fabric | Audience::Flow => {
+            // `auth check` asks for Power BI and Fabric tokens only.
+            Audience::Fabric | Audience::Flow | Audience::Management => {
                 client.fabric_workspaces(&conn.name).await.map(|w| w.len())
             }
         }

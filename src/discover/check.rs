@@ -183,7 +183,7 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
                 find_item(&items, &s.report, "report", &ws.name)
                     .map(|found| Some(NodeKey::new(NodeKind::Report, found)))
             }
-            StepKind::Webhook(_) => Ok(None),
+            StepKind::Webhook(_) | StepKind::Capacity(_) => Ok(None),
             StepKind::FabricJob(s) => {
                 let wanted = s.item_type.fabric_type();
                 let items: Vec<(&str, &str)> = ws

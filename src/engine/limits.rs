@@ -39,6 +39,9 @@ pub fn resource_key(step: &Step) -> Option<String> {
             norm(&f.item)
         )),
         StepKind::Report(_) | StepKind::Webhook(_) => None,
+        // ARM runs one operation at a time on a capacity, and the capacity executor waits
+        // for a settled state before acting: two steps on one capacity need no lock here.
+        StepKind::Capacity(_) => None,
     }
 }
 

@@ -297,6 +297,7 @@ pub trait Executor: Send + Sync {
     fn execute(&self, ctx: AttemptContext) -> BoxFuture<'static, AttemptOutcome>;
 }
 
+pub mod capacity;
 pub mod common;
 pub mod dataflow;
 pub mod dataset;
@@ -337,6 +338,7 @@ impl Executor for Dispatcher {
                     | crate::job::model::StepKind::Dataset(_)
                     | crate::job::model::StepKind::Report(_)
                     | crate::job::model::StepKind::FabricJob(_)
+                    | crate::job::model::StepKind::Capacity(_)
             );
         Box::pin(async move {
             if !known_connection {
@@ -354,6 +356,7 @@ impl Executor for Dispatcher {
                 crate::job::model::StepKind::FabricJob(s) => {
                     fabric::items::run(client, ctx, s).await
                 }
+                crate::job::model::StepKind::Capacity(s) => capacity::run(client, ctx, s).await,
             }
         })
     }

@@ -281,6 +281,19 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
                     .collect();
                 StepKind::Report(s)
             }
+            StepKind::Capacity(s) => {
+                let mut s = s.clone();
+                s.capacity = r.s(&s.capacity, &by("capacity"));
+                s.subscription = s.subscription.as_ref().map(|v| r.s(v, &by("subscription")));
+                s.resource_group = s
+                    .resource_group
+                    .as_ref()
+                    .map(|v| r.s(v, &by("resource_group")));
+                if let crate::job::model::CapacityAction::Scale { sku } = &mut s.action {
+                    *sku = r.s(sku, &by("sku"));
+                }
+                StepKind::Capacity(s)
+            }
         };
     }
     if r.missing.is_empty() {
@@ -338,7 +351,8 @@ pub fn needs_auth(kind: &StepKind) -> bool {
         StepKind::Dataflow(_)
         | StepKind::Dataset(_)
         | StepKind::Report(_)
-        | StepKind::FabricJob(_) => true,
+        | StepKind::FabricJob(_)
+        | StepKind::Capacity(_) => true,
     }
 }
 

@@ -78,6 +78,15 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "poll_interval",
             "if_running",
         ],
+        RawStepType::Capacity => &[
+            "action",
+            "capacity",
+            "subscription",
+            "resource_group",
+            "sku",
+            "connection",
+            "poll_interval",
+        ],
     }
 }
 
@@ -94,20 +103,24 @@ pub fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
     match ty {
         RawStepType::Dataset | RawStepType::Dataflow | RawStepType::FabricJob => true,
         RawStepType::SasFlow => has_wait_for,
-        RawStepType::Webhook | RawStepType::Report => false,
+        RawStepType::Webhook | RawStepType::Report | RawStepType::Capacity => false,
     }
 }
 
 /// Where `key` applies, in words, for the "not a key of" help; `None` for keys that belong
 /// to whole step types (the help then lists those types).
 pub fn applies_to(key: &str) -> Option<&'static str> {
-    if WATCH_KEYS.contains(&key) {
+    if key == "poll_interval" {
+        Some(
+            "steps that start remote work and watch it: dataflow, dataset, capacity, and sas_flow with `wait_for`",
+        )
+    } else if WATCH_KEYS.contains(&key) {
         Some(
             "steps that start remote work and watch it: dataflow, dataset, fabric_job, and sas_flow with `wait_for`",
         )
     } else if key == "connection" {
         Some(
-            "steps that call Power BI or Fabric: dataflow, dataset, report, fabric_job, and sas_flow with `wait_for` or `oauth: true`",
+            "steps that call Power BI, Fabric or Azure: dataflow, dataset, report, fabric_job, capacity, and sas_flow with `wait_for` or `oauth: true`",
         )
     } else {
         None
@@ -162,7 +175,12 @@ pub fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
         export,
         item_type,
         item,
-        configuration
+        configuration,
+        action,
+        capacity,
+        subscription,
+        resource_group,
+        sku
     );
     out
 }
@@ -210,6 +228,11 @@ mod tests {
             "item_type",
             "item",
             "configuration",
+            "action",
+            "capacity",
+            "subscription",
+            "resource_group",
+            "sku",
         ];
         let mut all = all_type_keys();
         all.sort_unstable();

@@ -192,6 +192,7 @@ pub enum StepKind {
     Report(ReportStep),
     Webhook(WebhookStep),
     FabricJob(FabricJobStep),
+    Capacity(CapacityStep),
 }
 
 impl StepKind {
@@ -204,6 +205,7 @@ impl StepKind {
             StepKind::Report(_) => "report",
             StepKind::Webhook(_) => "webhook",
             StepKind::FabricJob(_) => "fabric_job",
+            StepKind::Capacity(_) => "capacity",
         }
     }
 
@@ -213,7 +215,7 @@ impl StepKind {
         match self {
             StepKind::Dataset(_) | StepKind::Dataflow(_) | StepKind::FabricJob(_) => true,
             StepKind::SasFlow(s) => s.wait_for.is_some(),
-            StepKind::Report(_) | StepKind::Webhook(_) => false,
+            StepKind::Report(_) | StepKind::Webhook(_) | StepKind::Capacity(_) => false,
         }
     }
 
@@ -224,7 +226,7 @@ impl StepKind {
             StepKind::Dataflow(s) => Some(&s.workspace),
             StepKind::Dataset(s) => Some(&s.workspace),
             StepKind::Report(s) => Some(&s.workspace),
-            StepKind::Webhook(_) => None,
+            StepKind::Webhook(_) | StepKind::Capacity(_) => None,
             StepKind::FabricJob(s) => Some(&s.workspace),
         }
     }
@@ -238,6 +240,7 @@ impl StepKind {
             StepKind::Report(s) => format!("{} / {}", s.workspace, s.report),
             StepKind::Webhook(s) => crate::secret::redact_url(s.url.expose()),
             StepKind::FabricJob(s) => format!("{} / {}", s.workspace, s.item),
+            StepKind::Capacity(s) => s.label(),
         }
     }
 }
@@ -556,6 +559,124 @@ pub struct WebhookStep {
     /// `${steps.<id>.status}`, resolved when the step runs.
     pub body: Option<serde_json::Value>,
     pub expect_status: Vec<u16>,
+}
+
+/// What a `capacity` step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum CapacityAction {
+    /// Resume until the capacity is `Active`.
+    Resume,
+    /// Suspend until the capacity is `Paused`.
+    Suspend,
+    /// Set the SKU (`F2` .. `F2048`) until the capacity reports it.
+    Scale { sku: String },
+}
+
+impl CapacityAction {
+    /// `resume`, `suspend` or `scale`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CapacityAction::Resume => "resume",
+            CapacityAction::Suspend => "suspend",
+            CapacityAction::Scale { .. } => "scale",
+        }
+    }
+}
+
+/// A Fabric capacity as Azure Resource Manager names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapacityRef {
+    pub subscription: String,
+    pub resource_group: String,
+    /// `[a-z][a-z0-9]*`, 3 to 63 characters.
+    pub name: String,
+}
+
+impl CapacityRef {
+    /// Parses `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Fabric/capacities/{name}`
+    /// (segment names compared case-insensitively, as ARM does).
+    pub fn parse_id(id: &str) -> Option<CapacityRef> {
+        let parts: Vec<&str> = id.trim().trim_matches('/').split('/').collect();
+        match parts.as_slice() {
+            [subs, s, rgs, rg, providers, ns, caps, name]
+                if subs.eq_ignore_ascii_case("subscriptions")
+                    && rgs.eq_ignore_ascii_case("resourceGroups")
+                    && providers.eq_ignore_ascii_case("providers")
+                    && ns.eq_ignore_ascii_case("Microsoft.Fabric")
+                    && caps.eq_ignore_ascii_case("capacities")
+                    && !s.is_empty()
+                    && !rg.is_empty()
+                    && !name.is_empty() =>
+            {
+                Some(CapacityRef {
+                    subscription: s.to_string(),
+                    resource_group: rg.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The ARM resource id.
+    pub fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Fabric/capacities/{}",
+            self.subscription, self.resource_group, self.name
+        )
+    }
+
+    /// `resource group / name`, for progress and reports.
+    pub fn label(&self) -> String {
+        format!("{} / {}", self.resource_group, self.name)
+    }
+}
+
+/// `capacity`: resume, suspend or scale a Fabric capacity through Azure Resource Manager.
+/// The names stay as written (they may hold `${env.X}` until a run resolves them); the
+/// [`CapacityRef`] is built by [`CapacityStep::target`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityStep {
+    #[serde(flatten)]
+    pub action: CapacityAction,
+    /// The ARM resource id, or the capacity's name (then with the two fields below).
+    pub capacity: String,
+    pub subscription: Option<String>,
+    pub resource_group: Option<String>,
+}
+
+impl CapacityStep {
+    /// The capacity as ARM names it, or why the written values do not name one.
+    pub fn target(&self) -> Result<CapacityRef, String> {
+        let capacity = self.capacity.trim();
+        if capacity.starts_with('/') {
+            return CapacityRef::parse_id(capacity).ok_or_else(|| {
+                format!(
+                    "`{capacity}` is not a Fabric capacity resource id (/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Fabric/capacities/NAME)"
+                )
+            });
+        }
+        match (&self.subscription, &self.resource_group) {
+            (Some(s), Some(rg)) if !s.trim().is_empty() && !rg.trim().is_empty() => {
+                Ok(CapacityRef {
+                    subscription: s.trim().to_string(),
+                    resource_group: rg.trim().to_string(),
+                    name: capacity.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "capacity `{capacity}` is a name: give `subscription` and `resource_group`, or the resource id"
+            )),
+        }
+    }
+
+    /// `resource group / name` (or the value as written when it names no capacity yet).
+    pub fn label(&self) -> String {
+        self.target()
+            .map(|t| t.label())
+            .unwrap_or_else(|_| self.capacity.clone())
+    }
 }
 
 /// Serde helpers that write durations as humantime strings (`1h 30m`).

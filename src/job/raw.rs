@@ -288,17 +288,19 @@ pub enum RawStepType {
     Report,
     Webhook,
     FabricJob,
+    Capacity,
 }
 
 impl RawStepType {
     /// Every type, in documentation order.
-    pub const ALL: [RawStepType; 6] = [
+    pub const ALL: [RawStepType; 7] = [
         RawStepType::SasFlow,
         RawStepType::Dataflow,
         RawStepType::Dataset,
         RawStepType::Report,
         RawStepType::Webhook,
         RawStepType::FabricJob,
+        RawStepType::Capacity,
     ];
 
     /// The name as written in a job file.
@@ -310,6 +312,7 @@ impl RawStepType {
             RawStepType::Report => "report",
             RawStepType::Webhook => "webhook",
             RawStepType::FabricJob => "fabric_job",
+            RawStepType::Capacity => "capacity",
         }
     }
 }
@@ -370,7 +373,7 @@ pub enum RawCommitMode {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
 pub struct RawStep {
-    /// `sas_flow`, `dataflow`, `dataset`, `report`, `webhook` or `fabric_job`.
+    /// `sas_flow`, `dataflow`, `dataset`, `report`, `webhook`, `fabric_job` or `capacity`.
     #[serde(rename = "type")]
     pub step_type: Sp<RawStepType>,
     /// Steps that must be final before this one starts.
@@ -448,6 +451,18 @@ pub struct RawStep {
     /// report: export to file.
     pub export: Option<Sp<RawExport>>,
 
+    /// capacity: `resume`, `suspend` or `scale`.
+    pub action: Option<Sp<RawCapacityAction>>,
+    /// capacity: the Fabric capacity's Azure resource id
+    /// (`/subscriptions/.../providers/Microsoft.Fabric/capacities/NAME`), or its name with
+    /// `subscription` and `resource_group`.
+    pub capacity: Option<Sp<String>>,
+    /// capacity: Azure subscription id (with a capacity name).
+    pub subscription: Option<Sp<String>>,
+    /// capacity: Azure resource group (with a capacity name).
+    pub resource_group: Option<Sp<String>>,
+    /// capacity (`action: scale`): the SKU to set, `F2` .. `F2048`.
+    pub sku: Option<Sp<String>>,
     /// fabric_job: `pipeline`, `notebook`, `spark_job_definition` or `copy_job`.
     pub item_type: Option<Sp<RawItemType>>,
     /// fabric_job: the item's name or GUID.
@@ -510,6 +525,19 @@ pub struct RawLakehouseRef {
     pub name: Option<Sp<String>>,
     /// The GUID of the workspace that holds it (default: the notebook's).
     pub workspace_id: Option<Sp<String>>,
+}
+
+/// `action:` of a capacity step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "CapacityAction")]
+pub enum RawCapacityAction {
+    /// Resume a paused capacity and wait until it is `Active` (no-op when already active).
+    Resume,
+    /// Suspend (pause) the capacity and wait until it is `Paused` (no-op when already paused).
+    Suspend,
+    /// Change the SKU (`sku:`) and wait until the capacity reports it.
+    Scale,
 }
 
 /// `wait_for:` of a sas_flow step.

@@ -15,6 +15,7 @@ fn required_keys(ty: RawStepType) -> &'static [&'static str] {
         RawStepType::Dataset => &["workspace", "dataset"],
         RawStepType::Report => &["workspace", "report", "export"],
         RawStepType::FabricJob => &["workspace", "item", "item_type"],
+        RawStepType::Capacity => &["action", "capacity"],
     }
 }
 

@@ -318,5 +318,12 @@ fn kind_lines(o: &mut String, kind: &StepKind) {
                 let _ = writeln!(o, "  locale: {l}");
             }
         }
+        StepKind::Capacity(s) => {
+            let action = match &s.action {
+                crate::job::model::CapacityAction::Scale { sku } => format!("scale to {sku}"),
+                other => other.name().to_string(),
+            };
+            let _ = writeln!(o, "  capacity: {action} ({})", s.label());
+        }
     }
 }

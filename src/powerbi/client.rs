@@ -96,6 +96,8 @@ pub enum Api {
     PowerBi,
     /// `{fabric}/v1/...`, Fabric token.
     Fabric,
+    /// `{arm}/subscriptions/...`, Azure Resource Manager token.
+    Arm,
 }
 
 impl PowerBiClient {
@@ -151,10 +153,13 @@ impl PowerBiClient {
         let (mut url, prefix) = match api {
             Api::PowerBi => (ep.powerbi, "v1.0/myorg"),
             Api::Fabric => (ep.fabric, "v1"),
+            Api::Arm => (ep.arm, ""),
         };
         let mut path = url.path().trim_end_matches('/').to_string();
-        path.push('/');
-        path.push_str(prefix);
+        if !prefix.is_empty() {
+            path.push('/');
+            path.push_str(prefix);
+        }
         for s in segments {
             path.push('/');
             path.push_str(&encode(s));
@@ -222,6 +227,7 @@ impl PowerBiClient {
         let audience = match api {
             Api::PowerBi => Audience::PowerBi,
             Api::Fabric => Audience::Fabric,
+            Api::Arm => Audience::Management,
         };
         let mut renewed = false;
         loop {

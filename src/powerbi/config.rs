@@ -12,6 +12,8 @@ use crate::secret::{Secret, redact_url};
 pub const ENV_POWERBI_URL: &str = "PBIBATCH_POWERBI_URL";
 /// Environment variable that overrides the Fabric REST base.
 pub const ENV_FABRIC_URL: &str = "PBIBATCH_FABRIC_URL";
+/// Environment variable that overrides the Azure Resource Manager base (capacity steps).
+pub const ENV_ARM_URL: &str = "PBIBATCH_ARM_URL";
 /// Environment variable that overrides the Entra ID authority.
 pub const ENV_AUTHORITY_URL: &str = "PBIBATCH_AUTHORITY_URL";
 /// Environment variable that overrides the managed-identity (IMDS) endpoint.
@@ -36,6 +38,19 @@ pub struct Endpoints {
     pub powerbi_resource: String,
     /// Resource (audience) of Fabric tokens, without `/.default`.
     pub fabric_resource: String,
+    /// Azure Resource Manager base (`{arm}/subscriptions/...`), capacity steps.
+    pub arm: Url,
+    /// Resource (audience) of ARM tokens, without `/.default`.
+    pub arm_resource: String,
+}
+
+/// The Azure Resource Manager host of a cloud (base and token audience are the same).
+fn arm_default(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Public => "https://management.azure.com",
+        Cloud::Usgov | Cloud::Usgovhigh | Cloud::Usdod => "https://management.usgovcloudapi.net",
+        Cloud::China => "https://management.chinacloudapi.cn",
+    }
 }
 
 /// The documented hosts of a sovereign cloud.
@@ -185,6 +200,8 @@ pub struct ClientConfig {
     pub powerbi_url: Option<Url>,
     pub fabric_url: Option<Url>,
     pub authority_url: Option<Url>,
+    /// Azure Resource Manager base override (`PBIBATCH_ARM_URL`).
+    pub arm_url: Option<Url>,
     /// Managed-identity endpoint (`{imds}/metadata/identity/oauth2/token`).
     pub imds_url: Url,
     /// How IMDS 404 / 410 answers are retried.
@@ -221,6 +238,7 @@ impl ClientConfig {
             powerbi_url: None,
             fabric_url: None,
             authority_url: None,
+            arm_url: None,
             imds_url: Url::parse(DEFAULT_IMDS_URL).expect("constant url parses"),
             imds_retry: ImdsRetry::default(),
             identity_endpoint: None,
@@ -244,6 +262,7 @@ impl ClientConfig {
         cfg.powerbi_url = read(ENV_POWERBI_URL);
         cfg.fabric_url = read(ENV_FABRIC_URL);
         cfg.authority_url = read(ENV_AUTHORITY_URL);
+        cfg.arm_url = read(ENV_ARM_URL);
         if let Some(imds) = read(ENV_IMDS_URL) {
             cfg.imds_url = imds;
         }
@@ -265,6 +284,7 @@ impl ClientConfig {
             ENV_POWERBI_URL,
             ENV_FABRIC_URL,
             ENV_AUTHORITY_URL,
+            ENV_ARM_URL,
             ENV_IMDS_URL,
             ENV_IDENTITY_ENDPOINT,
         ] {
@@ -283,6 +303,7 @@ impl ClientConfig {
         self.powerbi_url = Some(base.clone());
         self.fabric_url = Some(base.clone());
         self.authority_url = Some(base.clone());
+        self.arm_url = Some(base.clone());
         self.imds_url = base;
         // The simulator serves IMDS itself; a platform identity endpoint would bypass it.
         self.identity_endpoint = None;
@@ -325,6 +346,11 @@ impl ClientConfig {
                 .unwrap_or_else(|| fixed(authority)),
             powerbi_resource: pbi_res.to_string(),
             fabric_resource: fabric_res.to_string(),
+            arm: self
+                .arm_url
+                .clone()
+                .unwrap_or_else(|| fixed(arm_default(cloud))),
+            arm_resource: arm_default(cloud).to_string(),
         }
     }
 }

@@ -5,15 +5,19 @@
 //! - [`http`]: transient-fault retries honouring `Retry-After`, safe redirects;
 //! - [`errors`]: [`ClientError`] and the parsers of the services' error envelopes;
 //! - [`resolve`]: names → ids with near-match hints;
-//! - [`api`]: the typed calls the executors make.
+//! - [`api`]: the typed calls the executors make;
+//! - [`arm`]: Azure Resource Manager calls on Fabric capacities (resume, suspend, SKU);
+//! - [`skus`]: what each capacity SKU allows (documented refresh parallelism).
 
 pub mod api;
+pub mod arm;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod errors;
 pub mod http;
 pub mod resolve;
+pub mod skus;
 
 pub use client::{Api, ApiResponse, PowerBiClient};
 pub use config::{ClientConfig, RetrySettings, check_job_urls};

@@ -76,7 +76,9 @@ fn workspace_json(world: &World, ws: usize) -> Value {
         "description": "",
         "type": "Workspace",
     });
-    if !w.shared_capacity {
+    if let Some(c) = w.capacity {
+        v["capacityId"] = json!(world.capacities[c].id.to_string());
+    } else if !w.shared_capacity {
         v["capacityId"] = json!(derived_uuid(&["capacity"]).to_string());
     }
     v

@@ -68,6 +68,8 @@ impl Sim {
 pub(crate) enum Api {
     PowerBi,
     Fabric,
+    /// Azure Resource Manager (capacities).
+    Arm,
 }
 
 /// Marks a response whose connection must be closed without answering.
@@ -216,6 +218,11 @@ pub(crate) async fn guard(
                     "The service is temporarily unavailable. Please try again later. (simulated)",
                     true,
                 ),
+                Api::Arm => arm_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Please try again later. (simulated)",
+                ),
             };
             response
                 .headers_mut()
@@ -261,6 +268,11 @@ fn throttled(api: Api, secs: u64) -> Response {
             &format!("Request is blocked by the upstream service until: {secs} seconds from now"),
             true,
         ),
+        Api::Arm => arm_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            &format!("The request was throttled. Please retry after {secs} seconds. (simulated)"),
+        ),
     };
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -299,6 +311,20 @@ fn check_bearer(sim: &Sim, api: Api, headers: &HeaderMap) -> Result<Principal, R
             "Unauthorized",
             "The caller is not authenticated to access this resource",
         ),
+        Api::Arm => {
+            let mut r = arm_error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "The access token is invalid.",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer authorization_uri=\"https://login.windows.net/\", error=\"invalid_token\"",
+                ),
+            );
+            r
+        }
     };
     let Some(token) = token else {
         return Err(unauthorized());
@@ -322,11 +348,17 @@ fn check_bearer(sim: &Sim, api: Api, headers: &HeaderMap) -> Result<Principal, R
                 "TokenExpired",
                 "Access token has expired, resubmit with a new access token",
             ),
+            Api::Arm => arm_error(
+                StatusCode::UNAUTHORIZED,
+                "ExpiredAuthenticationToken",
+                "The access token expiry UTC time is earlier than current UTC time.",
+            ),
         });
     }
     let wanted = match api {
         Api::PowerBi => Audience::PowerBi,
         Api::Fabric => Audience::Fabric,
+        Api::Arm => Audience::Management,
     };
     if sim.cfg.strict_audience && info.audience != wanted && !any_audience {
         return Err(unauthorized());
@@ -404,6 +436,13 @@ fn fabric_error_retriable(
         body["isRetriable"] = json!(true);
     }
     json_response(status, body)
+}
+
+/// Azure Resource Manager's `ErrorResponse` (`{"error": {"code", "message"}}`).
+pub(crate) fn arm_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut r = json_response(status, json!({"error": {"code": code, "message": message}}));
+    set_header(&mut r, "x-ms-request-id", &uuid::Uuid::new_v4().to_string());
+    r
 }
 
 /// Sets a header from a string, ignoring values a header cannot hold.

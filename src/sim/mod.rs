@@ -9,6 +9,7 @@
 //! GET  /msi/token                               App Service identity       (entra.rs)
 //! *    /v1.0/myorg/...                          Power BI REST              (powerbi/)
 //! *    /v1/...                                  Fabric REST                (fabric.rs)
+//! *    /subscriptions/.../Microsoft.Fabric/...  Azure Resource Manager     (arm.rs)
 //! POST /workflows/{id}/triggers/manual/paths/invoke?...&sig=...   SAS flows (flow.rs)
 //! POST /hooks/{name}                            webhook sink               (hooks.rs)
 //! GET  /_sim/requests, /_sim/counters           introspection              (introspect.rs)
@@ -22,6 +23,7 @@
 // the handler sends, so boxing it would only add noise on a path that is not hot.
 #![allow(clippy::result_large_err)]
 
+mod arm;
 mod entra;
 mod fabric;
 mod faults;
@@ -52,9 +54,10 @@ pub use item_jobs::{
     SPARK_JOB_EXECUTION_DATA, item_job_identity,
 };
 pub use profile::{
-    Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec, FabricDataflowSpec,
-    FailDetail, FlowSpec, HookSpec, HumanDuration, ItemSpec, Knobs, OutcomeSpec, Profile,
-    Provision, ReportSpec, StartedBy, Throttle, WorkspaceSpec, WorkspaceWants,
+    CapacitySpec, CapacityWants, Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec,
+    FabricDataflowSpec, FailDetail, FlowSpec, HookSpec, HumanDuration, ItemSpec, Knobs,
+    OutcomeSpec, Profile, Provision, ReportSpec, StartedBy, Throttle, WorkspaceSpec,
+    WorkspaceWants,
 };
 pub use strict::{
     DATAFLOW_EXECUTION_PAYLOAD, DATAFLOW_REFRESH_REQUEST, DATASET_REFRESH_REQUEST,
@@ -142,6 +145,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .merge(entra::routes())
         .merge(powerbi::routes(sim.clone()))
         .merge(fabric::routes(sim.clone()))
+        .merge(arm::routes(sim.clone()))
         .merge(flow::routes())
         .merge(hooks::routes())
         .merge(introspect::routes())
@@ -164,6 +168,12 @@ async fn not_found(uri: Uri) -> Response {
         let mut r = http::pbi_not_found();
         http::add_pbi_headers(&mut r);
         r
+    } else if path.starts_with("/subscriptions/") {
+        http::arm_error(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            "The resource type could not be found in the namespace for api version '2023-11-01'.",
+        )
     } else if path.starts_with("/v1/") {
         http::fabric_error(
             StatusCode::NOT_FOUND,

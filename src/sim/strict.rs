@@ -246,6 +246,11 @@ pub(crate) fn check_content_type(
             "UnsupportedMediaType",
             &message,
         ),
+        Api::Arm => super::http::arm_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            &message,
+        ),
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod auth_cli;
 mod auth_kinds;
+mod capacity_run;
 mod client_http;
 mod common;
 mod discover_cli;

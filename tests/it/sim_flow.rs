@@ -212,6 +212,7 @@ async fn provisioned_estate_runs_any_job_with_defaults() {
         }],
         flows: vec!["f".into()],
         hooks: vec!["h".into()],
+        capacities: Vec::new(),
     });
     profile.wire_flow("f", "Sales", "DF");
     let sim = start_profile(profile).await;

@@ -435,3 +435,242 @@ fn the_identity_table_is_the_specs() {
         }
     }
 }
+
+/// The ARM spec of Fabric capacities (specs/arm/fabric-capacities/). Its refs to Azure's
+/// shared `common-types` do not resolve here, so only self-contained definitions are used.
+fn arm_spec() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("specs/arm/fabric-capacities/2023-11-01/fabric.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Validates `body` against `#/definitions/{name}` of the ARM spec (Draft 4, as swagger).
+fn arm_errors(spec: &Value, name: &str, body: &Value) -> Vec<String> {
+    // Only the definitions that stand alone (the others refer to common-types).
+    let local: serde_json::Map<String, Value> = spec["definitions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, d)| !d.to_string().contains("../"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(local.contains_key(name), "{name} refers to common-types");
+    let schema = json!({
+        "$ref": format!("#/definitions/{name}"),
+        "definitions": local,
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    validator.iter_errors(body).map(|e| e.to_string()).collect()
+}
+
+/// The spec's path template of a request path: `{param}` segments match any segment.
+fn arm_operation<'a>(spec: &'a Value, method: &str, path: &str) -> Option<&'a Value> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    spec["paths"]
+        .as_object()?
+        .iter()
+        .find_map(|(template, ops)| {
+            let t: Vec<&str> = template.trim_matches('/').split('/').collect();
+            let matches = t.len() == segments.len()
+                && t.iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t.starts_with('{') || t == s);
+            matches.then(|| ops.get(method.to_ascii_lowercase()))?
+        })
+}
+
+#[tokio::test]
+async fn every_capacity_request_matches_the_arm_spec() {
+    use pbibatch::job::model::{CapacityAction, CapacityStep, StepKind};
+    let rig = rig(
+        "capacities:\n  nightly: { subscription: 11111111-2222-3333-4444-555555555555, resource_group: analytics, sku: F2, state: paused, transition: 100ms }\n",
+    )
+    .await;
+    let spec = arm_spec();
+    let version = spec["info"]["version"].as_str().unwrap().to_string();
+    for action in [
+        CapacityAction::Resume,
+        CapacityAction::Scale { sku: "F8".into() },
+        CapacityAction::Suspend,
+    ] {
+        let step = crate::exec_support::step(
+            "cap",
+            StepKind::Capacity(CapacityStep {
+                action,
+                capacity: "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/analytics/providers/Microsoft.Fabric/capacities/nightly".into(),
+                subscription: None,
+                resource_group: None,
+            }),
+        );
+        let ran = run_step(&rig, step).await;
+        assert_eq!(
+            ran.outcome,
+            pbibatch::executor::AttemptOutcome::Succeeded { adopted: false },
+            "{ran:#?}"
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for r in rig.sim.requests() {
+        if r.path.ends_with("/token") {
+            // The token request asked for the management audience.
+            if r.body.contains("management.azure.com") {
+                seen.insert("token https://management.azure.com/.default".to_string());
+                assert!(
+                    r.body
+                        .contains("scope=https%3A%2F%2Fmanagement.azure.com%2F.default"),
+                    "{}",
+                    r.body
+                );
+            }
+            continue;
+        }
+        let what = format!("{} {}", r.method, r.path);
+        let query = r.query.clone().unwrap_or_default();
+        assert!(
+            query
+                .split('&')
+                .any(|p| p == format!("api-version={version}")),
+            "{what}: api-version {query}"
+        );
+        if r.path.contains("/operationstatuses/") || r.path.contains("/operationresults/") {
+            // Followed from the answers' Azure-AsyncOperation / Location headers.
+            assert_eq!(r.method, "GET", "{what}");
+            seen.insert("GET operation status".into());
+            continue;
+        }
+        let op = arm_operation(&spec, &r.method, &r.path)
+            .unwrap_or_else(|| panic!("{what}: no such operation in the ARM spec"));
+        let id = op["operationId"].as_str().unwrap();
+        seen.insert(format!("{} {id}", r.method));
+        if r.method == "PATCH" {
+            let body = r.json().expect("a JSON body");
+            let errors = arm_errors(&spec, "FabricCapacityUpdate", &body);
+            assert!(errors.is_empty(), "{what}: {errors:?}\n{body}");
+            assert_eq!(body, json!({"sku": {"name": "F8", "tier": "Fabric"}}));
+            assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+        } else {
+            assert!(r.body.is_empty(), "{what}: unexpected body {}", r.body);
+        }
+        assert!(
+            r.header("authorization")
+                .is_some_and(|a| a.starts_with("Bearer "))
+        );
+    }
+    let all: Vec<String> = seen.into_iter().collect();
+    assert_eq!(
+        all,
+        [
+            "GET FabricCapacities_Get",
+            "GET operation status",
+            "PATCH FabricCapacities_Update",
+            "POST FabricCapacities_Resume",
+            "POST FabricCapacities_Suspend",
+            "token https://management.azure.com/.default",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_simulators_capacity_answers_are_the_arm_specs() {
+    let sim = crate::sim_support::start(
+        "capacities:\n  nightly: { subscription: 11111111-2222-3333-4444-555555555555, resource_group: analytics, sku: F2, state: paused, transition: 60s, retry_after: 7 }\n",
+    )
+    .await;
+    let spec = arm_spec();
+    let token = crate::sim_support::token(&sim, "https://management.azure.com/.default").await;
+    let client = crate::sim_support::client();
+    let base = format!(
+        "{}/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/analytics/providers/Microsoft.Fabric/capacities/nightly",
+        sim.base_url()
+    );
+    let get = |url: String| client.get(url).bearer_auth(&token).send();
+    // FabricCapacity: `properties` and `sku` (the TrackedResource part is in common-types).
+    let body: Value = get(format!("{base}?api-version=2023-11-01"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (part, def) in [("properties", "FabricCapacityProperties"), ("sku", "RpSku")] {
+        let errors = arm_errors(&spec, def, &body[part]);
+        assert!(errors.is_empty(), "{def}: {errors:?}\n{body}");
+    }
+    assert_eq!(body["properties"]["state"], "Paused");
+    assert_eq!(body["type"], "Microsoft.Fabric/capacities");
+    // The resume's 202 carries the spec's headers (Location, Retry-After) and
+    // Azure-AsyncOperation, as the spec's example does.
+    let resume = client
+        .post(format!("{base}/resume?api-version=2023-11-01"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resume.status(), 202);
+    let declared = spec["paths"]["/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Fabric/capacities/{capacityName}/resume"]["post"]["responses"]["202"]["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
+    for h in declared
+        .iter()
+        .map(String::as_str)
+        .chain(["Azure-AsyncOperation"])
+    {
+        assert!(resume.headers().contains_key(h), "202 without {h}");
+    }
+    assert_eq!(resume.headers()["retry-after"], "7");
+    let status_url = resume.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let location = resume.headers()["location"].to_str().unwrap().to_string();
+    let status: Value = get(status_url).await.unwrap().json().await.unwrap();
+    assert_eq!(status["status"], "InProgress");
+    assert_eq!(get(location).await.unwrap().status(), 202);
+    let body: Value = get(format!("{base}?api-version=2023-11-01"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["properties"]["state"], "Resuming");
+    // Wrong state, unknown capacity, wrong audience: ARM's error bodies.
+    let again = client
+        .post(format!("{base}/resume?api-version=2023-11-01"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    let err: Value = again.json().await.unwrap();
+    assert_eq!(
+        err,
+        json!({"error": {"code": "BadRequest", "message": "Service is not ready to be updated"}})
+    );
+    let missing = get(format!(
+        "{}?api-version=2023-11-01",
+        base.replace("nightly", "nowhere")
+    ))
+    .await
+    .unwrap();
+    assert_eq!(missing.status(), 404);
+    let err: Value = missing.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "ResourceNotFound");
+    let pbi_token =
+        crate::sim_support::token(&sim, "https://analysis.windows.net/powerbi/api/.default").await;
+    let wrong = client
+        .get(format!("{base}?api-version=2023-11-01"))
+        .bearer_auth(pbi_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let err: Value = wrong.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "InvalidAuthenticationToken");
+    let no_version = get(base.clone()).await.unwrap();
+    assert_eq!(no_version.status(), 400);
+}

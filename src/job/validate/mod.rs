@@ -10,6 +10,7 @@
 //! - `expr.rs`: `when:` CEL expressions;
 //! - `identity.rs`: what the service refuses because of who signs in (app-only identities).
 
+mod capacity;
 mod cost;
 mod deps;
 mod expr;

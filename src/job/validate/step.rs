@@ -246,7 +246,9 @@ pub(super) fn build(
         "max_backoff",
     )
     .unwrap_or(defaults.max_backoff);
-    let poll_interval = if watches {
+    // A capacity step watches its ARM operation, but no run of another caller can be
+    // running on it: `poll_interval` applies, `if_running` does not.
+    let poll_interval = if watches || ty == RawStepType::Capacity {
         raw.poll_interval
             .as_ref()
             .and_then(|v| c.duration(v, "poll_interval", MAX_DURATION))
@@ -303,6 +305,7 @@ pub(super) fn build(
         RawStepType::Dataset => kinds::dataset(c, step),
         RawStepType::Report => kinds::report(c, step),
         RawStepType::FabricJob => super::fabric_job::fabric_job(c, step),
+        RawStepType::Capacity => super::capacity::capacity(c, step),
     }?;
 
     Some(Step {

@@ -33,6 +33,8 @@ pub enum Audience {
     /// `https://service.flow.microsoft.com//.default`: Power Automate triggers restricted to
     /// the tenant's users.
     Flow,
+    /// `https://management.azure.com/.default` (per cloud): Azure Resource Manager.
+    Management,
 }
 
 #[derive(Clone)]
@@ -124,6 +126,7 @@ fn scope_resource(cfg: &ClientConfig, conn: &Connection, audience: Audience) -> 
         // The trailing slash is part of the flow service's audience: the scope is
         // `https://service.flow.microsoft.com//.default` (powerbi-api.md pitfall 18).
         Audience::Flow => FLOW_RESOURCE.to_string(),
+        Audience::Management => ep.arm_resource,
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
     let g = "/v1.0/myorg/groups/{group}";
     Router::new()
         .route("/v1.0/myorg/groups", get(groups))
+        .route("/v1.0/myorg/capacities", get(capacities))
         .route(g, get(group))
         .route(&format!("{g}/datasets"), get(datasets))
         .route(
@@ -129,11 +130,48 @@ fn group_json(world: &World, ws: usize) -> Value {
         "name": w.name,
         "type": "Workspace",
     });
-    if !w.shared_capacity {
+    if let Some(c) = w.capacity {
+        v["capacityId"] = json!(world.capacities[c].id.to_string().to_uppercase());
+        v["defaultDatasetStorageFormat"] = json!("Small");
+    } else if !w.shared_capacity {
         v["capacityId"] = json!(derived_uuid(&["capacity"]).to_string().to_uppercase());
         v["defaultDatasetStorageFormat"] = json!("Small");
     }
     v
+}
+
+/// `GET /capacities`: the profile's capacities (the built-in one of workspaces without
+/// `capacity:` is not listed, as a capacity the caller has no right on is not).
+async fn capacities(State(sim): State<Arc<Sim>>) -> Response {
+    let mut world = sim.lock();
+    world.settle_capacities(sim.clock.now());
+    let value: Vec<Value> = (0..world.capacities.len())
+        .map(|c| {
+            let cap = &world.capacities[c];
+            let state = match world.capacity_state(c) {
+                "Active" => "Active",
+                "Updating" => "UpdatingSku",
+                "Resuming" => "Provisioning",
+                _ => "Suspended",
+            };
+            json!({
+                "id": cap.id.to_string().to_uppercase(),
+                "displayName": cap.name,
+                "admins": ["admin@contoso.example"],
+                "sku": cap.sku,
+                "state": state,
+                "capacityUserAccessRight": "Admin",
+                "region": cap.region,
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "@odata.context": "https://api.powerbi.com/v1.0/myorg/$metadata#capacities",
+            "value": value
+        }),
+    )
 }
 
 /// `GET /groups` with `$filter` (`name eq '...'`, `contains(name,'...')`, `or`/`and`),

@@ -5,6 +5,7 @@
 //! set once under `defaults:`; a resource's own value wins, then `defaults:`, then the built-in
 //! value (short deterministic durations, every attempt succeeds).
 
+mod capacity;
 mod items;
 mod provision;
 mod values;
@@ -16,11 +17,12 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use capacity::{CapacityOperation, CapacitySpec, CapacityStartState};
 pub use items::{
     DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookSpec, ItemSpec,
     ReportSpec,
 };
-pub use provision::{Provision, WorkspaceWants};
+pub use provision::{CapacityWants, Provision, WorkspaceWants};
 pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};
 
 use super::SimError;
@@ -90,6 +92,10 @@ pub struct Profile {
     pub flows: IndexMap<String, FlowSpec>,
     /// Webhook sinks by name (`POST /hooks/{name}`).
     pub hooks: IndexMap<String, HookSpec>,
+    /// Fabric capacities by ARM name: served by Azure Resource Manager (resume, suspend,
+    /// scale) and listed by Power BI `GET capacities`; a workspace joins one with `capacity:`.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub capacities: IndexMap<String, CapacitySpec>,
 }
 
 impl Default for Profile {
@@ -112,6 +118,7 @@ impl Default for Profile {
             workspaces: IndexMap::new(),
             flows: IndexMap::new(),
             hooks: IndexMap::new(),
+            capacities: IndexMap::new(),
         }
     }
 }
@@ -343,6 +350,10 @@ pub struct WorkspaceSpec {
     pub id: Option<uuid::Uuid>,
     /// On shared (Pro) capacity: enhanced refresh and export are refused with 400.
     pub shared_capacity: bool,
+    /// The capacity (a key of `capacities:`) the workspace is assigned to; without it a
+    /// dedicated workspace is on a built-in capacity nobody lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
     /// Semantic models (Power BI datasets; Fabric `SemanticModel` items).
     pub datasets: IndexMap<String, DatasetSpec>,
     /// Dataflows Gen1 (Power BI REST).
@@ -475,6 +486,23 @@ impl Profile {
                 }
             }
         }
+        for (name, cap) in &self.capacities {
+            cap.check(&format!("capacities.{name}"), &mut problems);
+        }
+        for (ws, spec) in &self.workspaces {
+            if let Some(cap) = &spec.capacity {
+                if !self.capacities.contains_key(cap) {
+                    problems.push(format!(
+                        "workspaces.{ws}.capacity: `{cap}` is not under `capacities:`"
+                    ));
+                }
+                if spec.shared_capacity {
+                    problems.push(format!(
+                        "workspaces.{ws}: `capacity` and `shared_capacity: true` exclude each other"
+                    ));
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -572,6 +600,7 @@ mod tests {
             ],
             flows: vec!["f".into()],
             hooks: vec!["h".into()],
+            capacities: Vec::new(),
         });
         let ws = &p.workspaces["WS"];
         assert_eq!(

@@ -16,6 +16,16 @@ pub struct Provision {
     pub flows: Vec<String>,
     /// Webhook names.
     pub hooks: Vec<String>,
+    /// Fabric capacities `capacity` steps name.
+    pub capacities: Vec<CapacityWants>,
+}
+
+/// A capacity a job names, and how it should start: paused when the job's first step on it
+/// resumes it (so a rehearsal shows the resume), active otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityWants {
+    pub target: crate::job::model::CapacityRef,
+    pub paused: bool,
 }
 
 /// The items a job names in one workspace (names or GUIDs).
@@ -139,6 +149,21 @@ impl Profile {
         for hook in &wants.hooks {
             self.hooks.entry(hook.clone()).or_default();
         }
+        for cap in &wants.capacities {
+            let t = &cap.target;
+            self.capacities
+                .entry(t.name.clone())
+                .or_insert_with(|| super::CapacitySpec {
+                    subscription: t.subscription.clone(),
+                    resource_group: t.resource_group.clone(),
+                    state: if cap.paused {
+                        super::CapacityStartState::Paused
+                    } else {
+                        super::CapacityStartState::Active
+                    },
+                    ..Default::default()
+                });
+        }
     }
 
     /// Makes `flow` start a refresh of the Gen1 dataflow `dataflow` in `workspace` on each
@@ -152,6 +177,7 @@ impl Profile {
             }],
             flows: vec![flow.to_string()],
             hooks: Vec::new(),
+            capacities: Vec::new(),
         });
         if let Some(spec) = self.flows.get_mut(flow) {
             spec.starts_dataflow = Some(DataflowRef {

@@ -5,6 +5,7 @@
 //! takes, and its phase is computed from the clock when asked. That keeps the simulator
 //! cheap, exact and compatible with `tokio::time::pause()`.
 
+mod capacity;
 mod model;
 mod world;
 
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+pub(crate) use capacity::{ArmOperation, Capacity};
 pub(crate) use model::{
     Audience, EnhancedRequest, Item, ItemKind, Phase, Principal, RefreshOrigin, Run, RunKind,
     TokenInfo,

@@ -13,6 +13,9 @@ pub(crate) struct Workspace {
     pub id: Uuid,
     pub name: String,
     pub shared_capacity: bool,
+    /// Index into `World::capacities`; `None` on a dedicated workspace means the built-in
+    /// capacity nobody lists.
+    pub capacity: Option<usize>,
 }
 
 /// What an item is.
@@ -289,6 +292,8 @@ pub(crate) enum Audience {
     /// the scope `https://service.flow.microsoft.com/.default` (one slash), which flow
     /// triggers refuse (powerbi-api.md pitfall 18).
     FlowWithoutSlash,
+    /// Azure Resource Manager (`https://management.azure.com`).
+    Management,
 }
 
 impl Audience {
@@ -306,6 +311,9 @@ impl Audience {
             | "https://api.fabric.microsoft.us"
             | "https://api.fabric.microsoft.cn" => Some(Audience::Fabric),
             "https://service.flow.microsoft.com" => Some(Audience::Flow),
+            "https://management.azure.com"
+            | "https://management.usgovcloudapi.net"
+            | "https://management.chinacloudapi.cn" => Some(Audience::Management),
             _ => None,
         }
     }
@@ -316,6 +324,7 @@ impl Audience {
             Audience::Fabric => "https://api.fabric.microsoft.com",
             Audience::Flow => "https://service.flow.microsoft.com/",
             Audience::FlowWithoutSlash => "https://service.flow.microsoft.com",
+            Audience::Management => "https://management.azure.com/",
         }
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct World {
     runs_of_item: HashMap<usize, Vec<usize>>,
     pub flows: Vec<Flow>,
     pub hooks: Vec<Hook>,
+    /// Fabric capacities (ARM) and the operations started on them, oldest first.
+    pub capacities: Vec<super::Capacity>,
+    pub arm_operations: Vec<super::ArmOperation>,
     pub tokens: HashMap<String, TokenInfo>,
     /// User tokens that stand for a static `access_token` under `run --simulate`: the
     /// simulator cannot know the real token's audience, so they pass either API.
@@ -54,6 +57,12 @@ impl World {
             runs_of_item: HashMap::new(),
             flows: Vec::new(),
             hooks: Vec::new(),
+            capacities: profile
+                .capacities
+                .iter()
+                .map(|(name, spec)| super::Capacity::from_spec(name, spec))
+                .collect(),
+            arm_operations: Vec::new(),
             tokens: HashMap::new(),
             any_audience: Default::default(),
             counters: Counters::default(),
@@ -73,6 +82,10 @@ impl World {
                     .unwrap_or_else(|| derived_uuid(&["workspace", ws_name])),
                 name: ws_name.clone(),
                 shared_capacity: spec.shared_capacity,
+                capacity: spec
+                    .capacity
+                    .as_ref()
+                    .and_then(|c| profile.capacities.get_index_of(c)),
             });
             for (name, d) in &spec.datasets {
                 let id =
