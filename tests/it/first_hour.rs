@@ -272,7 +272,7 @@ fn first_hour_a_step_without_type_points_at_its_id_and_lists_the_types() {
     assert_eq!(code, Some(2), "{short}{stderr}");
     assert!(
         short.starts_with(
-            "job.yaml:4:3: error: step `model` has no `type` (add `type:`, one of: sas_flow, dataflow, dataset, report, webhook, fabric_job)"
+            "job.yaml:4:3: error: step `model` has no `type` (add `type:`, one of: sas_flow, dataflow, dataset, report, webhook, fabric_job"
         ),
         "{short}"
     );
