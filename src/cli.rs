@@ -151,6 +151,20 @@ pub struct RunArgs {
     /// On SIGINT/SIGTERM: cancel in-flight remote work, or leave it running.
     #[arg(long, value_enum, default_value_t = OnInterrupt::Cancel)]
     pub on_interrupt: OnInterrupt,
+    /// How dependencies left out by --select count for trigger rules and `when:`:
+    /// `succeeded` (default), or `failed`, for a notification step run on its own from a
+    /// scheduler's error handler (the Kestra export's `errors:` tasks).
+    #[arg(long, value_enum, default_value_t = UnselectedAs::Succeeded, value_name = "STATUS")]
+    pub unselected_as: UnselectedAs,
+}
+
+/// `run --unselected-as`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnselectedAs {
+    /// A dependency left out counts as succeeded.
+    Succeeded,
+    /// A dependency left out counts as failed.
+    Failed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

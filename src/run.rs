@@ -201,6 +201,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         fail_fast: args.fail_fast,
         detach_on_interrupt: args.on_interrupt == OnInterrupt::Detach,
         env: std::env::vars().collect(),
+        unselected_failed: args.unselected_as == crate::cli::UnselectedAs::Failed,
         ..Default::default()
     };
     if let Some(s) = session.as_mut() {

@@ -83,6 +83,9 @@ pub struct EngineOptions {
     pub durable: bool,
     /// How long a `when:` evaluation may run before its step fails; `None` = 10 s.
     pub condition_limit: Option<std::time::Duration>,
+    /// `--unselected-as failed`: a dependency left out of the selection counts as failed
+    /// (else as succeeded) for trigger rules and `when:`.
+    pub unselected_failed: bool,
 }
 
 /// What a resumed run takes over from an earlier one.

@@ -4,7 +4,7 @@
 //!
 //! Property names follow Kestra's own sources and plugin docs (cited in
 //! `docs/kestra-export.md`): `Dag.tasks[].task` / `dependsOn` / `concurrent`; on every task
-//! `timeout` and `retry` (`type: constant|exponential`, `maxAttempt`, `interval`,
+//! `timeout` and `retry` (`type: constant|exponential`, `maxAttempts`, `interval`,
 //! `maxInterval`, ISO-8601 durations) and `allowFailure`; on script tasks `containerImage`,
 //! `taskRunner.type`, `namespaceFiles`, `env`, `commands`, `outputFiles`; the
 //! `io.kestra.plugin.core.trigger.Schedule` trigger's `cron`.
@@ -79,6 +79,7 @@ pub fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, ExportEr
     let dag_id = unique_id("dag", &ids);
     let mut secrets: Vec<String> = Vec::new();
     let mut dag_tasks = Vec::new();
+    let mut error_tasks = Vec::new();
     for step in job.steps.values() {
         let env = env_needed(job, step);
         for name in &env {
@@ -86,8 +87,15 @@ pub fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, ExportEr
                 secrets.push(name.clone());
             }
         }
+        // A failure notification runs where Kestra runs tasks after a failure: the flow's
+        // `errors:` (a Dag task would never run, as the Dag starts a task only after every
+        // dependency succeeded).
+        if notes::runs_on_errors(job, step) {
+            error_tasks.push(step_task(step, &ids, &env, options, true));
+            continue;
+        }
         let mut entry = serde_json::Map::new();
-        entry.insert("task".into(), step_task(step, &ids, &env, options));
+        entry.insert("task".into(), step_task(step, &ids, &env, options, false));
         if !step.depends_on.is_empty() {
             let deps: Vec<Value> = step
                 .depends_on
@@ -116,6 +124,9 @@ pub fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, ExportEr
             "tasks": dag_tasks,
         }]),
     );
+    if !error_tasks.is_empty() {
+        flow.insert("errors".into(), Value::Array(error_tasks));
+    }
     if let Some(cron) = &options.cron {
         flow.insert(
             "triggers".into(),
@@ -148,6 +159,7 @@ fn step_task(
     ids: &IndexMap<String, String>,
     env: &[String],
     options: &KestraOptions,
+    on_errors: bool,
 ) -> Value {
     let mut task = serde_json::Map::new();
     task.insert("id".into(), Value::String(ids[&step.id].clone()));
@@ -197,9 +209,15 @@ fn step_task(
     if step.continue_on_error {
         task.insert("allowFailure".into(), Value::Bool(true));
     }
+    // In `errors:`, the dependencies (other tasks) count as failed: the flow failed.
     task.insert(
         "commands".into(),
-        json!([command(&step.id, &options.job_path, &options.vars)]),
+        json!([command(
+            &step.id,
+            &options.job_path,
+            &options.vars,
+            on_errors
+        )]),
     );
     // The working directory is discarded after the task: an exported file is kept only as a
     // Kestra output file (downloadable, and readable by later tasks).
@@ -215,20 +233,21 @@ fn step_task(
 /// Kestra's `retry` for a step's `retries`, `retry_backoff` and `max_backoff`: pbibatch's
 /// backoff doubles from `retry_backoff` up to `max_backoff`, which is Kestra's exponential
 /// retry (delay factor 2 by default); when it cannot grow it is a constant one.
-/// `maxAttempt` counts every attempt, the first included.
+/// `maxAttempts` (Kestra's name since it deprecated `maxAttempt`) counts every attempt, the
+/// first included.
 fn retry(step: &Step) -> Value {
     let attempts = step.retries.saturating_add(1);
     if step.max_backoff > step.retry_backoff {
         json!({
             "type": "exponential",
-            "maxAttempt": attempts,
+            "maxAttempts": attempts,
             "interval": iso8601::format(step.retry_backoff),
             "maxInterval": iso8601::format(step.max_backoff),
         })
     } else {
         json!({
             "type": "constant",
-            "maxAttempt": attempts,
+            "maxAttempts": attempts,
             "interval": iso8601::format(step.retry_backoff.min(step.max_backoff)),
         })
     }
@@ -236,7 +255,12 @@ fn retry(step: &Step) -> Value {
 
 /// The shell command of a step's task. Kestra renders `commands` with Pebble, so a value
 /// holding `{{` or `{%` is wrapped in `{% raw %}`.
-fn command(step_id: &str, job_path: &str, vars: &[(String, String)]) -> String {
+fn command(
+    step_id: &str,
+    job_path: &str,
+    vars: &[(String, String)],
+    unselected_failed: bool,
+) -> String {
     let mut words = vec![
         "pbibatch".to_string(),
         "run".to_string(),
@@ -256,6 +280,9 @@ fn command(step_id: &str, job_path: &str, vars: &[(String, String)]) -> String {
             .iter()
             .map(|s| s.to_string()),
     );
+    if unselected_failed {
+        words.extend(["--unselected-as".to_string(), "failed".to_string()]);
+    }
     let line = words.join(" ");
     if line.contains("{{") || line.contains("{%") {
         format!("{{% raw %}}{line}{{% endraw %}}")
@@ -359,7 +386,9 @@ fn check_namespace(ns: &str) -> Result<(), ExportError> {
     }
 }
 
-/// Accepts what Kestra's Schedule takes by default: five fields, or a nickname.
+/// Accepts what Kestra's Schedule takes by default (a Unix cron): five fields, each a list
+/// of `*`, `?` (day fields), values, ranges and `/steps` within the field's bounds (month
+/// and weekday names allowed), or a nickname.
 fn check_cron(cron: &str) -> Result<(), ExportError> {
     const NICKNAMES: &[&str] = &[
         "@yearly",
@@ -374,16 +403,78 @@ fn check_cron(cron: &str) -> Result<(), ExportError> {
     if NICKNAMES.contains(&trimmed) {
         return Ok(());
     }
-    let fields: Vec<&str> = trimmed.split_whitespace().collect();
-    let field_ok = |f: &&str| {
-        f.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "*/,-?#".contains(c))
+    let invalid = |reason: String| ExportError::Cron {
+        cron: cron.to_string(),
+        reason,
     };
-    if fields.len() == 5 && fields.iter().all(field_ok) {
-        Ok(())
-    } else {
-        Err(ExportError::Cron(cron.to_string()))
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(invalid(format!(
+            "{} field{}, expected five (minute hour day-of-month month day-of-week) or a nickname such as @daily",
+            fields.len(),
+            if fields.len() == 1 { "" } else { "s" }
+        )));
     }
+    const MONTHS: &[&str] = &[
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    // (name, lowest, highest, names from `lowest`, `?` allowed)
+    let specs: [(&str, u32, u32, &[&str], bool); 5] = [
+        ("minute", 0, 59, &[], false),
+        ("hour", 0, 23, &[], false),
+        ("day-of-month", 1, 31, &[], true),
+        ("month", 1, 12, MONTHS, false),
+        ("day-of-week", 0, 7, DAYS, true),
+    ];
+    for (field, (what, lo, hi, names, question)) in fields.iter().zip(specs) {
+        let value = |text: &str| -> Result<u32, String> {
+            let upper = text.to_ascii_uppercase();
+            if let Some(i) = names.iter().position(|n| *n == upper) {
+                return Ok(lo + u32::try_from(i).unwrap_or(0));
+            }
+            let n: u32 = text
+                .parse()
+                .map_err(|_| format!("{what} `{text}` is not a number"))?;
+            if n < lo || n > hi {
+                return Err(format!("{what} `{n}` is out of range {lo}-{hi}"));
+            }
+            Ok(n)
+        };
+        for item in field.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (item, None),
+            };
+            if let Some(step) = step {
+                match step.parse::<u32>() {
+                    Ok(n) if n >= 1 && n <= hi => {}
+                    _ => {
+                        return Err(invalid(format!(
+                            "{what} step `/{step}` must be a number from 1 to {hi}"
+                        )));
+                    }
+                }
+            }
+            match range {
+                "*" => {}
+                "?" if question => {}
+                "" => return Err(invalid(format!("{what} has an empty item in `{field}`"))),
+                _ => match range.split_once('-') {
+                    Some((a, b)) => {
+                        let (a, b) = (value(a).map_err(invalid)?, value(b).map_err(invalid)?);
+                        if a > b {
+                            return Err(invalid(format!("{what} range `{range}` runs backwards")));
+                        }
+                    }
+                    None => {
+                        value(range).map_err(invalid)?;
+                    }
+                },
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The comment block above the flow: where it came from, what to set up in Kestra, and
@@ -426,7 +517,7 @@ mod tests {
         assert_eq!(shell_quote("jobs/a.yaml"), "jobs/a.yaml");
         assert_eq!(shell_quote("my jobs/a.yaml"), "'my jobs/a.yaml'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        let line = command("a", "j.yaml", &[("x".into(), "{{ y }}".into())]);
+        let line = command("a", "j.yaml", &[("x".into(), "{{ y }}".into())], false);
         assert!(line.starts_with("{% raw %}pbibatch run j.yaml --select a --var 'x={{ y }}'"));
         assert!(line.ends_with("{% endraw %}"));
     }
@@ -439,6 +530,29 @@ mod tests {
         assert!(check_cron("0 2 * *").is_err());
         assert!(check_cron("0 2 * * * *").is_err());
         assert!(check_cron("0 2 * * $(rm)").is_err());
+        assert!(check_cron("0,30 */2 1-15 * mon-fri").is_ok());
+        assert!(check_cron("0 2 ? * 7").is_ok());
+        for (bad, reason) in [
+            ("99 2 * * *", "minute `99` is out of range 0-59"),
+            ("0 25 * * *", "hour `25` is out of range 0-23"),
+            ("0 2 0 * *", "day-of-month `0` is out of range 1-31"),
+            ("0 2 * 13 *", "month `13` is out of range 1-12"),
+            ("0 2 * * MON-XYZ", "day-of-week `XYZ` is not a number"),
+            (
+                "*/0 * * * *",
+                "minute step `/0` must be a number from 1 to 59",
+            ),
+            ("0 5-2 * * *", "hour range `5-2` runs backwards"),
+            ("0 ? * * *", "hour `?` is not a number"),
+            ("0 2 * *", "4 fields, expected five"),
+        ] {
+            match check_cron(bad) {
+                Err(ExportError::Cron { reason: got, .. }) => {
+                    assert!(got.starts_with(reason), "{bad}: {got}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
         assert!(check_namespace("company.team").is_ok());
         assert!(check_namespace("Company").is_err());
         assert!(check_namespace(".x").is_err());

@@ -23,10 +23,8 @@ pub enum ExportError {
     )]
     Namespace(String),
     /// `--cron` is not a cron expression Kestra's Schedule trigger accepts.
-    #[error(
-        "invalid --cron `{0}`: expected five fields (minute hour day-of-month month day-of-week) or a nickname such as @daily"
-    )]
-    Cron(String),
+    #[error("invalid --cron `{cron}`: {reason}")]
+    Cron { cron: String, reason: String },
     /// `--image` is empty or holds whitespace.
     #[error(
         "invalid --image `{0}`: expected a container image reference such as `pbibatch:latest`"

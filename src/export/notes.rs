@@ -69,7 +69,7 @@ pub fn notes(job: &Job) -> Vec<Note> {
                 message,
             })
         };
-        if let Some(message) = trigger_note(step) {
+        if let Some(message) = trigger_note(job, step) {
             add(message);
         }
         if let Some(expr) = &step.when {
@@ -107,10 +107,27 @@ pub fn notes(job: &Job) -> Vec<Note> {
     out
 }
 
+/// True for a failure notification: a `one_failed` step with dependencies that no step
+/// depends on. It is exported as a flow `errors:` task, which Kestra runs when a task failed.
+pub(crate) fn runs_on_errors(job: &Job, step: &Step) -> bool {
+    step.trigger == TriggerRule::OneFailed
+        && !step.depends_on.is_empty()
+        && !job
+            .steps
+            .values()
+            .any(|s| s.depends_on.iter().any(|d| d == &step.id))
+}
+
 /// The note for a trigger rule other than all_success on a step with dependencies.
-fn trigger_note(step: &Step) -> Option<String> {
+fn trigger_note(job: &Job, step: &Step) -> Option<String> {
     if step.trigger == TriggerRule::AllSuccess || step.depends_on.is_empty() {
         return None;
+    }
+    if runs_on_errors(job, step) {
+        return Some(
+            "`trigger: one_failed` runs as a flow `errors:` task: when any task of the flow failed (not only one of its dependencies), with its dependencies counted as failed (`--unselected-as failed`)"
+                .to_string(),
+        );
     }
     let rule = rule_name(step.trigger);
     let base = format!(

@@ -75,10 +75,23 @@ fn export_kestra_flow_parses_and_mirrors_the_dag() {
         assert_eq!(flow["triggers"][0]["cron"], "0 2 * * *");
         let dag = &flow["tasks"][0];
         assert_eq!(dag["type"], "io.kestra.plugin.core.flow.Dag", "{rel}");
-        let tasks = dag["tasks"].as_array().unwrap();
+        // One task per step: in the Dag, or (a failure notification) under `errors:`.
+        let dag_tasks = dag["tasks"].as_array().unwrap();
+        let error_tasks: Vec<serde_json::Value> = flow["errors"]
+            .as_array()
+            .map(|e| e.iter().map(|t| serde_json::json!({ "task": t })).collect())
+            .unwrap_or_default();
         let steps = job_steps(&rel);
-        assert_eq!(tasks.len(), steps.len(), "{rel}: one task per step");
-        for ((id, step), entry) in steps.iter().zip(tasks) {
+        assert_eq!(
+            dag_tasks.len() + error_tasks.len(),
+            steps.len(),
+            "{rel}: one task per step"
+        );
+        for (id, step) in steps.iter() {
+            let in_dag = dag_tasks.iter().find(|e| e["task"]["id"] == id.as_str());
+            let entry = in_dag
+                .or_else(|| error_tasks.iter().find(|e| e["task"]["id"] == id.as_str()))
+                .unwrap_or_else(|| panic!("{rel}: no task for {id}"));
             let task = &entry["task"];
             assert_eq!(task["id"], id.as_str(), "{rel}");
             assert_eq!(task["type"], "io.kestra.plugin.scripts.shell.Commands");
@@ -97,7 +110,13 @@ fn export_kestra_flow_parses_and_mirrors_the_dag() {
                 .and_then(|d| d.as_array())
                 .map(|a| a.iter().map(|v| v.as_str().unwrap()).collect())
                 .unwrap_or_default();
-            assert_eq!(got, want, "{rel}: dependsOn of {id}");
+            if in_dag.is_some() {
+                assert_eq!(got, want, "{rel}: dependsOn of {id}");
+            } else {
+                // `errors:` tasks run after the flow failed, whatever failed.
+                assert_eq!(step["trigger"], "one_failed", "{rel}: {id}");
+                assert!(got.is_empty(), "{rel}: {id}");
+            }
             // Every env value is a Kestra secret reference, never a value.
             if let Some(env) = task.get("env").and_then(|e| e.as_object()) {
                 for (name, value) in env {
@@ -149,8 +168,9 @@ fn export_kestra_reports_what_the_dag_cannot_express() {
     let (code, stdout, stderr) =
         export(&["jobs/order_list.yaml", "--image", "ghcr.io/acme/pbibatch:1"]);
     assert_eq!(code, Some(0), "{stderr}");
-    // tell_teams has `trigger: one_failed`: said on stderr and in the YAML comments.
-    let needle = "step `tell_teams`: `trigger: one_failed` cannot be expressed by Kestra's Dag";
+    // tell_teams has `trigger: one_failed`: it runs under `errors:`, which the flow's
+    // failure starts, not only its dependencies' (said on stderr and in the YAML comments).
+    let needle = "step `tell_teams`: `trigger: one_failed` runs as a flow `errors:` task: when any task of the flow failed";
     assert!(stderr.contains(&format!("warning: {needle}")), "{stderr}");
     assert!(stdout.contains(&format!("# - {needle}")), "{stdout}");
     assert!(stdout.contains("containerImage: ghcr.io/acme/pbibatch:1"));
@@ -173,6 +193,95 @@ fn export_kestra_refuses_bad_arguments_and_invalid_jobs() {
     }
     let (code, _, stderr) = export(&["jobs/order_list.yaml", "--image", "x", "--process"]);
     assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn export_kestra_rejects_an_invalid_cron_with_its_reason() {
+    for (cron, reason) in [
+        ("every night", "2 fields, expected five"),
+        ("0 25 * * *", "hour `25` is out of range 0-23"),
+        ("61 2 * * *", "minute `61` is out of range 0-59"),
+        ("0 2 * * MON-XYZ", "day-of-week `XYZ` is not a number"),
+        (
+            "*/0 2 * * *",
+            "minute step `/0` must be a number from 1 to 59",
+        ),
+    ] {
+        let (code, stdout, stderr) = export(&["jobs/order_list.yaml", "--cron", cron]);
+        assert_eq!(code, Some(2), "{cron}: {stderr}");
+        assert_eq!(stdout, "", "{cron}");
+        let flat = stderr
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            flat.contains(&format!("invalid --cron `{cron}`: {reason}")),
+            "{cron}: {stderr}"
+        );
+    }
+    for cron in [
+        "0 2 * * *",
+        "*/15 6-18 * JAN-MAR MON-FRI",
+        "0 2 ? * 7",
+        "@daily",
+    ] {
+        let (code, stdout, stderr) = export(&["jobs/order_list.yaml", "--cron", cron]);
+        assert_eq!(code, Some(0), "{cron}: {stderr}");
+        let flow: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+        assert_eq!(flow["triggers"][0]["cron"], cron);
+    }
+}
+
+#[test]
+fn export_kestra_failure_webhook_is_an_errors_task_that_sends() {
+    let (code, stdout, stderr) = export(&["jobs/order_list.yaml", "--process"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let flow: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    // Not in the Dag (which would never start it), but under the flow's `errors:`.
+    let dag_ids: Vec<&str> = flow["tasks"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"]["id"].as_str().unwrap())
+        .collect();
+    assert!(!dag_ids.contains(&"tell_teams"), "{dag_ids:?}");
+    let errors = flow["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{stdout}");
+    assert_eq!(errors[0]["id"], "tell_teams");
+    assert_eq!(errors[0]["retry"]["maxAttempts"], 2);
+    assert!(errors[0]["retry"].get("maxAttempt").is_none());
+    let command = errors[0]["commands"][0].as_str().unwrap();
+    assert!(command.ends_with(" --unselected-as failed"), "{command}");
+
+    // Run as Kestra would after a failure: the webhook is sent (the simulator's sink
+    // answers), where without the flag its dependencies count as succeeded and it skips.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("jobs")).unwrap();
+    std::fs::copy(
+        repo().join("jobs/order_list.yaml"),
+        work.path().join("jobs/order_list.yaml"),
+    )
+    .unwrap();
+    let words: Vec<&str> = command.split(' ').collect();
+    for (flags, status) in [
+        (&words[1..], "succeeded"),
+        (&words[1..words.len() - 2], "skipped"),
+    ] {
+        let out = pbibatch(work.path())
+            .args(flags)
+            .args(["--simulate", "--report", "r.json"])
+            .output()
+            .unwrap();
+        let (o, e) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}\n{o}{e}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(work.path().join("r.json")).unwrap())
+                .unwrap();
+        let step = &report["steps"][0];
+        assert_eq!(step["id"], "tell_teams");
+        assert_eq!(step["status"], status, "{flags:?}: {report}");
+    }
 }
 
 #[test]
@@ -251,7 +360,7 @@ steps:
     assert_eq!(first["timeout"], "PT6M30S");
     assert_eq!(
         first["retry"],
-        serde_json::json!({"type": "constant", "maxAttempt": 2, "interval": "PT1M"})
+        serde_json::json!({"type": "constant", "maxAttempts": 2, "interval": "PT1M"})
     );
     assert!(
         first["commands"][0]

@@ -24,7 +24,7 @@ impl Scheduler {
                 self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
                 continue;
             }
-            // Unselected dependencies count as satisfied.
+            // Unselected dependencies count as satisfied (as failed with --unselected-as).
             let mut parents: Vec<(StepId, ParentOutcome)> = Vec::new();
             for dep in &step.depends_on {
                 let outcome = match self.index.get(dep) {
@@ -33,6 +33,7 @@ impl Scheduler {
                         // Cannot happen: `waiting` reached zero.
                         _ => ParentOutcome::Cancelled,
                     },
+                    None if self.opts.unselected_failed => ParentOutcome::Failed,
                     None => ParentOutcome::Success,
                 };
                 parents.push((dep.clone(), outcome));
@@ -137,7 +138,11 @@ impl Scheduler {
                         }
                     }
                     None => DepFacts {
-                        status: StepStatus::Succeeded,
+                        status: if self.opts.unselected_failed {
+                            StepStatus::Failed
+                        } else {
+                            StepStatus::Succeeded
+                        },
                         attempts: 0,
                         duration_secs: 0.0,
                         selected: false,
