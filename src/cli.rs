@@ -186,6 +186,11 @@ pub struct ValidateArgs {
     /// message`, one per line (editors' and CI problem matchers); `json`: for scripts.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
     pub format: DiagnosticFormat,
+    /// No warnings for environment variables the job reads that are not set here (the
+    /// connection's credentials, `${env.NAME}`): for validation without the secrets, as in
+    /// CI on pull requests. `run` still requires them.
+    #[arg(long)]
+    pub allow_unset_env: bool,
     /// Also compare declared dependencies with the live lineage (needs credentials).
     #[arg(long)]
     pub lineage: bool,

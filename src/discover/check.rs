@@ -450,6 +450,9 @@ async fn validate_async(args: &ValidateArgs) -> Result<u8, Error> {
             }
             Ok(loaded) => {
                 let mut diags = loaded.warnings;
+                if args.allow_unset_env {
+                    diags.drop_unset_env();
+                }
                 let job = loaded.job;
                 match check_one(args, &job).await? {
                     Ok((findings, n_ws)) => {

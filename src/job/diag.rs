@@ -54,6 +54,9 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// A hint (did you mean ...).
     pub help: Option<String>,
+    /// A warning that an environment variable the job reads is not set here
+    /// (`validate --allow-unset-env` leaves these out).
+    pub unset_env: bool,
 }
 
 /// Output formats of diagnostics.
@@ -138,6 +141,7 @@ impl Diagnostics {
             position,
             label,
             help,
+            unset_env: false,
         });
     }
 
@@ -149,7 +153,20 @@ impl Diagnostics {
             position: None,
             label: None,
             help: None,
+            unset_env: false,
         });
+    }
+
+    /// Marks the last problem added as an unset environment variable's warning.
+    pub fn mark_last_unset_env(&mut self) {
+        if let Some(d) = self.items.last_mut() {
+            d.unset_env = true;
+        }
+    }
+
+    /// Drops the warnings about unset environment variables (`validate --allow-unset-env`).
+    pub fn drop_unset_env(&mut self) {
+        self.items.retain(|d| !d.unset_env);
     }
 
     /// Rewrites hints: `hint` returns the new help of a problem, or `None` to leave it.

@@ -29,8 +29,12 @@ pub fn validate(args: &ValidateArgs) -> Result<u8, Error> {
     let mut short = String::new();
     let color = color_on_stderr();
     for path in &args.jobs {
-        let (diags, summary): (Diagnostics, Option<String>) = match job::load(path, &overrides) {
-            Ok(loaded) => {
+        let (mut diags, summary): (Diagnostics, Option<String>) = match job::load(path, &overrides)
+        {
+            Ok(mut loaded) => {
+                if args.allow_unset_env {
+                    loaded.warnings.drop_unset_env();
+                }
                 let n = loaded.job.steps.len();
                 let w = loaded.warnings.items().len();
                 let summary = format!(
@@ -50,6 +54,9 @@ pub fn validate(args: &ValidateArgs) -> Result<u8, Error> {
                 (d, None)
             }
         };
+        if args.allow_unset_env {
+            diags.drop_unset_env();
+        }
         match args.format {
             DiagnosticFormat::Human => {
                 let text = diags.render(DiagFormat::Human, color);

@@ -3,6 +3,7 @@
 mod auth_cli;
 mod auth_kinds;
 mod capacity_run;
+mod ci_matcher;
 mod client_http;
 mod common;
 mod discover_cli;

@@ -261,3 +261,37 @@ fn vscode_schema_accepts_the_repo_jobs_and_rejects_malformed_ones() {
         assert!(!validator.is_valid(&doc), "the schema accepts {bad}.yaml");
     }
 }
+
+#[test]
+fn vscode_readme_says_where_to_copy_and_how_to_install() {
+    let readme = std::fs::read_to_string(repo().join("examples/vscode/README.md")).unwrap();
+    assert!(
+        readme.contains("cp examples/vscode/settings.json examples/vscode/tasks.json .vscode/"),
+        "{readme}"
+    );
+    assert!(readme.contains("cargo install --path ."), "{readme}");
+    // Every file the README names is there, and every file there is named.
+    let mut shipped: Vec<String> = std::fs::read_dir(repo().join("examples/vscode"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "README.md")
+        .collect();
+    shipped.sort();
+    assert_eq!(shipped, ["settings.json", "tasks.json"]);
+    for name in &shipped {
+        assert!(readme.contains(&format!("`{name}`")), "{name}: {readme}");
+    }
+    // The schema path it mentions is the one settings.json maps.
+    let settings = read_json("examples/vscode/settings.json");
+    let mapped: Vec<&String> = settings["yaml.schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(mapped, ["./schemas/pbibatch-job.schema.json"]);
+    assert!(repo().join("schemas/pbibatch-job.schema.json").is_file());
+    assert!(
+        readme.contains("schemas/pbibatch-job.schema.json"),
+        "{readme}"
+    );
+}

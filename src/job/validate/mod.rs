@@ -255,6 +255,7 @@ impl<'a> Checker<'a> {
             Some("not set here".into()),
             help,
         );
+        self.warnings.mark_last_unset_env();
     }
 
     /// A spanned string with references checked and vars substituted.

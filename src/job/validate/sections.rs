@@ -46,6 +46,7 @@ pub(super) fn implicit_default_warning(
                 missing.join(", ")
             ),
         );
+        c.warnings.mark_last_unset_env();
     }
 }
 
