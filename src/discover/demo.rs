@@ -25,6 +25,7 @@ workspaces:
       Sales Gen2: {}
     items:
       Nightly Load: { type: DataPipeline }
+      Transform Sales: { type: Notebook }
   Finance:
     datasets:
       Budget: { upstream_dataflows: [Clean Orders] }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::Estate;
 use super::lineage::{NodeKey, NodeKind};
+use crate::job::model::FabricItemType;
 
 /// Choices for the skeleton.
 #[derive(Debug, Clone)]
@@ -193,7 +194,6 @@ pub fn job_skeleton(estate: &Estate, options: &EmitOptions) -> Skeleton {
     };
 
     let mut steps: Vec<StepOut> = Vec::new();
-    let mut trailing: Vec<String> = Vec::new();
     for (wi, w) in estate.workspaces.iter().enumerate() {
         let alias = &ws_alias[wi];
         for d in &w.dataflows {
@@ -289,16 +289,36 @@ pub fn job_skeleton(estate: &Estate, options: &EmitOptions) -> Skeleton {
                 commented: true,
             });
         }
-        for i in w
-            .fabric_items
-            .iter()
-            .filter(|i| i.item_type == "DataPipeline")
-        {
-            trailing.push(format!(
-                "# Pipeline {} in {}: pbibatch has no pipeline step; start it from a flow (sas_flow) if this job must wait for it.",
-                quote(&i.name),
-                quote(&w.name)
-            ));
+    }
+    // Pipelines, notebooks, Spark job definitions and copy jobs: Fabric reports no lineage
+    // for them, so where they sit in the DAG (and whether this job should run them at all)
+    // is a human's choice.
+    let mut first_job = true;
+    for (wi, w) in estate.workspaces.iter().enumerate() {
+        let alias = &ws_alias[wi];
+        for i in &w.fabric_items {
+            let Some(item_type) = FabricItemType::from_fabric_type(&i.item_type) else {
+                continue;
+            };
+            let mut lines = Vec::new();
+            if std::mem::take(&mut first_job) {
+                lines.extend([
+                    "# DECIDE: uncomment the pipelines, notebooks, Spark job definitions and copy jobs this job".to_string(),
+                    "# runs. Fabric gives no lineage for them: add depends_on for what each one reads, and".to_string(),
+                    "# make the steps that read its output depend on it.".to_string(),
+                ]);
+            }
+            lines.extend([
+                "type: fabric_job".to_string(),
+                format!("workspace: {alias}"),
+                format!("item: {}", quote(&i.name)),
+                format!("item_type: {}", item_type.name()),
+            ]);
+            steps.push(StepOut {
+                id: ids.make(&i.name, item_type.name(), alias),
+                lines,
+                commented: true,
+            });
         }
     }
 
@@ -375,9 +395,6 @@ pub fn job_skeleton(estate: &Estate, options: &EmitOptions) -> Skeleton {
                 out.push_str(&format!("    {l}\n"));
             }
         }
-    }
-    for t in &trailing {
-        out.push_str(&format!("  {t}\n"));
     }
     Skeleton {
         text: out,

@@ -38,8 +38,10 @@ fn plural(n: usize, word: &str) -> String {
 fn fabric_kind(item_type: &str) -> String {
     match item_type {
         "Dataflow" => "dataflow gen2".to_string(),
-        "DataPipeline" => "pipeline".to_string(),
-        other => format!("fabric {other}"),
+        other => match crate::job::model::FabricItemType::from_fabric_type(other) {
+            Some(t) => t.noun().to_ascii_lowercase(),
+            None => format!("fabric {other}"),
+        },
     }
 }
 

@@ -212,6 +212,50 @@ fn emitted_job_validates_and_runs_under_simulate() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(report["counts"]["succeeded"], 6);
+
+    // The pipeline and the notebook are emitted as `fabric_job` steps (commented out: Fabric
+    // gives no lineage for them); uncommented, they validate and run.
+    let mut uncommented = String::new();
+    let mut in_job = false;
+    for line in text.lines() {
+        if let Some(id) = line
+            .strip_prefix("  # ")
+            .filter(|l| l.ends_with(':') && !l.starts_with(' '))
+        {
+            in_job = id == "nightly_load:" || id == "transform_sales:";
+        } else if !line.starts_with("  #   ") {
+            in_job = false;
+        }
+        match line.strip_prefix("  # ") {
+            Some(rest) if in_job && !rest.trim_start().starts_with('#') => {
+                uncommented.push_str(&format!("  {rest}\n"));
+            }
+            _ => {
+                uncommented.push_str(line);
+                uncommented.push('\n');
+            }
+        }
+    }
+    assert!(uncommented.contains("    type: fabric_job\n    workspace: sales_analytics\n    item: \"Nightly Load\"\n    item_type: pipeline\n"), "{uncommented}");
+    assert!(uncommented.contains("item_type: notebook"), "{uncommented}");
+    std::fs::write(dir.path().join("jobs.yaml"), &uncommented).unwrap();
+    let (code, _, stderr) = run(
+        dir.path(),
+        &[
+            "run",
+            "--simulate",
+            "--state",
+            "none",
+            "--report",
+            "r2.json",
+            "jobs.yaml",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r2.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["counts"]["succeeded"], 8, "{report:#}");
 }
 
 const LINEAGE_JOB: &str = r#"
@@ -307,6 +351,10 @@ async fn lineage_reports_items_that_do_not_exist() {
             "sales: \"Sales Analytics\", fin: Finanse",
         );
     let job = format!("{job}  budget: {{ type: dataset, workspace: fin, dataset: Budget }}\n");
+    // A notebook named like the pipeline is not found among the notebooks.
+    let job = format!(
+        "{job}  load: {{ type: fabric_job, workspace: sales, item: Nightly Load, item_type: pipeline }}\n  wrong_type: {{ type: fabric_job, workspace: sales, item: Nightly Load, item_type: notebook }}\n"
+    );
     std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let mut cmd = pbibatch(dir.path());
     cmd.args(["validate", "--lineage", "--format", "short", "job.yaml"]);
@@ -333,6 +381,11 @@ async fn lineage_reports_items_that_do_not_exist() {
         stdout.contains("error: live: step `budget`: workspace `Finanse` not found"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("error: live: step `wrong_type`: notebook `Nightly Load` not found in workspace `Sales Analytics`"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("step `load`"), "{stdout}");
 }
 
 /// `validate --lineage --simulate` runs against what `run --simulate` runs against: the
