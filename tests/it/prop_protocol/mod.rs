@@ -179,7 +179,7 @@ impl Case {
                     ("POST", format!("*/dataflows/{item_id}/refreshes")),
                     ("GET", format!("*/dataflows/{item_id}/transactions")),
                 ),
-                Kind::Gen2 => (
+                Kind::Gen2 | Kind::Pipeline | Kind::Notebook | Kind::SparkJob | Kind::CopyJob => (
                     ("POST", format!("*/items/{item_id}/jobs/instances")),
                     ("GET", format!("*/items/{item_id}/jobs/instances*")),
                 ),

@@ -17,6 +17,11 @@ pub enum Kind {
     FlowWaitFor,
     /// `report` with `export:`.
     Export,
+    /// `fabric_job` of a data pipeline, a notebook, a Spark job definition, a copy job.
+    Pipeline,
+    Notebook,
+    SparkJob,
+    CopyJob,
 }
 
 impl Kind {
@@ -28,6 +33,17 @@ impl Kind {
     /// Whether the step takes `if_running` (exports do not watch a resource that runs).
     pub fn has_if_running(self) -> bool {
         self != Kind::Export
+    }
+
+    /// The Fabric item type and `item_type:` of a `fabric_job` kind.
+    pub fn fabric_item(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Kind::Pipeline => Some(("DataPipeline", "pipeline")),
+            Kind::Notebook => Some(("Notebook", "notebook")),
+            Kind::SparkJob => Some(("SparkJobDefinition", "spark_job_definition")),
+            Kind::CopyJob => Some(("CopyJob", "copy_job")),
+            _ => None,
+        }
     }
 }
 
@@ -190,6 +206,10 @@ fn kind(scope: Scope) -> impl Strategy<Value = Kind> {
         Kind::Gen1,
         Kind::Gen2,
         Kind::Export,
+        Kind::Pipeline,
+        Kind::Notebook,
+        Kind::SparkJob,
+        Kind::CopyJob,
     ];
     if scope.flow_wait_for {
         kinds.insert(4, Kind::FlowWaitFor);
@@ -338,6 +358,10 @@ pub fn item_name(i: usize, kind: Kind) -> String {
         Kind::Gen2 => format!("G{i}"),
         Kind::FlowWaitFor => format!("W{i}"),
         Kind::Export => format!("R{i}"),
+        Kind::Pipeline => format!("P{i}"),
+        Kind::Notebook => format!("N{i}"),
+        Kind::SparkJob => format!("S{i}"),
+        Kind::CopyJob => format!("C{i}"),
     }
 }
 
@@ -348,6 +372,7 @@ pub fn item_kind(kind: Kind) -> &'static str {
         Kind::Gen1 | Kind::FlowWaitFor => "dataflow",
         Kind::Gen2 => "fabric_dataflow",
         Kind::Export => "report",
+        Kind::Pipeline | Kind::Notebook | Kind::SparkJob | Kind::CopyJob => "item",
     }
 }
 
@@ -363,6 +388,7 @@ impl JobSpec {
         let mut gen2 = String::new();
         let mut reports = String::new();
         let mut flows = String::new();
+        let mut items = String::new();
         // A report needs a dataset to show; a fixed one keeps reports from creating their own.
         datasets.push_str("      Shown: {}\n");
         for (i, s) in self.steps.iter().enumerate() {
@@ -382,6 +408,13 @@ impl JobSpec {
                     "      {}: {{ {knobs}, dataset: Shown }}\n",
                     item_name(i, s.kind)
                 )),
+                Kind::Pipeline | Kind::Notebook | Kind::SparkJob | Kind::CopyJob => {
+                    let (item_type, _) = s.kind.fabric_item().unwrap_or_default();
+                    items.push_str(&format!(
+                        "      {}: {{ {knobs}, type: {item_type} }}\n",
+                        item_name(i, s.kind)
+                    ));
+                }
             }
             if s.kind == Kind::FlowWaitFor {
                 let _ = writeln!(
@@ -398,6 +431,7 @@ impl JobSpec {
             ("dataflows", dataflows),
             ("fabric_dataflows", gen2),
             ("reports", reports),
+            ("items", items),
         ] {
             if !body.is_empty() {
                 let _ = write!(out, "    {key}:\n{body}");
@@ -433,6 +467,10 @@ impl JobSpec {
                 Kind::Export => format!(
                     "type: report, workspace: WS, report: {name}, export: {{ format: PDF, path: out/{name}.pdf }}"
                 ),
+                Kind::Pipeline | Kind::Notebook | Kind::SparkJob | Kind::CopyJob => {
+                    let (_, item_type) = s.kind.fabric_item().unwrap_or_default();
+                    format!("type: fabric_job, workspace: WS, item: {name}, item_type: {item_type}")
+                }
             };
             let mut line = format!("  {}: {{ {body}", step_id(i));
             if s.kind.has_if_running() {
