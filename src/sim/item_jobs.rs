@@ -172,3 +172,31 @@ pub fn item_job_identity(item_type: &str) -> Option<&'static IdentitySupport> {
         .find(|(t, _)| t.eq_ignore_ascii_case(item_type))
         .map(|(_, row)| row)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::state::Principal;
+    use crate::sim::strict::{Rule, Rules, check_identity_row};
+
+    #[test]
+    fn each_item_types_identity_row_is_applied_to_app_only_callers() {
+        // Today every item type's run operation lists service principals (the specs)...
+        for (item_type, _) in ITEM_JOB_IDENTITY {
+            let row = item_job_identity(item_type).unwrap();
+            assert!(check_identity_row(&Rules::default(), row, Principal::App).is_ok());
+        }
+        assert!(item_job_identity("Dataflow").is_none());
+        // ...and a row that did not would refuse them as the service does, unless relaxed.
+        let user_only = IdentitySupport {
+            app: false,
+            ..*item_job_identity("Notebook").unwrap()
+        };
+        let refused = check_identity_row(&Rules::default(), &user_only, Principal::App)
+            .expect_err("an app-only caller is refused");
+        assert_eq!(refused.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert!(check_identity_row(&Rules::default(), &user_only, Principal::User).is_ok());
+        let relaxed = Rules::relaxing(&[Rule::IdentitySupport]);
+        assert!(check_identity_row(&relaxed, &user_only, Principal::ManagedIdentity).is_ok());
+    }
+}
