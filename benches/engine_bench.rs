@@ -100,6 +100,7 @@ fn random_job(n: usize, concurrency: u32, rng: &mut StdRng) -> Job {
         description: None,
         file: PathBuf::from("bench.yaml"),
         file_hash: String::new(),
+        capacity_limits: true,
         vars: IndexMap::new(),
         connections: IndexMap::new(),
         concurrency,

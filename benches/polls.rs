@@ -163,6 +163,7 @@ async fn run(
         description: None,
         file: PathBuf::from("bench.yaml"),
         file_hash: String::new(),
+        capacity_limits: true,
         vars: IndexMap::new(),
         connections: conns.clone(),
         concurrency: 100,

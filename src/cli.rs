@@ -220,6 +220,16 @@ pub struct PlanArgs {
     /// `text`: waves and each step's resolved settings; `json`: the same for scripts.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Also look up the capacity of each `dataset` step's workspace now (credentials as for
+    /// `run`) and show the limits a run would respect and the shared-capacity warnings.
+    #[arg(long)]
+    pub capacities: bool,
+    /// With --capacities: ask the built-in simulator (as `run --simulate` would).
+    #[arg(long, requires = "capacities")]
+    pub simulate: bool,
+    /// Simulator profile (YAML) for --simulate.
+    #[arg(long, value_name = "FILE", requires = "simulate")]
+    pub sim_profile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -163,6 +163,9 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     let job = plan.job.clone();
     let client = PowerBiClient::new(config, job.connections.clone())
         .map_err(|e| Error::Invalid(e.to_string()))?;
+    // Capacity-aware limits: what the service says about the workspaces' capacities, before
+    // the first step starts (the workspace lookups are the ones the steps would make).
+    let capacities = capacity_limits(&client, &plan).await;
     let executor: Arc<dyn Executor> = Arc::new(Dispatcher::new(client, job.clone()));
 
     let run_id = new_run_id();
@@ -202,6 +205,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         detach_on_interrupt: args.on_interrupt == OnInterrupt::Detach,
         env: std::env::vars().collect(),
         unselected_failed: args.unselected_as == crate::cli::UnselectedAs::Failed,
+        limits: capacities,
         ..Default::default()
     };
     if let Some(s) = session.as_mut() {
@@ -296,6 +300,81 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
 
 /// Every file `run` writes: the report files, each selected report step's export and the
 /// state database.
+/// `plan --capacities`: what [`capacity_limits`] would learn, looked up now against the
+/// service (credentials and `PBIBATCH_*_URL` as for `run`) or the built-in simulator.
+pub(crate) fn capacities_now(
+    plan: &Plan,
+    simulate: bool,
+    profile: Option<&Path>,
+) -> Result<crate::plan::capacity::CapacityPlan, Error> {
+    let job = &plan.job;
+    if !job.capacity_limits {
+        return Ok(crate::plan::capacity::CapacityPlan::default());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("failed to start the async runtime", e))?;
+    runtime.block_on(async {
+        let (job, config, sim) = if simulate {
+            let resolved = crate::job::resolve_env(job, &|name| {
+                Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
+            })
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+            let profile = simulator_profile(profile, Profile::default)?;
+            let (sim, _unused) = start_simulator(&resolved, profile).await?;
+            let config = simulator_config(&sim)?;
+            (point_at_simulator(resolved, &sim), config, Some(sim))
+        } else {
+            let resolved = crate::job::resolve_env(job, &|name| std::env::var(name).ok())
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let config = ClientConfig::try_from_env(Default::default())
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            if let Err(problems) = crate::powerbi::check_job_urls(&resolved, &config) {
+                return Err(Error::Invalid(problems.join("\n")));
+            }
+            (resolved, config, None)
+        };
+        let client = PowerBiClient::new(config, job.connections.clone())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let selected: Vec<_> = plan.selected.iter().cloned().collect();
+        let facts = crate::powerbi::capacities::learn(&client, &job, &selected).await;
+        if let Some(sim) = sim {
+            sim.shutdown().await;
+        }
+        Ok(crate::plan::capacity::plan(&job, &selected, &facts))
+    })
+}
+
+/// The capacity limits of the selected `dataset` steps (none with `capacity_limits: off`),
+/// after printing the warnings about them (shared capacity, unknown SKU).
+async fn capacity_limits(client: &PowerBiClient, plan: &Plan) -> crate::engine::DataLimits {
+    if !plan.job.capacity_limits {
+        return crate::engine::DataLimits::default();
+    }
+    let selected: Vec<_> = plan.selected.iter().cloned().collect();
+    let facts = crate::powerbi::capacities::learn(client, &plan.job, &selected).await;
+    let capacity = crate::plan::capacity::plan(&plan.job, &selected, &facts);
+    for w in &capacity.warnings {
+        if json_logs() {
+            tracing::warn!("{w}");
+        } else if !quiet() {
+            eprintln!("warning: {w}");
+        }
+    }
+    for l in &capacity.limits {
+        tracing::info!(
+            capacity = %l.capacity_id,
+            sku = %l.sku,
+            limit = l.limit,
+            "capacity limit: at most {} model refreshes at once",
+            l.limit
+        );
+    }
+    let (sizes, members) = capacity.pools();
+    crate::engine::DataLimits { sizes, members }
+}
+
 fn outputs(args: &RunArgs, plan: &Plan) -> Vec<crate::reporter::writable::Output> {
     use crate::reporter::writable::Output;
     let mut out = Vec::new();

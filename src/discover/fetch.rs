@@ -350,6 +350,8 @@ mod tests {
         Group {
             id: id.into(),
             name: name.into(),
+            capacity_id: None,
+            is_on_dedicated_capacity: None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! The three limits a step must fit in before it starts: the global concurrency, its named
-//! pool, and its remote resource (one in-flight step per workspace + dataset / dataflow).
+//! The limits a step must fit in before it starts: the global concurrency, its named pools
+//! (its `pool:` and the data limits it joins, see [`super::DataLimits`]), and its remote
+//! resource (one in-flight step per workspace + dataset / dataflow).
 //!
 //! The scheduler is a single task, so these are plain counters rather than semaphores: a step
 //! takes its permits when it starts and gives them back when it reaches a final status.
@@ -56,17 +57,26 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits of `job`, with `concurrency` overriding `job.concurrency`.
-    pub fn new(job: &Job, concurrency: Option<u32>) -> Limits {
+    /// Limits of `job`, with `concurrency` overriding `job.concurrency`, plus the named
+    /// limits given as data (`extra`; a name also under `pools:` keeps the smaller size).
+    pub fn new(job: &Job, concurrency: Option<u32>, extra: &HashMap<String, u32>) -> Limits {
         let concurrency = concurrency.unwrap_or(job.concurrency).max(1) as usize;
+        let mut pool_limits: HashMap<String, usize> = job
+            .pools
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).max(1) as usize))
+            .collect();
+        for (k, v) in extra {
+            let size = (*v).max(1) as usize;
+            pool_limits
+                .entry(k.clone())
+                .and_modify(|s| *s = (*s).min(size))
+                .or_insert(size);
+        }
         Limits {
             concurrency,
             in_flight: 0,
-            pool_limits: job
-                .pools
-                .iter()
-                .map(|(k, v)| (k.clone(), (*v).max(1) as usize))
-                .collect(),
+            pool_limits,
             pool_used: HashMap::new(),
             busy_resources: HashSet::new(),
         }
@@ -77,12 +87,12 @@ impl Limits {
         self.in_flight >= self.concurrency
     }
 
-    /// True when a step with this pool and resource can start now.
-    pub fn fits(&self, pool: Option<&str>, resource: Option<&str>) -> bool {
+    /// True when a step with these pools and resource can start now.
+    pub fn fits(&self, pools: &[String], resource: Option<&str>) -> bool {
         if self.full() {
             return false;
         }
-        if let Some(pool) = pool {
+        for pool in pools {
             // A pool the job does not declare is rejected by validation; if one slips
             // through, it has no limit of its own rather than blocking the step forever.
             if let Some(&limit) = self.pool_limits.get(pool)
@@ -95,10 +105,10 @@ impl Limits {
     }
 
     /// Takes the permits of a starting step.
-    pub fn acquire(&mut self, pool: Option<&str>, resource: Option<&str>) {
+    pub fn acquire(&mut self, pools: &[String], resource: Option<&str>) {
         self.in_flight += 1;
-        if let Some(pool) = pool {
-            *self.pool_used.entry(pool.to_string()).or_insert(0) += 1;
+        for pool in pools {
+            *self.pool_used.entry(pool.clone()).or_insert(0) += 1;
         }
         if let Some(r) = resource {
             self.busy_resources.insert(r.to_string());
@@ -106,12 +116,12 @@ impl Limits {
     }
 
     /// Gives back the permits of a finished step.
-    pub fn release(&mut self, pool: Option<&str>, resource: Option<&str>) {
+    pub fn release(&mut self, pools: &[String], resource: Option<&str>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Some(pool) = pool
-            && let Some(used) = self.pool_used.get_mut(pool)
-        {
-            *used = used.saturating_sub(1);
+        for pool in pools {
+            if let Some(used) = self.pool_used.get_mut(pool) {
+                *used = used.saturating_sub(1);
+            }
         }
         if let Some(r) = resource {
             self.busy_resources.remove(r);
@@ -180,16 +190,38 @@ mod tests {
     fn pools_and_resources_are_counted() {
         let mut job = crate::engine::tests::job(Vec::new(), 3);
         job.pools.insert("p".into(), 1);
-        let mut limits = Limits::new(&job, None);
-        assert!(limits.fits(Some("p"), Some("r")));
-        limits.acquire(Some("p"), Some("r"));
-        assert!(!limits.fits(Some("p"), None), "pool full");
-        assert!(!limits.fits(None, Some("r")), "resource busy");
-        assert!(limits.fits(Some("undeclared"), None));
-        limits.acquire(None, None);
-        limits.acquire(None, None);
+        let mut limits = Limits::new(&job, None, &HashMap::new());
+        let p = ["p".to_string()];
+        assert!(limits.fits(&p, Some("r")));
+        limits.acquire(&p, Some("r"));
+        assert!(!limits.fits(&p, None), "pool full");
+        assert!(!limits.fits(&[], Some("r")), "resource busy");
+        assert!(limits.fits(&["undeclared".to_string()], None));
+        limits.acquire(&[], None);
+        limits.acquire(&[], None);
         assert!(limits.full());
-        limits.release(Some("p"), Some("r"));
-        assert!(limits.fits(Some("p"), Some("r")));
+        limits.release(&p, Some("r"));
+        assert!(limits.fits(&p, Some("r")));
+    }
+
+    #[test]
+    fn a_step_fits_only_when_every_pool_it_joins_has_room() {
+        let mut job = crate::engine::tests::job(Vec::new(), 10);
+        job.pools.insert("p".into(), 5);
+        let extra = HashMap::from([("capacity:c".to_string(), 2), ("p".to_string(), 9)]);
+        let mut limits = Limits::new(&job, None, &extra);
+        let both = ["p".to_string(), "capacity:c".to_string()];
+        let cap = ["capacity:c".to_string()];
+        limits.acquire(&both, None);
+        limits.acquire(&cap, None);
+        assert!(!limits.fits(&both, None), "the capacity limit is full");
+        assert!(limits.fits(&["p".to_string()], None));
+        limits.release(&cap, None);
+        assert!(limits.fits(&both, None));
+        // A data limit never widens a pool of the job.
+        for _ in 0..4 {
+            limits.acquire(&["p".to_string()], None);
+        }
+        assert!(!limits.fits(&["p".to_string()], None));
     }
 }

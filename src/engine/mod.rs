@@ -22,6 +22,7 @@
 //! 3. It joins the ready queue. Among ready steps the one with the longest remaining path to the
 //!    end of the plan starts first (by `priority_hint` durations when given, else by step
 //!    count), ties in job order. A step starts only when the global concurrency, its `pool:`
+//!    and the data limits it joins ([`DataLimits`]: capacity-aware limits),
 //!    and its remote resource (one in-flight step per workspace + dataset / dataflow; a
 //!    `sas_flow` with `wait_for` holds its dataflow) all have room; a blocked step does not
 //!    block the ones behind it. A step holds its permits from its first attempt to its last,
@@ -86,6 +87,19 @@ pub struct EngineOptions {
     /// `--unselected-as failed`: a dependency left out of the selection counts as failed
     /// (else as succeeded) for trigger rules and `when:`.
     pub unselected_failed: bool,
+    /// Limits that are not in the job file (capacity-aware limits learned from the service).
+    pub limits: DataLimits,
+}
+
+/// Named limits given as data rather than written under `pools:`: each has a size, and a
+/// step joins any number of them (on top of its `pool:`). The engine knows nothing of what
+/// they stand for (a capacity's refresh parallelism, for one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataLimits {
+    /// Limit name -> steps in flight at once (at least 1).
+    pub sizes: HashMap<String, u32>,
+    /// Step -> the limits it joins.
+    pub members: HashMap<StepId, Vec<String>>,
 }
 
 /// What a resumed run takes over from an earlier one.

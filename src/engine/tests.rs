@@ -217,6 +217,7 @@ pub fn job(steps: Vec<Step>, concurrency: u32) -> Job {
         description: None,
         file: PathBuf::from("jobs/test_job.yaml"),
         file_hash: String::new(),
+        capacity_limits: true,
         vars: [("export".to_string(), "yes".to_string())]
             .into_iter()
             .collect(),

@@ -34,6 +34,9 @@ pub struct Job {
     pub concurrency: u32,
     /// Named limits; a step joins one with `pool:`.
     pub pools: IndexMap<String, u32>,
+    /// Keep `dataset` steps within each capacity's documented refresh parallelism
+    /// (`capacity_limits: auto`, the default); `false` with `capacity_limits: off`.
+    pub capacity_limits: bool,
     /// Steps in file order.
     pub steps: IndexMap<StepId, Step>,
 }

@@ -97,6 +97,9 @@ pub struct RawJob {
     pub concurrency: Option<Sp<i64>>,
     /// Named limits (1..=10000); a step joins one with `pool:`.
     pub pools: Option<IndexMap<Sp<String>, Sp<i64>>>,
+    /// `auto` (default): at most as many `dataset` refreshes at once on a capacity as its
+    /// SKU allows, learned from the service when the run starts; `off`: no such limit.
+    pub capacity_limits: Option<Sp<RawCapacityLimits>>,
     /// Steps: step id -> step. Order is kept. Ids match `[A-Za-z_][A-Za-z0-9_-]*`.
     // Boxed: a step is a few KB of optional spanned fields; moving it on every map growth
     // cost more than parsing it (10,000-step files).
@@ -525,6 +528,15 @@ pub struct RawLakehouseRef {
     pub name: Option<Sp<String>>,
     /// The GUID of the workspace that holds it (default: the notebook's).
     pub workspace_id: Option<Sp<String>>,
+}
+
+/// `capacity_limits:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "CapacityLimits")]
+pub enum RawCapacityLimits {
+    Auto,
+    Off,
 }
 
 /// `action:` of a capacity step.

@@ -122,9 +122,25 @@ pub fn plan(args: &PlanArgs) -> Result<u8, Error> {
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let plan =
         Plan::with_selected(Arc::new(job), selected).map_err(|e| Error::Invalid(e.to_string()))?;
-    let text = match args.format {
-        PlanFormat::Text => render::to_text(&plan),
-        PlanFormat::Json => render::to_json(&plan),
+    let capacities = if args.capacities {
+        Some(crate::run::capacities_now(
+            &plan,
+            args.simulate,
+            args.sim_profile.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let text = match (args.format, capacities) {
+        (PlanFormat::Text, None) => render::to_text(&plan),
+        (PlanFormat::Json, None) => render::to_json(&plan),
+        (PlanFormat::Text, Some(c)) => format!("{}\n{}", render::to_text(&plan), c.to_text()),
+        (PlanFormat::Json, Some(c)) => {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&render::to_json(&plan)).unwrap_or_default();
+            v["capacity_limits"] = serde_json::to_value(&c).unwrap_or_default();
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
     };
     write_stdout(&text)?;
     Ok(exit::OK)

@@ -4,6 +4,7 @@
 //! A `Plan` is immutable once built. Validation guarantees the graph is acyclic before a plan
 //! is built from a job.
 
+pub mod capacity;
 pub mod cmd;
 pub mod graph;
 pub mod render;

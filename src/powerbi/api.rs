@@ -30,6 +30,11 @@ pub struct Group {
     pub id: String,
     #[serde(default, alias = "Name")]
     pub name: String,
+    /// The dedicated capacity the workspace is on (absent on shared capacity).
+    #[serde(default, rename = "capacityId")]
+    pub capacity_id: Option<String>,
+    #[serde(default, rename = "isOnDedicatedCapacity")]
+    pub is_on_dedicated_capacity: Option<bool>,
 }
 
 /// A named item: dataset, report, Gen1 dataflow (`objectId`), Fabric item (`displayName`).

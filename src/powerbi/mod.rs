@@ -12,6 +12,7 @@
 pub mod api;
 pub mod arm;
 pub mod auth;
+pub mod capacities;
 pub mod client;
 pub mod config;
 pub mod errors;

@@ -167,6 +167,16 @@ impl PowerBiClient {
         if is_guid(name_or_id) {
             return Ok(name_or_id.to_string());
         }
+        self.find_group(conn, name_or_id).await.map(|g| g.id)
+    }
+
+    /// The workspace called `name_or_id` (one `$filter` lookup per run, shared by every
+    /// step): the exact spelling first, then a case-insensitive match.
+    pub(crate) async fn find_group(
+        &self,
+        conn: &str,
+        name_or_id: &str,
+    ) -> Result<Group, ClientError> {
         let c = cell(
             &self.resolve_cache().workspaces,
             format!("{conn}\u{0}{name_or_id}"),
@@ -185,7 +195,7 @@ impl PowerBiClient {
             exact
         };
         match candidates.as_slice() {
-            [one] => Ok(one.id.clone()),
+            [one] => Ok((*one).clone()),
             [] => {
                 let all = self.groups(conn).await.unwrap_or_default();
                 let near = near_matches(name_or_id, all.iter().map(|g| g.name.as_str()));

@@ -270,6 +270,7 @@ fn job_with(steps: Vec<pbibatch::job::model::Step>) -> Job {
         description: None,
         file: PathBuf::from("j.yaml"),
         file_hash: String::new(),
+        capacity_limits: true,
         vars: IndexMap::new(),
         connections,
         concurrency: 1,

@@ -126,6 +126,7 @@ fn job() -> Job {
         description: None,
         file: PathBuf::from("jobs/order_list.yaml"),
         file_hash: String::new(),
+        capacity_limits: true,
         vars: [("export".to_string(), "no".to_string())]
             .into_iter()
             .collect(),

@@ -103,6 +103,7 @@ pub fn job(rig: &Rig, steps: Vec<Step>) -> Job {
         description: None,
         file: PathBuf::from("exec_test.yaml"),
         file_hash: String::new(),
+        capacity_limits: true,
         vars: IndexMap::new(),
         connections: rig.connections.clone(),
         concurrency: 8,

@@ -61,6 +61,7 @@ fn job() -> Job {
         description: None,
         file: "jobs/nightly.yaml".into(),
         file_hash: "a".repeat(64),
+        capacity_limits: true,
         vars: IndexMap::new(),
         connections: IndexMap::new(),
         concurrency: 4,

@@ -277,6 +277,7 @@ fn job_with_secrets() -> Job {
         description: None,
         file: "jobs/order_list.yaml".into(),
         file_hash: "f".repeat(64),
+        capacity_limits: true,
         vars: IndexMap::new(),
         connections,
         concurrency: 4,

@@ -72,7 +72,8 @@ struct Node {
     /// Parents without a final status yet.
     waiting: usize,
     state: State,
-    pool: Option<String>,
+    /// Its `pool:` and the limits it joins by data (capacity-aware limits).
+    pools: Vec<String>,
     resource: Option<String>,
     /// Higher starts first.
     priority: u64,
@@ -164,7 +165,12 @@ impl Scheduler {
                     parents,
                     children: Vec::new(),
                     state: State::Pending,
-                    pool: step.pool.clone(),
+                    pools: step
+                        .pool
+                        .iter()
+                        .chain(opts.limits.members.get(id).into_iter().flatten())
+                        .cloned()
+                        .collect(),
                     resource: resource_key(step),
                     priority: priorities.get(id).copied().unwrap_or(0),
                     started: None,
@@ -190,7 +196,7 @@ impl Scheduler {
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let (conditions_tx, conditions_rx) = mpsc::unbounded_channel();
         let env = Arc::new(std::mem::take(&mut opts.env));
-        let limits = Limits::new(&job, opts.concurrency);
+        let limits = Limits::new(&job, opts.concurrency, &opts.limits.sizes);
         Scheduler {
             plan,
             executor,
@@ -399,9 +405,9 @@ impl Scheduler {
                 break;
             };
             let i = key.1;
-            let (pool, resource) = (self.nodes[i].pool.clone(), self.nodes[i].resource.clone());
-            if self.limits.fits(pool.as_deref(), resource.as_deref()) {
-                self.limits.acquire(pool.as_deref(), resource.as_deref());
+            let (pools, resource) = (self.nodes[i].pools.clone(), self.nodes[i].resource.clone());
+            if self.limits.fits(&pools, resource.as_deref()) {
+                self.limits.acquire(&pools, resource.as_deref());
                 self.spawn(i);
             } else {
                 blocked.push(key);
@@ -548,8 +554,8 @@ impl Scheduler {
         let step = node.step.clone();
         if was == State::Running {
             self.running = self.running.saturating_sub(1);
-            let (pool, resource) = (node.pool.clone(), node.resource.clone());
-            self.limits.release(pool.as_deref(), resource.as_deref());
+            let (pools, resource) = (node.pools.clone(), node.resource.clone());
+            self.limits.release(&pools, resource.as_deref());
         }
         self.emit(RunEventKind::StepFinished {
             step: step.id.clone(),

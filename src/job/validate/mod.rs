@@ -476,6 +476,10 @@ pub(crate) fn validate(
             connections,
             concurrency,
             pools,
+            capacity_limits: raw
+                .capacity_limits
+                .as_ref()
+                .is_none_or(|v| *v.get() == crate::job::raw::RawCapacityLimits::Auto),
             steps,
         },
         warnings,

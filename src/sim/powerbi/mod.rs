@@ -140,11 +140,26 @@ fn group_json(world: &World, ws: usize) -> Value {
     v
 }
 
-/// `GET /capacities`: the profile's capacities (the built-in one of workspaces without
-/// `capacity:` is not listed, as a capacity the caller has no right on is not).
+/// `GET /capacities`: the profile's capacities, and the built-in `simulated` (F64) one of the
+/// dedicated workspaces that name none.
 async fn capacities(State(sim): State<Arc<Sim>>) -> Response {
     let mut world = sim.lock();
     world.settle_capacities(sim.clock.now());
+    let builtin = world
+        .workspaces
+        .iter()
+        .any(|w| w.capacity.is_none() && !w.shared_capacity)
+        .then(|| {
+            json!({
+                "id": derived_uuid(&["capacity"]).to_string().to_uppercase(),
+                "displayName": "simulated",
+                "admins": [],
+                "sku": "F64",
+                "state": "Active",
+                "capacityUserAccessRight": "Admin",
+                "region": "West Europe",
+            })
+        });
     let value: Vec<Value> = (0..world.capacities.len())
         .map(|c| {
             let cap = &world.capacities[c];
@@ -164,6 +179,7 @@ async fn capacities(State(sim): State<Arc<Sim>>) -> Response {
                 "region": cap.region,
             })
         })
+        .chain(builtin)
         .collect();
     json_response(
         StatusCode::OK,
