@@ -163,10 +163,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     let job = plan.job.clone();
     let client = PowerBiClient::new(config, job.connections.clone())
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    // Capacity-aware limits: what the service says about the workspaces' capacities, before
-    // the first step starts (the workspace lookups are the ones the steps would make).
-    let capacities = capacity_limits(&client, &plan).await;
-    let executor: Arc<dyn Executor> = Arc::new(Dispatcher::new(client, job.clone()));
+    let executor: Arc<dyn Executor> = Arc::new(Dispatcher::new(client.clone(), job.clone()));
 
     let run_id = new_run_id();
     let interrupt = CancellationToken::new();
@@ -185,6 +182,10 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     let mut session = crate::store::RunSession::start(job.clone(), store_opts)
         .await
         .map_err(|e| Error::Invalid(e.to_string()))?;
+    // Capacity-aware limits: what the service says about the workspaces' capacities, once
+    // the store accepted the run (a refused resume sends nothing) and before the first step
+    // starts (the workspace lookups are the ones the steps would make).
+    let capacities = capacity_limits(&client, &plan).await;
 
     let (tx, engine_rx) = mpsc::unbounded_channel();
     let (reporters_tx, rx) = mpsc::unbounded_channel();

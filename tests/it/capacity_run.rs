@@ -469,3 +469,110 @@ async fn a_retry_after_an_interrupted_attempt_follows_the_operation_instead_of_s
     assert_eq!(posts(&rig.sim), 1);
     assert_eq!(arm_state(&rig.sim, "nightly").await.0, "Active");
 }
+
+/// The issue's "done when" job: resume the capacity, run a pipeline and a notebook, a Gen2
+/// dataflow and a model refresh, export a report, suspend the capacity.
+#[tokio::test]
+async fn the_nightly_estate_runs_between_resume_and_suspend() {
+    let sim = simulator(
+        r#"
+defaults: { duration: 200ms, history_lag: 0s }
+capacities:
+  nightly: { subscription: 11111111-2222-3333-4444-555555555555, resource_group: analytics, sku: F8, state: paused, transition: 300ms }
+workspaces:
+  Sales:
+    capacity: nightly
+    items:
+      Nightly Load: { type: DataPipeline }
+      Transform Sales: { type: Notebook }
+    fabric_dataflows: { Staging: {} }
+    datasets: { Sales: {} }
+    reports: { Sales Book: { dataset: Sales } }
+"#,
+    )
+    .await;
+    // Dataflow Gen2 runs only for a signed-in user: the whole job uses a user's token.
+    let token = sim.user_token_for_any_audience();
+    let job = r#"
+version: 1
+name: estate
+vars: { capacity: /subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/analytics/providers/Microsoft.Fabric/capacities/nightly }
+connections: { default: { access_token: "${env.USER_TOKEN}" } }
+defaults: { poll_interval: 200ms }
+steps:
+  resume_capacity: { type: capacity, action: resume, capacity: "${vars.capacity}" }
+  load: { type: fabric_job, workspace: Sales, item: Nightly Load, item_type: pipeline, depends_on: [resume_capacity] }
+  transform: { type: fabric_job, workspace: Sales, item: Transform Sales, item_type: notebook, depends_on: [load] }
+  staging: { type: dataflow, generation: 2, workspace: Sales, dataflow: Staging, depends_on: [transform] }
+  model: { type: dataset, workspace: Sales, dataset: Sales, depends_on: [staging] }
+  book:
+    type: report
+    workspace: Sales
+    report: Sales Book
+    export: { format: PDF, path: sales_book.pdf }
+    depends_on: [model]
+  suspend_capacity:
+    type: capacity
+    action: suspend
+    capacity: "${vars.capacity}"
+    depends_on: [resume_capacity, load, transform, staging, model, book]
+    trigger: all_done
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let base = sim.base_url();
+    let mut cmd = pbibatch(dir.path());
+    cmd.args([
+        "run",
+        "job.yaml",
+        "--report",
+        "report.json",
+        "--state",
+        "none",
+    ])
+    .env("PBIBATCH_POWERBI_URL", &base)
+    .env("PBIBATCH_FABRIC_URL", &base)
+    .env("PBIBATCH_AUTHORITY_URL", &base)
+    .env("PBIBATCH_ARM_URL", &base)
+    .env("USER_TOKEN", &token);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    for step in [
+        "resume_capacity",
+        "load",
+        "transform",
+        "staging",
+        "model",
+        "book",
+        "suspend_capacity",
+    ] {
+        assert_eq!(
+            status(&report, step),
+            "succeeded",
+            "{step}: {stdout}{stderr}"
+        );
+    }
+    assert!(dir.path().join("sales_book.pdf").exists());
+    assert_eq!(arm_state(&sim, "nightly").await.0, "Paused");
+    // Every Fabric and Power BI call came after the capacity was resumed and before it was
+    // suspended.
+    let log = sim.requests();
+    let resume = first(&log, |r| r.method == "POST" && r.path.ends_with("/resume"));
+    let suspend = first(&log, |r| r.method == "POST" && r.path.ends_with("/suspend"));
+    let work: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.method == "POST" && (r.path.starts_with("/v1/") || r.path.starts_with("/v1.0/"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert!(work.len() >= 5, "{work:?}");
+    assert!(work.iter().all(|&i| resume < i && i < suspend));
+}
