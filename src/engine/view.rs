@@ -19,6 +19,10 @@ pub struct ViewState {
     pub job: String,
     /// Final statuses in the order they were reached.
     pub finals: Vec<(StepId, StepStatus)>,
+    /// When the run started (RFC 3339), for `${run.started_at}`.
+    pub started_at: String,
+    /// Attempts and seconds of each final step, in the order of `finals`.
+    stats: Vec<(StepId, u32, f64)>,
     /// Steps per status, in [`StepStatus::ALL`] order.
     counts: [usize; 6],
     /// The first few failed / timed-out step ids, for the summary line.
@@ -59,6 +63,12 @@ impl ViewState {
         self.failing |= failing;
     }
 
+    /// Records the attempts and the duration of a step that reached its final status, for
+    /// `${steps.<id>.attempts}` and `${steps.<id>.duration_secs}`.
+    pub fn record_stats(&mut self, id: &StepId, attempts: u32, duration_secs: f64) {
+        self.stats.push((id.clone(), attempts, duration_secs));
+    }
+
     /// The view given to an attempt of a step that is itself still unfinished;
     /// `with_steps` fills [`RunView::steps`].
     pub fn run_view(&self, with_steps: bool) -> RunView {
@@ -76,6 +86,12 @@ impl ViewState {
             summary: self.summary_line(),
             steps: if with_steps {
                 self.finals.clone()
+            } else {
+                Vec::new()
+            },
+            started_at: self.started_at.clone(),
+            stats: if with_steps {
+                self.stats.clone()
             } else {
                 Vec::new()
             },

@@ -224,6 +224,10 @@ pub struct RunView {
     pub summary: String,
     /// Final statuses of the steps that have one.
     pub steps: Vec<(StepId, StepStatus)>,
+    /// When the run started (RFC 3339, UTC).
+    pub started_at: String,
+    /// Attempts made and seconds taken by the steps that have a final status.
+    pub stats: Vec<(StepId, u32, f64)>,
 }
 
 /// Everything one attempt gets.

@@ -14,8 +14,9 @@ use crate::powerbi::errors::parse_error_body;
 use crate::powerbi::http::{Body, HttpRequest, RetryMode};
 use crate::secret::redact_url;
 
-/// Replaces `${run.job}`, `${run.status}`, `${run.id}`, `${run.summary}` and
-/// `${steps.<id>.status}` in one string. A step without a final status yet reads `pending`.
+/// Replaces `${run.job}`, `${run.status}`, `${run.id}`, `${run.summary}`,
+/// `${run.started_at}` and `${steps.<id>.status|attempts|duration_secs}` in one string. A step
+/// without a final status yet reads `pending`, with 0 attempts and 0 seconds.
 pub fn render_str(s: &str, view: &RunView) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -43,15 +44,23 @@ fn lookup(key: &str, view: &RunView) -> Option<String> {
         "run.status" => Some(view.status.clone()),
         "run.id" => Some(view.run_id.clone()),
         "run.summary" => Some(view.summary.clone()),
+        "run.started_at" => Some(view.started_at.clone()),
         _ => {
-            let id = key.strip_prefix("steps.")?.strip_suffix(".status")?;
-            Some(
-                view.steps
-                    .iter()
-                    .find(|(s, _)| s == id)
-                    .map(|(_, st)| st.as_str().to_string())
-                    .unwrap_or_else(|| "pending".to_string()),
-            )
+            let (id, field) = key.strip_prefix("steps.")?.rsplit_once('.')?;
+            let stats = view.stats.iter().find(|(s, _, _)| s == id);
+            match field {
+                "status" => Some(
+                    view.steps
+                        .iter()
+                        .find(|(s, _)| s == id)
+                        .map(|(_, st)| st.as_str().to_string())
+                        .unwrap_or_else(|| "pending".to_string()),
+                ),
+                "attempts" => Some(stats.map_or(0, |(_, n, _)| *n).to_string()),
+                // One decimal, as the summary table shows durations.
+                "duration_secs" => Some(format!("{:.1}", stats.map_or(0.0, |(_, _, d)| *d))),
+                _ => None,
+            }
         }
     }
 }
@@ -141,7 +150,21 @@ mod tests {
             status: "failed".into(),
             summary: "order_list: 1 succeeded, 1 failed (model)".into(),
             steps: vec![("model".into(), StepStatus::Failed)],
+            started_at: "2026-12-06T02:00:00Z".into(),
+            stats: vec![("model".into(), 3, 42.26)],
         }
+    }
+
+    #[test]
+    fn run_start_attempts_and_durations_are_filled() {
+        let v = view();
+        assert_eq!(
+            render_str(
+                "${run.started_at} ${steps.model.attempts}x ${steps.model.duration_secs}s ${steps.later.attempts} ${steps.later.duration_secs} ${steps.model.nope}",
+                &v
+            ),
+            "2026-12-06T02:00:00Z 3x 42.3s 0 0.0 ${steps.model.nope}"
+        );
     }
 
     #[test]

@@ -39,9 +39,9 @@ pub struct RefError {
 }
 
 /// `${run.FIELD}` fields a webhook body may use (what the webhook executor fills in).
-pub const RUN_FIELDS: &[&str] = &["id", "job", "status", "summary"];
+pub const RUN_FIELDS: &[&str] = &["id", "job", "status", "summary", "started_at"];
 /// `${steps.ID.FIELD}` fields a webhook body may use.
-pub const STEP_FIELDS: &[&str] = &["status"];
+pub const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs"];
 
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();

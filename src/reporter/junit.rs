@@ -88,13 +88,11 @@ fn test_case(job: &str, step: &ReportStep) -> TestCase {
     if let Some(started) = step.started_at {
         case.set_timestamp(started.fixed_offset());
     }
-    let resource = step
-        .resource
-        .as_ref()
-        .map(|r| r.name.as_str())
-        .unwrap_or(step.label.as_str());
-    if !resource.is_empty() {
-        case.add_property(Property::new("resource", resource));
+    // One form for every step and outcome: the step's label, as in `plan` and the summary
+    // table (`workspace / item` for Power BI and Fabric steps, the redacted URL for flows
+    // and webhooks); the resolved ids are in the JSON report.
+    if !step.label.is_empty() {
+        case.add_property(Property::new("resource", step.label.as_str()));
     }
     if !step.attempts.is_empty() {
         case.set_system_out(attempt_log(step));

@@ -149,6 +149,8 @@ async fn webhook_body_placeholders_are_filled_from_the_run() {
         status: "failed".into(),
         summary: "x".into(),
         steps: vec![("model".into(), StepStatus::Failed)],
+        started_at: String::new(),
+        stats: Vec::new(),
     };
     let ran = run_step_with(
         &rig,

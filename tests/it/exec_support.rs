@@ -170,6 +170,8 @@ pub async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -> Ran {
             status: "running".into(),
             summary: "exec_test: 1 succeeded".into(),
             steps: vec![("first".into(), StepStatus::Succeeded)],
+            started_at: String::new(),
+            stats: Vec::new(),
         }),
         reattach: opts.reattach,
         durable: false,

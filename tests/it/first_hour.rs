@@ -334,3 +334,167 @@ fn first_hour_when_errors_read_as_text() {
     let (code, short, stderr) = validate_short(&job(&when));
     assert_eq!(code, Some(0), "{short}{stderr}");
 }
+
+/// The documented webhook placeholders `${run.started_at}` and
+/// `${steps.<id>.attempts|duration_secs}` are accepted by `validate` and filled in what the
+/// webhook sends (the simulator's sink records it), agreeing with the run report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_hour_webhook_placeholders_reach_the_sink() {
+    let sim = crate::sim_support::start(
+        "hooks:\n  notify: {}\nworkspaces:\n  Sales:\n    datasets:\n      Revenue:\n        duration: 300ms\n        outcomes: [{fail: {code: ModelRefreshFailed_CredentialsNotSpecified}}]\n",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = format!(
+        r#"version: 1
+name: placeholders
+steps:
+  model:
+    type: dataset
+    workspace: Sales
+    dataset: Revenue
+    retries: {{ count: 1, backoff: 1s }}
+  notify:
+    type: webhook
+    url: {}
+    depends_on: [model]
+    trigger: all_done
+    body:
+      started: "${{run.started_at}}"
+      status: "${{steps.model.status}}"
+      attempts: "${{steps.model.attempts}}"
+      secs: "${{steps.model.duration_secs}}"
+"#,
+        sim.hook_url("notify")
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = pbibatch(dir.path());
+        cmd.args(args);
+        for var in [
+            "PBIBATCH_POWERBI_URL",
+            "PBIBATCH_FABRIC_URL",
+            "PBIBATCH_AUTHORITY_URL",
+        ] {
+            cmd.env(var, sim.base_url());
+        }
+        cmd.env("AZURE_TENANT_ID", sim.tenant_id())
+            .env("AZURE_CLIENT_ID", sim.client_id())
+            .env("AZURE_CLIENT_SECRET", sim.client_secret());
+        cmd
+    };
+    let mut validate = run(&["validate", "--format", "short", "job.yaml"]);
+    let out = tokio::task::spawn_blocking(move || validate.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let mut cmd = run(&["run", "job.yaml", "--state", "none", "--report", "r.json"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    // The model fails both attempts; the webhook (`all_done`) still sends.
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    let posts: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/hooks/notify"))
+        .collect();
+    assert_eq!(posts.len(), 1, "{report}");
+    let sent: serde_json::Value = serde_json::from_str(&posts[0].body).unwrap();
+    let model = &report["steps"][0];
+    assert_eq!(sent["status"], "failed");
+    assert_eq!(report["steps"][1]["status"], "succeeded", "{report}");
+    assert_eq!(sent["attempts"], "2", "{sent}");
+    assert_eq!(model["attempts"].as_array().unwrap().len(), 2);
+    let secs: f64 = sent["secs"].as_str().unwrap().parse().unwrap();
+    let reported = model["duration_secs"].as_f64().unwrap();
+    assert!((secs - reported).abs() < 0.2, "{secs} vs {reported}");
+    assert!(secs > 0.5, "two attempts and a 1 s backoff: {secs}");
+    let started = chrono::DateTime::parse_from_rfc3339(sent["started"].as_str().unwrap()).unwrap();
+    let run_started =
+        chrono::DateTime::parse_from_rfc3339(report["started_at"].as_str().unwrap()).unwrap();
+    assert!(
+        (started - run_started).num_milliseconds().abs() < 1500,
+        "{started} vs {run_started}"
+    );
+}
+
+/// JUnit's `resource` property has one form whatever the step's kind and outcome: the step's
+/// label (`workspace / item`, or the redacted URL), not the resolved name for some steps.
+#[test]
+fn first_hour_junit_resource_has_one_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = format!(
+        "{FAILING_JOB}  orders:\n    type: dataset\n    workspace: Sales\n    dataset: Orders\n  hook:\n    type: webhook\n    url: https://hooks.example.com/services/T0/B0/secret\n    depends_on: [orders]\n"
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    std::fs::write(
+        dir.path().join("profile.yaml"),
+        "workspaces:\n  Sales:\n    datasets:\n      Revenue: { duration: 0s, outcomes: [{fail: {code: ModelRefreshFailed_CredentialsNotSpecified}}] }\n",
+    )
+    .unwrap();
+    let out = pbibatch(dir.path())
+        .args([
+            "run",
+            "job.yaml",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+            "--state",
+            "none",
+            "--junit",
+            "junit.xml",
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let resources: Vec<&str> = xml
+        .split("<property name=\"resource\" value=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    // model failed after its name was resolved, pdf never started, orders succeeded; the
+    // webhook (sent to the simulator's sink under --simulate) shows its redacted URL.
+    assert_eq!(
+        resources[..3],
+        ["Sales / Revenue", "Sales / Revenue Book", "Sales / Orders"],
+        "{xml}"
+    );
+    assert!(
+        resources[3].starts_with("http://127.0.0.1:") && resources[3].ends_with("/***"),
+        "{xml}"
+    );
+    assert_eq!(resources.len(), 4, "{xml}");
+}
+
+/// `execute_option` (and every enum value) is written as the file spells it; the API's
+/// spelling, which the reference shows next to it, gets a did-you-mean.
+#[test]
+fn first_hour_api_spelling_of_a_value_suggests_the_file_spelling() {
+    let job = "version: 1\nname: t\nsteps:\n  gen2:\n    type: dataflow\n    generation: 2\n    workspace: W\n    dataflow: D\n    execute_option: SkipApplyChanges\n";
+    let (code, short, _) = validate_short(job);
+    assert_eq!(code, Some(2), "{short}");
+    assert!(
+        short.lines().any(|l| l
+            == "job.yaml:9:21: error: unknown value `SkipApplyChanges` (did you mean `skip_apply_changes`?)"),
+        "{short}"
+    );
+    let (code, short, stderr) =
+        validate_short(&job.replace("SkipApplyChanges", "skip_apply_changes"));
+    assert_eq!(code, Some(0), "{short}{stderr}");
+    let reference = std::fs::read_to_string(repo().join("docs/job-reference.md")).unwrap();
+    let row = reference
+        .lines()
+        .find(|l| l.starts_with("| `execute_option` |"))
+        .unwrap();
+    assert!(
+        row.contains("`skip_apply_changes` or `apply_changes_if_needed`"),
+        "{row}"
+    );
+}

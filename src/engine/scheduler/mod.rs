@@ -254,6 +254,10 @@ impl Scheduler {
             })
             .collect();
         self.started_at = Utc::now();
+        let started_at = self
+            .started_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.view_tx.send_modify(|v| v.started_at = started_at);
         self.emit(RunEventKind::RunStarted {
             run_id: self.opts.run_id.clone(),
             job: job.name.clone(),
@@ -552,6 +556,7 @@ impl Scheduler {
             node.duration_secs = started.elapsed().as_secs_f64();
         }
         let step = node.step.clone();
+        let duration_secs = node.duration_secs;
         if was == State::Running {
             self.running = self.running.saturating_sub(1);
             let (pools, resource) = (node.pools.clone(), node.resource.clone());
@@ -566,8 +571,10 @@ impl Scheduler {
         });
         let stop = self.stop.clone();
         let failing = counts_against_run(status, &step, stop.as_ref());
-        self.view_tx
-            .send_modify(|v| v.record(&step.id, status, failing));
+        self.view_tx.send_modify(|v| {
+            v.record(&step.id, status, failing);
+            v.record_stats(&step.id, attempts, duration_secs);
+        });
         if self.opts.fail_fast
             && matches!(status, StepStatus::Failed | StepStatus::TimedOut)
             && !step.continue_on_error

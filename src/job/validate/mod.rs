@@ -70,7 +70,23 @@ pub fn loc_span(src: &str, loc: Location) -> (usize, usize) {
 pub fn did_you_mean<'a>(found: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (found.chars().count() / 3).clamp(1, 3);
     let len = found.chars().count();
+    let candidates: Vec<&'a str> = candidates.collect();
+    // The API's spelling of a value (`SkipApplyChanges`) for the file's (`skip_apply_changes`):
+    // the same word, whatever the case and separators.
+    let folded = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    if let Some(same) = candidates
+        .iter()
+        .find(|c| **c != found && folded(c) == folded(found))
+    {
+        return Some(same);
+    }
     candidates
+        .into_iter()
         .filter(|c| *c != found && c.len().abs_diff(len) <= limit * 4)
         .map(|c| (strsim::osa_distance(found, c), c))
         .filter(|(d, _)| *d <= limit)
