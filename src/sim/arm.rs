@@ -176,14 +176,16 @@ fn accepted(sim: &Sim, world: &World, op: usize, body: Option<Value>) -> Respons
         "location",
         &format!("{base}/operationresults/{}?api-version={API_VERSION}", o.id),
     );
-    set_header(
-        &mut r,
-        "azure-asyncoperation",
-        &format!(
-            "{base}/operationstatuses/{}?api-version={API_VERSION}",
-            o.id
-        ),
-    );
+    if cap.spec.async_operation {
+        set_header(
+            &mut r,
+            "azure-asyncoperation",
+            &format!(
+                "{base}/operationstatuses/{}?api-version={API_VERSION}",
+                o.id
+            ),
+        );
+    }
     if cap.spec.retry_after > 0 {
         set_header(&mut r, "retry-after", &cap.spec.retry_after.to_string());
     }

@@ -576,3 +576,46 @@ steps:
     assert!(work.len() >= 5, "{work:?}");
     assert!(work.iter().all(|&i| resume < i && i < suspend));
 }
+
+#[tokio::test]
+async fn an_operation_with_only_a_location_is_followed_there() {
+    let sim = simulator(
+        r#"
+capacities:
+  nightly: { subscription: 11111111-2222-3333-4444-555555555555, resource_group: analytics, state: paused, transition: 1500ms, retry_after: 1, async_operation: false }
+"#,
+    )
+    .await;
+    let job = format!(
+        r#"
+version: 1
+name: location
+defaults: {{ poll_interval: 100ms }}
+steps:
+  resume: {{ type: capacity, action: resume, capacity: nightly, subscription: {SUB}, resource_group: analytics }}
+"#
+    );
+    let (code, text, _) = run(&sim, &job).await;
+    assert_eq!(code, Some(0), "{text}");
+    let log = arm(&sim);
+    let results: Vec<&RecordedRequest> = log
+        .iter()
+        .filter(|r| r.path.contains("/operationresults/"))
+        .collect();
+    // 202 while it runs (1.5 s, read at most every Retry-After second), then 204.
+    assert!(results.len() >= 2, "{log:#?}");
+    assert!(!log.iter().any(|r| r.path.contains("/operationstatuses/")));
+    let resume = log.iter().position(|r| r.method == "POST").unwrap();
+    let last_result = log
+        .iter()
+        .rposition(|r| r.path.contains("/operationresults/"))
+        .unwrap();
+    // The state was read after the operation ended, and it is Active.
+    assert!(
+        log[last_result..]
+            .iter()
+            .any(|r| r.method == "GET" && r.path == capacity_path("nightly"))
+    );
+    assert!(resume < last_result);
+    assert_eq!(arm_state(&sim, "nightly").await.0, "Active");
+}

@@ -53,6 +53,9 @@ pub struct CapacitySpec {
     pub fail: Vec<CapacityOperation>,
     /// The caller has no Azure role on the capacity: every call is 403 `AuthorizationFailed`.
     pub forbidden: bool,
+    /// Send `Azure-AsyncOperation` with `Location` on a 202 (the spec's examples do); `false`
+    /// sends `Location` only, which the spec's `final-state-via: location` allows.
+    pub async_operation: bool,
 }
 
 impl Default for CapacitySpec {
@@ -68,6 +71,7 @@ impl Default for CapacitySpec {
             retry_after: 0,
             fail: Vec::new(),
             forbidden: false,
+            async_operation: true,
         }
     }
 }
