@@ -24,8 +24,13 @@ pub enum SelectionError {
     Empty,
 }
 
-/// Step types accepted by `type:T`.
-const TYPES: &[&str] = &["sas_flow", "dataflow", "dataset", "report", "webhook"];
+/// Step types accepted by `type:T`: every type a job file may use.
+fn types() -> Vec<&'static str> {
+    crate::job::raw::RawStepType::ALL
+        .into_iter()
+        .map(crate::job::raw::RawStepType::name)
+        .collect()
+}
 
 /// The steps to run, in job order. No `select` means every step.
 pub fn select(
@@ -135,10 +140,11 @@ fn matches<'a>(
         return Ok(found);
     }
     if let Some(ty) = sel.strip_prefix("type:") {
-        if !TYPES.contains(&ty) {
+        let types = types();
+        if !types.contains(&ty) {
             return Err(invalid(&format!(
                 "unknown step type `{ty}` (expected one of {})",
-                TYPES.join(", ")
+                types.join(", ")
             )));
         }
         let found: Vec<&str> = job
@@ -251,6 +257,19 @@ steps:
             Err(SelectionError::Empty)
         );
         assert_eq!(sel(&[], &["tag:nightly"]).unwrap(), ["b", "d", "e"]);
+    }
+
+    #[test]
+    fn every_step_type_is_a_selector() {
+        // A type no step of the job has is "no match", not an unknown type.
+        for ty in crate::job::raw::RawStepType::ALL {
+            let found = sel(&[&format!("type:{}", ty.name())], &[]);
+            assert!(
+                found.is_ok() || matches!(found, Err(SelectionError::NoMatch { .. })),
+                "type:{}: {found:?}",
+                ty.name()
+            );
+        }
     }
 
     #[test]

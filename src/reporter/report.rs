@@ -95,7 +95,7 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReportStep {
     pub id: StepId,
-    /// `sas_flow`, `dataflow`, `dataset`, `report` or `webhook`.
+    /// The step's `type`, as in the job file (`dataset`, `fabric_job`, ...).
     #[serde(rename = "type")]
     pub step_type: String,
     pub status: StepStatus,
