@@ -25,7 +25,7 @@ use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use pbibatch::engine::{self, EngineOptions};
 use pbibatch::event::RunStatus;
-use pbibatch::executor::{AttemptContext, AttemptOutcome, Executor};
+use pbibatch::executor::{AttemptContext, AttemptOutcome, Executor, estimate};
 use pbibatch::job::model::{
     DatasetStep, IfRunning, Job, NotifyOption, Step, StepKind, TriggerRule,
 };
@@ -36,9 +36,16 @@ use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 /// Sleeps each step's scripted duration (zero = succeed at once).
-struct Sleeper(HashMap<String, Duration>);
+/// Sleeps each step's duration; `.1` is what the service's run history says of each step's
+/// resource (its usual duration), answered by [`Executor::estimate`].
+struct Sleeper(HashMap<String, Duration>, HashMap<String, Duration>);
 
 impl Executor for Sleeper {
+    fn estimate(&self, step: Arc<Step>) -> BoxFuture<'static, Option<Duration>> {
+        let usual = self.1.get(&step.id).copied();
+        async move { usual }.boxed()
+    }
+
     fn execute(&self, ctx: AttemptContext) -> BoxFuture<'static, AttemptOutcome> {
         let d = self.0.get(&ctx.step.id).copied().unwrap_or_default();
         async move {
@@ -134,7 +141,7 @@ fn overhead(n: usize, concurrency: u32) {
         .enable_all()
         .build()
         .expect("runtime");
-    let exec = Arc::new(Sleeper(HashMap::new()));
+    let exec = Arc::new(Sleeper(HashMap::new(), HashMap::new()));
     let start = std::time::Instant::now();
     let (status, steps) = rt.block_on(run(plan, exec, HashMap::new()));
     let wall = start.elapsed();
@@ -198,10 +205,35 @@ fn virtual_makespan(plan: Arc<Plan>, exec: Arc<Sleeper>, hints: HashMap<String, 
     })
 }
 
+/// A first run: no local history, so `pbibatch run`'s own path asks the service's history
+/// ([`estimate::service_hints`]) before the engine starts.
+fn first_run_makespan(plan: Arc<Plan>, exec: Arc<Sleeper>, concurrency: u32) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let executor: Arc<dyn Executor> = exec.clone();
+        let hints = estimate::service_hints(
+            &executor,
+            &plan,
+            concurrency,
+            &HashMap::new(),
+            &CancellationToken::new(),
+        )
+        .await;
+        let start = tokio::time::Instant::now();
+        run(plan, exec, hints).await;
+        start.elapsed().as_secs_f64()
+    })
+}
+
 fn makespan(n: usize, concurrency: u32, seeds: u64) {
     let mut ratios = Vec::new();
     let mut wave_ratios = Vec::new();
     let mut hinted_ratios = Vec::new();
+    let mut first_ratios = Vec::new();
     for seed in 1..=seeds {
         let mut rng = StdRng::seed_from_u64(seed);
         let job = random_job(n, concurrency, &mut rng);
@@ -223,26 +255,36 @@ fn makespan(n: usize, concurrency: u32, seeds: u64) {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_secs_f64()))
             .collect();
-        let exec = Arc::new(Sleeper(durations));
+        // The service's history: each resource's usual duration within ±10 % of this run's.
+        let usual: HashMap<String, Duration> = durations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.mul_f64(rng.random_range(0.9..=1.1))))
+            .collect();
+        let exec = Arc::new(Sleeper(durations, usual));
         let eager = virtual_makespan(plan.clone(), exec.clone(), HashMap::new());
+        let first = first_run_makespan(plan.clone(), exec.clone(), concurrency);
         let hinted = virtual_makespan(plan.clone(), exec, hints);
         eprintln!(
-            "seed {seed:2}: critical path {cp:6.2} s, work/{concurrency} {:6.2} s, lower bound {lower:6.2} s | eager {:.3}x | eager+hints {:.3}x | waves {:.3}x",
+            "seed {seed:2}: critical path {cp:6.2} s, work/{concurrency} {:6.2} s, lower bound {lower:6.2} s | eager {:.3}x | first run with service history {:.3}x | eager+hints {:.3}x | waves {:.3}x",
             work / f64::from(concurrency),
             eager / lower,
+            first / lower,
             hinted / lower,
             waves / lower
         );
         ratios.push(eager / lower);
         hinted_ratios.push(hinted / lower);
+        first_ratios.push(first / lower);
         wave_ratios.push(waves / lower);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     println!(
-        "makespan.{n}.c{concurrency} seeds={seeds} eager_mean={:.3} eager_max={:.3} hinted_mean={:.3} hinted_max={:.3} waves_mean={:.3} waves_max={:.3}",
+        "makespan.{n}.c{concurrency} seeds={seeds} eager_mean={:.3} eager_max={:.3} first_run_mean={:.3} first_run_max={:.3} hinted_mean={:.3} hinted_max={:.3} waves_mean={:.3} waves_max={:.3}",
         mean(&ratios),
         max(&ratios),
+        mean(&first_ratios),
+        max(&first_ratios),
         mean(&hinted_ratios),
         max(&hinted_ratios),
         mean(&wave_ratios),

@@ -214,6 +214,23 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         options.resume = s.take_resume();
         options.priority_hint = s.priority_hint().clone();
     }
+    // Steps the local history knows nothing of: the service's run history ranks them.
+    let from_service = crate::executor::estimate::service_hints(
+        &executor,
+        &plan,
+        args.concurrency.unwrap_or(plan.job.concurrency),
+        &options.priority_hint,
+        &interrupt,
+    )
+    .await;
+    if !from_service.is_empty() {
+        tracing::info!(
+            "{} of {} steps ranked by the durations of their recent runs in the service",
+            from_service.len(),
+            plan.selected.len()
+        );
+        options.priority_hint.extend(from_service);
+    }
     // Every event goes to the store first (what a kill must not lose), then to the reporters.
     let forward = crate::store::RunSession::forward(session, engine_rx, reporters_tx);
     let status = crate::engine::run(plan.clone(), executor, options, interrupt.clone(), tx).await;

@@ -142,6 +142,7 @@ impl StepTask {
                     .run_view(matches!(step.kind, StepKind::Webhook(_))),
                 reattach: last_handle.clone(),
                 durable: self.durable,
+                estimate: None,
             };
             let fut = self.executor.execute(ctx);
             let mut verdict = self

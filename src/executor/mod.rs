@@ -119,6 +119,9 @@ pub struct AttemptUpdate {
     /// Triggers sent by this update's attempt since the last update (1 when one went out).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub triggers: u32,
+    /// Status reads (run listings and run states) the attempt made since the last update.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reads: u32,
     /// Set by [`AttemptContext::checkpoint`]: fired once the update is durable.
     #[serde(skip)]
     pub checkpoint: Option<Checkpoint>,
@@ -247,7 +250,13 @@ pub struct AttemptContext {
     /// True when updates are recorded in a state store that fires their
     /// [`Checkpoint`]s ([`AttemptContext::checkpoint`] waits for it).
     pub durable: bool,
+    /// Set only by [`Executor::estimate`]: the attempt reads the resource's recent runs, puts
+    /// their usual duration here and returns before anything could be triggered.
+    pub estimate: Option<EstimateSlot>,
 }
+
+/// Where an estimating attempt leaves the usual duration of the resource's runs.
+pub type EstimateSlot = Arc<std::sync::Mutex<Option<Duration>>>;
 
 impl AttemptContext {
     /// Sends a progress update (ignored when the scheduler is gone).
@@ -299,12 +308,20 @@ impl RemoteHandle {
 pub trait Executor: Send + Sync {
     /// Runs one attempt to its end (success, failure, or cancellation).
     fn execute(&self, ctx: AttemptContext) -> BoxFuture<'static, AttemptOutcome>;
+
+    /// The usual duration of `step`'s remote runs, read from the service's run history (one
+    /// listing; nothing is triggered). `None` when the step starts no listable remote work or
+    /// the history has no successful run.
+    fn estimate(&self, _step: Arc<Step>) -> BoxFuture<'static, Option<Duration>> {
+        Box::pin(async { None })
+    }
 }
 
 pub mod capacity;
 pub mod common;
 pub mod dataflow;
 pub mod dataset;
+pub mod estimate;
 pub mod fabric;
 pub mod poll;
 pub(crate) mod protocol;
@@ -362,6 +379,38 @@ impl Executor for Dispatcher {
                 }
                 crate::job::model::StepKind::Capacity(s) => capacity::run(client, ctx, s).await,
             }
+        })
+    }
+
+    fn estimate(&self, step: Arc<Step>) -> BoxFuture<'static, Option<Duration>> {
+        use crate::job::model::StepKind;
+        // Only kinds whose runs the service lists; each goes through the protocol driver,
+        // which returns before its trigger when `estimate` is set.
+        let listable = match &step.kind {
+            StepKind::Dataset(_) | StepKind::Dataflow(_) | StepKind::FabricJob(_) => true,
+            StepKind::SasFlow(s) => s.wait_for.is_some(),
+            StepKind::Report(_) | StepKind::Webhook(_) | StepKind::Capacity(_) => false,
+        };
+        if !listable || !self.job.connections.contains_key(&step.connection) {
+            return Box::pin(async { None });
+        }
+        let slot = EstimateSlot::default();
+        let (updates, _) = mpsc::unbounded_channel();
+        let ctx = AttemptContext {
+            run_id: String::new(),
+            step,
+            attempt: 0,
+            cancel: Cancel::new(),
+            updates,
+            run_view: RunView::default(),
+            reattach: None,
+            durable: false,
+            estimate: Some(slot.clone()),
+        };
+        let attempt = self.execute(ctx);
+        Box::pin(async move {
+            attempt.await;
+            slot.lock().ok().and_then(|d| *d)
         })
     }
 }

@@ -167,13 +167,38 @@ pub(crate) async fn drive<K: RemoteKind>(
     ctx: &AttemptContext,
     kind: &K,
 ) -> AttemptOutcome {
+    if let Some(slot) = &ctx.estimate {
+        // Estimating only: one listing, never a trigger.
+        let runs = if kind.listable() {
+            guard_raw(&ctx.cancel, kind.list()).await
+        } else {
+            Ok(Ok(Vec::new()))
+        };
+        let expected = match runs {
+            Ok(Ok(runs)) => expected_duration(&runs),
+            _ => None,
+        };
+        if let Ok(mut s) = slot.lock() {
+            *s = expected;
+        }
+        return AttemptOutcome::Refused {
+            error: "estimate only: nothing was triggered".into(),
+        };
+    }
     let mut driver = Driver {
         client,
         ctx,
         kind,
         target: None,
+        reads: 0,
     };
     let result = driver.run().await;
+    if driver.reads > 0 {
+        ctx.update(AttemptUpdate {
+            reads: driver.reads,
+            ..AttemptUpdate::default()
+        });
+    }
     let target = driver.target.take();
     conclude(client, ctx, result, target.as_ref()).await
 }
@@ -184,6 +209,8 @@ struct Driver<'a, K> {
     kind: &'a K,
     /// The run to cancel on timeout or interrupt, once known.
     target: Option<CancelTarget>,
+    /// Status reads sent (listings and run states), reported when the attempt ends.
+    reads: u32,
 }
 
 impl<K: RemoteKind> Driver<'_, K> {
@@ -273,7 +300,7 @@ impl<K: RemoteKind> Driver<'_, K> {
                 }
                 Ok(Triggered::Unnamed) => {
                     let limit = self.kind.appear_within();
-                    let Some(found) = self.find_new(&known, started, limit).await? else {
+                    let Some(found) = self.find_new(&known, started, limit, expected).await? else {
                         return Err(Stop::Failed(format!(
                             "the {} of {} was accepted but never appeared in its history within \
                              {} (the service may have dropped it; the next attempt looks for it \
@@ -308,7 +335,7 @@ impl<K: RemoteKind> Driver<'_, K> {
                 Err(e) if answer_lost(&e) => {
                     if self.kind.listable() {
                         let look = LOST_ANSWER_LOOK.min(self.kind.appear_within());
-                        if let Some(found) = self.find_new(&known, started, look).await? {
+                        if let Some(found) = self.find_new(&known, started, look, None).await? {
                             tracing::info!(
                                 step = %self.ctx.step.id,
                                 "the trigger's answer was lost but {} {} started",
@@ -389,6 +416,7 @@ impl<K: RemoteKind> Driver<'_, K> {
                         &prev.known_before,
                         Instant::now(),
                         self.kind.appear_within(),
+                        None,
                     )
                     .await?;
                 let Some(found) = found else {
@@ -476,7 +504,7 @@ impl<K: RemoteKind> Driver<'_, K> {
                 Some(i) => Some(i),
                 None => {
                     poller.wait(&self.ctx.cancel, retry_after).await?;
-                    match guard_raw(&self.ctx.cancel, self.kind.status(run)).await? {
+                    match self.read_status(run).await? {
                         Ok((info, ra)) => {
                             retry_after = ra;
                             info
@@ -527,7 +555,7 @@ impl<K: RemoteKind> Driver<'_, K> {
                         poller.wait(&self.ctx.cancel, retry_after).await?;
                     }
                     wait_first = true;
-                    match guard_raw(&self.ctx.cancel, self.kind.status(run)).await? {
+                    match self.read_status(run).await? {
                         Ok((info, ra)) => {
                             retry_after = ra;
                             info
@@ -595,11 +623,26 @@ impl<K: RemoteKind> Driver<'_, K> {
         }
     }
 
+    /// One read of `run`'s state, counted.
+    async fn read_status(
+        &mut self,
+        run: &RunRef,
+    ) -> Result<Result<(Option<RunInfo>, Option<Duration>), ClientError>, Stop> {
+        self.reads += 1;
+        guard_raw(&self.ctx.cancel, self.kind.status(run)).await
+    }
+
+    /// One read of the listing, counted.
+    async fn read_list(&mut self) -> Result<Result<Vec<RunInfo>, ClientError>, Stop> {
+        self.reads += 1;
+        guard_raw(&self.ctx.cancel, self.kind.list()).await
+    }
+
     /// Reads `run` until the service answers (transient faults are read again).
     async fn read_until_answered(&mut self, run: &RunRef) -> Result<Option<RunInfo>, Stop> {
         let mut poller = Poller::new(self.ctx.step.poll_interval);
         loop {
-            match guard_raw(&self.ctx.cancel, self.kind.status(run)).await? {
+            match self.read_status(run).await? {
                 Ok((info, _)) => return Ok(info),
                 Err(e) if is_transient(&e) => {
                     poller.wait(&self.ctx.cancel, retry_after_of(&e)).await?;
@@ -616,7 +659,7 @@ impl<K: RemoteKind> Driver<'_, K> {
         }
         let mut poller = Poller::new(self.ctx.step.poll_interval);
         loop {
-            match guard_raw(&self.ctx.cancel, self.kind.list()).await? {
+            match self.read_list().await? {
                 Ok(runs) => return Ok(runs),
                 Err(e) if is_transient(&e) && e.status() == Some(429) => {
                     poller.wait(&self.ctx.cancel, retry_after_of(&e)).await?;
@@ -628,12 +671,23 @@ impl<K: RemoteKind> Driver<'_, K> {
 
     /// Waits (bounded by `limit` from `started`) for a run not in `known` that our trigger
     /// could have started; the oldest such run is the closest to the trigger.
+    ///
+    /// With the run's usual duration `expected`, the first look waits for the poller's first
+    /// check (the entry it finds is also the run's first status read), so a long run is not
+    /// read early only to be found; without, it looks at once.
     async fn find_new(
         &mut self,
         known: &[String],
         started: Instant,
         limit: Duration,
+        expected: Option<Duration>,
     ) -> Result<Option<RunInfo>, Stop> {
+        if expected.is_some() {
+            let first = Poller::starting_at(self.ctx.step.poll_interval, started)
+                .expecting(expected)
+                .pause_after(started.elapsed(), None);
+            sleep_or_cancel(&self.ctx.cancel, first).await?;
+        }
         let mut poller = Poller::starting_at(
             self.ctx.step.poll_interval.min(Duration::from_secs(5)),
             started,
@@ -655,11 +709,20 @@ impl<K: RemoteKind> Driver<'_, K> {
     }
 }
 
-/// The duration of the last successful run (the likely length of the next).
-fn expected_duration(runs: &[RunInfo]) -> Option<Duration> {
-    runs.iter()
+/// Successful runs whose durations make the estimate.
+const ESTIMATE_RUNS: usize = 5;
+
+/// The usual duration of the resource's runs: the median of its last successful ones (the
+/// likely length of the next; one unusual run does not move it).
+pub(crate) fn expected_duration(runs: &[RunInfo]) -> Option<Duration> {
+    let mut durations: Vec<Duration> = runs
+        .iter()
         .filter(|r| r.state == RunState::Succeeded)
-        .find_map(|r| took(r.start.as_deref(), r.end.as_deref()))
+        .filter_map(|r| took(r.start.as_deref(), r.end.as_deref()))
+        .take(ESTIMATE_RUNS)
+        .collect();
+    durations.sort();
+    durations.get(durations.len() / 2).copied()
 }
 
 /// True when a trigger's answer leaves it unknown whether the service acted: a 5xx (but not
@@ -914,6 +977,7 @@ mod tests {
             run_view: RunView::default(),
             reattach,
             durable: false,
+            estimate: None,
         };
         let outcome = drive(&client, &ctx, fake).await;
         let mut updates = Vec::new();

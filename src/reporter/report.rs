@@ -181,6 +181,10 @@ pub struct ReportAttempt {
     /// report rebuilt from the state store by `show`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<u32>,
+    /// Status reads the attempt made (run listings and run states): what watching the run
+    /// cost against the service's request limits. Absent where unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The service's id of the answer that failed the attempt (Power BI's `RequestId` header,
@@ -203,6 +207,7 @@ struct OpenAttempt {
     started: DateTime<Utc>,
     remote_id: Option<String>,
     triggers: u32,
+    reads: u32,
 }
 
 /// Why the report could not be written.
@@ -350,6 +355,7 @@ impl ReportBuilder {
                         started: at,
                         remote_id: None,
                         triggers: 0,
+                        reads: 0,
                     });
                 }
             }
@@ -369,6 +375,7 @@ impl ReportBuilder {
                             open.remote_id = Some(id.clone());
                         }
                         open.triggers += update.triggers;
+                        open.reads += update.reads;
                     }
                 }
             }
@@ -381,9 +388,11 @@ impl ReportBuilder {
                 ..
             } => {
                 if let Some(f) = self.steps.get_mut(step) {
-                    let (started, seen, triggers) = match f.open.take() {
-                        Some(o) if o.number == *attempt => (o.started, o.remote_id, o.triggers),
-                        _ => (at, None, 0),
+                    let (started, seen, triggers, reads) = match f.open.take() {
+                        Some(o) if o.number == *attempt => {
+                            (o.started, o.remote_id, o.triggers, o.reads)
+                        }
+                        _ => (at, None, 0, 0),
                     };
                     f.step.attempts.push(ReportAttempt {
                         number: *attempt,
@@ -392,6 +401,7 @@ impl ReportBuilder {
                         finished_at: at,
                         remote_id: remote_id.clone().or(seen),
                         triggers: Some(triggers),
+                        reads: Some(reads),
                         error: error.clone(),
                         request_id: ReportAttempt::request_id_of(error.as_deref()),
                     });
@@ -472,6 +482,7 @@ fn close_step(
             finished_at: at,
             remote_id: open.remote_id,
             triggers: Some(open.triggers),
+            reads: Some(open.reads),
             error: reason.clone(),
             request_id: None,
         });

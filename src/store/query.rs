@@ -121,6 +121,9 @@ pub struct AttemptDetails {
     /// Triggers the attempt sent (unknown for attempts recorded by older versions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triggers: Option<u32>,
+    /// Status reads the attempt made (unknown for attempts recorded by older versions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads: Option<u32>,
     /// The last known remote state (what a resumed run re-attaches to).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteState>,
@@ -534,7 +537,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT a.step_id, a.number, a.status, a.started_at, a.finished_at, a.remote_id, \
-                 a.error, h.handle, h.remote_status, h.percent, a.triggers FROM attempts a \
+                 a.error, h.handle, h.remote_status, h.percent, a.triggers, a.reads FROM attempts a \
                  LEFT JOIN remote_handles h ON h.run_id = a.run_id AND h.step_id = a.step_id \
                  AND h.attempt = a.number WHERE a.run_id = ?1 ORDER BY a.step_id, a.number",
             )
@@ -553,6 +556,7 @@ impl Store {
                     r.get::<_, Option<String>>(8)?,
                     r.get::<_, Option<u8>>(9)?,
                     r.get::<_, Option<u32>>(10)?,
+                    r.get::<_, Option<u32>>(11)?,
                 ))
             })
             .map_err(self.sql("read attempts"))?
@@ -571,6 +575,7 @@ impl Store {
             rstatus,
             pct,
             triggers,
+            reads,
         ) in rows
         {
             let handle: Option<RemoteHandle> = match handle {
@@ -598,6 +603,7 @@ impl Store {
                 remote_id,
                 error,
                 triggers,
+                reads,
                 remote,
             });
         }

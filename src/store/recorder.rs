@@ -207,8 +207,8 @@ fn apply(
             ensure_step(tx, &run_id, step).map_err(sql("record an attempt"))?;
             exec(
                 tx,
-                "INSERT INTO attempts (run_id, step_id, number, started_at, triggers) \
-                     VALUES (?1, ?2, ?3, ?4, 0) \
+                "INSERT INTO attempts (run_id, step_id, number, started_at, triggers, reads) \
+                     VALUES (?1, ?2, ?3, ?4, 0, 0) \
                      ON CONFLICT (run_id, step_id, number) \
                      DO UPDATE SET started_at = excluded.started_at",
                 params![run_id, step, i64::from(*attempt), at],
@@ -250,6 +250,15 @@ fn apply(
                     ],
                 )
                 .map_err(sql("record a trigger"))?;
+            }
+            if update.reads > 0 {
+                exec(
+                    tx,
+                    "UPDATE attempts SET reads = COALESCE(reads, 0) + ?4 \
+                         WHERE run_id = ?1 AND step_id = ?2 AND number = ?3",
+                    params![run_id, step, i64::from(*attempt), i64::from(update.reads)],
+                )
+                .map_err(sql("record status reads"))?;
             }
             if let Some(resource) = &update.resource {
                 exec(

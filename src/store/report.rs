@@ -100,6 +100,7 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
         .map(|a| match (step_status(&a.status), a.finished_at) {
             (Some(att_status), Some(att_end)) => ReportAttempt {
                 triggers: a.triggers,
+                reads: a.reads,
                 number: a.number,
                 status: att_status,
                 started_at: a.started_at,
@@ -111,6 +112,7 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
             // An attempt cut short by the step's end takes the step's status and reason.
             _ => ReportAttempt {
                 triggers: a.triggers,
+                reads: a.reads,
                 number: a.number,
                 status,
                 started_at: a.started_at,

@@ -112,8 +112,14 @@ const V4: &str = "
 ALTER TABLE attempts ADD COLUMN triggers INTEGER;
 ";
 
+/// Version 5: the status reads each attempt made (the report's `attempts[].reads`); NULL for
+/// attempts recorded before.
+const V5: &str = "
+ALTER TABLE attempts ADD COLUMN reads INTEGER;
+";
+
 /// Forward migrations; `MIGRATIONS[i]` moves version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

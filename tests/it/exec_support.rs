@@ -175,6 +175,7 @@ pub async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -> Ran {
         }),
         reattach: opts.reattach,
         durable: false,
+        estimate: None,
     };
     let outcome = dispatcher.execute(ctx).await;
     let mut updates = Vec::new();

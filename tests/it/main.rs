@@ -20,6 +20,7 @@ mod exec_report;
 mod exec_support;
 mod export_kestra;
 mod first_hour;
+mod first_run;
 mod job_files;
 mod prop_fuzz_regressions;
 mod prop_job;

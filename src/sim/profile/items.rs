@@ -42,6 +42,13 @@ macro_rules! with_knobs {
             /// See `Knobs::retry_after`.
             #[serde(skip_serializing_if = "Option::is_none")]
             pub retry_after: Option<u64>,
+            /// See `Knobs::past_runs`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            #[schemars(range(max = 100))]
+            pub past_runs: Option<u32>,
+            /// See `Knobs::past_duration`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub past_duration: Option<DurationSpec>,
         }
 
         impl $name {
@@ -57,6 +64,8 @@ macro_rules! with_knobs {
                     drop_probability: self.drop_probability,
                     queue_time: self.queue_time,
                     retry_after: self.retry_after,
+                    past_runs: self.past_runs,
+                    past_duration: self.past_duration,
                 }
             }
         }

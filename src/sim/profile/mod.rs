@@ -263,7 +263,19 @@ pub struct Knobs {
     /// rounded up, at most 60.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Successful runs in the resource's history before the simulator starts (at most 100),
+    /// one an hour, the last ending an hour before the start, each lasting a `duration`
+    /// draw: what the service's history shows of a resource that refreshes every night.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub past_runs: Option<u32>,
+    /// How long each of those past runs took; default `duration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub past_duration: Option<DurationSpec>,
 }
+
+/// The most `past_runs` a resource may have.
+pub const MAX_PAST_RUNS: u32 = 100;
 
 /// A resource's knobs after inheritance: what the state machine uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +289,8 @@ pub struct ResolvedKnobs {
     pub drop_probability: f64,
     pub queue_time: Duration,
     pub retry_after: Option<u64>,
+    pub past_runs: u32,
+    pub past_duration: DurationSpec,
 }
 
 impl Knobs {
@@ -317,10 +331,22 @@ impl Knobs {
                 .map(|d| d.0)
                 .unwrap_or(Duration::ZERO),
             retry_after: self.retry_after.or(defaults.retry_after),
+            past_runs: self.past_runs.or(defaults.past_runs).unwrap_or(0),
+            past_duration: self
+                .past_duration
+                .or(defaults.past_duration)
+                .or(self.duration)
+                .or(defaults.duration)
+                .unwrap_or(BUILTIN_DURATION),
         }
     }
 
     fn check(&self, at: &str, problems: &mut Vec<String>) {
+        if let Some(n) = self.past_runs
+            && n > MAX_PAST_RUNS
+        {
+            problems.push(format!("{at}: past_runs must be at most {MAX_PAST_RUNS}"));
+        }
         if let Some(p) = self.drop_probability
             && !(0.0..=1.0).contains(&p)
         {
@@ -328,6 +354,9 @@ impl Knobs {
         }
         if let Some(d) = self.duration {
             check_duration(&format!("{at}.duration"), d.max(), problems);
+        }
+        if let Some(d) = self.past_duration {
+            check_duration(&format!("{at}.past_duration"), d.max(), problems);
         }
         for (name, d) in [
             ("history_lag", self.history_lag),

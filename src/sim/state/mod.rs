@@ -67,8 +67,14 @@ impl Clock {
 
     /// The wall-clock time of `at`.
     pub fn wall(&self, at: Instant) -> DateTime<Utc> {
-        let since = at.saturating_duration_since(self.start);
-        self.wall + chrono::Duration::from_std(since).unwrap_or_default()
+        // Runs before the start (`past_runs`) lie in the past of the wall clock too.
+        match at.checked_duration_since(self.start) {
+            Some(since) => self.wall + chrono::Duration::from_std(since).unwrap_or_default(),
+            None => {
+                let before = self.start.saturating_duration_since(at);
+                self.wall - chrono::Duration::from_std(before).unwrap_or_default()
+            }
+        }
     }
 
     pub fn start(&self) -> Instant {

@@ -194,6 +194,7 @@ impl World {
                 calls: 0,
             });
         }
+        world.add_past_runs(clock);
         world.start_running_at_start(clock);
         world
     }
@@ -277,6 +278,51 @@ impl World {
         id
     }
 
+    /// `past_runs`: successful runs that ended before the start, newest an hour before it.
+    fn add_past_runs(&mut self, clock: &Clock) {
+        let now = clock.start();
+        for index in 0..self.items.len() {
+            let item = &self.items[index];
+            let kind = match &item.kind {
+                ItemKind::Dataset { .. } => RunKind::Refresh {
+                    origin: RefreshOrigin::Scheduled,
+                    enhanced: None,
+                },
+                ItemKind::Dataflow { .. } => RunKind::Transaction { scheduled: true },
+                ItemKind::FabricDataflow | ItemKind::Other { .. } => RunKind::Job {
+                    job_type: item.job_type("Execute").unwrap_or_else(|| {
+                        item.job_type("DefaultJob")
+                            .unwrap_or_else(|| "DefaultJob".to_string())
+                    }),
+                    scheduled: true,
+                    deduped: false,
+                },
+                ItemKind::Report { .. } => continue,
+            };
+            // Oldest first, so the history lists the newest first like the service.
+            for k in (1..=u64::from(item.knobs.past_runs)).rev() {
+                let duration = self.draw_past(index, k);
+                let ended = Duration::from_secs(3600 * k);
+                let Some(created) = now.checked_sub(ended + duration) else {
+                    continue;
+                };
+                let id = self.new_run_id(&kind, created, clock);
+                self.push_run(Run {
+                    id,
+                    item: index,
+                    kind: kind.clone(),
+                    created,
+                    queue: Duration::ZERO,
+                    duration: Some(duration),
+                    outcome: OutcomeSpec::Succeed,
+                    visible_after: Duration::ZERO,
+                    cancelled: None,
+                    history_id: 0,
+                });
+            }
+        }
+    }
+
     fn start_running_at_start(&mut self, clock: &Clock) {
         let now = clock.start();
         for index in 0..self.items.len() {
@@ -336,6 +382,14 @@ impl World {
         let drop_draw: f64 = rng.random();
         let duration = self.scale(it.knobs.duration.pick(unit));
         (duration, drop_draw < it.knobs.drop_probability)
+    }
+
+    /// The duration of the `k`-th past run of an item (`past_duration`), like [`Self::draw`].
+    fn draw_past(&self, item: usize, k: u64) -> Duration {
+        let it = &self.items[item];
+        let mix = derived_u64(self.seed, &[&it.id.to_string(), "past", &k.to_string()]);
+        let unit: f64 = StdRng::seed_from_u64(mix).random();
+        self.scale(it.knobs.past_duration.pick(unit))
     }
 
     /// Divides a simulated duration by `time_scale`.
