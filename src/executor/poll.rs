@@ -87,10 +87,7 @@ impl Poller {
                     // Straight to the first check of the window (poll_interval permitting).
                     (first_in_window - elapsed).max(first).min(self.max)
                 } else if elapsed < expected.mul_f64(WINDOW_END) {
-                    elapsed
-                        .mul_f64(WINDOW_FRACTION)
-                        .max(first)
-                        .min(self.max)
+                    elapsed.mul_f64(WINDOW_FRACTION).max(first).min(self.max)
                 } else {
                     dense
                 }

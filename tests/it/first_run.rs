@@ -97,7 +97,10 @@ fn every_attempt_reports_the_status_reads_it_made() {
         .find(|s| s["id"] == "quick_a")
         .unwrap();
     // A 3 s refresh polled from 1 s pauses takes more reads than an instant one.
-    assert!(slow["attempts"][0]["reads"].as_u64().unwrap() > 2, "{slow:#}");
+    assert!(
+        slow["attempts"][0]["reads"].as_u64().unwrap() > 2,
+        "{slow:#}"
+    );
 
     // `show` rebuilds the same figure from the state store.
     let out = pbibatch(dir.path())
