@@ -40,9 +40,15 @@ pub fn resource_key(step: &Step) -> Option<String> {
             norm(&f.item)
         )),
         StepKind::Report(_) | StepKind::Webhook(_) => None,
-        // ARM runs one operation at a time on a capacity, and the capacity executor waits
-        // for a settled state before acting: two steps on one capacity need no lock here.
-        StepKind::Capacity(_) => None,
+        // Two steps on one capacity (a resume and a suspend, say) would undo each other:
+        // they run one at a time. The ARM id is the key, however the step names it.
+        StepKind::Capacity(c) => Some(format!(
+            "capacity\u{1f}{}",
+            c.target()
+                .map(|t| t.id())
+                .unwrap_or_else(|_| c.capacity.clone())
+                .to_lowercase()
+        )),
     }
 }
 
@@ -184,6 +190,27 @@ mod tests {
             "Master Order List",
         ));
         assert_ne!(ds, df);
+    }
+
+    #[test]
+    fn two_steps_on_one_capacity_hold_the_same_resource() {
+        use crate::job::model::{CapacityAction, CapacityStep};
+        let by_id = with_kind(StepKind::Capacity(CapacityStep {
+            action: CapacityAction::Resume,
+            capacity:
+                "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Fabric/capacities/nightly"
+                    .into(),
+            subscription: None,
+            resource_group: None,
+        }));
+        let by_name = with_kind(StepKind::Capacity(CapacityStep {
+            action: CapacityAction::Suspend,
+            capacity: "nightly".into(),
+            subscription: Some("s".into()),
+            resource_group: Some("rg".into()),
+        }));
+        assert!(resource_key(&by_id).is_some());
+        assert_eq!(resource_key(&by_id), resource_key(&by_name));
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //!    count), ties in job order. A step starts only when the global concurrency, its `pool:`
 //!    and the data limits it joins ([`DataLimits`]: capacity-aware limits),
 //!    and its remote resource (one in-flight step per workspace + dataset / dataflow; a
-//!    `sas_flow` with `wait_for` holds its dataflow) all have room; a blocked step does not
+//!    `sas_flow` with `wait_for` holds its dataflow, a `capacity` step its capacity) all have room; a blocked step does not
 //!    block the ones behind it. A step holds its permits from its first attempt to its last,
 //!    retry backoff included, so a retry is never starved by steps that started later.
 //!
