@@ -39,6 +39,107 @@ pub struct StepView {
     pub item_id: String,
     /// A path fragment every request of the step carries (item or flow id).
     pub marks: Vec<String>,
+    /// A `capacity` step's capacity (its `item_id` and mark are the ARM path).
+    pub capacity: Option<CapacityView>,
+}
+
+/// A capacity as the profile starts it, and what its step wants.
+#[derive(Debug, Clone)]
+pub struct CapacityView {
+    /// The ARM resource id (the path of its requests).
+    pub path: String,
+    pub start_active: bool,
+    pub start_sku: String,
+    /// The SKU a `scale` step sets.
+    pub wanted_sku: String,
+    /// How long every operation takes.
+    pub transition_ms: u64,
+    /// Every operation ends `Failed` (the capacity keeps its state).
+    pub fails: bool,
+}
+
+/// Milliseconds either side of an operation's end within which the judge does not say
+/// whether it had ended (the simulator's clock is finer than the log's milliseconds).
+const CAPACITY_SLACK_MS: u64 = 3;
+
+/// What a state-changing request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CapacityOp {
+    Resume,
+    Suspend,
+    Scale,
+}
+
+/// The capacity replayed from the requests the service acted on, by the simulator's rules
+/// (src/sim/arm.rs): one operation at a time, accepted only from a settled state that can
+/// take it, its effect applied when it ends unless it fails.
+struct CapacityReplay<'v> {
+    view: &'v CapacityView,
+    active: bool,
+    sku: String,
+    /// The running operation and when it ends.
+    op: Option<(CapacityOp, u64)>,
+}
+
+impl<'v> CapacityReplay<'v> {
+    fn new(view: &'v CapacityView) -> Self {
+        CapacityReplay {
+            view,
+            active: view.start_active,
+            sku: view.start_sku.clone(),
+            op: None,
+        }
+    }
+
+    fn settle(&mut self, t: u64) {
+        if let Some((op, ends)) = self.op
+            && t >= ends
+        {
+            self.op = None;
+            if !self.view.fails {
+                match op {
+                    CapacityOp::Resume => self.active = true,
+                    CapacityOp::Suspend => self.active = false,
+                    CapacityOp::Scale => self.sku = self.view.wanted_sku.clone(),
+                }
+            }
+        }
+    }
+
+    /// The request at `t`; whether the service started an operation for it.
+    fn request(&mut self, op: CapacityOp, t: u64) -> bool {
+        self.settle(t);
+        let ready = self.op.is_none()
+            && match op {
+                CapacityOp::Resume => !self.active,
+                CapacityOp::Suspend | CapacityOp::Scale => self.active,
+            };
+        if ready {
+            self.op = Some((op, t + self.view.transition_ms));
+        }
+        ready
+    }
+
+    /// Whether the capacity is as wanted once the running operation ended at `ends`.
+    fn wanted_after(&self, kind: Kind, ends: u64) -> bool {
+        let mut later = CapacityReplay {
+            view: self.view,
+            active: self.active,
+            sku: self.sku.clone(),
+            op: self.op,
+        };
+        later.settle(ends);
+        later.wanted(kind)
+    }
+
+    fn wanted(&self, kind: Kind) -> bool {
+        self.op.is_none()
+            && match kind {
+                Kind::CapacityResume => self.active,
+                Kind::CapacitySuspend => !self.active,
+                _ => self.sku == self.view.wanted_sku,
+            }
+    }
 }
 
 /// A broken invariant, with what to show.
@@ -173,9 +274,112 @@ impl Evidence<'_> {
     pub fn check(&self) -> Vec<Violation> {
         let mut out = Vec::new();
         for step in self.steps {
-            self.check_step(step, &mut out);
+            match &step.capacity {
+                Some(view) => self.check_capacity(step, view, &mut out),
+                None => self.check_step(step, &mut out),
+            }
         }
         out
+    }
+
+    /// The state-changing requests (`POST .../resume`, `.../suspend`, `PATCH` of the
+    /// capacity) the service acted on, in the order it acted.
+    fn capacity_requests(&self, view: &CapacityView) -> Vec<(&Exchange, CapacityOp, u64)> {
+        let mut list: Vec<(&Exchange, CapacityOp, u64)> = self
+            .exchanges
+            .iter()
+            .filter(|e| e.acted)
+            .filter_map(|e| {
+                let op = match (e.method.as_str(), e.path.strip_prefix(view.path.as_str())?) {
+                    ("POST", "/resume") => CapacityOp::Resume,
+                    ("POST", "/suspend") => CapacityOp::Suspend,
+                    ("PATCH", "") => CapacityOp::Scale,
+                    _ => return None,
+                };
+                Some((e, op, e.acted_ms.unwrap_or(e.at_ms)))
+            })
+            .collect();
+        list.sort_by_key(|(_, _, t)| *t);
+        list
+    }
+
+    /// A `capacity` step. C1: no state-changing request while an earlier one's operation
+    /// runs, nor once the capacity is as wanted (every attempt and resume reads it first,
+    /// docs/capacity.md "Exactly once"). C2: `succeeded` only if the capacity was as wanted
+    /// when the process that said so ended.
+    fn check_capacity(&self, step: &StepView, view: &CapacityView, out: &mut Vec<Violation>) {
+        let requests = self.capacity_requests(view);
+        let mut push = |invariant, what: String| {
+            out.push(Violation {
+                invariant,
+                step: step.id.clone(),
+                what,
+            })
+        };
+        let mut replay = CapacityReplay::new(view);
+        // When the capacity was first as wanted (it never starts so here).
+        let mut reached: Option<u64> = None;
+        for (e, op, t) in &requests {
+            if let Some((_, ends)) = replay.op
+                && reached.is_none()
+                && !view.fails
+                && replay.wanted_after(step.kind, ends)
+            {
+                reached = Some(ends);
+            }
+            let running = replay.op.filter(|(_, ends)| t + CAPACITY_SLACK_MS < *ends);
+            if let Some((_, ends)) = running {
+                push(
+                    "C1",
+                    format!(
+                        "{} #{} at {t} ms (process {}) while the operation started before it ran (until {ends} ms)",
+                        e.method,
+                        e.seq,
+                        self.proc_of(*t).map_or("?".into(), |p| (p + 1).to_string())
+                    ),
+                );
+            } else if let Some(at) = reached.filter(|at| at + CAPACITY_SLACK_MS < *t) {
+                push(
+                    "C1",
+                    format!(
+                        "{} #{} at {t} ms (process {}) although the capacity was as wanted since {at} ms",
+                        e.method,
+                        e.seq,
+                        self.proc_of(*t).map_or("?".into(), |p| (p + 1).to_string())
+                    ),
+                );
+            }
+            replay.request(*op, *t);
+        }
+        for (proc, run) in self.stored {
+            let Some(s) = stored_step(run, &step.id) else {
+                continue;
+            };
+            if s["status"] != "succeeded" {
+                continue;
+            }
+            let end = self.procs[*proc].end_ms;
+            let mut at_end = CapacityReplay::new(view);
+            for (_, op, t) in requests.iter().filter(|(_, _, t)| *t <= end) {
+                at_end.request(*op, *t);
+            }
+            at_end.settle(end);
+            if !at_end.wanted(step.kind) {
+                push(
+                    "C2",
+                    format!(
+                        "reported succeeded by run {} (process {}), but at its end ({end} ms) the capacity was {} {}{}",
+                        run["run_id"].as_str().unwrap_or("?"),
+                        proc + 1,
+                        if at_end.active { "Active" } else { "Paused" },
+                        at_end.sku,
+                        at_end.op.map_or(String::new(), |(op, ends)| format!(
+                            " with a {op:?} running until {ends} ms"
+                        ))
+                    ),
+                );
+            }
+        }
     }
 
     fn check_step(&self, step: &StepView, out: &mut Vec<Violation>) {

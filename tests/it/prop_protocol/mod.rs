@@ -30,10 +30,10 @@ use proptest::test_runner::{Config, RngSeed};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use serde_json::Value;
 
-use check::{Ended, Evidence, Proc, StepView};
+use check::{CapacityView, Ended, Evidence, Proc, StepView};
 use scenario::{
-    Boundary, FaultKind, FaultSpec, Invocation, JobSpec, Kind, Scope, Stop, Target, flow_name,
-    item_kind, item_name, step_id,
+    Boundary, FaultKind, FaultSpec, Invocation, JobSpec, Kind, SKU_FROM, SKU_TO, Scope, Stop,
+    Target, capacity_path, flow_name, item_kind, item_name, step_id,
 };
 
 /// Cases a plain `cargo test` runs (about two minutes on two cores in a debug build).
@@ -166,6 +166,34 @@ impl Case {
         let mut polls = Vec::new();
         let mut flow_urls = Vec::new();
         for (i, s) in job.steps.iter().enumerate() {
+            if s.kind.is_capacity() {
+                // Its own capacity: the trigger is the state-changing request, a poll a read
+                // of the capacity (the operation's status URLs do not name it).
+                let path = capacity_path(i);
+                let trigger = match s.kind {
+                    Kind::CapacityResume => ("POST", format!("{path}/resume")),
+                    Kind::CapacitySuspend => ("POST", format!("{path}/suspend")),
+                    _ => ("PATCH", path.clone()),
+                };
+                polls.push(("GET".to_string(), path.clone()));
+                steps.push(StepView {
+                    id: step_id(i),
+                    kind: s.kind,
+                    if_running: s.if_running,
+                    trigger: (trigger.0.to_string(), trigger.1),
+                    item_id: path.clone(),
+                    marks: vec![path.clone()],
+                    capacity: Some(CapacityView {
+                        path,
+                        start_active: s.kind != Kind::CapacityResume,
+                        start_sku: SKU_FROM.to_string(),
+                        wanted_sku: SKU_TO.to_string(),
+                        transition_ms: s.duration_ms,
+                        fails: s.fails_first,
+                    }),
+                });
+                continue;
+            }
             let item_id = sim
                 .item_id(item_kind(s.kind), "WS", &item_name(i, s.kind))
                 .expect("the profile declares every step's item");
@@ -205,6 +233,9 @@ impl Case {
                     ("POST", format!("*/reports/{item_id}/ExportTo")),
                     ("GET", format!("*/reports/{item_id}/exports/*")),
                 ),
+                Kind::CapacityResume | Kind::CapacitySuspend | Kind::CapacityScale => {
+                    unreachable!("capacity steps are set up above")
+                }
             };
             polls.push((poll.0.to_string(), poll.1));
             steps.push(StepView {
@@ -214,6 +245,7 @@ impl Case {
                 trigger: (trigger.0.to_string(), trigger.1),
                 item_id,
                 marks,
+                capacity: None,
             });
         }
         Case {
@@ -279,6 +311,7 @@ impl Case {
         cmd.env("PBIBATCH_POWERBI_URL", &base)
             .env("PBIBATCH_FABRIC_URL", &base)
             .env("PBIBATCH_AUTHORITY_URL", &base)
+            .env("PBIBATCH_ARM_URL", &base)
             .env("AZURE_TENANT_ID", self.sim.tenant_id())
             .env("AZURE_CLIENT_ID", self.sim.client_id())
             .env("AZURE_CLIENT_SECRET", self.sim.client_secret())

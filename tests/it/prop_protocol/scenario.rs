@@ -22,17 +22,30 @@ pub enum Kind {
     Notebook,
     SparkJob,
     CopyJob,
+    /// `capacity` with `action: resume` (of a paused capacity), `suspend` (of an active one),
+    /// `scale` (of an active F2 to F4): one capacity of its own each.
+    CapacityResume,
+    CapacitySuspend,
+    CapacityScale,
 }
 
 impl Kind {
     /// Whether a refresh of the resource can already be running (exports have no schedule).
     pub fn can_run_before(self) -> bool {
-        self != Kind::Export
+        self != Kind::Export && !self.is_capacity()
+    }
+
+    /// A `capacity` step: no runs, a state it reconciles towards.
+    pub fn is_capacity(self) -> bool {
+        matches!(
+            self,
+            Kind::CapacityResume | Kind::CapacitySuspend | Kind::CapacityScale
+        )
     }
 
     /// Whether the step takes `if_running` (exports do not watch a resource that runs).
     pub fn has_if_running(self) -> bool {
-        self != Kind::Export
+        self != Kind::Export && !self.is_capacity()
     }
 
     /// The Fabric item type and `item_type:` of a `fabric_job` kind.
@@ -210,6 +223,9 @@ fn kind(scope: Scope) -> impl Strategy<Value = Kind> {
         Kind::Notebook,
         Kind::SparkJob,
         Kind::CopyJob,
+        Kind::CapacityResume,
+        Kind::CapacitySuspend,
+        Kind::CapacityScale,
     ];
     if scope.flow_wait_for {
         kinds.insert(4, Kind::FlowWaitFor);
@@ -362,6 +378,7 @@ pub fn item_name(i: usize, kind: Kind) -> String {
         Kind::Notebook => format!("N{i}"),
         Kind::SparkJob => format!("S{i}"),
         Kind::CopyJob => format!("C{i}"),
+        Kind::CapacityResume | Kind::CapacitySuspend | Kind::CapacityScale => format!("cap{i}"),
     }
 }
 
@@ -373,7 +390,22 @@ pub fn item_kind(kind: Kind) -> &'static str {
         Kind::Gen2 => "fabric_dataflow",
         Kind::Export => "report",
         Kind::Pipeline | Kind::Notebook | Kind::SparkJob | Kind::CopyJob => "item",
+        Kind::CapacityResume | Kind::CapacitySuspend | Kind::CapacityScale => "capacity",
     }
+}
+
+/// The subscription and resource group of every simulated capacity.
+pub const SUBSCRIPTION: &str = "11111111-2222-3333-4444-555555555555";
+pub const RESOURCE_GROUP: &str = "prop";
+/// The SKU a `scale` step starts from, and the one it sets.
+pub const SKU_FROM: &str = "F2";
+pub const SKU_TO: &str = "F4";
+
+/// The ARM resource id of step `i`'s capacity.
+pub fn capacity_path(i: usize) -> String {
+    format!(
+        "/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Fabric/capacities/cap{i}"
+    )
 }
 
 pub fn flow_name(i: usize) -> String {
@@ -389,6 +421,7 @@ impl JobSpec {
         let mut reports = String::new();
         let mut flows = String::new();
         let mut items = String::new();
+        let mut capacities = String::new();
         // A report needs a dataset to show; a fixed one keeps reports from creating their own.
         datasets.push_str("      Shown: {}\n");
         for (i, s) in self.steps.iter().enumerate() {
@@ -401,6 +434,26 @@ impl JobSpec {
             }
             let line = format!("      {}: {{ {knobs} }}\n", item_name(i, s.kind));
             match s.kind {
+                Kind::CapacityResume | Kind::CapacitySuspend | Kind::CapacityScale => {
+                    let (state, op) = match s.kind {
+                        Kind::CapacityResume => ("paused", "resume"),
+                        Kind::CapacitySuspend => ("active", "suspend"),
+                        _ => ("active", "scale"),
+                    };
+                    // `fails_first`: the simulator fails every operation of that kind (it has
+                    // no "first only" for capacities), so the step cannot succeed.
+                    let fail = if s.fails_first {
+                        format!(", fail: [{op}]")
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        capacities,
+                        "  {}: {{ subscription: {SUBSCRIPTION}, resource_group: {RESOURCE_GROUP}, sku: {SKU_FROM}, state: {state}, transition: {}ms{fail} }}",
+                        item_name(i, s.kind),
+                        s.duration_ms
+                    );
+                }
                 Kind::DatasetStandard | Kind::DatasetEnhanced => datasets.push_str(&line),
                 Kind::Gen1 | Kind::FlowWaitFor => dataflows.push_str(&line),
                 Kind::Gen2 => gen2.push_str(&line),
@@ -440,6 +493,9 @@ impl JobSpec {
         if !flows.is_empty() {
             let _ = write!(out, "flows:\n{flows}");
         }
+        if !capacities.is_empty() {
+            let _ = write!(out, "capacities:\n{capacities}");
+        }
         out
     }
 
@@ -471,6 +527,22 @@ impl JobSpec {
                     let (_, item_type) = s.kind.fabric_item().unwrap_or_default();
                     format!("type: fabric_job, workspace: WS, item: {name}, item_type: {item_type}")
                 }
+                Kind::CapacityResume => {
+                    format!(
+                        "type: capacity, action: resume, capacity: {}",
+                        capacity_path(i)
+                    )
+                }
+                Kind::CapacitySuspend => {
+                    format!(
+                        "type: capacity, action: suspend, capacity: {}",
+                        capacity_path(i)
+                    )
+                }
+                Kind::CapacityScale => format!(
+                    "type: capacity, action: scale, sku: {SKU_TO}, capacity: {}",
+                    capacity_path(i)
+                ),
             };
             let mut line = format!("  {}: {{ {body}", step_id(i));
             if s.kind.has_if_running() {
