@@ -1,6 +1,6 @@
 //! Model-based test of the exactly-once invariants (DESIGN.md "Exactly once, and true",
 //! docs/architecture.md): generated job shapes (1 to 4 steps of every kind that starts
-//! remote work, any `if_running`, a refresh already running or not) are run by the real
+//! remote work, `capacity` steps included, any `if_running`, a refresh already running or not) are run by the real
 //! `pbibatch` binary against the simulator through a generated sequence of process
 //! invocations: the first `run`, then `run --resume last`, each with a fault schedule (429
 //! with a short or a 700 s `Retry-After`, 500, a connection dropped before or after the
