@@ -391,7 +391,8 @@ impl Executor for Dispatcher {
             StepKind::SasFlow(s) => s.wait_for.is_some(),
             StepKind::Report(_) | StepKind::Webhook(_) | StepKind::Capacity(_) => false,
         };
-        if !listable || !self.job.connections.contains_key(&step.connection) {
+        // An unknown connection is refused by `execute` before any request.
+        if !listable {
             return Box::pin(async { None });
         }
         let slot = EstimateSlot::default();

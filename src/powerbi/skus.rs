@@ -3,7 +3,7 @@
 //! Source: Microsoft Learn, "What is Power BI Premium?" / Fabric "Microsoft Fabric concepts
 //! and licenses", the capacity SKU table's "Max concurrent refreshes" (model refresh
 //! parallelism) column (<https://learn.microsoft.com/fabric/enterprise/powerbi/service-premium-what-is#semantic-model-sku-limitation>),
-//! as summarised in ../shared/powerbi-api.md section 1f. Shared (Pro) capacity allows 8
+//! (the table is repeated in docs/capacity.md). Shared (Pro) capacity allows 8
 //! refreshes of a model per day, scheduled and API refreshes together
 //! (<https://learn.microsoft.com/power-bi/connect-data/refresh-data>).
 

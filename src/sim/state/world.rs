@@ -283,21 +283,8 @@ impl World {
         let now = clock.start();
         for index in 0..self.items.len() {
             let item = &self.items[index];
-            let kind = match &item.kind {
-                ItemKind::Dataset { .. } => RunKind::Refresh {
-                    origin: RefreshOrigin::Scheduled,
-                    enhanced: None,
-                },
-                ItemKind::Dataflow { .. } => RunKind::Transaction { scheduled: true },
-                ItemKind::FabricDataflow | ItemKind::Other { .. } => RunKind::Job {
-                    job_type: item.job_type("Execute").unwrap_or_else(|| {
-                        item.job_type("DefaultJob")
-                            .unwrap_or_else(|| "DefaultJob".to_string())
-                    }),
-                    scheduled: true,
-                    deduped: false,
-                },
-                ItemKind::Report { .. } => continue,
+            let Some(kind) = scheduled_run_kind(item, RefreshOrigin::Scheduled) else {
+                continue;
             };
             // Oldest first, so the history lists the newest first like the service.
             for k in (1..=u64::from(item.knobs.past_runs)).rev() {
@@ -330,29 +317,13 @@ impl World {
             if !item.knobs.running_at_start {
                 continue;
             }
-            let kind = match &item.kind {
-                ItemKind::Dataset { .. } => {
-                    let origin = match item.knobs.running_at_start_by {
-                        StartedBy::Schedule => RefreshOrigin::Scheduled,
-                        StartedBy::Api => RefreshOrigin::ViaApi,
-                        StartedBy::EnhancedApi => RefreshOrigin::ViaEnhancedApi,
-                    };
-                    RunKind::Refresh {
-                        origin,
-                        enhanced: (origin == RefreshOrigin::ViaEnhancedApi)
-                            .then(EnhancedRequest::default),
-                    }
-                }
-                ItemKind::Dataflow { .. } => RunKind::Transaction { scheduled: true },
-                ItemKind::FabricDataflow | ItemKind::Other { .. } => RunKind::Job {
-                    job_type: item.job_type("Execute").unwrap_or_else(|| {
-                        item.job_type("DefaultJob")
-                            .unwrap_or_else(|| "DefaultJob".to_string())
-                    }),
-                    scheduled: true,
-                    deduped: false,
-                },
-                ItemKind::Report { .. } => continue,
+            let origin = match item.knobs.running_at_start_by {
+                StartedBy::Schedule => RefreshOrigin::Scheduled,
+                StartedBy::Api => RefreshOrigin::ViaApi,
+                StartedBy::EnhancedApi => RefreshOrigin::ViaEnhancedApi,
+            };
+            let Some(kind) = scheduled_run_kind(item, origin) else {
+                continue;
             };
             let (duration, _) = self.draw(index, u64::MAX);
             let never = self.items[index].knobs.never_ends;
@@ -597,4 +568,26 @@ impl World {
         }
         self.requests.push_back(request);
     }
+}
+
+/// The run an item has without a trigger of ours (running at start, or in its past
+/// history): a dataset refresh started by `origin`, a scheduled Gen1 transaction, or a
+/// scheduled job of the item's own type. Reports have none.
+fn scheduled_run_kind(item: &Item, origin: RefreshOrigin) -> Option<RunKind> {
+    Some(match &item.kind {
+        ItemKind::Dataset { .. } => RunKind::Refresh {
+            origin,
+            enhanced: (origin == RefreshOrigin::ViaEnhancedApi).then(EnhancedRequest::default),
+        },
+        ItemKind::Dataflow { .. } => RunKind::Transaction { scheduled: true },
+        ItemKind::FabricDataflow | ItemKind::Other { .. } => RunKind::Job {
+            job_type: item.job_type("Execute").unwrap_or_else(|| {
+                item.job_type("DefaultJob")
+                    .unwrap_or_else(|| "DefaultJob".to_string())
+            }),
+            scheduled: true,
+            deduped: false,
+        },
+        ItemKind::Report { .. } => return None,
+    })
 }
