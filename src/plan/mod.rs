@@ -5,7 +5,6 @@
 //! is built from a job.
 
 pub mod capacity;
-pub mod cmd;
 pub mod graph;
 pub mod render;
 mod select;

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::ProgressMode;
 use super::format_secs;
-use crate::cli::ProgressMode;
 use crate::event::{RunEvent, RunEventKind, StepInfo, StepStatus};
 use crate::executor::AttemptUpdate;
 use crate::job::model::StepId;

@@ -19,10 +19,10 @@
 //!
 //! [`RunEvent`]: crate::event::RunEvent
 
-mod cli;
 mod lock;
 mod query;
 mod recorder;
+mod render;
 mod report;
 mod resume;
 mod schema;
@@ -35,10 +35,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use cli::{history_command, show_command};
 pub use lock::{JobLock, LockHolder, LockOptions};
 pub use query::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails};
-pub use recorder::{RunMeta, StoreRecorder, run_arguments, step_hash, step_hashes};
+pub use recorder::{RunMeta, StoreRecorder, step_hash, step_hashes};
+pub use render::{render_history, render_run};
 pub use resume::{Resume, StepResume};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use session::{RunSession, SessionOptions};
