@@ -231,6 +231,10 @@ pub struct RunView {
     pub started_at: String,
     /// Attempts made and seconds taken by the steps that have a final status.
     pub stats: Vec<(StepId, u32, f64)>,
+    /// Steps per final status so far, in [`StepStatus::ALL`] order (webhooks only).
+    pub counts: Vec<(StepStatus, usize)>,
+    /// The first failed / timed-out steps with their last error (webhooks only; bounded).
+    pub failures: Vec<(StepId, StepStatus, String)>,
 }
 
 /// Everything one attempt gets.
@@ -323,6 +327,7 @@ pub mod dataflow;
 pub mod dataset;
 pub mod estimate;
 pub mod fabric;
+pub mod payload;
 pub mod poll;
 pub(crate) mod protocol;
 pub mod report;

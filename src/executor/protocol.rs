@@ -942,6 +942,8 @@ mod tests {
                 headers: IndexMap::new(),
                 body: None,
                 expect_status: Vec::new(),
+                format: crate::job::model::WebhookFormat::Plain,
+                link: None,
             }),
             depends_on: Vec::new(),
             trigger: TriggerRule::AllSuccess,
