@@ -1,17 +1,15 @@
 //! The top-level error: every stage's error ends here and knows its exit code.
 
-use std::process::ExitCode;
-
 /// Exit codes of the command line (DESIGN.md).
 pub mod exit {
     /// Every selected step succeeded or was skipped.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// A step failed, timed out or was not run because of a failure.
     pub const FAILED: u8 = 1;
     /// Invalid job file, arguments or configuration; nothing was sent.
     pub const INVALID: u8 = 2;
     /// Interrupted (SIGINT/SIGTERM).
-    pub const INTERRUPTED: u8 = 130;
+    pub(crate) const INTERRUPTED: u8 = 130;
 }
 
 /// A failure of the program itself (not of a step).
@@ -51,9 +49,4 @@ impl Error {
             source,
         }
     }
-}
-
-/// Converts an exit code number into a process exit code.
-pub fn to_exit_code(code: u8) -> ExitCode {
-    ExitCode::from(code)
 }

@@ -59,7 +59,7 @@ impl StepStatus {
     }
 
     /// Counted as failed by trigger rules (`failed`, `timed_out`, `upstream_failed`).
-    pub fn counts_as_failed(&self) -> bool {
+    pub(crate) fn counts_as_failed(&self) -> bool {
         matches!(
             self,
             StepStatus::Failed | StepStatus::TimedOut | StepStatus::UpstreamFailed
@@ -173,7 +173,10 @@ pub enum RunEventKind {
 mod opt_secs {
     use std::time::Duration;
 
-    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_some(&d.as_secs_f64()),
             None => s.serialize_none(),

@@ -23,6 +23,7 @@ pub mod job;
 pub mod plan;
 pub mod powerbi;
 pub mod reporter;
+pub mod run;
 pub mod secret;
 pub mod sim;
 pub mod stdout;

@@ -17,7 +17,7 @@ impl Secret {
     }
 
     /// The clear-text value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
@@ -63,7 +63,7 @@ const SECRET_QUERY_KEYS: &[&str] = &[
 /// `https://hooks.slack.com/***`: a Teams or Slack incoming webhook keeps its secret in the
 /// path, and so may any other endpoint. Loopback is no exception (the simulator's webhook sink
 /// and SAS triggers, a local relay), nor is a URL that happens to carry a `sig` parameter.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     redact(url, path_is_public)
 }
 
@@ -71,7 +71,7 @@ pub fn redact_url(url: &str) -> String {
 /// identity base (`{powerbi}/v1.0/myorg/...`): its path is made of ids, so it is shown, with
 /// credential query values starred. Whatever the host: the bases may point at a loopback
 /// simulator or a proxy.
-pub fn redact_api_url(url: &str) -> String {
+pub(crate) fn redact_api_url(url: &str) -> String {
     redact(url, |_| true)
 }
 
@@ -164,7 +164,7 @@ pub(crate) fn encode_component(s: &str) -> String {
 }
 
 /// True for an HTTP header name that carries a credential (its value is a secret).
-pub fn is_credential_header(name: &str) -> bool {
+pub(crate) fn is_credential_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n == "authorization"
         || n == "proxy-authorization"

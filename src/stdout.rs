@@ -16,7 +16,7 @@ pub fn write(text: &str) -> Result<(), Error> {
 }
 
 /// [`write`] to any writer (tests use a closed one).
-pub fn write_to(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_to(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

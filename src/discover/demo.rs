@@ -5,7 +5,7 @@
 use crate::sim::Profile;
 
 /// The demo estate as a simulator profile (YAML, docs/simulator.md).
-pub const DEMO_PROFILE: &str = r#"
+pub(super) const DEMO_PROFILE: &str = r#"
 defaults:
   duration: 300ms
 workspaces:

@@ -10,7 +10,7 @@ use crate::job::model::FabricItemType;
 
 /// Choices for the skeleton.
 #[derive(Debug, Clone)]
-pub struct EmitOptions {
+pub(crate) struct EmitOptions {
     /// The job's `name:`.
     pub name: String,
     /// The `$schema` path in the yaml-language-server comment.
@@ -29,7 +29,7 @@ impl Default for EmitOptions {
 
 /// Where the `$schema` comment of a job written at some path points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaPath {
+pub(crate) struct SchemaPath {
     /// Relative to the job file's directory, with `/` separators.
     pub path: String,
     /// Whether the schema file exists there (else: where `pbibatch schema` would write it,
@@ -40,7 +40,7 @@ pub struct SchemaPath {
 /// The schema's path relative to the directory `job` is written in: the nearest
 /// `schemas/pbibatch-job.schema.json` in that directory or one above it, else the one under
 /// `cwd` (relative paths resolve against `cwd`).
-pub fn schema_path_for(job: &std::path::Path, cwd: &std::path::Path) -> SchemaPath {
+pub(crate) fn schema_path_for(job: &std::path::Path, cwd: &std::path::Path) -> SchemaPath {
     const SCHEMA: &str = "schemas/pbibatch-job.schema.json";
     let job = cwd.join(job);
     let dir = job.parent().unwrap_or(cwd);
@@ -85,7 +85,7 @@ pub fn schema_path_for(job: &std::path::Path, cwd: &std::path::Path) -> SchemaPa
 
 /// A generated job file.
 #[derive(Debug, Clone)]
-pub struct Skeleton {
+pub(crate) struct Skeleton {
     /// The YAML text.
     pub text: String,
     /// Active (not commented-out) steps.
@@ -145,7 +145,7 @@ struct StepOut {
 }
 
 /// Writes the skeleton for `estate` (its lineage, when present, gives `depends_on`).
-pub fn job_skeleton(estate: &Estate, options: &EmitOptions) -> Skeleton {
+pub(crate) fn job_skeleton(estate: &Estate, options: &EmitOptions) -> Skeleton {
     let mut aliases = Ids::default();
     let ws_alias: Vec<String> = estate
         .workspaces

@@ -81,14 +81,14 @@ pub struct Edge {
 
 /// The edges as an adjacency list, for reachability.
 #[derive(Debug, Default)]
-pub struct Graph {
+pub(crate) struct Graph {
     next: HashMap<NodeKey, Vec<NodeKey>>,
     prev: HashMap<NodeKey, Vec<NodeKey>>,
 }
 
 impl Graph {
     /// The graph of `edges`.
-    pub fn new(edges: &[Edge]) -> Self {
+    pub(crate) fn new(edges: &[Edge]) -> Self {
         let mut next: HashMap<NodeKey, Vec<NodeKey>> = HashMap::new();
         let mut prev: HashMap<NodeKey, Vec<NodeKey>> = HashMap::new();
         for e in edges {
@@ -105,7 +105,7 @@ impl Graph {
     /// The nearest nodes upstream of `to` for which `stop` holds, each with the nodes in
     /// between (nearest first): walking back from `to`, a stop node is recorded and not
     /// walked through, so `a -> b -> c` with stops `a`, `b` gives only `b` for `c`.
-    pub fn nearest_upstream(
+    pub(crate) fn nearest_upstream(
         &self,
         to: &NodeKey,
         stop: impl Fn(&NodeKey) -> bool,
@@ -133,7 +133,7 @@ impl Graph {
 
     /// A shortest path `from` → ... → `to` (both included), when there is one. A node does
     /// not reach itself through an empty path.
-    pub fn path(&self, from: &NodeKey, to: &NodeKey) -> Option<Vec<NodeKey>> {
+    pub(crate) fn path(&self, from: &NodeKey, to: &NodeKey) -> Option<Vec<NodeKey>> {
         let mut parent: HashMap<&NodeKey, &NodeKey> = HashMap::new();
         let mut seen: HashSet<&NodeKey> = HashSet::new();
         let mut queue: VecDeque<&NodeKey> = VecDeque::new();

@@ -139,7 +139,7 @@ pub fn table(estate: &Estate) -> String {
 }
 
 /// The lineage edges as a table (empty lineage says so).
-pub fn lineage_table(estate: &Estate) -> String {
+pub(crate) fn lineage_table(estate: &Estate) -> String {
     let edges = estate.lineage.as_deref().unwrap_or_default();
     let mut out = format!("lineage: {}\n", plural(edges.len(), "edge"));
     if edges.is_empty() {

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
+use crate::cli::DiscoverArgs;
 use crate::error::Error;
 use crate::job::interp::substitute_env;
 use crate::job::model::{Connection, Credentials};
@@ -14,19 +15,6 @@ use crate::job::{DiagFormat, Diagnostics};
 use crate::powerbi::{ClientConfig, PowerBiClient};
 use crate::secret::Secret;
 use crate::sim::{Profile, SimServer};
-
-/// Where `discover` and `auth check` get their credentials and endpoints.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TargetOptions<'a> {
-    /// Connections come from this job file's `connections:` (else the implicit `default`).
-    pub job: Option<&'a Path>,
-    /// Only this connection of the job (`default` without a job).
-    pub connection: Option<&'a str>,
-    /// The built-in simulator instead of the services.
-    pub simulate: bool,
-    /// The simulator's profile (the demo estate when `None`).
-    pub sim_profile: Option<&'a Path>,
-}
 
 /// A client ready to call, the connection to use, and the simulator behind it, if any.
 pub(crate) struct Target {
@@ -39,8 +27,11 @@ pub(crate) struct Target {
 impl Target {
     /// The client `discover` uses: `--simulate`, else `--job`'s connection, else the
     /// implicit default connection from the environment.
-    pub async fn for_discover(args: &TargetOptions<'_>) -> Result<Target, Error> {
-        let connection = args.connection.unwrap_or("default").to_string();
+    pub(super) async fn for_discover(args: &DiscoverArgs) -> Result<Target, Error> {
+        let connection = args
+            .connection
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let only = Some(connection.as_str());
         if args.job.is_none() && connection != "default" {
             return Err(Error::Invalid(
@@ -48,42 +39,21 @@ impl Target {
             ));
         }
         if args.simulate {
-            let conns = match args.job {
+            let conns = match &args.job {
                 Some(path) => pick(job_connections(path)?, only)?,
                 None => default_only(),
             };
-            return Target::simulated(args.sim_profile, conns, connection).await;
+            return Target::simulated(args.sim_profile.as_deref(), conns, connection).await;
         }
-        let conns = match args.job {
+        let conns = match &args.job {
             Some(path) => resolve_all(pick(job_connections(path)?, only)?)?,
             None => resolve_all(env_default())?,
         };
         Target::live(conns, connection)
     }
 
-    /// The client `auth check` uses: every connection of `--job` (or only `--connection`),
-    /// else the implicit default connection; on the simulator with `--simulate`.
-    pub async fn for_auth_check(args: &TargetOptions<'_>) -> Result<Target, Error> {
-        let conns = match args.job {
-            Some(path) => pick(job_connections(path)?, args.connection)?,
-            None => {
-                if args.connection.is_some_and(|c| c != "default") {
-                    return Err(Error::Invalid(
-                        "--connection needs --job (only `default` exists without one)".into(),
-                    ));
-                }
-                env_default()
-            }
-        };
-        if args.simulate {
-            Target::simulated(args.sim_profile, conns, String::new()).await
-        } else {
-            Target::live(resolve_all(conns)?, String::new())
-        }
-    }
-
     /// A client for the real services (bases from `PBIBATCH_*_URL` when set).
-    pub fn live(
+    pub(super) fn live(
         connections: IndexMap<String, Connection>,
         connection: String,
     ) -> Result<Target, Error> {
@@ -101,7 +71,7 @@ impl Target {
 
     /// A simulator started in-process for `profile` (the demo estate when `None`); every
     /// connection but managed identities gets the simulator's credentials.
-    pub async fn simulated(
+    pub(super) async fn simulated(
         profile: Option<&Path>,
         connections: IndexMap<String, Connection>,
         connection: String,
@@ -119,17 +89,15 @@ impl Target {
 
     /// A target on a simulator already started; every connection but managed identities
     /// gets the simulator's credentials.
-    pub fn on_simulator(
+    pub(super) fn on_simulator(
         sim: crate::sim::SimServer,
         mut connections: IndexMap<String, Connection>,
         connection: String,
     ) -> Result<Target, Error> {
-        let config = sim
-            .client_config()
-            .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
+        let config = crate::run::simulator_config(&sim)?;
         for conn in connections.values_mut() {
             if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
-                conn.credentials = sim.job_credentials();
+                conn.credentials = crate::run::simulator_credentials(&sim);
             }
         }
         let client = PowerBiClient::new(config, connections.clone())
@@ -143,7 +111,7 @@ impl Target {
     }
 
     /// Stops the simulator, if one was started.
-    pub async fn shutdown(self) {
+    pub(super) async fn shutdown(self) {
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }

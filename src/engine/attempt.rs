@@ -30,10 +30,10 @@ use crate::executor::{
 use crate::job::model::{Step, StepId, StepKind};
 
 /// How long an executor may take to return after a cancel request (to cancel remotely).
-pub const CANCEL_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const CANCEL_GRACE: Duration = Duration::from_secs(60);
 
 /// The pause before retry number `retry` (from 1): `base * 2^(retry-1)`, at most `max`.
-pub fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
+pub(crate) fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
     let factor = 2u32.saturating_pow(retry.saturating_sub(1));
     base.checked_mul(factor).unwrap_or(max).min(max)
 }
@@ -114,7 +114,7 @@ impl Verdict {
 
 impl StepTask {
     /// Runs attempts until one ends the step; reports everything to the scheduler.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let step = self.step.clone();
         // Executors' updates come here first and are forwarded as reports: one channel to the
         // scheduler keeps every step's story in order.

@@ -18,7 +18,7 @@ use crate::event::StepStatus;
 
 /// A dependency's outcome as `when:` sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DepFacts {
+pub(crate) struct DepFacts {
     pub status: StepStatus,
     pub attempts: u32,
     pub duration_secs: f64,
@@ -29,7 +29,7 @@ pub struct DepFacts {
 
 /// Everything a condition can read (owned: evaluation runs on a thread of its own).
 #[derive(Debug, Clone, Default)]
-pub struct ConditionInput {
+pub(crate) struct ConditionInput {
     pub vars: Vec<(String, String)>,
     pub env: Arc<HashMap<String, String>>,
     pub run_id: String,
@@ -40,7 +40,7 @@ pub struct ConditionInput {
 
 /// Why a condition could not be evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ConditionError {
+pub(crate) enum ConditionError {
     #[error("parse condition `{expr}`: {message}")]
     Parse { expr: String, message: String },
     #[error("evaluate condition `{expr}`: {message}")]
@@ -55,7 +55,7 @@ pub enum ConditionError {
 }
 
 /// Evaluates `expr`; `Ok(false)` means the step is skipped.
-pub fn evaluate(expr: &str, input: &ConditionInput) -> Result<bool, ConditionError> {
+pub(crate) fn evaluate(expr: &str, input: &ConditionInput) -> Result<bool, ConditionError> {
     let program = Program::compile(expr).map_err(|e| ConditionError::Parse {
         expr: expr.to_string(),
         message: e.to_string(),

@@ -13,7 +13,7 @@ use crate::job::model::{Job, Step, StepKind};
 ///
 /// Names are compared case-insensitively (the service does); a name and the GUID of the same
 /// item are not recognised as one resource before resolution, which the docs say.
-pub fn resource_key(step: &Step) -> Option<String> {
+pub(super) fn resource_key(step: &Step) -> Option<String> {
     let norm = |s: &str| s.trim().to_lowercase();
     match &step.kind {
         StepKind::Dataflow(d) => Some(format!(
@@ -54,7 +54,7 @@ pub fn resource_key(step: &Step) -> Option<String> {
 
 /// Permits in use.
 #[derive(Debug)]
-pub struct Limits {
+pub(super) struct Limits {
     concurrency: usize,
     in_flight: usize,
     pool_limits: HashMap<String, usize>,
@@ -65,7 +65,7 @@ pub struct Limits {
 impl Limits {
     /// Limits of `job`, with `concurrency` overriding `job.concurrency`, plus the named
     /// limits given as data (`extra`; a name also under `pools:` keeps the smaller size).
-    pub fn new(job: &Job, concurrency: Option<u32>, extra: &HashMap<String, u32>) -> Limits {
+    pub(super) fn new(job: &Job, concurrency: Option<u32>, extra: &HashMap<String, u32>) -> Limits {
         let concurrency = concurrency.unwrap_or(job.concurrency).max(1) as usize;
         let mut pool_limits: HashMap<String, usize> = job
             .pools
@@ -89,12 +89,12 @@ impl Limits {
     }
 
     /// True when nothing more can start at all.
-    pub fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.in_flight >= self.concurrency
     }
 
     /// True when a step with these pools and resource can start now.
-    pub fn fits(&self, pools: &[String], resource: Option<&str>) -> bool {
+    pub(super) fn fits(&self, pools: &[String], resource: Option<&str>) -> bool {
         if self.full() {
             return false;
         }
@@ -111,7 +111,7 @@ impl Limits {
     }
 
     /// Takes the permits of a starting step.
-    pub fn acquire(&mut self, pools: &[String], resource: Option<&str>) {
+    pub(super) fn acquire(&mut self, pools: &[String], resource: Option<&str>) {
         self.in_flight += 1;
         for pool in pools {
             *self.pool_used.entry(pool.clone()).or_insert(0) += 1;
@@ -122,7 +122,7 @@ impl Limits {
     }
 
     /// Gives back the permits of a finished step.
-    pub fn release(&mut self, pools: &[String], resource: Option<&str>) {
+    pub(super) fn release(&mut self, pools: &[String], resource: Option<&str>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         for pool in pools {
             if let Some(used) = self.pool_used.get_mut(pool) {

@@ -47,11 +47,11 @@
 //! A run ends `failed` when a step ended `failed`, `timed_out` or `upstream_failed` (without
 //! `continue_on_error`), or was `cancelled` because of `--fail-fast`; else `succeeded`.
 
-pub mod attempt;
-pub mod condition;
+pub(crate) mod attempt;
+pub(crate) mod condition;
 mod limits;
 mod scheduler;
-pub mod trigger;
+pub(crate) mod trigger;
 mod view;
 
 use std::collections::HashMap;

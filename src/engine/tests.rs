@@ -25,7 +25,7 @@ use crate::secret::Secret;
 
 /// What the fake executor does in one attempt.
 #[derive(Debug, Clone)]
-pub enum Act {
+pub(crate) enum Act {
     /// Succeeds after this long.
     Ok(Duration),
     /// Fails after this long.
@@ -48,7 +48,7 @@ pub enum Act {
 
 /// One attempt as the fake executor saw it.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub step: String,
     pub attempt: u32,
     pub start: Duration,
@@ -59,14 +59,14 @@ pub struct Call {
 }
 
 /// A scripted executor: per step a list of acts, one per attempt (the last one repeats).
-pub struct Fake {
+pub(super) struct Fake {
     script: HashMap<String, Vec<Act>>,
     origin: Instant,
     pub calls: Arc<Mutex<Vec<Call>>>,
 }
 
 impl Fake {
-    pub fn new(script: &[(&str, Vec<Act>)]) -> Arc<Fake> {
+    pub(super) fn new(script: &[(&str, Vec<Act>)]) -> Arc<Fake> {
         Arc::new(Fake {
             script: script
                 .iter()
@@ -77,12 +77,12 @@ impl Fake {
         })
     }
 
-    pub fn calls(&self) -> Vec<Call> {
+    pub(super) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
     /// (step, start secs) of every attempt, in start order.
-    pub fn starts(&self) -> Vec<(String, u64)> {
+    pub(super) fn starts(&self) -> Vec<(String, u64)> {
         self.calls()
             .iter()
             .map(|c| (c.step.clone(), c.start.as_secs()))
@@ -166,12 +166,12 @@ impl Executor for Fake {
     }
 }
 
-pub fn secs(s: u64) -> Duration {
+pub(super) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
 /// A webhook step (no remote resource) with test-friendly defaults.
-pub fn step(id: &str, deps: &[&str]) -> Step {
+pub(super) fn step(id: &str, deps: &[&str]) -> Step {
     Step {
         id: id.into(),
         kind: StepKind::Webhook(WebhookStep {
@@ -180,8 +180,6 @@ pub fn step(id: &str, deps: &[&str]) -> Step {
             headers: IndexMap::new(),
             body: None,
             expect_status: Vec::new(),
-            format: crate::job::model::WebhookFormat::Plain,
-            link: None,
         }),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         trigger: TriggerRule::AllSuccess,
@@ -201,7 +199,7 @@ pub fn step(id: &str, deps: &[&str]) -> Step {
 }
 
 /// A dataset step (its remote resource is workspace + dataset).
-pub fn dataset(id: &str, deps: &[&str], workspace: &str, name: &str) -> Step {
+pub(super) fn dataset(id: &str, deps: &[&str], workspace: &str, name: &str) -> Step {
     Step {
         kind: StepKind::Dataset(DatasetStep {
             workspace: workspace.into(),
@@ -213,7 +211,7 @@ pub fn dataset(id: &str, deps: &[&str], workspace: &str, name: &str) -> Step {
     }
 }
 
-pub fn job(steps: Vec<Step>, concurrency: u32) -> Job {
+pub(super) fn job(steps: Vec<Step>, concurrency: u32) -> Job {
     Job {
         name: "test_job".into(),
         description: None,
@@ -230,7 +228,7 @@ pub fn job(steps: Vec<Step>, concurrency: u32) -> Job {
     }
 }
 
-pub fn opts() -> EngineOptions {
+pub(super) fn opts() -> EngineOptions {
     EngineOptions {
         run_id: "run-1".into(),
         ..EngineOptions::default()
@@ -238,7 +236,7 @@ pub fn opts() -> EngineOptions {
 }
 
 /// Runs a whole job; returns the run status and every event.
-pub async fn run_job(
+pub(crate) async fn run_job(
     job: Job,
     exec: Arc<Fake>,
     opts: EngineOptions,
@@ -248,7 +246,7 @@ pub async fn run_job(
     run_with(job, exec, opts, selected, token).await
 }
 
-pub async fn run_with(
+pub(crate) async fn run_with(
     job: Job,
     exec: Arc<Fake>,
     opts: EngineOptions,
@@ -273,7 +271,7 @@ pub async fn run_with(
 }
 
 /// Final status (and reason) of each step from the events.
-pub fn finals(events: &[RunEvent]) -> HashMap<String, (StepStatus, Option<String>, u32)> {
+pub(crate) fn finals(events: &[RunEvent]) -> HashMap<String, (StepStatus, Option<String>, u32)> {
     events
         .iter()
         .filter_map(|e| match &e.kind {
@@ -289,11 +287,11 @@ pub fn finals(events: &[RunEvent]) -> HashMap<String, (StepStatus, Option<String
         .collect()
 }
 
-pub fn status_of(events: &[RunEvent], id: &str) -> StepStatus {
+pub(crate) fn status_of(events: &[RunEvent], id: &str) -> StepStatus {
     finals(events)[id].0
 }
 
-pub fn reason_of(events: &[RunEvent], id: &str) -> String {
+pub(crate) fn reason_of(events: &[RunEvent], id: &str) -> String {
     finals(events)[id].1.clone().unwrap_or_default()
 }
 

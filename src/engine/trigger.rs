@@ -23,7 +23,7 @@ use crate::job::model::{StepId, TriggerRule};
 
 /// How a parent's final status counts for its children's trigger rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParentOutcome {
+pub(crate) enum ParentOutcome {
     Success,
     Failed,
     Skipped,
@@ -32,7 +32,7 @@ pub enum ParentOutcome {
 
 /// What the trigger rule decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Go on to the `when:` condition and the ready queue.
     Run,
     /// The rule says the step is not needed.
@@ -44,7 +44,7 @@ pub enum Decision {
 }
 
 /// Applies `rule` to the parents' outcomes (`parents` in job order).
-pub fn decide(rule: TriggerRule, parents: &[(StepId, ParentOutcome)]) -> Decision {
+pub(crate) fn decide(rule: TriggerRule, parents: &[(StepId, ParentOutcome)]) -> Decision {
     if let Some((id, _)) = parents.iter().find(|(_, o)| *o == ParentOutcome::Cancelled) {
         return Decision::Cancel(format!("not started: dependency `{id}` was cancelled"));
     }
@@ -124,7 +124,7 @@ pub fn decide(rule: TriggerRule, parents: &[(StepId, ParentOutcome)]) -> Decisio
 }
 
 /// The rule's name as written in job files.
-pub fn rule_name(rule: TriggerRule) -> &'static str {
+pub(crate) fn rule_name(rule: TriggerRule) -> &'static str {
     match rule {
         TriggerRule::AllSuccess => "all_success",
         TriggerRule::AllDone => "all_done",

@@ -12,12 +12,9 @@ use crate::job::model::StepId;
 /// At most this many step ids are named per status in the summary line.
 const IDS_SHOWN: usize = 5;
 
-/// At most this many failed steps keep their error for webhook cards.
-pub const FAILURES_KEPT: usize = 10;
-
 /// What the scheduler publishes after each final status.
 #[derive(Debug, Clone, Default)]
-pub struct ViewState {
+pub(crate) struct ViewState {
     pub run_id: String,
     pub job: String,
     /// Final statuses in the order they were reached.
@@ -31,8 +28,6 @@ pub struct ViewState {
     /// The first few failed / timed-out step ids, for the summary line.
     failed_ids: Vec<StepId>,
     timed_out_ids: Vec<StepId>,
-    /// The first [`FAILURES_KEPT`] failed / timed-out steps with their last error.
-    failures: Vec<(StepId, StepStatus, String)>,
     /// Selected steps without a final status yet.
     pub unfinished: usize,
     /// A final status so far makes the run fail.
@@ -41,7 +36,7 @@ pub struct ViewState {
 
 impl ViewState {
     /// A view of a run with `steps` selected steps, none final yet.
-    pub fn new(run_id: String, job: String, steps: usize) -> ViewState {
+    pub(crate) fn new(run_id: String, job: String, steps: usize) -> ViewState {
         ViewState {
             run_id,
             job,
@@ -51,7 +46,7 @@ impl ViewState {
     }
 
     /// Records a final status.
-    pub fn record(&mut self, id: &StepId, status: StepStatus, failing: bool) {
+    pub(crate) fn record(&mut self, id: &StepId, status: StepStatus, failing: bool) {
         self.finals.push((id.clone(), status));
         self.counts[slot(status)] += 1;
         let ids = match status {
@@ -68,26 +63,15 @@ impl ViewState {
         self.failing |= failing;
     }
 
-    /// Records why a step failed or timed out (the first [`FAILURES_KEPT`] are kept), for
-    /// the failed steps a Teams card or Slack message lists.
-    pub fn record_failure(&mut self, id: &StepId, status: StepStatus, reason: Option<&str>) {
-        if matches!(status, StepStatus::Failed | StepStatus::TimedOut)
-            && self.failures.len() < FAILURES_KEPT
-        {
-            self.failures
-                .push((id.clone(), status, reason.unwrap_or_default().to_string()));
-        }
-    }
-
     /// Records the attempts and the duration of a step that reached its final status, for
     /// `${steps.<id>.attempts}` and `${steps.<id>.duration_secs}`.
-    pub fn record_stats(&mut self, id: &StepId, attempts: u32, duration_secs: f64) {
+    pub(crate) fn record_stats(&mut self, id: &StepId, attempts: u32, duration_secs: f64) {
         self.stats.push((id.clone(), attempts, duration_secs));
     }
 
     /// The view given to an attempt of a step that is itself still unfinished;
     /// `with_steps` fills [`RunView::steps`].
-    pub fn run_view(&self, with_steps: bool) -> RunView {
+    pub(crate) fn run_view(&self, with_steps: bool) -> RunView {
         let status = if self.failing {
             "failed"
         } else if self.unfinished > 1 {
@@ -111,26 +95,13 @@ impl ViewState {
             } else {
                 Vec::new()
             },
-            counts: if with_steps {
-                StepStatus::ALL
-                    .iter()
-                    .map(|s| (*s, self.counts[slot(*s)]))
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            failures: if with_steps {
-                self.failures.clone()
-            } else {
-                Vec::new()
-            },
         }
     }
 
     /// One line: `order_list: 2 succeeded, 1 failed (a), 0 skipped`; timed out, upstream
     /// failed and cancelled counts are added when not zero. Failed and timed-out step ids are
     /// listed (at most five, then `...`).
-    pub fn summary_line(&self) -> String {
+    pub(crate) fn summary_line(&self) -> String {
         let part = |s: StepStatus, label: &str, always: bool, ids: Option<&Vec<StepId>>| {
             let n = self.counts[slot(s)];
             if n == 0 && !always {

@@ -94,7 +94,11 @@ pub(crate) fn next(action: &CapacityAction, state: &str, sku: &str) -> Next {
 }
 
 /// Runs one attempt of a capacity step.
-pub async fn run(client: PowerBiClient, ctx: AttemptContext, step: CapacityStep) -> AttemptOutcome {
+pub(crate) async fn run(
+    client: PowerBiClient,
+    ctx: AttemptContext,
+    step: CapacityStep,
+) -> AttemptOutcome {
     let target = match step.target() {
         Ok(t) => t,
         Err(error) => return AttemptOutcome::Refused { error },

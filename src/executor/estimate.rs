@@ -15,9 +15,9 @@ use crate::job::model::StepId;
 use crate::plan::Plan;
 
 /// Listings read at once.
-pub const PARALLEL_READS: usize = 8;
+pub(crate) const PARALLEL_READS: usize = 8;
 /// The longest the run waits for the estimates before it starts without the missing ones.
-pub const TIME_LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const TIME_LIMIT: Duration = Duration::from_secs(20);
 
 /// Seconds per selected step that `known` lacks, from the service's run history; steps
 /// whose history says nothing are left out (the scheduler weighs them with the median).

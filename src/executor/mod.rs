@@ -45,7 +45,7 @@ impl Cancel {
         self.token.cancelled().await
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()
     }
 
@@ -231,10 +231,6 @@ pub struct RunView {
     pub started_at: String,
     /// Attempts made and seconds taken by the steps that have a final status.
     pub stats: Vec<(StepId, u32, f64)>,
-    /// Steps per final status so far, in [`StepStatus::ALL`] order (webhooks only).
-    pub counts: Vec<(StepStatus, usize)>,
-    /// The first failed / timed-out steps with their last error (webhooks only; bounded).
-    pub failures: Vec<(StepId, StepStatus, String)>,
 }
 
 /// Everything one attempt gets.
@@ -260,7 +256,7 @@ pub struct AttemptContext {
 }
 
 /// Where an estimating attempt leaves the usual duration of the resource's runs.
-pub type EstimateSlot = Arc<std::sync::Mutex<Option<Duration>>>;
+pub(crate) type EstimateSlot = Arc<std::sync::Mutex<Option<Duration>>>;
 
 impl AttemptContext {
     /// Sends a progress update (ignored when the scheduler is gone).
@@ -272,7 +268,7 @@ impl AttemptContext {
 
     /// Sends an update and, when a state store records the run, waits until it is written
     /// (bounded by [`CHECKPOINT_LIMIT`], and by cancellation).
-    pub async fn checkpoint(&self, mut update: AttemptUpdate) {
+    pub(crate) async fn checkpoint(&self, mut update: AttemptUpdate) {
         if !self.durable {
             self.update(update);
             return;
@@ -291,7 +287,7 @@ impl AttemptContext {
 }
 
 /// How long [`AttemptContext::checkpoint`] waits for the store.
-pub const CHECKPOINT_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const CHECKPOINT_LIMIT: Duration = Duration::from_secs(30);
 
 impl RemoteHandle {
     /// The run the handle names, when its id was recorded.
@@ -321,18 +317,17 @@ pub trait Executor: Send + Sync {
     }
 }
 
-pub mod capacity;
-pub mod common;
-pub mod dataflow;
-pub mod dataset;
+pub(crate) mod capacity;
+pub(crate) mod common;
+pub(crate) mod dataflow;
+pub(crate) mod dataset;
 pub mod estimate;
-pub mod fabric;
-pub mod payload;
-pub mod poll;
+pub(crate) mod fabric;
+pub(crate) mod poll;
 pub(crate) mod protocol;
-pub mod report;
-pub mod sas_flow;
-pub mod webhook;
+pub(crate) mod report;
+pub(crate) mod sas_flow;
+pub(crate) mod webhook;
 
 /// The [`Executor`] of real runs: dispatches each attempt on the step type to the executor
 /// of that type, all sharing one [`crate::powerbi::PowerBiClient`].

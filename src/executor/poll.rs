@@ -24,60 +24,53 @@ use tokio::time::Instant;
 use super::Cancel;
 
 /// The first pause, and the shortest one while `poll_interval` allows it.
-pub const FIRST_PAUSE: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_PAUSE: Duration = Duration::from_secs(1);
 /// The share of the elapsed polling time the next pause may take.
-pub const ELAPSED_FRACTION: f64 = 0.1;
+pub(crate) const ELAPSED_FRACTION: f64 = 0.1;
 /// Where the window of likely ends starts, as a share of the expected duration.
-pub const WINDOW_START: f64 = 0.9;
+pub(crate) const WINDOW_START: f64 = 0.9;
 /// Where it ends.
-pub const WINDOW_END: f64 = 1.1;
+pub(crate) const WINDOW_END: f64 = 1.1;
 /// The share of the elapsed time each pause takes inside the window: the lag bound.
-pub const WINDOW_FRACTION: f64 = 0.02;
+pub(crate) const WINDOW_FRACTION: f64 = 0.02;
 
 /// The schedule of one polling loop.
 #[derive(Debug, Clone)]
-pub struct Poller {
+pub(crate) struct Poller {
     started: Instant,
     max: Duration,
-    polls: u32,
     /// The usual duration of the resource's successful runs, when known.
     expected: Option<Duration>,
 }
 
 /// Polling was stopped by the attempt's cancellation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
+pub(crate) struct Cancelled;
 
 impl Poller {
     /// A schedule whose longest pause is `poll_interval`, counted from now.
-    pub fn new(poll_interval: Duration) -> Self {
+    pub(crate) fn new(poll_interval: Duration) -> Self {
         Self::starting_at(poll_interval, Instant::now())
     }
 
     /// A schedule counted from `started` (the trigger time).
-    pub fn starting_at(poll_interval: Duration, started: Instant) -> Self {
+    pub(crate) fn starting_at(poll_interval: Duration, started: Instant) -> Self {
         Self {
             started,
             max: poll_interval,
-            polls: 0,
             expected: None,
         }
     }
 
     /// Uses the usual duration of the resource's runs to check rarely far from it and densely
     /// around it.
-    pub fn expecting(mut self, expected: Option<Duration>) -> Self {
+    pub(crate) fn expecting(mut self, expected: Option<Duration>) -> Self {
         self.expected = expected.filter(|e| !e.is_zero());
         self
     }
 
-    /// Status checks made so far.
-    pub fn polls(&self) -> u32 {
-        self.polls
-    }
-
     /// The pause before the next check, `elapsed` after the start.
-    pub fn pause_after(&self, elapsed: Duration, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn pause_after(&self, elapsed: Duration, retry_after: Option<Duration>) -> Duration {
         let first = FIRST_PAUSE.min(self.max);
         let dense = elapsed.mul_f64(ELAPSED_FRACTION).max(first).min(self.max);
         let pause = match self.expected {
@@ -101,19 +94,18 @@ impl Poller {
     }
 
     /// Waits for the next check; `Err(Cancelled)` when the attempt is cancelled meanwhile.
-    pub async fn wait(
+    pub(crate) async fn wait(
         &mut self,
         cancel: &Cancel,
         retry_after: Option<Duration>,
     ) -> Result<(), Cancelled> {
         let pause = self.pause_after(self.started.elapsed(), retry_after);
-        self.polls += 1;
         sleep_or_cancel(cancel, pause).await
     }
 }
 
 /// Sleeps `pause` unless `cancel` fires first.
-pub async fn sleep_or_cancel(cancel: &Cancel, pause: Duration) -> Result<(), Cancelled> {
+pub(crate) async fn sleep_or_cancel(cancel: &Cancel, pause: Duration) -> Result<(), Cancelled> {
     if cancel.is_cancelled() {
         return Err(Cancelled);
     }

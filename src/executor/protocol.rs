@@ -942,8 +942,6 @@ mod tests {
                 headers: IndexMap::new(),
                 body: None,
                 expect_status: Vec::new(),
-                format: crate::job::model::WebhookFormat::Plain,
-                link: None,
             }),
             depends_on: Vec::new(),
             trigger: TriggerRule::AllSuccess,

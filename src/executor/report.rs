@@ -18,7 +18,7 @@ use crate::powerbi::resolve::ItemKind;
 use crate::powerbi::{ClientError, PowerBiClient};
 
 /// The `ExportTo` body for a report of `report_type` (`PowerBIReport` / `PaginatedReport`).
-pub fn export_body(spec: &ExportSpec, paginated: bool) -> Value {
+pub(crate) fn export_body(spec: &ExportSpec, paginated: bool) -> Value {
     let mut body = Map::new();
     body.insert("format".into(), json!(spec.format.as_str()));
     if paginated {

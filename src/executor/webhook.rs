@@ -6,10 +6,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::common::{Stop, conclude, guard_raw};
-use super::payload;
 use super::sas_flow::{build_headers, status_ok};
 use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RunView};
-use crate::job::model::{WebhookFormat, WebhookStep};
+use crate::job::model::WebhookStep;
 use crate::powerbi::PowerBiClient;
 use crate::powerbi::errors::parse_error_body;
 use crate::powerbi::http::{Body, HttpRequest, RetryMode};
@@ -18,7 +17,7 @@ use crate::secret::redact_url;
 /// Replaces `${run.job}`, `${run.status}`, `${run.id}`, `${run.summary}`,
 /// `${run.started_at}` and `${steps.<id>.status|attempts|duration_secs}` in one string. A step
 /// without a final status yet reads `pending`, with 0 attempts and 0 seconds.
-pub fn render_str(s: &str, view: &RunView) -> String {
+pub(crate) fn render_str(s: &str, view: &RunView) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -67,7 +66,7 @@ fn lookup(key: &str, view: &RunView) -> Option<String> {
 }
 
 /// Renders every string of a JSON body (keys included).
-pub fn render_body(body: &Value, view: &RunView) -> Value {
+pub(crate) fn render_body(body: &Value, view: &RunView) -> Value {
     match body {
         Value::String(s) => Value::String(render_str(s, view)),
         Value::Array(a) => Value::Array(a.iter().map(|v| render_body(v, view)).collect()),
@@ -80,15 +79,11 @@ pub fn render_body(body: &Value, view: &RunView) -> Value {
     }
 }
 
-/// The body sent: the step's, rendered, or the ready payload of its `format` (by default
-/// `{"text": summary}`).
-pub fn webhook_body(step: &WebhookStep, view: &RunView) -> Value {
-    let link = step.link.as_deref().map(|l| render_str(l, view));
-    match (&step.body, step.format) {
-        (Some(b), _) => render_body(b, view),
-        (None, WebhookFormat::Plain) => json!({ "text": view.summary }),
-        (None, WebhookFormat::Teams) => payload::teams_card(view, link.as_deref()),
-        (None, WebhookFormat::Slack) => payload::slack_message(view, link.as_deref()),
+/// The body sent: the step's, rendered, or `{"text": summary}`.
+pub(crate) fn webhook_body(step: &WebhookStep, view: &RunView) -> Value {
+    match &step.body {
+        Some(b) => render_body(b, view),
+        None => json!({ "text": view.summary }),
     }
 }
 
@@ -157,7 +152,6 @@ mod tests {
             steps: vec![("model".into(), StepStatus::Failed)],
             started_at: "2026-12-06T02:00:00Z".into(),
             stats: vec![("model".into(), 3, 42.26)],
-            ..RunView::default()
         }
     }
 
@@ -193,8 +187,6 @@ mod tests {
             headers: IndexMap::new(),
             body: None,
             expect_status: vec![],
-            format: WebhookFormat::Plain,
-            link: None,
         };
         assert_eq!(
             webhook_body(&step, &view()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Formats a duration as `PT[nH][nM][n[.fff]S]`, to the millisecond (rounded up, so a
 /// positive duration never becomes `PT0S`). Hours are not folded into days: `Duration.parse`
 /// reads `PT168H` as well as `P7D`, and hours read more plainly next to the job's `timeout`.
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     let mut millis = d.as_millis();
     if !d.subsec_nanos().is_multiple_of(1_000_000) {
         millis += 1;

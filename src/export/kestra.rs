@@ -27,15 +27,15 @@ use crate::export::notes::{self, Note};
 use crate::job::model::{Job, Step, StepKind};
 
 /// The container image used when neither `--image` nor `--process` is given.
-pub const DEFAULT_IMAGE: &str = "pbibatch:latest";
+pub(crate) const DEFAULT_IMAGE: &str = "pbibatch:latest";
 
 /// Added to a step's `timeout` for Kestra's: pbibatch's own timeout fires first and cancels
 /// the remote refresh (a few HTTP calls, perhaps throttled); Kestra's only catches a hang.
-pub const TIMEOUT_GRACE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const TIMEOUT_GRACE: Duration = Duration::from_secs(5 * 60);
 
 /// Where the tasks run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Runner {
+pub(crate) enum Runner {
     /// `io.kestra.plugin.scripts.runner.docker.Docker` with this `containerImage`.
     Docker { image: String },
     /// `io.kestra.plugin.core.runner.Process`: on the worker, `pbibatch` on its PATH.
@@ -44,7 +44,7 @@ pub enum Runner {
 
 /// Everything the export needs besides the job.
 #[derive(Debug, Clone)]
-pub struct KestraOptions {
+pub(crate) struct KestraOptions {
     pub namespace: String,
     /// Five-field cron (UTC) for a Schedule trigger.
     pub cron: Option<String>,
@@ -57,7 +57,7 @@ pub struct KestraOptions {
 
 /// The exported flow and what it could not keep.
 #[derive(Debug, Clone)]
-pub struct KestraFlow {
+pub(crate) struct KestraFlow {
     /// The flow, with a comment header (including every note).
     pub yaml: String,
     /// Semantics that differ from `pbibatch run JOB` (also in the YAML comments).
@@ -65,7 +65,7 @@ pub struct KestraFlow {
 }
 
 /// Renders `job` as a Kestra flow.
-pub fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, ExportError> {
+pub(crate) fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, ExportError> {
     check_namespace(&options.namespace)?;
     if let Some(cron) = &options.cron {
         check_cron(cron)?;

@@ -12,7 +12,7 @@ use crate::job::model::{Job, Step, StepKind, TriggerRule};
 
 /// One semantic difference between `pbibatch run JOB` and the exported flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
+pub(crate) struct Note {
     /// The step it concerns; `None` for the whole job.
     pub step: Option<String>,
     pub message: String,
@@ -40,7 +40,7 @@ fn rule_name(rule: TriggerRule) -> &'static str {
 }
 
 /// Every note for `job`, job-level first, then steps in job order.
-pub fn notes(job: &Job) -> Vec<Note> {
+pub(super) fn notes(job: &Job) -> Vec<Note> {
     let mut out = Vec::new();
     for (pool, limit) in &job.pools {
         let members = job
@@ -163,7 +163,7 @@ fn webhook_reads_the_run(body: Option<&serde_json::Value>) -> bool {
 
 /// Env var names a `when:` expression reads (`env.NAME`, `env["NAME"]`, `env['NAME']`), in
 /// order of appearance, without duplicates.
-pub fn env_in_condition(expr: &str) -> Vec<String> {
+pub(super) fn env_in_condition(expr: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let bytes = expr.as_bytes();
     let mut i = 0;

@@ -125,7 +125,7 @@ impl Diagnostics {
     }
 
     /// Adds a problem at a byte range of the source (clamped to the text).
-    pub fn push_at(
+    pub(crate) fn push_at(
         &mut self,
         severity: Severity,
         offset: usize,
@@ -146,7 +146,7 @@ impl Diagnostics {
     }
 
     /// Adds a problem without a position.
-    pub fn push_global(&mut self, severity: Severity, message: impl Into<String>) {
+    pub(crate) fn push_global(&mut self, severity: Severity, message: impl Into<String>) {
         self.items.push(Diagnostic {
             severity,
             message: message.into(),
@@ -158,19 +158,19 @@ impl Diagnostics {
     }
 
     /// Marks the last problem added as an unset environment variable's warning.
-    pub fn mark_last_unset_env(&mut self) {
+    pub(crate) fn mark_last_unset_env(&mut self) {
         if let Some(d) = self.items.last_mut() {
             d.unset_env = true;
         }
     }
 
     /// Drops the warnings about unset environment variables (`validate --allow-unset-env`).
-    pub fn drop_unset_env(&mut self) {
+    pub(crate) fn drop_unset_env(&mut self) {
         self.items.retain(|d| !d.unset_env);
     }
 
     /// Rewrites hints: `hint` returns the new help of a problem, or `None` to leave it.
-    pub fn rewrite_help(&mut self, mut hint: impl FnMut(&Diagnostic) -> Option<String>) {
+    pub(crate) fn rewrite_help(&mut self, mut hint: impl FnMut(&Diagnostic) -> Option<String>) {
         for d in &mut self.items {
             if let Some(help) = hint(d) {
                 d.help = Some(help);

@@ -30,7 +30,10 @@ pub struct MissingVar {
 /// The name of a set environment variable close to `name` (`ORDER_LIST_FLOW_URL` for
 /// `ORDER_LIST_FLOW_ULR`): the process's variable names, kept when `lookup` also sees them
 /// (tests and `--simulate` answer lookups themselves).
-pub fn near_set_variable(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+pub(super) fn near_set_variable(
+    name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
     let set: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| lookup(k).is_some())
@@ -220,7 +223,6 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
                 s.url = r.secret(&s.url, &by("url"));
                 s.headers = r.headers(&s.headers, id);
                 s.body = s.body.as_ref().map(|b| r.json(b, &by("body")));
-                s.link = s.link.as_ref().map(|l| r.s(l, &by("link")));
                 StepKind::Webhook(s)
             }
             StepKind::Dataflow(s) => {

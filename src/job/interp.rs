@@ -8,7 +8,7 @@
 
 /// A reference found in a string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ref {
+pub(crate) enum Ref {
     /// `${env.NAME}`.
     Env(String),
     /// `${vars.NAME}`.
@@ -21,7 +21,7 @@ pub enum Ref {
 
 /// A piece of a string value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece<'a> {
+pub(crate) enum Piece<'a> {
     /// Plain text.
     Text(&'a str),
     /// `$${`: a literal `${`.
@@ -32,16 +32,16 @@ pub enum Piece<'a> {
 
 /// A malformed reference; `start..end` is its byte range in the string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefError {
+pub(crate) struct RefError {
     pub start: usize,
     pub end: usize,
     pub message: String,
 }
 
 /// `${run.FIELD}` fields a webhook body may use (what the webhook executor fills in).
-pub const RUN_FIELDS: &[&str] = &["id", "job", "status", "summary", "started_at"];
+pub(crate) const RUN_FIELDS: &[&str] = &["id", "job", "status", "summary", "started_at"];
 /// `${steps.ID.FIELD}` fields a webhook body may use.
-pub const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs"];
+pub(crate) const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs"];
 
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -57,7 +57,7 @@ fn is_step_id(s: &str) -> bool {
 
 /// Splits a string into text, escapes and references. Fails on the first malformed
 /// reference.
-pub fn scan(s: &str) -> Result<Vec<Piece<'_>>, RefError> {
+pub(crate) fn scan(s: &str) -> Result<Vec<Piece<'_>>, RefError> {
     let mut out = Vec::new();
     let bytes = s.as_bytes();
     let mut i = 0;
@@ -138,7 +138,7 @@ fn parse_ref(inner: &str) -> Result<Ref, String> {
 
 /// Rebuilds a string with `${vars.NAME}` replaced (`vars` must hold every name: the
 /// validator checked them); everything else is kept as written.
-pub fn substitute_vars(
+pub(crate) fn substitute_vars(
     s: &str,
     pieces: &[Piece<'_>],
     vars: &dyn Fn(&str) -> Option<String>,
@@ -170,7 +170,7 @@ pub fn substitute_vars(
 
 /// Replaces `${env.NAME}` through `lookup` and `$${` by `${`; `${run.*}` / `${steps.*}` stay.
 /// Names `lookup` does not know are pushed to `missing` (and left as written).
-pub fn substitute_env(
+pub(crate) fn substitute_env(
     s: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     missing: &mut Vec<String>,

@@ -6,7 +6,7 @@ use serde_saphyr::Location;
 use crate::job::raw::{RawStep, RawStepType};
 
 /// Keys every step type accepts.
-pub const COMMON_KEYS: &[&str] = &[
+pub(crate) const COMMON_KEYS: &[&str] = &[
     "type",
     "depends_on",
     "trigger",
@@ -23,11 +23,11 @@ pub const COMMON_KEYS: &[&str] = &[
 /// Keys that apply only to a step that starts remote work and watches it (`dataset`,
 /// `dataflow`, `sas_flow` with `wait_for`); on any other step they mean nothing, so they are
 /// an error there. From `defaults:` they simply do not apply.
-pub const WATCH_KEYS: &[&str] = &["poll_interval", "if_running"];
+pub(crate) const WATCH_KEYS: &[&str] = &["poll_interval", "if_running"];
 
 /// Keys only some step types accept, per type. A `sas_flow` accepts [`WATCH_KEYS`] and
 /// `connection` only with `wait_for` (see [`needs_wait_for`]).
-pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
+pub(crate) fn type_keys(ty: RawStepType) -> &'static [&'static str] {
     match ty {
         RawStepType::SasFlow => &[
             "url",
@@ -42,15 +42,7 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "poll_interval",
             "if_running",
         ],
-        RawStepType::Webhook => &[
-            "url",
-            "method",
-            "headers",
-            "body",
-            "expect_status",
-            "format",
-            "link",
-        ],
+        RawStepType::Webhook => &["url", "method", "headers", "body", "expect_status"],
         RawStepType::Dataflow => &[
             "workspace",
             "dataflow",
@@ -101,13 +93,13 @@ pub fn type_keys(ty: RawStepType) -> &'static [&'static str] {
 /// Keys a `sas_flow` step accepts only together with `wait_for`: without it the step calls
 /// the flow's URL and nothing else (no Power BI connection, nothing to poll). `connection`
 /// is also accepted with `oauth: true` (the flow token comes from it).
-pub fn needs_wait_for(key: &str) -> bool {
+pub(crate) fn needs_wait_for(key: &str) -> bool {
     key == "connection" || key == "skip_if_fresh" || WATCH_KEYS.contains(&key)
 }
 
 /// Whether a step of type `ty` starts remote work and watches it, so that `poll_interval` and
 /// `if_running` apply to it.
-pub fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
+pub(crate) fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
     match ty {
         RawStepType::Dataset | RawStepType::Dataflow | RawStepType::FabricJob => true,
         RawStepType::SasFlow => has_wait_for,
@@ -117,7 +109,7 @@ pub fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
 
 /// Where `key` applies, in words, for the "not a key of" help; `None` for keys that belong
 /// to whole step types (the help then lists those types).
-pub fn applies_to(key: &str) -> Option<&'static str> {
+pub(crate) fn applies_to(key: &str) -> Option<&'static str> {
     if key == "poll_interval" {
         Some(
             "steps that start remote work and watch it: dataflow, dataset, capacity, and sas_flow with `wait_for`",
@@ -136,7 +128,7 @@ pub fn applies_to(key: &str) -> Option<&'static str> {
 }
 
 /// Every type-specific key (the union of [`type_keys`]).
-pub fn all_type_keys() -> Vec<&'static str> {
+pub(crate) fn all_type_keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = Vec::new();
     for ty in RawStepType::ALL {
         for k in type_keys(ty) {
@@ -149,7 +141,7 @@ pub fn all_type_keys() -> Vec<&'static str> {
 }
 
 /// The type-specific keys present in a step, with where their values are.
-pub fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
+pub(crate) fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
     let mut out = Vec::new();
     macro_rules! key {
         ($($field:ident),*) => {
@@ -170,8 +162,6 @@ pub fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
         expect_status,
         wait_for,
         oauth,
-        format,
-        link,
         workspace,
         dataflow,
         generation,
@@ -196,7 +186,7 @@ pub fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)> {
 }
 
 /// The types that accept `key`, for the error message.
-pub fn types_with_key(key: &str) -> Vec<&'static str> {
+pub(crate) fn types_with_key(key: &str) -> Vec<&'static str> {
     RawStepType::ALL
         .into_iter()
         .filter(|t| type_keys(*t).contains(&key))
@@ -224,8 +214,6 @@ mod tests {
             "expect_status",
             "wait_for",
             "oauth",
-            "format",
-            "link",
             "workspace",
             "dataflow",
             "generation",

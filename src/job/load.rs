@@ -134,7 +134,7 @@ pub fn load_bytes(
 }
 
 /// What [`parse_raw`] read.
-pub struct Parsed {
+pub(super) struct Parsed {
     pub raw: RawJob,
     /// The errors the reading went past: unknown and duplicate keys, bad values (empty when
     /// there were none).
@@ -181,7 +181,7 @@ fn options() -> Options {
 ///
 /// The entry of such a problem (key and value) is overwritten with spaces, which keeps every
 /// byte offset, so the raw types read from the blanked text point into `source` as they are.
-pub fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
+pub(super) fn parse_raw(name: &str, source: &Arc<str>) -> Result<Parsed, Diagnostics> {
     let mut problems = Diagnostics::new(name, Arc::clone(source));
     let mut meant: Vec<Meant> = Vec::new();
     if source.trim().is_empty()

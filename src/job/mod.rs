@@ -7,16 +7,16 @@
 //!       --resolve_env (before a run; every missing env var)--> model::Job
 //! ```
 
-pub mod diag;
+pub(crate) mod diag;
 mod env;
-pub mod interp;
-pub mod keys;
+pub(crate) mod interp;
+pub(crate) mod keys;
 mod load;
 pub mod model;
-pub mod raw;
+pub(crate) mod raw;
 mod relocate;
-pub mod schema;
-pub mod validate;
+pub(crate) mod schema;
+pub(crate) mod validate;
 
 pub use diag::{DiagFormat, Diagnostic, Diagnostics, Severity};
 pub use env::{MissingEnv, MissingVar, needs_auth, resolve_env};
@@ -25,10 +25,12 @@ pub use load::{Loaded, load, load_bytes};
 /// A `--var` argument that is not `KEY=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 #[error("invalid --var `{0}`: expected KEY=VALUE")]
-pub struct VarOverrideError(pub String);
+pub(crate) struct VarOverrideError(pub String);
 
 /// Parses `--var KEY=VALUE` arguments (the value may contain `=`; later ones win).
-pub fn parse_var_overrides(args: &[String]) -> Result<Vec<(String, String)>, VarOverrideError> {
+pub(crate) fn parse_var_overrides(
+    args: &[String],
+) -> Result<Vec<(String, String)>, VarOverrideError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for arg in args {
         let Some((k, v)) = arg.split_once('=') else {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::secret::Secret;
 
 /// A step id: `[A-Za-z_][A-Za-z0-9_-]*`.
-pub type StepId = String;
+pub(crate) type StepId = String;
 
 /// One job file, validated.
 #[derive(Debug, Clone, Serialize)]
@@ -214,7 +214,7 @@ impl StepKind {
 
     /// Whether the step starts remote work and watches it (`dataset`, `dataflow`, `sas_flow`
     /// with `wait_for`): only then do `poll_interval` and `if_running` apply.
-    pub fn watches_remote_run(&self) -> bool {
+    pub(crate) fn watches_remote_run(&self) -> bool {
         match self {
             StepKind::Dataset(_) | StepKind::Dataflow(_) | StepKind::FabricJob(_) => true,
             StepKind::SasFlow(s) => s.wait_for.is_some(),
@@ -258,7 +258,7 @@ pub enum HeaderValue {
 
 impl HeaderValue {
     /// The value to send.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         match self {
             HeaderValue::Plain(s) => s,
             HeaderValue::Secret(s) => s.expose(),
@@ -382,7 +382,7 @@ impl FabricItemType {
     }
 
     /// The Fabric item type (`DataPipeline`, ...).
-    pub fn fabric_type(self) -> &'static str {
+    pub(crate) fn fabric_type(self) -> &'static str {
         match self {
             FabricItemType::Pipeline => "DataPipeline",
             FabricItemType::Notebook => "Notebook",
@@ -392,7 +392,7 @@ impl FabricItemType {
     }
 
     /// What people call it (`pipeline`, `Spark job definition`, ...).
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             FabricItemType::Pipeline => "pipeline",
             FabricItemType::Notebook => "notebook",
@@ -402,12 +402,12 @@ impl FabricItemType {
     }
 
     /// Whether its job takes `parameters:`.
-    pub fn takes_parameters(self) -> bool {
+    pub(crate) fn takes_parameters(self) -> bool {
         matches!(self, FabricItemType::Pipeline | FabricItemType::Notebook)
     }
 
     /// The type of a Fabric item type name, if a `fabric_job` runs it.
-    pub fn from_fabric_type(fabric_type: &str) -> Option<FabricItemType> {
+    pub(crate) fn from_fabric_type(fabric_type: &str) -> Option<FabricItemType> {
         [
             FabricItemType::Pipeline,
             FabricItemType::Notebook,
@@ -421,7 +421,7 @@ impl FabricItemType {
 
 /// The notebook parameter type of a value (`string`, `int`, `float`, `bool`: the types the
 /// notebook run API takes), `None` for what a notebook parameter cannot hold.
-pub fn notebook_parameter_type(v: &serde_json::Value) -> Option<&'static str> {
+pub(crate) fn notebook_parameter_type(v: &serde_json::Value) -> Option<&'static str> {
     match v {
         serde_json::Value::String(_) => Some("string"),
         serde_json::Value::Bool(_) => Some("bool"),
@@ -519,7 +519,7 @@ impl ExportFormat {
     }
 
     /// True for the formats only paginated reports support.
-    pub fn paginated_only(&self) -> bool {
+    pub(crate) fn paginated_only(&self) -> bool {
         !matches!(
             self,
             ExportFormat::Pdf | ExportFormat::Pptx | ExportFormat::Png
@@ -562,23 +562,6 @@ pub struct WebhookStep {
     /// `${steps.<id>.status}`, resolved when the step runs.
     pub body: Option<serde_json::Value>,
     pub expect_status: Vec<u16>,
-    /// The ready payload sent when there is no `body` (default `plain`).
-    pub format: WebhookFormat,
-    /// A link the Teams card / Slack message offers; may use `${run.id}`, `${run.job}`.
-    pub link: Option<String>,
-}
-
-/// The ready payloads of a `webhook` step (`format:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookFormat {
-    /// `{"text": "<run summary>"}`.
-    #[default]
-    Plain,
-    /// A Teams Workflows message carrying an Adaptive Card.
-    Teams,
-    /// A Slack message with Block Kit blocks.
-    Slack,
 }
 
 /// What a `capacity` step does.
@@ -616,7 +599,7 @@ pub struct CapacityRef {
 impl CapacityRef {
     /// Parses `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Fabric/capacities/{name}`
     /// (segment names compared case-insensitively, as ARM does).
-    pub fn parse_id(id: &str) -> Option<CapacityRef> {
+    pub(crate) fn parse_id(id: &str) -> Option<CapacityRef> {
         let parts: Vec<&str> = id.trim().trim_matches('/').split('/').collect();
         match parts.as_slice() {
             [subs, s, rgs, rg, providers, ns, caps, name]
@@ -700,17 +683,17 @@ impl CapacityStep {
 }
 
 /// Serde helpers that write durations as humantime strings (`1h 30m`).
-pub mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
-    pub mod option {
+    pub(crate) mod option {
         use std::time::Duration;
 
-        pub fn serialize<S: serde::Serializer>(
+        pub(crate) fn serialize<S: serde::Serializer>(
             d: &Option<Duration>,
             s: S,
         ) -> Result<S::Ok, S::Error> {

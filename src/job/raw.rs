@@ -19,16 +19,16 @@ use serde_saphyr::{Location, Spanned};
 
 /// A value with the place it came from in the YAML text.
 #[derive(Debug, Clone)]
-pub struct Sp<T>(pub Spanned<T>);
+pub(crate) struct Sp<T>(pub Spanned<T>);
 
 impl<T> Sp<T> {
     /// The value.
-    pub fn get(&self) -> &T {
+    pub(crate) fn get(&self) -> &T {
         &self.0.value
     }
 
     /// Where the value is used (the alias for an alias).
-    pub fn loc(&self) -> Location {
+    pub(crate) fn loc(&self) -> Location {
         self.0.referenced
     }
 }
@@ -76,7 +76,7 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "pbibatch job file")]
-pub struct RawJob {
+pub(crate) struct RawJob {
     /// File format version; must be 1.
     pub version: Sp<u32>,
     /// Job name, `[a-z0-9_-]+`.
@@ -110,7 +110,7 @@ pub struct RawJob {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Connection")]
-pub struct RawConnection {
+pub(crate) struct RawConnection {
     /// Entra ID tenant (GUID or domain).
     pub tenant_id: Option<Sp<String>>,
     /// App registration (client) id.
@@ -139,7 +139,7 @@ pub struct RawConnection {
 #[derive(Debug, JsonSchema)]
 #[schemars(untagged)]
 #[schemars(rename = "ManagedIdentity")]
-pub enum RawManagedIdentity {
+pub(crate) enum RawManagedIdentity {
     /// `true` = system-assigned identity; `false` = not used.
     Enabled(bool),
     /// A user-assigned identity.
@@ -150,7 +150,7 @@ pub enum RawManagedIdentity {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "UserAssignedIdentity")]
-pub struct RawUserAssigned {
+pub(crate) struct RawUserAssigned {
     /// Client id of the user-assigned identity.
     pub client_id: Sp<String>,
 }
@@ -179,7 +179,7 @@ impl<'de> Deserialize<'de> for RawManagedIdentity {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[schemars(rename = "Cloud")]
-pub enum RawCloud {
+pub(crate) enum RawCloud {
     Public,
     Usgov,
     Usgovhigh,
@@ -191,7 +191,7 @@ pub enum RawCloud {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Defaults")]
-pub struct RawDefaults {
+pub(crate) struct RawDefaults {
     /// Per attempt (humantime, e.g. `2h`; default 2h).
     pub timeout: Option<Sp<String>>,
     /// Re-runs after a failed attempt (0..=100, default 0), or the long form.
@@ -212,7 +212,7 @@ pub struct RawDefaults {
 #[derive(Debug, JsonSchema)]
 #[schemars(untagged)]
 #[schemars(rename = "Retries")]
-pub enum RawRetries {
+pub(crate) enum RawRetries {
     /// Re-runs after a failed attempt.
     Count(i64),
     /// The long form.
@@ -223,7 +223,7 @@ pub enum RawRetries {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "RetriesLong")]
-pub struct RawRetriesLong {
+pub(crate) struct RawRetriesLong {
     /// Re-runs after a failed attempt (0..=100).
     pub count: Sp<i64>,
     /// First pause before a retry; doubles each retry.
@@ -259,7 +259,7 @@ impl<'de> Deserialize<'de> for RawRetries {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "TriggerRule")]
-pub enum RawTrigger {
+pub(crate) enum RawTrigger {
     AllSuccess,
     AllDone,
     AllFailed,
@@ -273,7 +273,7 @@ pub enum RawTrigger {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "IfRunning")]
-pub enum RawIfRunning {
+pub(crate) enum RawIfRunning {
     Wait,
     Adopt,
     Fail,
@@ -284,7 +284,7 @@ pub enum RawIfRunning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "StepType")]
-pub enum RawStepType {
+pub(crate) enum RawStepType {
     SasFlow,
     Dataflow,
     Dataset,
@@ -296,7 +296,7 @@ pub enum RawStepType {
 
 impl RawStepType {
     /// Every type, in documentation order.
-    pub const ALL: [RawStepType; 7] = [
+    pub(crate) const ALL: [RawStepType; 7] = [
         RawStepType::SasFlow,
         RawStepType::Dataflow,
         RawStepType::Dataset,
@@ -307,7 +307,7 @@ impl RawStepType {
     ];
 
     /// The name as written in a job file.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             RawStepType::SasFlow => "sas_flow",
             RawStepType::Dataflow => "dataflow",
@@ -324,7 +324,7 @@ impl RawStepType {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "Notify")]
-pub enum RawNotify {
+pub(crate) enum RawNotify {
     NoNotification,
     MailOnFailure,
     /// Datasets only.
@@ -335,7 +335,7 @@ pub enum RawNotify {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "ProcessType")]
-pub enum RawProcessType {
+pub(crate) enum RawProcessType {
     Default,
     ProcessFull,
 }
@@ -344,7 +344,7 @@ pub enum RawProcessType {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "ExecuteOption")]
-pub enum RawExecuteOption {
+pub(crate) enum RawExecuteOption {
     SkipApplyChanges,
     ApplyChangesIfNeeded,
 }
@@ -353,7 +353,7 @@ pub enum RawExecuteOption {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "RefreshType")]
-pub enum RawRefreshType {
+pub(crate) enum RawRefreshType {
     Full,
     ClearValues,
     Calculate,
@@ -366,7 +366,7 @@ pub enum RawRefreshType {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "CommitMode")]
-pub enum RawCommitMode {
+pub(crate) enum RawCommitMode {
     Transactional,
     PartialBatch,
 }
@@ -375,7 +375,7 @@ pub enum RawCommitMode {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
-pub struct RawStep {
+pub(crate) struct RawStep {
     /// `sas_flow`, `dataflow`, `dataset`, `report`, `webhook`, `fabric_job` or `capacity`.
     #[serde(rename = "type")]
     pub step_type: Sp<RawStepType>,
@@ -428,12 +428,6 @@ pub struct RawStep {
     /// not "Anyone"): send an OAuth token of the step's connection for
     /// `https://service.flow.microsoft.com//.default` instead of the SAS signature.
     pub oauth: Option<Sp<bool>>,
-    /// webhook: a ready payload instead of `body`: `teams` (an Adaptive Card for a Teams
-    /// Workflows webhook), `slack` (Block Kit blocks) or `plain` (`{"text": ...}`, default).
-    pub format: Option<Sp<RawWebhookFormat>>,
-    /// webhook (`format: teams` or `slack`): a link the message offers (e.g. the run in
-    /// Kestra); may use `${run.id}` and `${run.job}`.
-    pub link: Option<Sp<String>>,
 
     /// dataflow, dataset, report, fabric_job: workspace alias, name or GUID.
     pub workspace: Option<Sp<String>>,
@@ -484,7 +478,7 @@ pub struct RawStep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "ItemType")]
-pub enum RawItemType {
+pub(crate) enum RawItemType {
     /// Data pipeline (`DataPipeline`).
     Pipeline,
     /// Notebook (`Notebook`).
@@ -499,7 +493,7 @@ pub enum RawItemType {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "NotebookConfiguration")]
-pub struct RawNotebookConfiguration {
+pub(crate) struct RawNotebookConfiguration {
     /// Spark properties, e.g. `spark.sql.shuffle.partitions: "64"`.
     pub conf: Option<IndexMap<String, Sp<String>>>,
     /// The environment to run in.
@@ -516,7 +510,7 @@ pub struct RawNotebookConfiguration {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "ItemRef")]
-pub struct RawItemRef {
+pub(crate) struct RawItemRef {
     /// The item GUID.
     pub id: Option<Sp<String>>,
     /// The item name.
@@ -527,7 +521,7 @@ pub struct RawItemRef {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "LakehouseRef")]
-pub struct RawLakehouseRef {
+pub(crate) struct RawLakehouseRef {
     /// The lakehouse GUID.
     pub id: Option<Sp<String>>,
     /// The lakehouse name.
@@ -540,7 +534,7 @@ pub struct RawLakehouseRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "CapacityLimits")]
-pub enum RawCapacityLimits {
+pub(crate) enum RawCapacityLimits {
     Auto,
     Off,
 }
@@ -549,7 +543,7 @@ pub enum RawCapacityLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "CapacityAction")]
-pub enum RawCapacityAction {
+pub(crate) enum RawCapacityAction {
     /// Resume a paused capacity and wait until it is `Active` (no-op when already active).
     Resume,
     /// Suspend (pause) the capacity and wait until it is `Paused` (no-op when already paused).
@@ -558,25 +552,11 @@ pub enum RawCapacityAction {
     Scale,
 }
 
-/// `format:` of a webhook step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(rename = "WebhookFormat")]
-pub enum RawWebhookFormat {
-    /// `{"text": "<run summary>"}` (Slack and generic endpoints; the default).
-    Plain,
-    /// A Teams Workflows message: an Adaptive Card with the run's status, counts, failed
-    /// steps and their errors, run id and `link`.
-    Teams,
-    /// A Slack message with Block Kit blocks (and `text` as the notification fallback).
-    Slack,
-}
-
 /// `wait_for:` of a sas_flow step.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "WaitFor")]
-pub struct RawWaitFor {
+pub(crate) struct RawWaitFor {
     /// Workspace alias, name or GUID.
     pub workspace: Sp<String>,
     /// Gen1 dataflow name or GUID.
@@ -587,7 +567,7 @@ pub struct RawWaitFor {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "EnhancedRefresh")]
-pub struct RawRefresh {
+pub(crate) struct RawRefresh {
     /// Refresh type (default `full`).
     #[serde(rename = "type")]
     pub refresh_type: Option<Sp<RawRefreshType>>,
@@ -611,7 +591,7 @@ pub struct RawRefresh {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "RefreshObject")]
-pub struct RawRefreshObject {
+pub(crate) struct RawRefreshObject {
     /// Table name.
     pub table: Sp<String>,
     /// Partition name; the whole table when omitted.
@@ -622,7 +602,7 @@ pub struct RawRefreshObject {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Export")]
-pub struct RawExport {
+pub(crate) struct RawExport {
     /// PDF, PPTX, PNG; paginated reports also IMAGE, XLSX, DOCX, CSV, XML, MHTML,
     /// ACCESSIBLEPDF.
     #[schemars(extend("enum" = ["PDF", "PPTX", "PNG", "IMAGE", "XLSX", "DOCX", "CSV", "XML", "MHTML", "ACCESSIBLEPDF"]))]

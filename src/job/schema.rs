@@ -20,7 +20,7 @@ fn required_keys(ty: RawStepType) -> &'static [&'static str] {
 }
 
 /// The schema as a JSON value.
-pub fn schema() -> Value {
+pub(crate) fn schema() -> Value {
     let schema = schemars::schema_for!(RawJob);
     let mut value = schema.to_value();
     if let Some(step) = value
@@ -212,16 +212,6 @@ fn restrict_step(step: &mut Map<String, Value>) {
                 }
             });
         }
-        if ty == RawStepType::Webhook {
-            // `format` builds the body; `link` is shown by the Teams and Slack payloads.
-            then["dependentSchemas"] = json!({
-                "format": { "not": { "required": ["body"] } },
-                "link": {
-                    "required": ["format"],
-                    "properties": { "format": { "enum": ["teams", "slack"] } }
-                }
-            });
-        }
         rules.push(json!({
             "if": {
                 "properties": { "type": { "const": ty.name() } },
@@ -234,6 +224,6 @@ fn restrict_step(step: &mut Map<String, Value>) {
 }
 
 /// The schema as the pretty JSON text written to `schemas/` (with a final newline).
-pub fn schema_text() -> String {
+pub(crate) fn schema_text() -> String {
     serde_json::to_string_pretty(&schema()).unwrap_or_default() + "\n"
 }

@@ -15,7 +15,7 @@ use crate::powerbi::skus::{SHARED_DAILY_REFRESHES, refresh_limit};
 
 /// What the service says about one workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WorkspaceCapacity {
+pub(crate) enum WorkspaceCapacity {
     /// On a dedicated capacity: its id, and its SKU and name when the caller can read them
     /// (`GET capacities` lists only capacities the caller has a right on).
     Dedicated {
@@ -30,11 +30,11 @@ pub enum WorkspaceCapacity {
 }
 
 /// The facts for a job: per (connection, workspace as written).
-pub type Facts = HashMap<(String, String), WorkspaceCapacity>;
+pub(crate) type Facts = HashMap<(String, String), WorkspaceCapacity>;
 
 /// One capacity's limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CapacityLimit {
+pub(crate) struct CapacityLimit {
     /// The limit's name as the engine knows it (`capacity:<id>`).
     pub key: String,
     pub capacity_id: String,
@@ -48,7 +48,7 @@ pub struct CapacityLimit {
 
 /// What the capacities mean for a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CapacityPlan {
+pub(crate) struct CapacityPlan {
     /// One per capacity with a known SKU, in the order of their first step.
     pub limits: Vec<CapacityLimit>,
     /// Warnings (shared capacity, unknown SKU, unreadable workspace), in job order.
@@ -57,7 +57,7 @@ pub struct CapacityPlan {
 
 impl CapacityPlan {
     /// The engine's data: limit name -> size, step -> limit names.
-    pub fn pools(&self) -> (HashMap<String, u32>, HashMap<StepId, Vec<String>>) {
+    pub(crate) fn pools(&self) -> (HashMap<String, u32>, HashMap<StepId, Vec<String>>) {
         let mut sizes = HashMap::new();
         let mut members: HashMap<StepId, Vec<String>> = HashMap::new();
         for l in &self.limits {
@@ -70,7 +70,7 @@ impl CapacityPlan {
     }
 
     /// The lines `plan --capacities` prints.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut o = String::new();
         if self.limits.is_empty() {
             let _ = writeln!(o, "capacity limits: none");
@@ -97,7 +97,7 @@ impl CapacityPlan {
 
 /// The workspaces whose capacity matters: those of the selected `dataset` steps, per
 /// connection, in job order, without duplicates.
-pub fn workspaces_to_learn(job: &Job, selected: &[StepId]) -> Vec<(String, String)> {
+pub(crate) fn workspaces_to_learn(job: &Job, selected: &[StepId]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for id in selected {
         let Some(step) = job.steps.get(id) else {
@@ -114,7 +114,7 @@ pub fn workspaces_to_learn(job: &Job, selected: &[StepId]) -> Vec<(String, Strin
 }
 
 /// Turns the facts into limits and warnings for the selected steps.
-pub fn plan(job: &Job, selected: &[StepId], facts: &Facts) -> CapacityPlan {
+pub(crate) fn plan(job: &Job, selected: &[StepId], facts: &Facts) -> CapacityPlan {
     let mut limits: Vec<CapacityLimit> = Vec::new();
     let mut warnings = Vec::new();
     // Shared workspaces and capacities without a known SKU: the steps on each, in job order.

@@ -16,7 +16,7 @@ fn mermaid_id(id: &str, index: usize) -> String {
 }
 
 /// Mermaid `flowchart LR`.
-pub fn mermaid(job: &Job) -> String {
+pub(crate) fn mermaid(job: &Job) -> String {
     let mut o = String::from("flowchart LR\n");
     let ids: Vec<String> = job
         .steps
@@ -48,7 +48,7 @@ fn dot_escape(s: &str) -> String {
 }
 
 /// Graphviz `digraph`.
-pub fn dot(job: &Job) -> String {
+pub(crate) fn dot(job: &Job) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "digraph \"{}\" {{", dot_escape(&job.name));
     let _ = writeln!(o, "  rankdir=LR;");

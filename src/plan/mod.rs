@@ -4,9 +4,10 @@
 //! A `Plan` is immutable once built. Validation guarantees the graph is acyclic before a plan
 //! is built from a job.
 
-pub mod capacity;
-pub mod graph;
-pub mod render;
+pub(crate) mod capacity;
+pub(crate) mod cmd;
+pub(crate) mod graph;
+pub(crate) mod render;
 mod select;
 
 pub use select::{SelectionError, select};

@@ -33,7 +33,7 @@ struct StepJson<'a> {
 }
 
 /// The plan as pretty JSON.
-pub fn to_json(plan: &Plan) -> String {
+pub(crate) fn to_json(plan: &Plan) -> String {
     let job = &plan.job;
     let steps = plan
         .selected
@@ -77,7 +77,7 @@ fn dur(d: std::time::Duration) -> String {
 }
 
 /// The plan as text for people.
-pub fn to_text(plan: &Plan) -> String {
+pub(crate) fn to_text(plan: &Plan) -> String {
     let job = &plan.job;
     let mut o = String::new();
     let _ = writeln!(o, "job: {} ({})", job.name, job.file.display());
@@ -184,7 +184,7 @@ fn serde_name<T: Serialize>(v: &T) -> String {
 }
 
 /// `one_failed`, ...
-pub fn trigger_name(t: TriggerRule) -> String {
+pub(crate) fn trigger_name(t: TriggerRule) -> String {
     serde_name(&t)
 }
 
@@ -226,19 +226,7 @@ fn kind_lines(o: &mut String, kind: &StepKind) {
                     let _ = writeln!(o, "  body: {b}");
                 }
                 None => {
-                    let body = match s.format {
-                        crate::job::model::WebhookFormat::Plain => "{\"text\": <run summary>}",
-                        crate::job::model::WebhookFormat::Teams => {
-                            "Teams Workflows message (Adaptive Card 1.4: status, counts, failed steps, run id)"
-                        }
-                        crate::job::model::WebhookFormat::Slack => {
-                            "Slack message (Block Kit: status, counts, failed steps, run id)"
-                        }
-                    };
-                    let _ = writeln!(o, "  body: {body}");
-                    if let Some(link) = &s.link {
-                        let _ = writeln!(o, "  link: {link}");
-                    }
+                    let _ = writeln!(o, "  body: {{\"text\": <run summary>}}");
                 }
             }
         }

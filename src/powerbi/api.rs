@@ -55,7 +55,7 @@ pub struct Item {
 /// A refresh history entry.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct RefreshEntry {
+pub(crate) struct RefreshEntry {
     #[serde(default, alias = "RequestId")]
     pub request_id: Option<String>,
     #[serde(default, alias = "RefreshType")]
@@ -66,8 +66,6 @@ pub struct RefreshEntry {
     pub end_time: Option<String>,
     #[serde(default, alias = "Status")]
     pub status: Option<String>,
-    #[serde(default, alias = "ExtendedStatus")]
-    pub extended_status: Option<String>,
     #[serde(default, alias = "ServiceExceptionJson")]
     pub service_exception_json: Option<String>,
 }
@@ -75,7 +73,7 @@ pub struct RefreshEntry {
 /// Execution details of an enhanced refresh.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct RefreshDetail {
+pub(crate) struct RefreshDetail {
     #[serde(default, alias = "Status")]
     pub status: Option<String>,
     #[serde(default, alias = "ExtendedStatus")]
@@ -90,7 +88,7 @@ pub struct RefreshDetail {
 
 /// One message of an enhanced refresh.
 #[derive(Debug, Clone, Deserialize, Default)]
-pub struct RefreshMessage {
+pub(crate) struct RefreshMessage {
     #[serde(default, alias = "Code")]
     pub code: Option<String>,
     #[serde(default, alias = "Message")]
@@ -102,11 +100,9 @@ pub struct RefreshMessage {
 /// A Gen1 dataflow transaction.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct Transaction {
+pub(crate) struct Transaction {
     #[serde(alias = "Id")]
     pub id: String,
-    #[serde(default, alias = "RefreshType")]
-    pub refresh_type: Option<String>,
     #[serde(default, alias = "StartTime")]
     pub start_time: Option<String>,
     #[serde(default, alias = "EndTime")]
@@ -139,15 +135,13 @@ pub struct JobInstance {
 /// A report export.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct Export {
+pub(crate) struct Export {
     #[serde(default, alias = "Id")]
     pub id: String,
     #[serde(default, alias = "Status")]
     pub status: Option<String>,
     #[serde(default, alias = "PercentComplete")]
     pub percent_complete: Option<f64>,
-    #[serde(default, alias = "ResourceFileExtension")]
-    pub resource_file_extension: Option<String>,
     #[serde(default, alias = "Error")]
     pub error: Option<Value>,
 }
@@ -174,7 +168,11 @@ impl PowerBiClient {
     }
 
     /// `GET /groups?$filter=name eq '<name>'` (quotes doubled).
-    pub async fn groups_named(&self, conn: &str, name: &str) -> Result<Vec<Group>, ClientError> {
+    pub(crate) async fn groups_named(
+        &self,
+        conn: &str,
+        name: &str,
+    ) -> Result<Vec<Group>, ClientError> {
         let filter = format!("name eq '{}'", name.replace('\'', "''"));
         let url = self.url(conn, Api::PowerBi, &["groups"], &[("$filter", &filter)])?;
         let (list, _): (List<Group>, _) = self.get_json(conn, Api::PowerBi, url).await?;
@@ -189,7 +187,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/datasets|reports|dataflows`.
-    pub async fn group_items(
+    pub(crate) async fn group_items(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -242,7 +240,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/datasets/{d}/refreshes?$top=N`, newest first.
-    pub async fn refresh_history(
+    pub(crate) async fn refresh_history(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -261,7 +259,7 @@ impl PowerBiClient {
     }
 
     /// `POST /groups/{g}/datasets/{d}/refreshes` with `body` (standard or enhanced).
-    pub async fn trigger_dataset_refresh(
+    pub(crate) async fn trigger_dataset_refresh(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -286,7 +284,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/datasets/{d}/refreshes/{requestId}` (202 running, 200 done).
-    pub async fn refresh_details(
+    pub(crate) async fn refresh_details(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -311,7 +309,7 @@ impl PowerBiClient {
     }
 
     /// `DELETE /groups/{g}/datasets/{d}/refreshes/{requestId}` (enhanced refreshes only).
-    pub async fn cancel_refresh(
+    pub(crate) async fn cancel_refresh(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -344,7 +342,7 @@ impl PowerBiClient {
     }
 
     /// `POST /groups/{g}/dataflows/{d}/refreshes[?processType=]` with `{"notifyOption": ..}`.
-    pub async fn trigger_dataflow_refresh(
+    pub(crate) async fn trigger_dataflow_refresh(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -381,7 +379,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/dataflows/{d}/transactions`.
-    pub async fn dataflow_transactions(
+    pub(crate) async fn dataflow_transactions(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -405,7 +403,7 @@ impl PowerBiClient {
 
     /// `POST /groups/{g}/dataflows/transactions/{id}/cancel` (no dataflow id in the path);
     /// returns the service's status word.
-    pub async fn cancel_transaction(
+    pub(crate) async fn cancel_transaction(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -440,7 +438,7 @@ impl PowerBiClient {
 
     /// `POST /v1/workspaces/{w}/items/{i}/jobs/instances?jobType=<type>`; returns the job
     /// instance id (last segment of `Location`) and the `Retry-After` before the first poll.
-    pub async fn run_fabric_job(
+    pub(crate) async fn run_fabric_job(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -507,7 +505,7 @@ impl PowerBiClient {
 
     /// `GET /v1/workspaces/{w}/items/{i}/jobs/instances` (first page: it holds the active
     /// jobs and the newest finished ones).
-    pub async fn fabric_jobs(
+    pub(crate) async fn fabric_jobs(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -531,7 +529,7 @@ impl PowerBiClient {
     }
 
     /// `POST /v1/workspaces/{w}/items/{i}/jobs/instances/{id}/cancel`.
-    pub async fn cancel_fabric_job(
+    pub(crate) async fn cancel_fabric_job(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -566,7 +564,7 @@ impl PowerBiClient {
     }
 
     /// `POST /groups/{g}/reports/{r}/ExportTo`.
-    pub async fn start_export(
+    pub(crate) async fn start_export(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -595,7 +593,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/reports/{r}/exports/{id}` (202 running, 200 terminal).
-    pub async fn export_status(
+    pub(crate) async fn export_status(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -620,7 +618,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/reports/{r}/exports/{id}/file`, unread (the caller streams it).
-    pub async fn export_file(
+    pub(crate) async fn export_file(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -659,7 +657,7 @@ impl PowerBiClient {
 /// A dataset as `GET /groups/{g}/datasets` lists it, with what discovery shows.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DatasetInfo {
+pub(crate) struct DatasetInfo {
     #[serde(alias = "Id")]
     pub id: String,
     #[serde(default, alias = "Name")]
@@ -670,16 +668,12 @@ pub struct DatasetInfo {
     /// `Abf` (import, small format), `PremiumFiles` (large format), ...
     #[serde(default, alias = "TargetStorageMode")]
     pub target_storage_mode: Option<String>,
-    #[serde(default, alias = "ConfiguredBy")]
-    pub configured_by: Option<String>,
-    #[serde(default, alias = "IsOnPremGatewayRequired")]
-    pub is_on_prem_gateway_required: Option<bool>,
 }
 
 /// A report as `GET /groups/{g}/reports` lists it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportInfo {
+pub(crate) struct ReportInfo {
     #[serde(alias = "Id")]
     pub id: String,
     #[serde(default, alias = "Name")]
@@ -687,9 +681,6 @@ pub struct ReportInfo {
     /// Absent for paginated reports without a Power BI dataset.
     #[serde(default, alias = "DatasetId")]
     pub dataset_id: Option<String>,
-    /// The dataset's workspace when it differs (not always sent).
-    #[serde(default, alias = "DatasetWorkspaceId")]
-    pub dataset_workspace_id: Option<String>,
     /// `PowerBIReport` or `PaginatedReport`.
     #[serde(default, alias = "ReportType")]
     pub report_type: Option<String>,
@@ -708,7 +699,7 @@ pub struct UpstreamDataflow {
 /// One row of `GET /groups/{g}/datasets/upstreamDataflows`: a dataset reads a dataflow.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DatasetDataflowLink {
+pub(crate) struct DatasetDataflowLink {
     #[serde(alias = "DatasetObjectId")]
     pub dataset_object_id: String,
     #[serde(alias = "DataflowObjectId")]
@@ -721,7 +712,7 @@ pub struct DatasetDataflowLink {
 /// A Fabric item with its type (`Dataflow`, `DataPipeline`, `SemanticModel`, ...).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FabricItem {
+pub(crate) struct FabricItem {
     pub id: String,
     #[serde(default)]
     pub display_name: String,
@@ -736,7 +727,7 @@ const GROUPS_PAGE: usize = 5000;
 impl PowerBiClient {
     /// Every workspace the caller sees, paging with `$top` / `$skip` (Power BI has no
     /// next link) until a short page.
-    pub async fn groups_all(&self, conn: &str) -> Result<Vec<Group>, ClientError> {
+    pub(crate) async fn groups_all(&self, conn: &str) -> Result<Vec<Group>, ClientError> {
         self.groups_paged(conn, GROUPS_PAGE).await
     }
 
@@ -765,7 +756,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/datasets` with refreshability and storage mode.
-    pub async fn datasets_detail(
+    pub(crate) async fn datasets_detail(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -781,7 +772,7 @@ impl PowerBiClient {
     }
 
     /// `GET /groups/{g}/reports` with each report's dataset.
-    pub async fn reports_detail(
+    pub(crate) async fn reports_detail(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -821,7 +812,7 @@ impl PowerBiClient {
 
     /// `GET /groups/{g}/datasets/upstreamDataflows`: every dataset → dataflow link of the
     /// workspace's datasets.
-    pub async fn dataset_dataflow_links(
+    pub(crate) async fn dataset_dataflow_links(
         &self,
         conn: &str,
         workspace_id: &str,
@@ -838,12 +829,15 @@ impl PowerBiClient {
     }
 
     /// `GET /v1/workspaces`, every page: the workspaces the Fabric token sees.
-    pub async fn fabric_workspaces(&self, conn: &str) -> Result<Vec<FabricItem>, ClientError> {
+    pub(crate) async fn fabric_workspaces(
+        &self,
+        conn: &str,
+    ) -> Result<Vec<FabricItem>, ClientError> {
         self.fabric_paged(conn, &["workspaces"]).await
     }
 
     /// `GET /v1/workspaces/{w}/items` (every type), every page.
-    pub async fn fabric_items_all(
+    pub(crate) async fn fabric_items_all(
         &self,
         conn: &str,
         workspace_id: &str,

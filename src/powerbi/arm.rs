@@ -16,15 +16,11 @@ use crate::job::model::CapacityRef;
 use crate::secret::redact_api_url;
 
 /// The api-version the spec in specs/arm/fabric-capacities/ defines.
-pub const API_VERSION: &str = "2023-11-01";
+pub(crate) const API_VERSION: &str = "2023-11-01";
 
 /// `FabricCapacity`, the fields pbibatch reads.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ArmCapacity {
-    #[serde(default)]
-    pub id: String,
-    #[serde(default)]
-    pub name: String,
+pub(crate) struct ArmCapacity {
     #[serde(default)]
     pub properties: ArmCapacityProperties,
     #[serde(default)]
@@ -34,26 +30,22 @@ pub struct ArmCapacity {
 /// `FabricCapacityProperties`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArmCapacityProperties {
+pub(crate) struct ArmCapacityProperties {
     /// `ResourceState`: Active, Paused, Resuming, Pausing, Updating, Suspended, ...
     #[serde(default)]
     pub state: String,
-    #[serde(default)]
-    pub provisioning_state: Option<String>,
 }
 
 /// `RpSku`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ArmSku {
+pub(crate) struct ArmSku {
     #[serde(default)]
     pub name: String,
-    #[serde(default)]
-    pub tier: Option<String>,
 }
 
 /// The answer to an operation that ARM runs asynchronously (202, or 200 when it is done).
 #[derive(Debug, Clone)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     pub status: u16,
     /// `Azure-AsyncOperation`: the operation's status resource.
     pub async_operation: Option<Url>,
@@ -64,7 +56,7 @@ pub struct Accepted {
 
 impl Accepted {
     /// The operation id (the last path segment of its status URL), for reports.
-    pub fn operation_id(&self) -> Option<String> {
+    pub(crate) fn operation_id(&self) -> Option<String> {
         let url = self.async_operation.as_ref().or(self.location.as_ref())?;
         url.path_segments()?
             .next_back()
@@ -121,7 +113,7 @@ impl PowerBiClient {
     }
 
     /// `GET .../capacities/{name}`.
-    pub async fn arm_capacity(
+    pub(crate) async fn arm_capacity(
         &self,
         conn: &str,
         cap: &CapacityRef,
@@ -142,7 +134,7 @@ impl PowerBiClient {
 
     /// `POST .../capacities/{name}/resume` or `/suspend`: sent once (a lost answer is
     /// recovered by reading the capacity's state, never by sending again).
-    pub async fn arm_capacity_action(
+    pub(crate) async fn arm_capacity_action(
         &self,
         conn: &str,
         cap: &CapacityRef,
@@ -163,7 +155,7 @@ impl PowerBiClient {
     }
 
     /// `PATCH .../capacities/{name}` with `{"sku": {"name", "tier": "Fabric"}}`.
-    pub async fn arm_capacity_sku(
+    pub(crate) async fn arm_capacity_sku(
         &self,
         conn: &str,
         cap: &CapacityRef,

@@ -51,7 +51,7 @@ impl PowerBiClient {
 
     /// The group record of workspace `name_or_id`: by name through the cached `$filter`
     /// lookup the executors use (no second request later), by GUID `GET groups/{id}`.
-    pub async fn workspace_group(
+    pub(crate) async fn workspace_group(
         &self,
         conn: &str,
         name_or_id: &str,
@@ -79,7 +79,7 @@ impl PowerBiClient {
 /// connection when a workspace is on a dedicated capacity. Never fails: what cannot be read
 /// is [`WorkspaceCapacity::Unknown`] or a capacity without SKU, which the plan turns into
 /// warnings.
-pub async fn learn(client: &PowerBiClient, job: &Job, selected: &[StepId]) -> Facts {
+pub(crate) async fn learn(client: &PowerBiClient, job: &Job, selected: &[StepId]) -> Facts {
     let mut facts = Facts::new();
     let mut skus: HashMap<String, Vec<Capacity>> = HashMap::new();
     for (conn, workspace) in workspaces_to_learn(job, selected) {

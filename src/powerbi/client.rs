@@ -21,7 +21,7 @@ use crate::secret::{redact_api_url, redact_url};
 
 /// Percent-encodes one path segment or query value: RFC 3986 unreserved characters only stay,
 /// so transaction ids (`:`, `@`, `$`) and export ids (`/`, `+`, `=`) are always encoded.
-pub fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     crate::secret::encode_component(s)
 }
 
@@ -53,7 +53,7 @@ impl ApiResponse {
     }
 
     /// The last path segment of `Location` (refresh request id, Fabric job instance id).
-    pub fn location_id(&self) -> Option<String> {
+    pub(crate) fn location_id(&self) -> Option<String> {
         let loc = self.header("location")?;
         let path = loc.split(['?', '#']).next().unwrap_or(loc);
         let last = path.trim_end_matches('/').rsplit('/').next()?;
@@ -208,7 +208,7 @@ impl PowerBiClient {
     }
 
     /// Like [`PowerBiClient::call`], but hands back the successful answer unread (downloads).
-    pub async fn call_response(
+    pub(crate) async fn call_response(
         &self,
         connection: &str,
         api: Api,
@@ -261,7 +261,10 @@ impl PowerBiClient {
 
     /// A token of `connection` for Power Automate triggers restricted to the tenant's users
     /// (audience `https://service.flow.microsoft.com/`), cached and renewed like the others.
-    pub async fn flow_token(&self, connection: &str) -> Result<crate::secret::Secret, ClientError> {
+    pub(crate) async fn flow_token(
+        &self,
+        connection: &str,
+    ) -> Result<crate::secret::Secret, ClientError> {
         let conn = self.connection(connection)?;
         self.inner
             .tokens
@@ -271,7 +274,10 @@ impl PowerBiClient {
 
     /// Sends an unauthenticated request (SAS trigger, webhook) with the retry layer and
     /// returns the answer whatever its status.
-    pub async fn send_plain(&self, req: &HttpRequest) -> Result<reqwest::Response, ClientError> {
+    pub(crate) async fn send_plain(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<reqwest::Response, ClientError> {
         if !is_allowed_url(&req.url) {
             return Err(ClientError::Config(format!(
                 "refusing to send to {} (plain http is allowed only for loopback addresses)",
@@ -283,7 +289,7 @@ impl PowerBiClient {
 }
 
 /// Reads a non-success answer into [`ClientError::Api`].
-pub async fn error_from_response(
+pub(crate) async fn error_from_response(
     resp: reqwest::Response,
     method: &Method,
     url: &Url,

@@ -9,21 +9,21 @@ use crate::job::model::{Cloud, Credentials, Job, StepKind};
 use crate::secret::{Secret, redact_url};
 
 /// Environment variable that overrides the Power BI REST base.
-pub const ENV_POWERBI_URL: &str = "PBIBATCH_POWERBI_URL";
+pub(crate) const ENV_POWERBI_URL: &str = "PBIBATCH_POWERBI_URL";
 /// Environment variable that overrides the Fabric REST base.
-pub const ENV_FABRIC_URL: &str = "PBIBATCH_FABRIC_URL";
+pub(crate) const ENV_FABRIC_URL: &str = "PBIBATCH_FABRIC_URL";
 /// Environment variable that overrides the Azure Resource Manager base (capacity steps).
-pub const ENV_ARM_URL: &str = "PBIBATCH_ARM_URL";
+pub(crate) const ENV_ARM_URL: &str = "PBIBATCH_ARM_URL";
 /// Environment variable that overrides the Entra ID authority.
-pub const ENV_AUTHORITY_URL: &str = "PBIBATCH_AUTHORITY_URL";
+pub(crate) const ENV_AUTHORITY_URL: &str = "PBIBATCH_AUTHORITY_URL";
 /// Environment variable that overrides the managed-identity (IMDS) endpoint.
-pub const ENV_IMDS_URL: &str = "PBIBATCH_IMDS_URL";
+pub(crate) const ENV_IMDS_URL: &str = "PBIBATCH_IMDS_URL";
 /// The Azure instance metadata service, the managed-identity token source on VMs.
-pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
+pub(crate) const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
 /// The App Service / Container Apps / Functions managed-identity endpoint (set by the platform).
-pub const ENV_IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+pub(crate) const ENV_IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
 /// The secret the platform gives the app for its identity endpoint (`X-IDENTITY-HEADER`).
-pub const ENV_IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+pub(crate) const ENV_IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 
 /// The hosts and token audiences of one cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +163,7 @@ impl Default for ImdsRetry {
 impl ImdsRetry {
     /// The pause before retry number `retry` (0-based) after an answer of `status`, or `None`
     /// when the answer is final or the retries are spent.
-    pub fn delay_after(&self, status: u16, retry: u32) -> Option<Duration> {
+    pub(crate) fn delay_after(&self, status: u16, retry: u32) -> Option<Duration> {
         if retry >= self.max_retries {
             return None;
         }
@@ -218,7 +218,7 @@ pub struct ClientConfig {
 /// Errors in the client configuration (bad base URLs).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid {name}: {message}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     pub name: String,
     pub message: String,
 }
@@ -251,7 +251,7 @@ impl ClientConfig {
     /// Reads `PBIBATCH_POWERBI_URL`, `PBIBATCH_FABRIC_URL`, `PBIBATCH_AUTHORITY_URL` and
     /// `PBIBATCH_IMDS_URL`; unset or unparsable values fall back to the cloud's hosts (use
     /// [`ClientConfig::try_from_env`] to be told about bad values).
-    pub fn from_env(cloud: Cloud) -> ClientConfig {
+    pub(crate) fn from_env(cloud: Cloud) -> ClientConfig {
         let mut cfg = Self::for_cloud(cloud);
         let read = |name: &str| {
             std::env::var(name)
@@ -279,7 +279,7 @@ impl ClientConfig {
     }
 
     /// Like [`ClientConfig::from_env`], but a set variable that is not a URL is an error.
-    pub fn try_from_env(cloud: Cloud) -> Result<ClientConfig, ConfigError> {
+    pub(crate) fn try_from_env(cloud: Cloud) -> Result<ClientConfig, ConfigError> {
         for name in [
             ENV_POWERBI_URL,
             ENV_FABRIC_URL,
@@ -356,7 +356,7 @@ impl ClientConfig {
 }
 
 /// True when `url` may be used: `https`, or `http` to `localhost` / a loopback IP.
-pub fn is_allowed_url(url: &Url) -> bool {
+pub(crate) fn is_allowed_url(url: &Url) -> bool {
     match url.scheme() {
         "https" => true,
         "http" => is_loopback_host(url),
@@ -365,7 +365,7 @@ pub fn is_allowed_url(url: &Url) -> bool {
 }
 
 /// True when the URL's host is `localhost` or a loopback address.
-pub fn is_loopback_host(url: &Url) -> bool {
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();

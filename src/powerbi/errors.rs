@@ -93,7 +93,7 @@ const REQUEST_ID_LABEL: &str = "RequestId:";
 
 /// The request id an error message names (see [`ClientError::Api`]), for the report's
 /// structured `request_id`: the last `(RequestId: X)` of `text`.
-pub fn request_id_in(text: &str) -> Option<String> {
+pub(crate) fn request_id_in(text: &str) -> Option<String> {
     let start = text.rfind(&format!("({REQUEST_ID_LABEL} "))? + REQUEST_ID_LABEL.len() + 2;
     let rest = &text[start..];
     let id = &rest[..rest.find(')')?];
@@ -104,7 +104,10 @@ pub fn request_id_in(text: &str) -> Option<String> {
 /// (the id Fabric support asks for), then the `RequestId` header of every Power BI answer,
 /// then `x-ms-request-id`. A value that is not a plain token (spaces, control characters,
 /// over 100 characters) is ignored rather than printed.
-pub fn answer_request_id(headers: &reqwest::header::HeaderMap, body: &str) -> Option<String> {
+pub(crate) fn answer_request_id(
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> Option<String> {
     let from_body = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| str_field(&v, "requestId").map(str::to_string));
@@ -146,7 +149,7 @@ impl ClientError {
 
     /// True for the answer a service gives when the same refresh/job is already running:
     /// 400 or 409 with a code or message that says so.
-    pub fn is_already_running(&self) -> bool {
+    pub(crate) fn is_already_running(&self) -> bool {
         let ClientError::Api {
             status,
             code,
@@ -175,7 +178,7 @@ impl ClientError {
     }
 
     /// True for an expired/invalid token answer (401, or 403 `TokenExpired`).
-    pub fn is_token_expired(&self) -> bool {
+    pub(crate) fn is_token_expired(&self) -> bool {
         match self {
             ClientError::Api { status: 401, .. } => true,
             ClientError::Api {
@@ -190,7 +193,7 @@ impl ClientError {
 
 /// What an error body says: a code and a message.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ErrorInfo {
+pub(crate) struct ErrorInfo {
     pub code: Option<String>,
     pub message: String,
 }
@@ -200,7 +203,7 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Parses any of the three API envelopes (and falls back to a short text excerpt).
-pub fn parse_error_body(body: &str) -> ErrorInfo {
+pub(crate) fn parse_error_body(body: &str) -> ErrorInfo {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         return ErrorInfo {
             code: None,
@@ -317,7 +320,7 @@ fn parse_entra(v: &Value, error: &str) -> ErrorInfo {
 }
 
 /// Parses an Entra/IMDS token error body into one clear line.
-pub fn parse_token_error(status: u16, body: &str) -> String {
+pub(crate) fn parse_token_error(status: u16, body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
         Ok(v) => match str_field(&v, "error") {
             Some(error) => parse_entra(&v, error).message,
@@ -329,7 +332,7 @@ pub fn parse_token_error(status: u16, body: &str) -> String {
 
 /// Parses a `serviceExceptionJson` value (JSON inside a JSON string) into a message such as
 /// `ModelRefreshFailed_CredentialsNotSpecified: ...`.
-pub fn parse_service_exception(raw: &str) -> Option<String> {
+pub(crate) fn parse_service_exception(raw: &str) -> Option<String> {
     let raw = raw.trim();
     if raw.is_empty() {
         return None;
@@ -350,7 +353,7 @@ pub fn parse_service_exception(raw: &str) -> Option<String> {
 }
 
 /// At most 300 characters of a body, on one line.
-pub fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let one_line: String = body
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -91,7 +91,7 @@ impl HttpRequest {
     }
 
     /// `url` as logs and errors may show it.
-    pub fn shown_url(&self) -> String {
+    pub(crate) fn shown_url(&self) -> String {
         shown(self.api, &self.url)
     }
 }
@@ -325,7 +325,7 @@ fn env_proxy() -> Option<reqwest::Proxy> {
 }
 
 /// True for a Microsoft service host that may receive our bearer token on a redirect.
-pub fn is_microsoft_host(url: &Url) -> bool {
+pub(crate) fn is_microsoft_host(url: &Url) -> bool {
     if url.scheme() != "https" {
         return false;
     }
@@ -368,7 +368,7 @@ fn jitter_up_to(max: Duration) -> Duration {
 }
 
 /// A reqwest error described without its URL (the URL may hold a SAS signature).
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     let kind = if e.is_connect() {
         "connection failed"
     } else if e.is_timeout() {

@@ -9,16 +9,16 @@
 //! - [`arm`]: Azure Resource Manager calls on Fabric capacities (resume, suspend, SKU);
 //! - [`skus`]: what each capacity SKU allows (documented refresh parallelism).
 
-pub mod api;
-pub mod arm;
+pub(crate) mod api;
+pub(crate) mod arm;
 pub mod auth;
-pub mod capacities;
-pub mod client;
-pub mod config;
+pub(crate) mod capacities;
+pub(crate) mod client;
+pub(crate) mod config;
 pub mod errors;
 pub mod http;
-pub mod resolve;
-pub mod skus;
+pub(crate) mod resolve;
+pub(crate) mod skus;
 
 pub use client::{Api, ApiResponse, PowerBiClient};
 pub use config::{ClientConfig, RetrySettings, check_job_urls};

@@ -13,7 +13,7 @@ use super::errors::ClientError;
 
 /// What kind of item a name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemKind {
+pub(crate) enum ItemKind {
     Dataset,
     Report,
     /// Power BI dataflow (`objectId`).
@@ -44,7 +44,7 @@ type Cell<T> = Arc<OnceCell<T>>;
 
 /// The per-run cache. Each list is fetched once even when steps ask at the same time.
 #[derive(Default)]
-pub struct ResolveCache {
+pub(crate) struct ResolveCache {
     workspaces: Mutex<HashMap<String, Cell<Vec<Group>>>>,
     /// Shared, not cloned, by every lookup: a workspace can hold thousands of items and a run
     /// looks one up per step (copying the list each time made 10,000 steps quadratic; scanning
@@ -110,19 +110,22 @@ fn cell<T>(map: &Mutex<HashMap<String, Cell<T>>>, key: String) -> Cell<T> {
 
 /// Why a dataset step cannot run when the model's `isRefreshable` is false (run and
 /// `validate --lineage` say the same).
-pub fn not_refreshable(dataset: &str) -> String {
+pub(crate) fn not_refreshable(dataset: &str) -> String {
     format!(
         "dataset `{dataset}` is not refreshable (DirectQuery or live connection): there is nothing to refresh; remove the step or point it at the import-mode model"
     )
 }
 
 /// True for a GUID written `8-4-4-4-12`.
-pub fn is_guid(s: &str) -> bool {
+pub(crate) fn is_guid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
 
 /// Up to five names close to `wanted`, best first.
-pub fn near_matches<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn near_matches<'a>(
+    wanted: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
     let w = wanted.to_lowercase();
     let mut scored: Vec<(f64, &str)> = names
         .into_iter()
@@ -247,7 +250,7 @@ impl PowerBiClient {
     }
 
     /// The item called (or with id) `name_or_id` in the workspace.
-    pub async fn resolve_item(
+    pub(crate) async fn resolve_item(
         &self,
         conn: &str,
         workspace_id: &str,

@@ -9,7 +9,7 @@
 
 /// Semantic-model refreshes a capacity of `sku` runs at once (F, P, A and EM SKUs;
 /// case-insensitive), `None` for an unknown SKU.
-pub fn refresh_limit(sku: &str) -> Option<u32> {
+pub(crate) fn refresh_limit(sku: &str) -> Option<u32> {
     let limit = match sku.trim().to_ascii_uppercase().as_str() {
         "F2" => 1,
         "F4" => 2,
@@ -28,7 +28,7 @@ pub fn refresh_limit(sku: &str) -> Option<u32> {
 }
 
 /// Refreshes per model and day on shared (Pro) capacity, scheduled and API together.
-pub const SHARED_DAILY_REFRESHES: u32 = 8;
+pub(crate) const SHARED_DAILY_REFRESHES: u32 = 8;
 
 #[cfg(test)]
 mod tests {

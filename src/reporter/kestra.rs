@@ -21,7 +21,7 @@ use crate::event::StepStatus;
 /// Outputs: `run_id`, `job`, `status`, `duration_secs`, `counts` (all six statuses),
 /// `failed_steps` (ids of steps that ended `failed` or `timed_out`), `errors` (step id to the
 /// first line of its error, for those steps) and `reports` (kind to path, as given).
-pub fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> String {
+pub(crate) fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> String {
     let failed = failed_steps(report);
     let mut counts = Map::new();
     for s in StepStatus::ALL {
@@ -55,7 +55,7 @@ pub fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> String {
 /// Metrics: one counter `steps.<status>` per final status (zeros included), a timer
 /// `run.duration` for the run, and a timer `step.duration` per step that ran, tagged with its
 /// `step` id, `type` and `status`. Every metric carries the `job` tag.
-pub fn metrics_line(report: &RunReport) -> String {
+pub(crate) fn metrics_line(report: &RunReport) -> String {
     let mut metrics = Vec::new();
     for s in StepStatus::ALL {
         metrics.push(json!({

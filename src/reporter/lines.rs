@@ -47,7 +47,7 @@ impl<W: Write> LineReporter<W> {
     }
 
     /// Shows the service's own status words too (`-v`).
-    pub fn raw_status(mut self, raw: bool) -> Self {
+    pub(crate) fn raw_status(mut self, raw: bool) -> Self {
         self.raw_status = raw;
         self
     }

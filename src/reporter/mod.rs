@@ -16,28 +16,18 @@ pub mod markdown;
 pub mod progress;
 pub mod report;
 pub mod summary;
-pub mod writable;
+pub(crate) mod writable;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
+use crate::cli::ProgressMode;
 use crate::event::RunEvent;
 use lines::LineReporter;
 use progress::ProgressReporter;
 use report::{ReportBuilder, ReportError, RunReport};
-
-/// `run --progress`: when stderr shows the live display instead of log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
-    /// On a terminal that can redraw (not `TERM=dumb`).
-    Auto,
-    /// On any terminal, even `TERM=dumb` (never into a pipe or file).
-    Always,
-    /// Log lines only.
-    Never,
-}
 
 /// The reporters of one run, fed from the engine's event channel.
 pub struct Reporters {
@@ -65,7 +55,7 @@ impl Reporters {
     /// What stderr shows during the run: the live display when [`progress::enabled`] says so
     /// for `mode` (stderr a terminal), else plain log lines.
     /// `raw_status` (`-v`) shows the service's own status words beside the readable ones.
-    pub fn with_stderr(mut self, mode: ProgressMode, raw_status: bool) -> Self {
+    pub(crate) fn with_stderr(mut self, mode: ProgressMode, raw_status: bool) -> Self {
         let term = std::env::var("TERM").ok();
         if progress::enabled(mode, std::io::stderr().is_terminal(), term.as_deref()) {
             self.with_progress(ProgressReporter::stderr(raw_status))
@@ -78,13 +68,13 @@ impl Reporters {
 
     /// Adds JSON log lines (`--log-format json`) written to `out`; no live display then, since
     /// JSON logs are read by machines.
-    pub fn with_json_lines(mut self, out: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn with_json_lines(mut self, out: Box<dyn Write + Send>) -> Self {
         self.lines = Some(LineReporter::json(out));
         self
     }
 
     /// Adds the live display.
-    pub fn with_progress(mut self, progress: ProgressReporter) -> Self {
+    pub(crate) fn with_progress(mut self, progress: ProgressReporter) -> Self {
         self.progress = Some(progress);
         self
     }
@@ -116,7 +106,10 @@ impl Reporters {
 
     /// Drains `events` until the channel closes (the engine has returned), then gives the
     /// final report, from which the caller writes the files.
-    pub async fn drain(mut self, mut events: mpsc::UnboundedReceiver<RunEvent>) -> RunReport {
+    pub(crate) async fn drain(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<RunEvent>,
+    ) -> RunReport {
         while let Some(event) = events.recv().await {
             self.apply(&event);
         }
@@ -224,7 +217,7 @@ impl ReportPaths {
 /// A remote status word for people. Power BI reports a running dataset refresh as `Unknown`
 /// (its refresh history's word for "not finished yet"): shown as `in progress`, and as
 /// `in progress (Unknown)` with `-v` (`raw`), which keeps the service's word for searches.
-pub fn status_for_people(status: &str, raw: bool) -> String {
+pub(crate) fn status_for_people(status: &str, raw: bool) -> String {
     match status {
         "Unknown" if raw => "in progress (Unknown)".into(),
         "Unknown" => "in progress".into(),
@@ -233,7 +226,7 @@ pub fn status_for_people(status: &str, raw: bool) -> String {
 }
 
 /// A duration for people: `850ms`, `12.3s`, `4m 05s`, `1h 02m`.
-pub fn format_secs(secs: f64) -> String {
+pub(crate) fn format_secs(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
         return "-".into();
     }

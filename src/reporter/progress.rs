@@ -16,15 +16,15 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::ProgressMode;
 use super::format_secs;
+use crate::cli::ProgressMode;
 use crate::event::{RunEvent, RunEventKind, StepInfo, StepStatus};
 use crate::executor::AttemptUpdate;
 use crate::job::model::StepId;
 
 /// Whether the live display is used: `never` never; `always` whenever stderr is a terminal;
 /// `auto` when stderr is a terminal that can move its cursor (`TERM` is not `dumb`).
-pub fn enabled(mode: ProgressMode, stderr_is_terminal: bool, term: Option<&str>) -> bool {
+pub(crate) fn enabled(mode: ProgressMode, stderr_is_terminal: bool, term: Option<&str>) -> bool {
     match mode {
         ProgressMode::Never => false,
         ProgressMode::Always => stderr_is_terminal,
@@ -264,12 +264,12 @@ static ON_STDERR: Mutex<Option<MultiProgress>> = Mutex::new(None);
 /// The writer for log records on stderr (give `log_writer` to tracing-subscriber's
 /// `with_writer`). While the live display is drawn it lifts the bars, writes the record and
 /// redraws them, so a warning never lands in the middle of a bar; otherwise it writes as is.
-pub fn log_writer() -> LogWriter {
+pub(crate) fn log_writer() -> LogWriter {
     LogWriter(Vec::new())
 }
 
 /// One log record, written to stderr when dropped (see [`log_writer`]).
-pub struct LogWriter(Vec<u8>);
+pub(crate) struct LogWriter(Vec<u8>);
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -303,7 +303,7 @@ impl Drop for LogWriter {
 
 /// Clears the live display for good before a last line is printed and the process exits (a
 /// second Ctrl-C): the line then starts on a clean terminal, not under a stale frame.
-pub fn clear_for_exit() {
+pub(crate) fn clear_for_exit() {
     let display = ON_STDERR.lock().ok().and_then(|mut d| d.take());
     if let Some(multi) = display {
         let _ = multi.clear();

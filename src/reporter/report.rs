@@ -247,7 +247,7 @@ impl RunReport {
 }
 
 /// Writes `bytes` to `path` through a temporary file renamed into place.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let io = |source| ReportError::Io {
         path: path.to_path_buf(),
         source,
@@ -281,7 +281,7 @@ pub fn json_schema() -> serde_json::Value {
 
 /// Incremental fold of events into a report.
 #[derive(Debug, Clone, Default)]
-pub struct ReportBuilder {
+pub(crate) struct ReportBuilder {
     run_id: String,
     job: String,
     job_file: String,
@@ -302,7 +302,7 @@ struct StepFold {
 
 impl ReportBuilder {
     /// Applies one event.
-    pub fn apply(&mut self, event: &RunEvent) {
+    pub(crate) fn apply(&mut self, event: &RunEvent) {
         let at = event.at;
         self.last_at = Some(at);
         match &event.kind {
@@ -427,7 +427,7 @@ impl ReportBuilder {
 
     /// The report so far. When the stream stopped before `RunFinished` (the program is
     /// going down), steps without a final status are reported `cancelled` and so is the run.
-    pub fn finish(&self) -> RunReport {
+    pub(crate) fn finish(&self) -> RunReport {
         let now = self.last_at.unwrap_or_else(Utc::now);
         let started_at = self.started_at.unwrap_or(now);
         let (status, finished_at) = self.finished.unwrap_or((RunStatus::Cancelled, now));
@@ -517,21 +517,21 @@ mod rfc3339 {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
     }
 
-    pub mod option {
+    pub(super) mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(
+        pub(crate) fn serialize<S: Serializer>(
             t: &Option<DateTime<Utc>>,
             s: S,
         ) -> Result<S::Ok, S::Error> {
@@ -541,7 +541,7 @@ mod rfc3339 {
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<DateTime<Utc>>, D::Error> {
             let text: Option<String> = Option::deserialize(d)?;

@@ -222,7 +222,7 @@ pub fn render_for_width(
 
 /// The width of the terminal on stderr, `None` when stderr is not one (logs, CI, Kestra: the
 /// summary is then printed whole).
-pub fn stderr_width() -> Option<usize> {
+pub(crate) fn stderr_width() -> Option<usize> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
@@ -293,7 +293,7 @@ fn shorten(text: &str, max: usize) -> String {
 /// What `-q` ("errors only") prints at the end of a run that did not succeed: one `error:`
 /// line per step that failed or timed out, with the first line of its error, then the run's
 /// status and counts. Empty for a run that succeeded.
-pub fn errors_only(report: &RunReport) -> String {
+pub(crate) fn errors_only(report: &RunReport) -> String {
     use crate::event::{RunStatus, StepStatus};
     if report.status == RunStatus::Succeeded {
         return String::new();

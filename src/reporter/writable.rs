@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// One file a run writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
+pub(crate) struct Output {
     /// What the file is, as the user wrote it: `--report`, `export.path of step \`pdf\``, ...
     pub what: String,
     pub path: PathBuf,
@@ -21,7 +21,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(what: impl Into<String>, path: impl Into<PathBuf>) -> Output {
+    pub(crate) fn new(what: impl Into<String>, path: impl Into<PathBuf>) -> Output {
         Output {
             what: what.into(),
             path: path.into(),
@@ -32,7 +32,7 @@ impl Output {
 
 /// One line per output that cannot be written: `cannot write --report afile/r.json: not a
 /// directory (afile is a file)`.
-pub fn check(outputs: &[Output]) -> Vec<String> {
+pub(crate) fn check(outputs: &[Output]) -> Vec<String> {
     outputs
         .iter()
         .filter_map(|o| {
@@ -43,7 +43,7 @@ pub fn check(outputs: &[Output]) -> Vec<String> {
 }
 
 /// Why `path` cannot be written, in words; `None` when it can.
-pub fn unwritable(path: &Path, in_place: bool) -> Option<String> {
+pub(crate) fn unwritable(path: &Path, in_place: bool) -> Option<String> {
     if path.as_os_str().is_empty() {
         return Some("the path is empty".into());
     }
@@ -103,7 +103,7 @@ fn probe(dir: &Path) -> Option<String> {
 }
 
 /// An I/O error in the words a user expects: `not a directory`, `permission denied`...
-pub fn words(e: &std::io::Error) -> String {
+pub(crate) fn words(e: &std::io::Error) -> String {
     match e.kind() {
         ErrorKind::PermissionDenied => "permission denied".into(),
         ErrorKind::NotADirectory => "not a directory".into(),

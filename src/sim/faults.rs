@@ -148,18 +148,18 @@ impl Faults {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn arm(&self, rule: FaultRule) {
+    pub(super) fn arm(&self, rule: FaultRule) {
         self.lock().rules.push(Armed { rule, seen: 0 });
     }
 
     /// Forgets every rule that has not fired.
-    pub fn disarm_all(&self) {
+    pub(super) fn disarm_all(&self) {
         self.lock().rules.clear();
     }
 
     /// Ends every hold: `abandoned` closes the held connections without the service acting
     /// (for a hold before acting) or without an answer (after).
-    pub fn release(&self, abandoned: bool) {
+    pub(super) fn release(&self, abandoned: bool) {
         {
             let mut inner = self.lock();
             inner.releases += 1;
@@ -168,7 +168,7 @@ impl Faults {
         self.released.notify_waiters();
     }
 
-    pub fn journal(&self) -> Vec<Exchange> {
+    pub(super) fn journal(&self) -> Vec<Exchange> {
         self.lock().journal.clone()
     }
 

@@ -32,7 +32,7 @@ pub(crate) struct Sim {
 }
 
 impl Sim {
-    pub fn new(cfg: Config, clock: Clock, world: World) -> Sim {
+    pub(super) fn new(cfg: Config, clock: Clock, world: World) -> Sim {
         Sim {
             cfg,
             clock,
@@ -42,7 +42,7 @@ impl Sim {
     }
 
     /// Milliseconds of simulated time since the simulator started.
-    pub fn elapsed_ms(&self) -> u64 {
+    pub(super) fn elapsed_ms(&self) -> u64 {
         self.clock
             .now()
             .saturating_duration_since(self.clock.start())
@@ -50,15 +50,15 @@ impl Sim {
     }
 
     /// The state; a panic in another handler cannot poison it for good.
-    pub fn lock(&self) -> MutexGuard<'_, World> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn requests(&self) -> Vec<RecordedRequest> {
+    pub(super) fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.iter().cloned().collect()
     }
 
-    pub fn counters(&self) -> Counters {
+    pub(super) fn counters(&self) -> Counters {
         self.lock().counters.clone()
     }
 }

@@ -24,13 +24,11 @@
 #![allow(clippy::result_large_err)]
 
 mod arm;
-mod cards;
 mod entra;
 mod fabric;
 mod faults;
 mod files;
 mod flow;
-mod for_job;
 mod hooks;
 mod http;
 mod introspect;
@@ -50,14 +48,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{Exchange, Fault, FaultRule, RunRecord};
-pub use for_job::{WantedItem, start_for_job};
 pub use introspect::{Counters, RecordedRequest, ResourceCounters, resource_key};
 pub use item_jobs::{
     ITEM_JOB_IDENTITY, PIPELINE_EXECUTION_DATA, RUN_NOTEBOOK_EXECUTION_DATA, RUN_NOTEBOOK_REQUEST,
     SPARK_JOB_EXECUTION_DATA, item_job_identity,
 };
 pub use profile::{
-    CapacitySpec, CapacityWants, Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec,
+    CapacityWants, Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec,
     FabricDataflowSpec, FailDetail, FlowSpec, HookSpec, HumanDuration, ItemSpec, Knobs,
     OutcomeSpec, Profile, Provision, ReportSpec, StartedBy, Throttle, WorkspaceSpec,
     WorkspaceWants,
@@ -386,8 +383,26 @@ impl Drop for SimServer {
     }
 }
 
+/// The `sim serve` command: runs [`serve_command`] on a fresh runtime; returns the exit code.
+pub(crate) fn serve_cli(
+    addr: &str,
+    profile: Option<&std::path::Path>,
+) -> Result<u8, crate::error::Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::Error::io("start the async runtime", e))?;
+    runtime
+        .block_on(serve_command(addr, profile))
+        .map(|()| crate::error::exit::OK)
+        .map_err(|e| crate::error::Error::Invalid(e.to_string()))
+}
+
 /// `pbibatch sim serve`: prints the URLs and sample credentials, serves until Ctrl-C.
-pub async fn serve_command(addr: &str, profile: Option<&std::path::Path>) -> Result<(), SimError> {
+pub(crate) async fn serve_command(
+    addr: &str,
+    profile: Option<&std::path::Path>,
+) -> Result<(), SimError> {
     let addr: SocketAddr = addr.parse().map_err(|e| SimError::Bind {
         addr: addr.to_string(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")),

@@ -67,14 +67,14 @@ pub(crate) struct Rules {
 }
 
 impl Rules {
-    pub fn relaxing(relaxed: &[Rule]) -> Rules {
+    pub(super) fn relaxing(relaxed: &[Rule]) -> Rules {
         Rules {
             relaxed: relaxed.to_vec(),
         }
     }
 
     /// Whether `rule` is enforced.
-    pub fn holds(&self, rule: Rule) -> bool {
+    pub(super) fn holds(&self, rule: Rule) -> bool {
         !self.relaxed.contains(&rule)
     }
 }

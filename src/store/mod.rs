@@ -19,10 +19,10 @@
 //!
 //! [`RunEvent`]: crate::event::RunEvent
 
+mod cli;
 mod lock;
 mod query;
 mod recorder;
-mod render;
 mod report;
 mod resume;
 mod schema;
@@ -35,10 +35,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use cli::{history_command, show_command};
 pub use lock::{JobLock, LockHolder, LockOptions};
 pub use query::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails};
-pub use recorder::{RunMeta, StoreRecorder, step_hash, step_hashes};
-pub use render::{render_history, render_run};
+pub use recorder::{RunMeta, StoreRecorder, run_arguments, step_hash, step_hashes};
 pub use resume::{Resume, StepResume};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use session::{RunSession, SessionOptions};
@@ -46,10 +46,10 @@ pub use target::{Endpoints, RunTarget, ServiceTarget};
 pub use writer::RecorderThread;
 
 /// The default store, relative to the working directory.
-pub const DEFAULT_PATH: &str = ".pbibatch/state.db";
+pub(crate) const DEFAULT_PATH: &str = ".pbibatch/state.db";
 
 /// The `--state` / `PBIBATCH_STATE` value that disables the store.
-pub const NO_STORE: &str = "none";
+pub(crate) const NO_STORE: &str = "none";
 
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -216,7 +216,7 @@ impl Store {
 }
 
 /// The store path that `--state` / `PBIBATCH_STATE` names, or `None` for no store.
-pub fn resolve_path(state: Option<&str>) -> Option<PathBuf> {
+pub(crate) fn resolve_path(state: Option<&str>) -> Option<PathBuf> {
     let from_env = std::env::var("PBIBATCH_STATE").ok();
     let value = state
         .map(str::to_string)

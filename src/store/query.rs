@@ -145,11 +145,14 @@ mod millis {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::Serializer;
 
-    pub fn one<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn one<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
-    pub fn option<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn option<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => one(t, s),
             None => s.serialize_none(),
@@ -232,7 +235,11 @@ impl Store {
     }
 
     /// The run id `RUN_ID|last` names (`last` = the latest run of `job`, or of any job).
-    pub fn resolve_run_id(&self, run: &str, job: Option<&str>) -> Result<String, StoreError> {
+    pub(crate) fn resolve_run_id(
+        &self,
+        run: &str,
+        job: Option<&str>,
+    ) -> Result<String, StoreError> {
         if run == "last" {
             return self
                 .last_run(job)?

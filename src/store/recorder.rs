@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{RunTarget, Store, StoreError, ts};
+use crate::cli::RunArgs;
 use crate::event::{RunEvent, RunEventKind, StepStatus};
 use crate::job::model::{Job, Step, StepId};
 
@@ -15,7 +16,7 @@ use crate::job::model::{Job, Step, StepId};
 pub struct RunMeta {
     /// SHA-256 of the job file ([`Job::file_hash`]).
     pub job_hash: String,
-    /// The command-line arguments of the run, as JSON (what the `run` command records).
+    /// The command-line arguments of the run, as JSON (see [`run_arguments`]).
     pub arguments: serde_json::Value,
     /// [`step_hash`] of each step of the job.
     pub step_hashes: HashMap<StepId, String>,
@@ -48,6 +49,24 @@ pub fn step_hashes(job: &Job) -> HashMap<StepId, String> {
         .iter()
         .map(|(id, step)| (id.clone(), step_hash(step)))
         .collect()
+}
+
+/// The arguments of `pbibatch run` worth keeping in the history (no secret can be among
+/// them: credentials only come from the job file and the environment).
+pub fn run_arguments(args: &RunArgs) -> serde_json::Value {
+    serde_json::json!({
+        "job": args.job.display().to_string(),
+        "select": args.selection.select,
+        "exclude": args.selection.exclude,
+        "vars": args.selection.vars,
+        "concurrency": args.concurrency,
+        "fail_fast": args.fail_fast,
+        "resume": args.resume,
+        "force": args.force,
+        "dry_run": args.dry_run,
+        "simulate": args.simulate,
+        "on_interrupt": format!("{:?}", args.on_interrupt).to_lowercase(),
+    })
 }
 
 /// Writes a run's events into a [`Store`], one transaction per event.
@@ -93,7 +112,7 @@ impl StoreRecorder {
     /// Commits events that were already waiting together, in one transaction (group commit:
     /// what a kill can lose is still only what had not been handed to SQLite yet). On a
     /// failure nothing of the batch is written.
-    pub fn record_batch(&mut self, events: &[RunEvent]) -> Result<(), StoreError> {
+    pub(crate) fn record_batch(&mut self, events: &[RunEvent]) -> Result<(), StoreError> {
         let path = self.store.path.clone();
         let tx = self
             .store

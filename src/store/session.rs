@@ -16,7 +16,7 @@ use crate::event::RunEvent;
 use crate::job::model::{Job, StepId};
 
 /// Runs of one job kept in the history; older ones are deleted when a new run starts.
-pub const KEEP_RUNS: u32 = 1000;
+pub(super) const KEEP_RUNS: u32 = 1000;
 
 /// What `run` asks of the store.
 #[derive(Debug, Clone, Default)]
@@ -31,7 +31,7 @@ pub struct SessionOptions {
     pub force: bool,
     /// The id the engine will stamp on this run's events.
     pub run_id: String,
-    /// The command line, as JSON (what the `run` command records).
+    /// The command line, as JSON (see [`super::run_arguments`]).
     pub arguments: serde_json::Value,
     /// What the run runs against: a resume must be of a run of the same target, and the
     /// duration hints come from runs of that target only.

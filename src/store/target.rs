@@ -54,7 +54,7 @@ pub struct Endpoints {
 impl RunTarget {
     /// The target of a run of `job` (already resolved: `${env.X}` filled in) with `config`;
     /// `simulated` for `--simulate`.
-    pub fn of_run(job: &Job, config: &ClientConfig, simulated: bool) -> RunTarget {
+    pub(crate) fn of_run(job: &Job, config: &ClientConfig, simulated: bool) -> RunTarget {
         if simulated {
             return RunTarget::Simulated;
         }

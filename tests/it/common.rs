@@ -5,18 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Path of the built `pbibatch` binary.
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pbibatch"))
 }
 
 /// The repository root (for `jobs/`, `examples/`, `schemas/`).
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A `pbibatch` command with a clean environment (no Azure credentials, no state override),
 /// running in `dir`.
-pub fn pbibatch(dir: &Path) -> Command {
+pub(crate) fn pbibatch(dir: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.current_dir(dir);
     for (k, _) in std::env::vars() {
@@ -33,7 +33,7 @@ pub fn pbibatch(dir: &Path) -> Command {
 }
 
 /// Stdout and stderr of an output as strings.
-pub fn texts(out: &Output) -> (String, String) {
+pub(crate) fn texts(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -99,8 +99,6 @@ fn webhook(id: &str, deps: &[&str]) -> Step {
             headers: IndexMap::new(),
             body: None,
             expect_status: Vec::new(),
-            format: pbibatch::job::model::WebhookFormat::Plain,
-            link: None,
         }),
     )
 }

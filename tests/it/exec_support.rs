@@ -23,14 +23,14 @@ use tokio::sync::mpsc;
 use url::Url;
 
 /// A simulator and a client pointed at it.
-pub struct Rig {
+pub(crate) struct Rig {
     pub sim: SimServer,
     pub client: PowerBiClient,
     pub connections: IndexMap<String, Connection>,
 }
 
 /// The `default` connection with the simulator's client credentials.
-pub fn sim_connection(sim: &SimServer) -> Connection {
+pub(crate) fn sim_connection(sim: &SimServer) -> Connection {
     Connection {
         name: "default".into(),
         cloud: Cloud::Public,
@@ -44,7 +44,7 @@ pub fn sim_connection(sim: &SimServer) -> Connection {
 }
 
 /// A configuration whose three bases and IMDS point at the simulator, with quick retries.
-pub fn sim_config(sim: &SimServer) -> ClientConfig {
+pub(crate) fn sim_config(sim: &SimServer) -> ClientConfig {
     let base = Url::parse(&sim.base_url()).unwrap();
     let mut cfg = ClientConfig::for_cloud(Cloud::Public).with_single_base(&base);
     cfg.retry.base_delay = Duration::from_millis(20);
@@ -53,7 +53,7 @@ pub fn sim_config(sim: &SimServer) -> ClientConfig {
 }
 
 /// Starts a simulator for `yaml` and a client with one client-credentials connection.
-pub async fn rig(yaml: &str) -> Rig {
+pub(crate) async fn rig(yaml: &str) -> Rig {
     let mut profile = Profile::from_yaml(yaml).expect("valid profile");
     // These tests drive each executor's protocol with the service principal; that Fabric
     // fails a Dataflow Gen2 run started by one has its own tests (sim_strict.rs).
@@ -75,7 +75,7 @@ pub async fn rig(yaml: &str) -> Rig {
 }
 
 /// A step with quick test defaults: 60 s timeout, no retries, 200 ms poll interval.
-pub fn step(id: &str, kind: StepKind) -> Step {
+pub(crate) fn step(id: &str, kind: StepKind) -> Step {
     Step {
         id: id.to_string(),
         kind,
@@ -97,7 +97,7 @@ pub fn step(id: &str, kind: StepKind) -> Step {
 }
 
 /// A job holding `steps` and the rig's connections.
-pub fn job(rig: &Rig, steps: Vec<Step>) -> Job {
+pub(crate) fn job(rig: &Rig, steps: Vec<Step>) -> Job {
     Job {
         name: "exec_test".into(),
         description: None,
@@ -114,23 +114,23 @@ pub fn job(rig: &Rig, steps: Vec<Step>) -> Job {
 
 /// What one attempt did.
 #[derive(Debug)]
-pub struct Ran {
+pub(crate) struct Ran {
     pub outcome: AttemptOutcome,
     pub updates: Vec<AttemptUpdate>,
 }
 
 impl Ran {
     /// The last remote id reported.
-    pub fn remote_id(&self) -> Option<String> {
+    pub(crate) fn remote_id(&self) -> Option<String> {
         self.updates.iter().rev().find_map(|u| u.remote_id.clone())
     }
 
     /// The last handle reported.
-    pub fn handle(&self) -> Option<RemoteHandle> {
+    pub(crate) fn handle(&self) -> Option<RemoteHandle> {
         self.updates.iter().rev().find_map(|u| u.handle.clone())
     }
 
-    pub fn error(&self) -> String {
+    pub(crate) fn error(&self) -> String {
         match &self.outcome {
             AttemptOutcome::Failed { error, .. } | AttemptOutcome::Refused { error } => {
                 error.clone()
@@ -143,18 +143,18 @@ impl Ran {
 
 /// Options of one attempt.
 #[derive(Default)]
-pub struct AttemptOptions {
+pub(crate) struct AttemptOptions {
     pub cancel: Option<Cancel>,
     pub reattach: Option<RemoteHandle>,
     pub run_view: Option<RunView>,
 }
 
 /// Runs one attempt of `step` through a Dispatcher.
-pub async fn run_step(rig: &Rig, step: Step) -> Ran {
+pub(crate) async fn run_step(rig: &Rig, step: Step) -> Ran {
     run_step_with(rig, step, AttemptOptions::default()).await
 }
 
-pub async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -> Ran {
+pub(crate) async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -> Ran {
     let job = Arc::new(job(rig, vec![step.clone()]));
     let dispatcher = Dispatcher::new(rig.client.clone(), job);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -171,7 +171,7 @@ pub async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -> Ran {
             summary: "exec_test: 1 succeeded".into(),
             steps: vec![("first".into(), StepStatus::Succeeded)],
             started_at: String::new(),
-            ..RunView::default()
+            stats: Vec::new(),
         }),
         reattach: opts.reattach,
         durable: false,
@@ -186,7 +186,7 @@ pub async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -> Ran {
 }
 
 /// Requests to paths containing `fragment` with `method`.
-pub fn requests_to(sim: &SimServer, method: &str, fragment: &str) -> Vec<RecordedRequest> {
+pub(crate) fn requests_to(sim: &SimServer, method: &str, fragment: &str) -> Vec<RecordedRequest> {
     sim.requests()
         .into_iter()
         .filter(|r| r.method == method && r.path.contains(fragment))
@@ -194,7 +194,7 @@ pub fn requests_to(sim: &SimServer, method: &str, fragment: &str) -> Vec<Recorde
 }
 
 /// Every recorded request as one text (for "no secret anywhere" checks).
-pub fn all_requests_text(sim: &SimServer) -> String {
+pub(crate) fn all_requests_text(sim: &SimServer) -> String {
     sim.requests()
         .iter()
         .map(|r| {

@@ -22,7 +22,6 @@ mod export_kestra;
 mod first_hour;
 mod first_run;
 mod job_files;
-mod notify_cards;
 mod prop_fuzz_regressions;
 mod prop_job;
 mod prop_plan;

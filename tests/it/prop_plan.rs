@@ -14,7 +14,7 @@ use proptest::prelude::*;
 
 /// A generated acyclic job: step `s{i}` depends on `deps[i]` (all earlier steps).
 #[derive(Debug, Clone)]
-pub struct GenJob {
+pub(crate) struct GenJob {
     pub text: String,
     pub deps: Vec<Vec<usize>>,
     /// Step `s{i}` carries tag `t{tags[i]}`.
@@ -23,7 +23,7 @@ pub struct GenJob {
 
 /// Jobs of `steps` webhook steps; each depends on up to three earlier ones and carries a tag
 /// `t0`..`t2`.
-pub fn dag_yaml(steps: Range<usize>) -> impl Strategy<Value = GenJob> {
+pub(crate) fn dag_yaml(steps: Range<usize>) -> impl Strategy<Value = GenJob> {
     steps
         .prop_flat_map(|n| {
             prop::collection::vec(

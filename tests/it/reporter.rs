@@ -78,7 +78,7 @@ const SQL_ERROR: &str = "Refresh failed: DataSource.Error: the credentials provi
 
 /// A nightly run: a flow, a model that fails once then succeeds, an export that times out,
 /// a dependent that is not run, and a Teams webhook that fires because of the failure.
-pub fn order_list_events() -> Vec<RunEvent> {
+pub(crate) fn order_list_events() -> Vec<RunEvent> {
     use StepStatus::*;
     let kinds: Vec<(f64, RunEventKind)> = vec![
         (

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use crate::sim_support::Answer;
 use crate::spec_differences::{self as differences, Api};
 
-pub const PBI: &str = "PowerBI-CSharp/swagger.json";
-pub const FABRIC: &str = "fabric-rest-api-specs/platform/swagger.json";
-pub const FABRIC_DATAFLOW: &str = "fabric-rest-api-specs/dataflow/swagger.json";
+pub(crate) const PBI: &str = "PowerBI-CSharp/swagger.json";
+pub(crate) const FABRIC: &str = "fabric-rest-api-specs/platform/swagger.json";
+pub(crate) const FABRIC_DATAFLOW: &str = "fabric-rest-api-specs/dataflow/swagger.json";
 
 /// Power BI bodies the swagger has no schema for (section 0): the error envelopes and the
 /// 429 `{"message"}`.
@@ -38,7 +38,7 @@ fn pbi_error_schema(status: u16) -> Value {
     }
 }
 
-pub struct Specs {
+pub(crate) struct Specs {
     pub docs: HashMap<String, Value>,
 }
 
@@ -70,7 +70,7 @@ fn collect(dir: &Path, root: &Path, out: &mut HashMap<String, Value>) {
     }
 }
 
-pub fn specs() -> &'static Specs {
+pub(crate) fn specs() -> &'static Specs {
     static SPECS: OnceLock<Specs> = OnceLock::new();
     SPECS.get_or_init(|| {
         let dir = specs_dir();
@@ -153,7 +153,13 @@ impl Specs {
         );
     }
 
-    pub fn errors(&self, schema: &Value, base: &str, body: &Value, what: &str) -> Vec<String> {
+    pub(crate) fn errors(
+        &self,
+        schema: &Value,
+        base: &str,
+        body: &Value,
+        what: &str,
+    ) -> Vec<String> {
         let root = match schema.get("$ref").and_then(Value::as_str) {
             Some(r) => {
                 let absolute = url::Url::parse(&uri(base)).unwrap().join(r).unwrap();
@@ -179,7 +185,7 @@ impl Specs {
 }
 
 /// Checks a Power BI answer against the swagger operation `method path` (spec path).
-pub fn check_pbi(path: &str, method: &str, operation: &str, a: &Answer) {
+pub(crate) fn check_pbi(path: &str, method: &str, operation: &str, a: &Answer) {
     let what = format!("Power BI {method} {path} -> {}", a.status);
     if a.status >= 400 {
         specs().validate(&pbi_error_schema(a.status), PBI, &a.body, &what);
@@ -205,7 +211,7 @@ pub fn check_pbi(path: &str, method: &str, operation: &str, a: &Answer) {
 }
 
 /// Checks a Fabric answer against `spec`'s operation `method path`.
-pub fn check_fabric(spec: &str, path: &str, method: &str, a: &Answer) {
+pub(crate) fn check_fabric(spec: &str, path: &str, method: &str, a: &Answer) {
     let what = format!("Fabric {method} {path} -> {}", a.status);
     let response = specs().response(spec, path, method, a.status);
     match response.get("schema") {

@@ -7,16 +7,16 @@ use pbibatch::sim::{Profile, SimServer};
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
 
-pub const PBI_SCOPE: &str = "https://analysis.windows.net/powerbi/api/.default";
-pub const FABRIC_SCOPE: &str = "https://api.fabric.microsoft.com/.default";
+pub(crate) const PBI_SCOPE: &str = "https://analysis.windows.net/powerbi/api/.default";
+pub(crate) const FABRIC_SCOPE: &str = "https://api.fabric.microsoft.com/.default";
 
 /// Starts a simulator for a YAML profile on an ephemeral loopback port.
-pub async fn start(yaml: &str) -> SimServer {
+pub(crate) async fn start(yaml: &str) -> SimServer {
     let profile = Profile::from_yaml(yaml).expect("valid profile");
     start_profile(profile).await
 }
 
-pub async fn start_profile(profile: Profile) -> SimServer {
+pub(crate) async fn start_profile(profile: Profile) -> SimServer {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     pbibatch::sim::start(profile, addr)
         .await
@@ -24,13 +24,13 @@ pub async fn start_profile(profile: Profile) -> SimServer {
 }
 
 /// A plain-HTTP client (reqwest needs a rustls provider installed even for http://).
-pub fn client() -> Client {
+pub(crate) fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().build().unwrap()
 }
 
 /// A client-credentials token for `scope`.
-pub async fn token(sim: &SimServer, scope: &str) -> String {
+pub(crate) async fn token(sim: &SimServer, scope: &str) -> String {
     let response = client()
         .post(format!(
             "{}/{}/oauth2/v2.0/token",
@@ -52,14 +52,14 @@ pub async fn token(sim: &SimServer, scope: &str) -> String {
 }
 
 /// An authenticated call to the simulator: `(status, headers, body as JSON or Null)`.
-pub struct Api<'a> {
+pub(crate) struct Api<'a> {
     pub sim: &'a SimServer,
     pub client: Client,
     pub pbi: String,
     pub fabric: String,
 }
 
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
@@ -67,12 +67,12 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
-pub async fn answer(response: Response) -> Answer {
+pub(crate) async fn answer(response: Response) -> Answer {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.unwrap().to_vec();
@@ -86,7 +86,7 @@ pub async fn answer(response: Response) -> Answer {
 }
 
 impl<'a> Api<'a> {
-    pub async fn new(sim: &'a SimServer) -> Api<'a> {
+    pub(crate) async fn new(sim: &'a SimServer) -> Api<'a> {
         Api {
             sim,
             client: client(),
@@ -96,7 +96,7 @@ impl<'a> Api<'a> {
     }
 
     /// The same calls with a signed-in user's tokens instead of the service principal's.
-    pub fn as_user(sim: &'a SimServer) -> Api<'a> {
+    pub(crate) fn as_user(sim: &'a SimServer) -> Api<'a> {
         Api {
             sim,
             client: client(),
@@ -107,7 +107,7 @@ impl<'a> Api<'a> {
 
     /// A call with a raw body and the given `Content-Type` (none when `None`); `path` is the
     /// whole path (`/v1.0/myorg/...` or `/v1/...`), which picks the token.
-    pub async fn send_typed(
+    pub(crate) async fn send_typed(
         &self,
         method: Method,
         path: &str,
@@ -131,7 +131,7 @@ impl<'a> Api<'a> {
     }
 
     /// A Power BI call; `path` starts after `/v1.0/myorg`.
-    pub async fn pbi(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub(crate) async fn pbi(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let url = format!("{}/v1.0/myorg{path}", self.sim.base_url());
         let mut req = self.client.request(method, url).bearer_auth(&self.pbi);
         if let Some(b) = body {
@@ -141,7 +141,7 @@ impl<'a> Api<'a> {
     }
 
     /// A Power BI call with a raw body.
-    pub async fn pbi_raw(&self, method: Method, path: &str, body: &str) -> Answer {
+    pub(crate) async fn pbi_raw(&self, method: Method, path: &str, body: &str) -> Answer {
         let url = format!("{}/v1.0/myorg{path}", self.sim.base_url());
         let req = self
             .client
@@ -153,7 +153,7 @@ impl<'a> Api<'a> {
     }
 
     /// A Fabric call; `path` starts after `/v1`.
-    pub async fn fabric(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub(crate) async fn fabric(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let url = format!("{}/v1{path}", self.sim.base_url());
         let mut req = self.client.request(method, url).bearer_auth(&self.fabric);
         if let Some(b) = body {
@@ -163,7 +163,7 @@ impl<'a> Api<'a> {
     }
 
     /// Any URL (e.g. a `Location`) with the Fabric token.
-    pub async fn fabric_url(&self, url: &str) -> Answer {
+    pub(crate) async fn fabric_url(&self, url: &str) -> Answer {
         answer(
             self.client
                 .get(url)
@@ -176,7 +176,7 @@ impl<'a> Api<'a> {
     }
 
     /// POST to any URL (e.g. a job's `.../cancel`) with the Fabric token.
-    pub async fn fabric_url_post(&self, url: &str) -> Answer {
+    pub(crate) async fn fabric_url_post(&self, url: &str) -> Answer {
         answer(
             self.client
                 .post(url)
@@ -189,12 +189,12 @@ impl<'a> Api<'a> {
     }
 
     /// `(workspace id, item id)` by names.
-    pub fn ids(&self, ws: &str, item: &str) -> (String, String) {
+    pub(crate) fn ids(&self, ws: &str, item: &str) -> (String, String) {
         self.sim.ids(ws, item).expect("known names")
     }
 }
 
 /// Percent-encodes one path segment.
-pub fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -22,13 +22,13 @@ use crate::sim_specs::{FABRIC, FABRIC_DATAFLOW, PBI, specs};
 
 /// Which API a difference concerns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Api {
+pub(crate) enum Api {
     PowerBi,
     Fabric,
 }
 
 /// What the difference changes in the conformance checks.
-pub enum Effect {
+pub(crate) enum Effect {
     /// An answer the service sends that the spec would refuse: rewritten to the spec's form
     /// before validation. Proof: the sample fails raw and passes rewritten.
     Rewrite(fn(&str, &mut Value)),
@@ -51,7 +51,7 @@ pub enum Effect {
 }
 
 /// A wire body and the spec schema it is checked against.
-pub struct Sample {
+pub(crate) struct Sample {
     pub spec: &'static str,
     /// A `$ref` relative to `spec`.
     pub schema: &'static str,
@@ -60,7 +60,7 @@ pub struct Sample {
     pub body: Value,
 }
 
-pub struct Difference {
+pub(crate) struct Difference {
     pub id: &'static str,
     pub api: Api,
     pub effect: Effect,
@@ -88,7 +88,7 @@ const PASCAL_IN_SWAGGER: &[&str] = &[
 const NULL_ON_THE_WIRE: &[&str] = &["failureReason", "endTimeUtc"];
 
 /// The one table.
-pub const DIFFERENCES: &[Difference] = &[
+pub(crate) const DIFFERENCES: &[Difference] = &[
     Difference {
         id: "pbi-camel-case",
         api: Api::PowerBi,
@@ -221,7 +221,7 @@ pub const DIFFERENCES: &[Difference] = &[
 ];
 
 /// The spec path a request path form is checked against.
-pub fn checked_path(wire: &str) -> &str {
+pub(crate) fn checked_path(wire: &str) -> &str {
     DIFFERENCES
         .iter()
         .find_map(|d| match d.effect {
@@ -235,7 +235,7 @@ pub fn checked_path(wire: &str) -> &str {
 }
 
 /// An answer body in its spec's spelling: every rewrite and rename of `api` applied.
-pub fn answer(api: Api, operation: &str, mut body: Value) -> Value {
+pub(crate) fn answer(api: Api, operation: &str, mut body: Value) -> Value {
     for d in DIFFERENCES.iter().filter(|d| d.api == api) {
         if let Effect::Rewrite(f) | Effect::Rename(f) = d.effect {
             f(operation, &mut body);
@@ -245,7 +245,7 @@ pub fn answer(api: Api, operation: &str, mut body: Value) -> Value {
 }
 
 /// Whether a request validator message for `schema` is a listed difference.
-pub fn allowed(schema: &str, error: &str) -> bool {
+pub(crate) fn allowed(schema: &str, error: &str) -> bool {
     DIFFERENCES.iter().any(|d| match d.effect {
         Effect::Allows {
             schema: s,

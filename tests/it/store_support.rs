@@ -10,12 +10,12 @@ use pbibatch::executor::{AttemptUpdate, RemoteHandle};
 use pbibatch::store::{Endpoints, RunMeta, RunTarget, ServiceTarget, Store, StoreRecorder};
 
 /// A fixed clock: `at(s)` is `s` seconds after 2026-03-01 02:00:00 UTC.
-pub fn at(secs: i64) -> DateTime<Utc> {
+pub(crate) fn at(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap() + chrono::Duration::seconds(secs)
 }
 
 /// An enhanced-refresh handle with a recognisable request id.
-pub fn enhanced(request_id: &str) -> RemoteHandle {
+pub(crate) fn enhanced(request_id: &str) -> RemoteHandle {
     RemoteHandle::EnhancedRefresh {
         workspace_id: "ws-1".into(),
         dataset_id: "ds-1".into(),
@@ -25,13 +25,13 @@ pub fn enhanced(request_id: &str) -> RemoteHandle {
 }
 
 /// An event stream written the way the engine emits it.
-pub struct Script {
+pub(crate) struct Script {
     pub run_id: String,
     pub events: Vec<RunEvent>,
 }
 
 impl Script {
-    pub fn new(run_id: &str) -> Script {
+    pub(crate) fn new(run_id: &str) -> Script {
         Script {
             run_id: run_id.into(),
             events: Vec::new(),
@@ -49,7 +49,7 @@ impl Script {
     }
 
     /// `RunStarted` with `(id, type)` steps, each depending on the one before.
-    pub fn started(
+    pub(crate) fn started(
         &mut self,
         secs: i64,
         job: &str,
@@ -77,7 +77,7 @@ impl Script {
         self.push(secs, kind)
     }
 
-    pub fn attempt(&mut self, secs: i64, step: &str, attempt: u32) -> &mut Self {
+    pub(crate) fn attempt(&mut self, secs: i64, step: &str, attempt: u32) -> &mut Self {
         self.push(
             secs,
             RunEventKind::AttemptStarted {
@@ -87,7 +87,7 @@ impl Script {
         )
     }
 
-    pub fn progress(
+    pub(crate) fn progress(
         &mut self,
         secs: i64,
         step: &str,
@@ -105,7 +105,7 @@ impl Script {
     }
 
     /// Progress that carries a handle, a remote id, a status and the resolved resource.
-    pub fn handle(
+    pub(crate) fn handle(
         &mut self,
         secs: i64,
         step: &str,
@@ -134,7 +134,7 @@ impl Script {
         )
     }
 
-    pub fn attempt_end(
+    pub(crate) fn attempt_end(
         &mut self,
         secs: i64,
         step: &str,
@@ -156,7 +156,7 @@ impl Script {
         )
     }
 
-    pub fn step_end(
+    pub(crate) fn step_end(
         &mut self,
         secs: i64,
         step: &str,
@@ -177,7 +177,7 @@ impl Script {
     }
 
     /// One attempt from start to end, then the step's end.
-    pub fn simple(
+    pub(crate) fn simple(
         &mut self,
         start: i64,
         end: i64,
@@ -190,7 +190,7 @@ impl Script {
             .step_end(end, step, status, error, 1)
     }
 
-    pub fn finished(&mut self, secs: i64, status: RunStatus) -> &mut Self {
+    pub(crate) fn finished(&mut self, secs: i64, status: RunStatus) -> &mut Self {
         self.push(
             secs,
             RunEventKind::RunFinished {
@@ -202,10 +202,10 @@ impl Script {
 }
 
 /// The tenant the store tests' runs ran against.
-pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub(crate) const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
 /// A run against [`TENANT`] on the public cloud's default hosts.
-pub fn tenant_target() -> RunTarget {
+pub(crate) fn tenant_target() -> RunTarget {
     RunTarget::Service(ServiceTarget {
         tenants: vec![TENANT.into()],
         endpoints: vec![Endpoints {
@@ -218,7 +218,7 @@ pub fn tenant_target() -> RunTarget {
 }
 
 /// Meta with a job hash and one hash per step (`h-<id>`), of a run against [`TENANT`].
-pub fn meta(job_hash: &str, steps: &[&str]) -> RunMeta {
+pub(crate) fn meta(job_hash: &str, steps: &[&str]) -> RunMeta {
     RunMeta {
         job_hash: job_hash.into(),
         arguments: serde_json::json!({ "select": [], "fail_fast": false }),
@@ -231,7 +231,7 @@ pub fn meta(job_hash: &str, steps: &[&str]) -> RunMeta {
 }
 
 /// Records every event of `script` into the store at `path`.
-pub fn record(path: &Path, meta: RunMeta, script: &Script) {
+pub(crate) fn record(path: &Path, meta: RunMeta, script: &Script) {
     let mut recorder = StoreRecorder::new(Store::open(path).unwrap(), meta);
     for ev in &script.events {
         recorder.record(ev).unwrap();
@@ -239,7 +239,7 @@ pub fn record(path: &Path, meta: RunMeta, script: &Script) {
 }
 
 /// The four steps of the `order_list` job used across the store tests.
-pub const ORDER_LIST: [(&str, &str); 4] = [
+pub(crate) const ORDER_LIST: [(&str, &str); 4] = [
     ("master_order_list", "sas_flow"),
     ("order_list_model", "dataset"),
     ("order_book_pdf", "report"),
@@ -247,7 +247,7 @@ pub const ORDER_LIST: [(&str, &str); 4] = [
 ];
 
 /// A run of `order_list` that failed: the model failed twice, the rest did not run.
-pub fn failed_run(run_id: &str, start: i64) -> Script {
+pub(crate) fn failed_run(run_id: &str, start: i64) -> Script {
     let mut s = Script::new(run_id);
     s.started(start, "order_list", &ORDER_LIST, None)
         .simple(
@@ -303,7 +303,7 @@ pub fn failed_run(run_id: &str, start: i64) -> Script {
 }
 
 /// A run of `order_list` where every step succeeded.
-pub fn good_run(run_id: &str, start: i64) -> Script {
+pub(crate) fn good_run(run_id: &str, start: i64) -> Script {
     let mut s = Script::new(run_id);
     s.started(start, "order_list", &ORDER_LIST, None)
         .simple(

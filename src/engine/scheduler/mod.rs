@@ -562,7 +562,6 @@ impl Scheduler {
             let (pools, resource) = (node.pools.clone(), node.resource.clone());
             self.limits.release(&pools, resource.as_deref());
         }
-        let failure = reason.clone();
         self.emit(RunEventKind::StepFinished {
             step: step.id.clone(),
             status,
@@ -574,7 +573,6 @@ impl Scheduler {
         let failing = counts_against_run(status, &step, stop.as_ref());
         self.view_tx.send_modify(|v| {
             v.record(&step.id, status, failing);
-            v.record_failure(&step.id, status, failure.as_deref());
             v.record_stats(&step.id, attempts, duration_secs);
         });
         if self.opts.fail_fast

@@ -11,7 +11,7 @@ use crate::powerbi::PowerBiClient;
 use crate::powerbi::resolve::ItemKind;
 
 /// The `RunOnDemandItemJob` body for a Gen2 dataflow, when it needs one.
-pub fn gen2_body(df: &DataflowStep) -> Option<Value> {
+pub(super) fn gen2_body(df: &DataflowStep) -> Option<Value> {
     if df.execute_option.is_none() && df.parameters.is_empty() {
         return None;
     }

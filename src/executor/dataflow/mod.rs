@@ -8,7 +8,6 @@ mod gen1;
 mod gen2;
 
 pub(crate) use gen1::Gen1;
-pub use gen2::gen2_body;
 
 use super::{AttemptContext, AttemptOutcome};
 use crate::job::model::{DataflowStep, Generation};

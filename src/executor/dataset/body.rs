@@ -8,7 +8,7 @@ use crate::job::model::{DatasetStep, EnhancedRefresh};
 
 /// The enhanced refresh body: PascalCase enum values, `timeout` as `hh:mm:ss`, no
 /// `notifyOption`.
-pub fn enhanced_body(r: &EnhancedRefresh) -> Value {
+pub(crate) fn enhanced_body(r: &EnhancedRefresh) -> Value {
     let mut m = Map::new();
     if let Some(t) = r.refresh_type {
         m.insert("type".into(), json!(t));
@@ -53,7 +53,7 @@ pub fn enhanced_body(r: &EnhancedRefresh) -> Value {
 /// `effectiveDate` as the swagger types it (`date-time`): a date alone (`YYYY-MM-DD`, as
 /// Microsoft Learn's enhanced-refresh page shows it) becomes midnight UTC of that date; a
 /// date-time is sent as written.
-pub fn effective_date(d: &str) -> String {
+pub(super) fn effective_date(d: &str) -> String {
     let d = d.trim();
     match chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
         Ok(date) => format!("{}T00:00:00Z", date.format("%Y-%m-%d")),
@@ -62,13 +62,13 @@ pub fn effective_date(d: &str) -> String {
 }
 
 /// `hh:mm:ss`, capped below 24 h as the service requires.
-pub fn hhmmss(d: Duration) -> String {
+pub(super) fn hhmmss(d: Duration) -> String {
     let s = d.as_secs().min(23 * 3600 + 59 * 60 + 59);
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
 /// The standard refresh body.
-pub fn standard_body(ds: &DatasetStep) -> Value {
+pub(crate) fn standard_body(ds: &DatasetStep) -> Value {
     json!({ "notifyOption": ds.notify })
 }
 

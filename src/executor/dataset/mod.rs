@@ -11,7 +11,7 @@
 mod body;
 mod remote;
 
-pub use body::{enhanced_body, hhmmss, standard_body};
+pub(crate) use body::{enhanced_body, standard_body};
 
 use std::time::Duration;
 

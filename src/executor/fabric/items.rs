@@ -16,7 +16,7 @@ use crate::powerbi::resolve::ItemKind;
 /// The job type a trigger sends for an item type, and the other spellings the service may
 /// list that item's instances under (docs/job-reference.md, "fabric_job", says where each
 /// comes from).
-pub fn job_type(item_type: FabricItemType) -> (&'static str, &'static [&'static str]) {
+pub(crate) fn job_type(item_type: FabricItemType) -> (&'static str, &'static [&'static str]) {
     match item_type {
         FabricItemType::Pipeline => ("Pipeline", &["Execute"]),
         FabricItemType::Notebook => ("RunNotebook", &["Execute"]),
@@ -29,7 +29,7 @@ pub fn job_type(item_type: FabricItemType) -> (&'static str, &'static [&'static 
 /// `executionData.parameters` (name -> value); notebook parameters as
 /// `executionData.parameters` (name -> `{value, type}`) and the session configuration as
 /// `executionData.configuration`.
-pub fn body(step: &FabricJobStep) -> Option<Value> {
+pub(crate) fn body(step: &FabricJobStep) -> Option<Value> {
     let mut data = Map::new();
     match step.item_type {
         FabricItemType::Pipeline if !step.parameters.is_empty() => {

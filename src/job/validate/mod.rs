@@ -36,13 +36,13 @@ use crate::job::model::Job;
 use crate::job::raw::{RawJob, Sp};
 
 /// Longest duration accepted anywhere (DESIGN: at most 7 days).
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default `concurrency`.
-pub const DEFAULT_CONCURRENCY: u32 = 4;
+pub(crate) const DEFAULT_CONCURRENCY: u32 = 4;
 
 /// Byte range of a location in `src` (computed from line/column when the parser gave no byte
 /// offset).
-pub fn loc_span(src: &str, loc: Location) -> (usize, usize) {
+pub(crate) fn loc_span(src: &str, loc: Location) -> (usize, usize) {
     let span = loc.span();
     if let (Some(off), Some(len)) = (span.byte_offset(), span.byte_len()) {
         let off = usize::try_from(off).unwrap_or(usize::MAX).min(src.len());
@@ -67,7 +67,10 @@ pub fn loc_span(src: &str, loc: Location) -> (usize, usize) {
 }
 
 /// The closest candidate to a misspelled word, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(found: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    found: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (found.chars().count() / 3).clamp(1, 3);
     let len = found.chars().count();
     let candidates: Vec<&'a str> = candidates.collect();
@@ -100,7 +103,7 @@ fn help_for(found: &str, candidates: impl Iterator<Item = impl AsRef<str>>) -> O
 }
 
 /// True for `[A-Za-z_][A-Za-z0-9_-]*` (step ids).
-pub fn is_step_id(s: &str) -> bool {
+pub(crate) fn is_step_id(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

@@ -20,14 +20,14 @@ use serde_json::{Value, json};
 use crate::secret::Secret;
 
 /// The `client_assertion_type` of a JWT client assertion (certificate or federated token).
-pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Lifetime of an assertion: Entra accepts up to 10 minutes' worth of clock skew handling;
 /// MSAL signs for 10 minutes.
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 
 /// A loaded certificate: its private key and its thumbprints.
-pub struct ClientCertificate {
+pub(crate) struct ClientCertificate {
     key: RsaKeyPair,
     /// Base64url SHA-1 of the certificate's DER (`x5t`).
     x5t: String,
@@ -38,7 +38,7 @@ pub struct ClientCertificate {
 }
 
 /// The SHA-1 and SHA-256 thumbprints of a certificate's DER, base64url, plus the hex SHA-1.
-pub fn thumbprints(der: &[u8]) -> (String, String, String) {
+pub(crate) fn thumbprints(der: &[u8]) -> (String, String, String) {
     let sha1 = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der);
     let sha256 = digest::digest(&digest::SHA256, der);
     (
@@ -49,12 +49,12 @@ pub fn thumbprints(der: &[u8]) -> (String, String, String) {
 }
 
 /// The first certificate in PEM text, as DER.
-pub fn first_certificate(pem: &[u8]) -> Option<CertificateDer<'static>> {
+pub(crate) fn first_certificate(pem: &[u8]) -> Option<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem).find_map(Result::ok)
 }
 
 /// Verifies an RS256 signature over `message` with the public key of certificate `der`.
-pub fn verify_rs256(der: &[u8], message: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn verify_rs256(der: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let cert = CertificateDer::from(der);
     let Ok(cert) = webpki::EndEntityCert::try_from(&cert) else {
         return false;
@@ -66,7 +66,7 @@ pub fn verify_rs256(der: &[u8], message: &[u8], signature: &[u8]) -> bool {
 impl ClientCertificate {
     /// Reads the PEM file at `path`: a certificate and its RSA private key (PKCS#8 or PKCS#1),
     /// in any order. Every refusal says what is wrong with the file, never what is in it.
-    pub fn load(path: &Path) -> Result<ClientCertificate, String> {
+    pub(crate) fn load(path: &Path) -> Result<ClientCertificate, String> {
         let shown = path.display();
         let bytes = std::fs::read(path)
             .map_err(|e| format!("cannot read the certificate file {shown}: {e}"))?;
@@ -149,7 +149,12 @@ impl ClientCertificate {
 
     /// A client assertion for `client_id` addressed to the token endpoint `token_url`,
     /// valid from `now` (Unix seconds) for 10 minutes.
-    pub fn assertion(&self, client_id: &str, token_url: &str, now: i64) -> Result<Secret, String> {
+    pub(crate) fn assertion(
+        &self,
+        client_id: &str,
+        token_url: &str,
+        now: i64,
+    ) -> Result<Secret, String> {
         let header = json!({
             "alg": "RS256",
             "typ": "JWT",
@@ -180,7 +185,7 @@ impl ClientCertificate {
 
 /// The parts of a compact JWT: header and claims as JSON, the signing input and the
 /// signature bytes. Not verified.
-pub struct JwtParts {
+pub(crate) struct JwtParts {
     pub header: Value,
     pub claims: Value,
     pub signing_input: String,
@@ -188,7 +193,7 @@ pub struct JwtParts {
 }
 
 /// Splits and decodes a compact JWT (`None` when it is not one).
-pub fn decode_jwt(token: &str) -> Option<JwtParts> {
+pub(crate) fn decode_jwt(token: &str) -> Option<JwtParts> {
     let mut parts = token.trim().split('.');
     let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {

@@ -3,7 +3,7 @@
 //! fetched once even when many calls need it at the same moment (single flight).
 
 mod azure_cli;
-pub mod certificate;
+pub(crate) mod certificate;
 mod managed;
 
 use std::collections::HashMap;
@@ -55,7 +55,7 @@ pub struct TokenCache {
 }
 
 /// The margin before expiry at which a token is renewed: min(5 min, 20 % of the lifetime).
-pub fn renew_margin(lifetime: Duration) -> Duration {
+pub(crate) fn renew_margin(lifetime: Duration) -> Duration {
     Duration::from_secs(300).min(lifetime / 5)
 }
 
@@ -131,7 +131,7 @@ fn scope_resource(cfg: &ClientConfig, conn: &Connection, audience: Audience) -> 
 }
 
 /// The audience of Power Automate triggers restricted to users of the tenant.
-pub const FLOW_RESOURCE: &str = "https://service.flow.microsoft.com/";
+pub(crate) const FLOW_RESOURCE: &str = "https://service.flow.microsoft.com/";
 
 /// The token endpoint of `tenant`: `{authority}/{tenant}/oauth2/v2.0/token`.
 fn token_url(cfg: &ClientConfig, conn: &Connection, tenant: &str) -> Result<Url, String> {
@@ -300,7 +300,7 @@ fn is_refusal(status: u16) -> bool {
 /// Reads `access_token` and its lifetime: `expires_in` (a number from Entra, a string from
 /// IMDS), else `expires_on` (Unix seconds, a string from the App Service identity endpoint)
 /// counted from `now`.
-pub fn parse_token_response(text: &str, now: i64) -> Result<(Secret, Duration), String> {
+pub(crate) fn parse_token_response(text: &str, now: i64) -> Result<(Secret, Duration), String> {
     let v: Value =
         serde_json::from_str(text).map_err(|_| "the token answer is not JSON".to_string())?;
     let token = v

@@ -17,10 +17,10 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use capacity::{CapacityOperation, CapacitySpec, CapacityStartState};
+pub(super) use capacity::{CapacityOperation, CapacitySpec, CapacityStartState};
 pub use items::{
-    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookKind, HookSpec,
-    ItemSpec, ReportSpec,
+    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookSpec, ItemSpec,
+    ReportSpec,
 };
 pub use provision::{CapacityWants, Provision, WorkspaceWants};
 pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};
@@ -28,7 +28,7 @@ pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};
 use super::SimError;
 
 /// The built-in duration of a resource's operations when neither it nor `defaults:` says.
-pub const BUILTIN_DURATION: DurationSpec =
+pub(super) const BUILTIN_DURATION: DurationSpec =
     DurationSpec::Range(Duration::from_millis(200), Duration::from_millis(800));
 
 /// The longest duration a profile may give (keeps every instant and date representable).
@@ -275,7 +275,7 @@ pub struct Knobs {
 }
 
 /// The most `past_runs` a resource may have.
-pub const MAX_PAST_RUNS: u32 = 100;
+pub(super) const MAX_PAST_RUNS: u32 = 100;
 
 /// A resource's knobs after inheritance: what the state machine uses.
 #[derive(Debug, Clone, PartialEq)]

@@ -102,7 +102,7 @@ impl DurationSpec {
     }
 
     /// Picks a value; `unit` is a number in [0, 1) from the caller's deterministic source.
-    pub fn pick(&self, unit: f64) -> Duration {
+    pub(crate) fn pick(&self, unit: f64) -> Duration {
         match *self {
             DurationSpec::Fixed(d) => d,
             DurationSpec::Range(lo, hi) => {

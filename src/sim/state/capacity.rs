@@ -41,7 +41,7 @@ pub(crate) struct ArmOperation {
 
 impl ArmOperation {
     /// `InProgress`, `Succeeded` or `Failed` at `now`.
-    pub fn status(&self, now: Instant) -> &'static str {
+    pub(crate) fn status(&self, now: Instant) -> &'static str {
         if now < self.ends {
             "InProgress"
         } else if self.fails {
@@ -53,7 +53,7 @@ impl ArmOperation {
 }
 
 impl Capacity {
-    pub fn from_spec(name: &str, spec: &CapacitySpec) -> Capacity {
+    pub(crate) fn from_spec(name: &str, spec: &CapacitySpec) -> Capacity {
         Capacity {
             name: name.to_string(),
             subscription: spec.subscription.clone(),
@@ -70,7 +70,7 @@ impl Capacity {
     }
 
     /// The ARM resource id.
-    pub fn arm_id(&self) -> String {
+    pub(crate) fn arm_id(&self) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Fabric/capacities/{}",
             self.subscription, self.resource_group, self.name
@@ -80,7 +80,7 @@ impl Capacity {
 
 impl World {
     /// Applies every operation that ended by `now`.
-    pub fn settle_capacities(&mut self, now: Instant) {
+    pub(crate) fn settle_capacities(&mut self, now: Instant) {
         for c in 0..self.capacities.len() {
             let Some(op) = self.capacities[c].operation else {
                 continue;
@@ -107,7 +107,7 @@ impl World {
     }
 
     /// The `properties.state` of capacity `c` (after [`World::settle_capacities`]).
-    pub fn capacity_state(&self, c: usize) -> &'static str {
+    pub(crate) fn capacity_state(&self, c: usize) -> &'static str {
         let cap = &self.capacities[c];
         match cap.operation.map(|o| self.arm_operations[o].kind) {
             Some(CapacityOperation::Resume) => "Resuming",
@@ -119,7 +119,12 @@ impl World {
     }
 
     /// The capacity with this ARM path (names compared case-insensitively, as ARM does).
-    pub fn find_capacity(&self, subscription: &str, group: &str, name: &str) -> Option<usize> {
+    pub(crate) fn find_capacity(
+        &self,
+        subscription: &str,
+        group: &str,
+        name: &str,
+    ) -> Option<usize> {
         self.capacities.iter().position(|c| {
             c.subscription.eq_ignore_ascii_case(subscription)
                 && c.resource_group.eq_ignore_ascii_case(group)
@@ -128,7 +133,7 @@ impl World {
     }
 
     /// Starts an operation on capacity `c`; returns its index.
-    pub fn start_capacity_operation(
+    pub(crate) fn start_capacity_operation(
         &mut self,
         c: usize,
         kind: CapacityOperation,

@@ -54,19 +54,19 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Clock {
             start: Instant::now(),
             wall: Utc::now(),
         }
     }
 
-    pub fn now(&self) -> Instant {
+    pub(super) fn now(&self) -> Instant {
         Instant::now()
     }
 
     /// The wall-clock time of `at`.
-    pub fn wall(&self, at: Instant) -> DateTime<Utc> {
+    pub(super) fn wall(&self, at: Instant) -> DateTime<Utc> {
         // Runs before the start (`past_runs`) lie in the past of the wall clock too.
         match at.checked_duration_since(self.start) {
             Some(since) => self.wall + chrono::Duration::from_std(since).unwrap_or_default(),
@@ -77,7 +77,7 @@ impl Clock {
         }
     }
 
-    pub fn start(&self) -> Instant {
+    pub(super) fn start(&self) -> Instant {
         self.start
     }
 }

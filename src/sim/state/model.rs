@@ -59,7 +59,7 @@ pub(crate) struct Item {
 
 impl Item {
     /// The Fabric item type, or `None` for what Fabric does not list (Gen1 dataflows).
-    pub fn fabric_type(&self) -> Option<&str> {
+    pub(crate) fn fabric_type(&self) -> Option<&str> {
         match &self.kind {
             ItemKind::Dataset { .. } => Some("SemanticModel"),
             ItemKind::Dataflow { .. } => None,
@@ -76,7 +76,7 @@ impl Item {
 
     /// Canonical job type for a requested one, or `None` when the item does not run it.
     /// `Refresh` is an alias of `Execute` for dataflows (powerbi-api.md 3b).
-    pub fn job_type(&self, requested: &str) -> Option<String> {
+    pub(crate) fn job_type(&self, requested: &str) -> Option<String> {
         let accepted: Vec<&str> = match &self.kind {
             ItemKind::FabricDataflow => vec!["Execute", "ApplyChanges"],
             ItemKind::Other {
@@ -113,7 +113,7 @@ pub(crate) enum RefreshOrigin {
 }
 
 impl RefreshOrigin {
-    pub fn wire(self) -> &'static str {
+    pub(crate) fn wire(self) -> &'static str {
         match self {
             RefreshOrigin::Scheduled => "Scheduled",
             RefreshOrigin::ViaApi => "ViaApi",
@@ -189,19 +189,19 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
-    pub fn is_terminal(&self) -> bool {
+    pub(crate) fn is_terminal(&self) -> bool {
         !matches!(self, Phase::Queued | Phase::Running)
     }
 }
 
 impl Run {
     /// When it ends (or ended) on its own, if ever.
-    pub fn natural_end(&self) -> Option<Instant> {
+    pub(crate) fn natural_end(&self) -> Option<Instant> {
         self.duration.map(|d| self.created + self.queue + d)
     }
 
     /// When it ended, if it has by `now`.
-    pub fn ended_at(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn ended_at(&self, now: Instant) -> Option<Instant> {
         let natural = self.natural_end().filter(|end| *end <= now);
         match (self.cancelled, natural) {
             (Some(c), Some(n)) => Some(c.min(n)),
@@ -211,21 +211,21 @@ impl Run {
     }
 
     /// When it started running (after the queue).
-    pub fn started_at(&self) -> Instant {
+    pub(crate) fn started_at(&self) -> Instant {
         self.created + self.queue
     }
 
-    pub fn visible(&self, now: Instant) -> bool {
+    pub(crate) fn visible(&self, now: Instant) -> bool {
         now >= self.created + self.visible_after
     }
 
     /// Time until it ends on its own (`None` when it never does).
-    pub fn remaining(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn remaining(&self, now: Instant) -> Option<Duration> {
         self.natural_end()
             .map(|end| end.saturating_duration_since(now))
     }
 
-    pub fn phase(&self, now: Instant) -> Phase {
+    pub(crate) fn phase(&self, now: Instant) -> Phase {
         if let RunKind::Job { deduped: true, .. } = self.kind {
             return Phase::Deduped;
         }
@@ -300,7 +300,7 @@ impl Audience {
     /// The audience of a resource URI (`https://analysis.windows.net/powerbi/api`).
     /// Sovereign clouds' resources count as the same API: the simulator stands in for
     /// every cloud.
-    pub fn from_resource(resource: &str) -> Option<Audience> {
+    pub(crate) fn from_resource(resource: &str) -> Option<Audience> {
         match resource.trim_end_matches('/') {
             "https://analysis.windows.net/powerbi/api"
             | "https://analysis.usgovcloudapi.net/powerbi/api"
@@ -318,7 +318,7 @@ impl Audience {
         }
     }
 
-    pub fn uri(self) -> &'static str {
+    pub(crate) fn uri(self) -> &'static str {
         match self {
             Audience::PowerBi => "https://analysis.windows.net/powerbi/api",
             Audience::Fabric => "https://api.fabric.microsoft.com",
@@ -356,7 +356,5 @@ pub(crate) struct Flow {
 pub(crate) struct Hook {
     pub name: String,
     pub statuses: Vec<u16>,
-    /// What the sink checks in a body before it accepts it.
-    pub expects: crate::sim::cards::Expects,
     pub calls: u64,
 }

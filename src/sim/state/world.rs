@@ -47,7 +47,7 @@ pub(crate) struct World {
 
 impl World {
     /// Builds the estate a profile describes; runs marked `running_at_start` begin now.
-    pub fn build(profile: &Profile, clock: &Clock) -> World {
+    pub(crate) fn build(profile: &Profile, clock: &Clock) -> World {
         let mut world = World {
             workspaces: Vec::new(),
             items: Vec::new(),
@@ -191,11 +191,6 @@ impl World {
             world.hooks.push(Hook {
                 name: name.clone(),
                 statuses: h.statuses.clone(),
-                expects: match h.kind {
-                    crate::sim::profile::HookKind::Any => crate::sim::cards::Expects::Any,
-                    crate::sim::profile::HookKind::Teams => crate::sim::cards::Expects::Teams,
-                    crate::sim::profile::HookKind::Slack => crate::sim::cards::Expects::Slack,
-                },
                 calls: 0,
             });
         }
@@ -369,7 +364,7 @@ impl World {
     }
 
     /// Divides a simulated duration by `time_scale`.
-    pub fn scale(&self, d: Duration) -> Duration {
+    pub(crate) fn scale(&self, d: Duration) -> Duration {
         Duration::from_secs_f64(d.as_secs_f64() / self.time_scale)
     }
 
@@ -410,12 +405,12 @@ impl World {
 
     /// Starts a new run of an item for its next attempt. Returns the run index, or `None`
     /// when the trigger is silently dropped.
-    pub fn trigger(&mut self, item: usize, kind: RunKind, clock: &Clock) -> Option<usize> {
+    pub(crate) fn trigger(&mut self, item: usize, kind: RunKind, clock: &Clock) -> Option<usize> {
         self.trigger_after(item, kind, clock, Duration::ZERO)
     }
 
     /// [`World::trigger`] for a run that begins `delay` from now (a flow's dataflow refresh).
-    pub fn trigger_after(
+    pub(crate) fn trigger_after(
         &mut self,
         item: usize,
         kind: RunKind,
@@ -458,7 +453,7 @@ impl World {
     }
 
     /// A run that ends at once, e.g. a Deduped job instance.
-    pub fn record_instant(&mut self, item: usize, kind: RunKind, clock: &Clock) -> usize {
+    pub(crate) fn record_instant(&mut self, item: usize, kind: RunKind, clock: &Clock) -> usize {
         self.count(item, |c| c.triggers += 1);
         let now = clock.now();
         let id = self.new_run_id(&kind, now, clock);
@@ -477,7 +472,7 @@ impl World {
     }
 
     /// Runs of an item, newest first.
-    pub fn runs_of(&self, item: usize) -> impl Iterator<Item = (usize, &Run)> {
+    pub(crate) fn runs_of(&self, item: usize) -> impl Iterator<Item = (usize, &Run)> {
         self.runs_of_item
             .get(&item)
             .into_iter()
@@ -486,35 +481,35 @@ impl World {
     }
 
     /// The run of an item still going at `now` (the newest one), if any.
-    pub fn active_run(&self, item: usize, now: Instant) -> Option<usize> {
+    pub(crate) fn active_run(&self, item: usize, now: Instant) -> Option<usize> {
         self.runs_of(item)
             .find(|(_, r)| !r.phase(now).is_terminal())
             .map(|(i, _)| i)
     }
 
-    pub fn run_by_id(&self, id: &str) -> Option<usize> {
+    pub(crate) fn run_by_id(&self, id: &str) -> Option<usize> {
         self.run_by_id.get(id).copied()
     }
 
-    pub fn item_by_id(&self, id: Uuid) -> Option<usize> {
+    pub(crate) fn item_by_id(&self, id: Uuid) -> Option<usize> {
         self.item_by_id.get(&id).copied()
     }
 
     /// A workspace by GUID string (as in a URL).
-    pub fn workspace_by_id(&self, id: &str) -> Option<usize> {
+    pub(crate) fn workspace_by_id(&self, id: &str) -> Option<usize> {
         let id = Uuid::parse_str(id).ok()?;
         self.workspaces.iter().position(|w| w.id == id)
     }
 
     /// An item of a workspace by GUID string.
-    pub fn item_in(&self, ws: usize, id: &str) -> Option<usize> {
+    pub(crate) fn item_in(&self, ws: usize, id: &str) -> Option<usize> {
         let id = Uuid::parse_str(id).ok()?;
         self.item_by_id(id)
             .filter(|&i| self.items[i].workspace == ws)
     }
 
     /// An item by workspace and item name or GUID (for flows wired to a dataflow).
-    pub fn find_named(&self, workspace: &str, name: &str) -> Option<usize> {
+    pub(crate) fn find_named(&self, workspace: &str, name: &str) -> Option<usize> {
         let ws = self
             .workspaces
             .iter()
@@ -527,7 +522,7 @@ impl World {
     }
 
     /// A Gen1 dataflow by name: first in `ws`, then anywhere.
-    pub fn dataflow_named(&self, ws: usize, name: &str) -> Option<usize> {
+    pub(crate) fn dataflow_named(&self, ws: usize, name: &str) -> Option<usize> {
         let is_df = |i: &Item| {
             matches!(i.kind, ItemKind::Dataflow { .. })
                 && (i.name == name || i.id.to_string() == name)
@@ -539,7 +534,7 @@ impl World {
     }
 
     /// Bumps a resource's counters.
-    pub fn count(&mut self, item: usize, f: impl FnOnce(&mut ResourceCounters)) {
+    pub(crate) fn count(&mut self, item: usize, f: impl FnOnce(&mut ResourceCounters)) {
         let key = &self.items[item].counter_key;
         if let Some(c) = self.counters.resources.get_mut(key) {
             f(c);
@@ -547,12 +542,12 @@ impl World {
     }
 
     /// Bumps a named (flow / hook) resource's counters.
-    pub fn count_key(&mut self, key: &str, f: impl FnOnce(&mut ResourceCounters)) {
+    pub(crate) fn count_key(&mut self, key: &str, f: impl FnOnce(&mut ResourceCounters)) {
         f(self.counters.resources.entry(key.to_string()).or_default());
     }
 
     /// Retry-After seconds for a run: the knob, else the remaining time rounded up (max 60).
-    pub fn retry_after(&self, run: usize, now: Instant) -> u64 {
+    pub(crate) fn retry_after(&self, run: usize, now: Instant) -> u64 {
         let r = &self.runs[run];
         if let Some(v) = self.items[r.item].knobs.retry_after {
             return v;
@@ -564,7 +559,7 @@ impl World {
     }
 
     /// Records a request, forgetting the oldest beyond `limit`.
-    pub fn record(&mut self, request: RecordedRequest, limit: usize) {
+    pub(crate) fn record(&mut self, request: RecordedRequest, limit: usize) {
         if limit == 0 {
             return;
         }

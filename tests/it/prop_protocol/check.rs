@@ -12,7 +12,7 @@ use super::scenario::{IfRunning, Kind};
 
 /// How a process invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ended {
+pub(super) enum Ended {
     Exited(Option<i32>),
     Killed,
     Terminated(Option<i32>),
@@ -20,7 +20,7 @@ pub enum Ended {
 
 /// One process invocation as the judge sees it.
 #[derive(Debug, Clone)]
-pub struct Proc {
+pub(super) struct Proc {
     pub resumed: bool,
     pub start_ms: u64,
     pub end_ms: u64,
@@ -29,7 +29,7 @@ pub struct Proc {
 
 /// A step as the judge knows it: which requests start its work, and which item it watches.
 #[derive(Debug, Clone)]
-pub struct StepView {
+pub(super) struct StepView {
     pub id: String,
     pub kind: Kind,
     pub if_running: IfRunning,
@@ -45,7 +45,7 @@ pub struct StepView {
 
 /// A capacity as the profile starts it, and what its step wants.
 #[derive(Debug, Clone)]
-pub struct CapacityView {
+pub(super) struct CapacityView {
     /// The ARM resource id (the path of its requests).
     pub path: String,
     pub start_active: bool,
@@ -144,14 +144,14 @@ impl<'v> CapacityReplay<'v> {
 
 /// A broken invariant, with what to show.
 #[derive(Debug, Clone)]
-pub struct Violation {
+pub(super) struct Violation {
     pub invariant: &'static str,
     pub step: String,
     pub what: String,
 }
 
 /// Everything the judge reads.
-pub struct Evidence<'a> {
+pub(super) struct Evidence<'a> {
     pub steps: &'a [StepView],
     pub exchanges: &'a [Exchange],
     pub runs: &'a [RunRecord],
@@ -163,7 +163,7 @@ pub struct Evidence<'a> {
 }
 
 /// `*` matches any run of characters.
-pub fn glob(pattern: &str, text: &str) -> bool {
+pub(super) fn glob(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == text;
@@ -271,7 +271,7 @@ impl Evidence<'_> {
             .find(|r| r.scheduled && alive_at(r, first.at_ms))
     }
 
-    pub fn check(&self) -> Vec<Violation> {
+    pub(super) fn check(&self) -> Vec<Violation> {
         let mut out = Vec::new();
         for step in self.steps {
             match &step.capacity {
@@ -558,7 +558,7 @@ impl Evidence<'_> {
     }
 
     /// The requests and runs of the steps named in `violations`: the story to read.
-    pub fn story(&self, violations: &[Violation]) -> String {
+    pub(super) fn story(&self, violations: &[Violation]) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "processes:");
         for (i, p) in self.procs.iter().enumerate() {

@@ -85,10 +85,10 @@ fn survey_file() -> Option<PathBuf> {
 }
 
 /// The reference model: the job shape and how many invocations ran.
-pub struct Model;
+pub(crate) struct Model;
 
 #[derive(Debug, Clone)]
-pub struct ModelState {
+pub(crate) struct ModelState {
     job: JobSpec,
     invocations: usize,
     /// Invocations that were to be killed or interrupted.
@@ -135,7 +135,7 @@ impl ReferenceStateMachine for Model {
 }
 
 /// The system under test: a simulator, a working directory, and what happened so far.
-pub struct Case {
+pub(crate) struct Case {
     // Dropped before the runtime that serves it.
     sim: SimServer,
     rt: tokio::runtime::Runtime,

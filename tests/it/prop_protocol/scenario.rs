@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 /// The kinds of step that start work in the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     DatasetStandard,
     DatasetEnhanced,
     Gen1,
@@ -31,12 +31,12 @@ pub enum Kind {
 
 impl Kind {
     /// Whether a refresh of the resource can already be running (exports have no schedule).
-    pub fn can_run_before(self) -> bool {
+    pub(super) fn can_run_before(self) -> bool {
         self != Kind::Export && !self.is_capacity()
     }
 
     /// A `capacity` step: no runs, a state it reconciles towards.
-    pub fn is_capacity(self) -> bool {
+    pub(super) fn is_capacity(self) -> bool {
         matches!(
             self,
             Kind::CapacityResume | Kind::CapacitySuspend | Kind::CapacityScale
@@ -44,12 +44,12 @@ impl Kind {
     }
 
     /// Whether the step takes `if_running` (exports do not watch a resource that runs).
-    pub fn has_if_running(self) -> bool {
+    pub(super) fn has_if_running(self) -> bool {
         self != Kind::Export && !self.is_capacity()
     }
 
     /// The Fabric item type and `item_type:` of a `fabric_job` kind.
-    pub fn fabric_item(self) -> Option<(&'static str, &'static str)> {
+    pub(super) fn fabric_item(self) -> Option<(&'static str, &'static str)> {
         match self {
             Kind::Pipeline => Some(("DataPipeline", "pipeline")),
             Kind::Notebook => Some(("Notebook", "notebook")),
@@ -61,7 +61,7 @@ impl Kind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IfRunning {
+pub(super) enum IfRunning {
     Wait,
     Adopt,
     Fail,
@@ -81,7 +81,7 @@ impl IfRunning {
 
 /// One step and the behaviour of its resource in the simulator.
 #[derive(Debug, Clone)]
-pub struct StepSpec {
+pub(super) struct StepSpec {
     pub kind: Kind,
     pub if_running: IfRunning,
     /// A refresh of the resource (started by its schedule) is running when the job starts.
@@ -96,14 +96,14 @@ pub struct StepSpec {
 
 /// The job: its steps and the retries every step gets.
 #[derive(Debug, Clone)]
-pub struct JobSpec {
+pub(super) struct JobSpec {
     pub steps: Vec<StepSpec>,
     pub retries: u32,
 }
 
 /// Which requests of a step a fault or a stop aims at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// The call that starts the remote work (refresh, job instance, flow, ExportTo).
     Trigger,
     /// A status read of the step's resource (history, transactions, job instance, export).
@@ -112,7 +112,7 @@ pub enum Target {
 
 /// The faults the simulator can give one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
+pub(crate) enum FaultKind {
     /// 429 + `Retry-After: 1`.
     ThrottleShort,
     /// 429 + `Retry-After: 700`, beyond the HTTP client's 600 s budget.
@@ -129,7 +129,7 @@ pub enum FaultKind {
 
 /// "The `nth` request of kind `target` of step `step` gets `fault`."
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FaultSpec {
+pub(crate) struct FaultSpec {
     pub step: usize,
     pub target: Target,
     pub nth: u32,
@@ -139,7 +139,7 @@ pub struct FaultSpec {
 /// Where a process is stopped: held at the `nth` request of `target` of `step`, before or
 /// after the service acted on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Boundary {
+pub(crate) struct Boundary {
     pub step: usize,
     pub target: Target,
     pub nth: u32,
@@ -148,7 +148,7 @@ pub struct Boundary {
 
 /// How a process invocation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// It runs to its end.
     Completes,
     /// `kill -9` at the boundary (if the run reaches it; otherwise it completes).
@@ -159,14 +159,14 @@ pub enum Stop {
 
 /// One `pbibatch run` (the first) or `pbibatch run --resume last` (every later one).
 #[derive(Debug, Clone)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     pub faults: Vec<FaultSpec>,
     pub stop: Stop,
 }
 
 impl Invocation {
     /// The step indexes it names (for preconditions after the job shrank).
-    pub fn steps(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn steps(&self) -> impl Iterator<Item = usize> + '_ {
         let stop = match self.stop {
             Stop::Completes => None,
             Stop::Kill9(b) | Stop::Sigterm(b) => Some(b.step),
@@ -174,7 +174,7 @@ impl Invocation {
         self.faults.iter().map(|f| f.step).chain(stop)
     }
 
-    pub fn has_long_retry_after(&self) -> bool {
+    pub(crate) fn has_long_retry_after(&self) -> bool {
         self.faults
             .iter()
             .any(|f| f.fault == FaultKind::ThrottleLong)
@@ -184,7 +184,7 @@ impl Invocation {
 /// Which configurations are generated. `Scope::ALL` is every one; `Scope::CI` leaves out the
 /// configurations whose violations on main are known and named (see `Scope::CI`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope {
+pub(super) struct Scope {
     /// `sas_flow` + `wait_for` steps.
     pub flow_wait_for: bool,
     /// `kill -9` and SIGTERM (then `--resume last`).
@@ -198,7 +198,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub const ALL: Scope = Scope {
+    pub(super) const ALL: Scope = Scope {
         flow_wait_for: true,
         interrupts: true,
         repeated_interrupts: true,
@@ -209,7 +209,7 @@ impl Scope {
     /// What CI runs: every configuration. (`repeated_interrupts`, a run killed, resumed and
     /// killed again, was left out until a resume learned to take the step's handle from the
     /// run it resumed when its own attempt had recorded none: 9bba881.)
-    pub const CI: Scope = Scope::ALL;
+    pub(super) const CI: Scope = Scope::ALL;
 }
 
 fn kind(scope: Scope) -> impl Strategy<Value = Kind> {
@@ -269,7 +269,7 @@ fn step(index: usize, scope: Scope) -> impl Strategy<Value = StepSpec> {
 }
 
 /// Jobs of 1 to 4 steps, each depending on any of the earlier ones.
-pub fn job(scope: Scope) -> impl Strategy<Value = JobSpec> {
+pub(super) fn job(scope: Scope) -> impl Strategy<Value = JobSpec> {
     (1usize..=4, 0u32..=1)
         .prop_flat_map(move |(n, retries)| {
             let steps: Vec<_> = (0..n).map(|i| step(i, scope)).collect();
@@ -337,7 +337,7 @@ fn boundary(steps: usize) -> impl Strategy<Value = Boundary> {
 
 /// An invocation for a job of `steps` steps: up to two faults, and a stop.
 /// `long_retry_after` allows the 700 s `Retry-After`.
-pub fn invocation(
+pub(super) fn invocation(
     steps: usize,
     long_retry_after: bool,
     scope: Scope,
@@ -362,12 +362,12 @@ pub fn invocation(
 }
 
 /// Names of a step's resources in the simulator.
-pub fn step_id(i: usize) -> String {
+pub(super) fn step_id(i: usize) -> String {
     format!("s{i}")
 }
 
 /// The name of the item a step watches (the dataflow a flow starts, for `sas_flow`).
-pub fn item_name(i: usize, kind: Kind) -> String {
+pub(super) fn item_name(i: usize, kind: Kind) -> String {
     match kind {
         Kind::DatasetStandard | Kind::DatasetEnhanced => format!("D{i}"),
         Kind::Gen1 => format!("F{i}"),
@@ -383,7 +383,7 @@ pub fn item_name(i: usize, kind: Kind) -> String {
 }
 
 /// The simulator's kind name of that item (as in `resource_key`).
-pub fn item_kind(kind: Kind) -> &'static str {
+pub(super) fn item_kind(kind: Kind) -> &'static str {
     match kind {
         Kind::DatasetStandard | Kind::DatasetEnhanced => "dataset",
         Kind::Gen1 | Kind::FlowWaitFor => "dataflow",
@@ -395,26 +395,26 @@ pub fn item_kind(kind: Kind) -> &'static str {
 }
 
 /// The subscription and resource group of every simulated capacity.
-pub const SUBSCRIPTION: &str = "11111111-2222-3333-4444-555555555555";
-pub const RESOURCE_GROUP: &str = "prop";
+pub(super) const SUBSCRIPTION: &str = "11111111-2222-3333-4444-555555555555";
+pub(super) const RESOURCE_GROUP: &str = "prop";
 /// The SKU a `scale` step starts from, and the one it sets.
-pub const SKU_FROM: &str = "F2";
-pub const SKU_TO: &str = "F4";
+pub(super) const SKU_FROM: &str = "F2";
+pub(super) const SKU_TO: &str = "F4";
 
 /// The ARM resource id of step `i`'s capacity.
-pub fn capacity_path(i: usize) -> String {
+pub(super) fn capacity_path(i: usize) -> String {
     format!(
         "/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Fabric/capacities/cap{i}"
     )
 }
 
-pub fn flow_name(i: usize) -> String {
+pub(super) fn flow_name(i: usize) -> String {
     format!("flow{i}")
 }
 
 impl JobSpec {
     /// The simulator profile: one resource per step, runs taking `duration_ms`.
-    pub fn profile(&self) -> String {
+    pub(super) fn profile(&self) -> String {
         let mut datasets = String::new();
         let mut dataflows = String::new();
         let mut gen2 = String::new();
@@ -501,7 +501,7 @@ impl JobSpec {
 
     /// The job file. Short timeouts and pauses keep a case to seconds; the timeout also ends
     /// what a long `Retry-After` would otherwise make last ten minutes.
-    pub fn yaml(&self) -> String {
+    pub(super) fn yaml(&self) -> String {
         let mut out = format!(
             "version: 1\nname: prop\ndefaults: {{ timeout: 8s, retries: {}, retry_backoff: 200ms, poll_interval: 250ms }}\nsteps:\n",
             self.retries
