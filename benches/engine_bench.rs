@@ -113,6 +113,7 @@ fn random_job(n: usize, concurrency: u32, rng: &mut StdRng) -> Job {
         concurrency,
         pools: IndexMap::new(),
         steps,
+        fan_outs: IndexMap::new(),
     }
 }
 

@@ -186,6 +186,7 @@ async fn run(
         concurrency: 100,
         pools: IndexMap::new(),
         steps: steps.iter().map(|s| (s.id.clone(), s.clone())).collect(),
+        fan_outs: IndexMap::new(),
     });
     let dispatcher = Dispatcher::new(client.clone(), job);
     let futures = steps.into_iter().map(|s| {

@@ -225,6 +225,7 @@ pub(super) fn job(steps: Vec<Step>, concurrency: u32) -> Job {
         concurrency,
         pools: IndexMap::new(),
         steps: steps.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        fan_outs: IndexMap::new(),
     }
 }
 

@@ -81,6 +81,16 @@ pub(crate) fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, E
     let mut dag_tasks = Vec::new();
     let mut error_tasks = Vec::new();
     for step in job.steps.values() {
+        let fan_out = job.fan_out_of(&step.id).map(|(parent, _)| parent);
+        if let Some(parent) = fan_out
+            && job.fan_outs[parent]
+                .items
+                .first()
+                .is_none_or(|i| step.id != crate::job::model::FanOut::expansion_id(parent, &i.key))
+        {
+            // Every expansion is the one ForEach task written at the first.
+            continue;
+        }
         let env = env_needed(job, step);
         for name in &env {
             if !secrets.contains(name) {
@@ -95,13 +105,19 @@ pub(crate) fn export(job: &Job, options: &KestraOptions) -> Result<KestraFlow, E
             continue;
         }
         let mut entry = serde_json::Map::new();
-        entry.insert("task".into(), step_task(step, &ids, &env, options, false));
+        let task = match fan_out {
+            Some(parent) => for_each_task(job, parent, &ids, &env, options),
+            None => step_task(step, &ids, &env, options, false),
+        };
+        entry.insert("task".into(), task);
         if !step.depends_on.is_empty() {
-            let deps: Vec<Value> = step
-                .depends_on
-                .iter()
-                .map(|d| Value::String(ids[d].clone()))
-                .collect();
+            let mut deps: Vec<Value> = Vec::new();
+            for d in &step.depends_on {
+                let id = Value::String(ids[d].clone());
+                if !deps.contains(&id) {
+                    deps.push(id);
+                }
+            }
             entry.insert("dependsOn".into(), Value::Array(deps));
         }
         dag_tasks.push(Value::Object(entry));
@@ -230,6 +246,94 @@ fn step_task(
     Value::Object(task)
 }
 
+/// The Kestra task of a step with `for_each`: an `io.kestra.plugin.core.flow.ForEach` over
+/// the keys, running `pbibatch run JOB --select 'step[{{ taskrun.value }}]'` once per key,
+/// as many at once as the job's `concurrency`.
+fn for_each_task(
+    job: &Job,
+    parent: &str,
+    ids: &IndexMap<String, String>,
+    env: &[String],
+    options: &KestraOptions,
+) -> Value {
+    let fan_out = &job.fan_outs[parent];
+    let expansions: Vec<&Step> = fan_out
+        .items
+        .iter()
+        .filter_map(|i| {
+            job.steps
+                .get(&crate::job::model::FanOut::expansion_id(parent, &i.key))
+        })
+        .collect();
+    let mut child = step_task(expansions[0], ids, env, options, false);
+    if let Value::Object(task) = &mut child {
+        task.insert("id".into(), Value::String(format!("{}_each", ids[parent])));
+        task.insert(
+            "description".into(),
+            Value::String(format!(
+                "pbibatch step `{parent}[KEY]`, KEY = {{{{ taskrun.value }}}}"
+            )),
+        );
+        let line = command(
+            &format!("{parent}[KEY]"),
+            &options.job_path,
+            &options.vars,
+            false,
+        );
+        task.insert("commands".into(), json!([each_command(&line, parent)]));
+        let paths: Vec<Value> = expansions
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Report(r) if r.export.path.is_relative() => Some(Value::String(
+                    r.export.path.to_string_lossy().replace('\\', "/"),
+                )),
+                _ => None,
+            })
+            .collect();
+        if !paths.is_empty() {
+            task.insert("outputFiles".into(), Value::Array(paths));
+        }
+    }
+    let keys: Vec<Value> = fan_out
+        .items
+        .iter()
+        .map(|i| Value::String(i.key.clone()))
+        .collect();
+    json!({
+        "id": ids[parent],
+        "type": "io.kestra.plugin.core.flow.ForEach",
+        "description": format!("pbibatch step `{parent}`: for_each over {} values", keys.len()),
+        "values": keys,
+        "concurrencyLimit": job.concurrency,
+        "tasks": [child],
+    })
+}
+
+/// The command of a ForEach child: `'step[KEY]'` becomes `'step[{{ taskrun.value }}]'`,
+/// the one Pebble expression; anything else that looks like Pebble stays raw.
+fn each_command(line: &str, parent: &str) -> String {
+    let line = line
+        .strip_prefix("{% raw %}")
+        .and_then(|l| l.strip_suffix("{% endraw %}"))
+        .unwrap_or(line);
+    let placeholder = shell_quote(&format!("{parent}[KEY]"));
+    let Some((before, after)) = line.split_once(&placeholder) else {
+        return line.to_string();
+    };
+    let raw = |s: &str| {
+        if s.contains("{{") || s.contains("{%") {
+            format!("{{% raw %}}{s}{{% endraw %}}")
+        } else {
+            s.to_string()
+        }
+    };
+    format!(
+        "{}'{parent}[{{{{ taskrun.value }}}}]'{}",
+        raw(before),
+        raw(after)
+    )
+}
+
 /// Kestra's `retry` for a step's `retries`, `retry_backoff` and `max_backoff`: pbibatch's
 /// backoff doubles from `retry_backoff` up to `max_backoff`, which is Kestra's exponential
 /// retry (delay factor 2 by default); when it cannot grow it is a constant one.
@@ -341,8 +445,22 @@ fn env_needed(job: &Job, step: &Step) -> Vec<String> {
 /// may start with `_`, which gets a `step` prefix (kept unique).
 fn task_ids(job: &Job) -> IndexMap<String, String> {
     let mut taken: HashSet<String> = job.steps.keys().cloned().collect();
+    taken.extend(job.fan_outs.keys().cloned());
     let mut out = IndexMap::new();
+    // An expansion `step[key]` runs inside the ForEach task of `step`: it maps to that id.
+    let mut names: Vec<&str> = Vec::new();
     for id in job.steps.keys() {
+        match job.fan_out_of(id) {
+            Some((parent, _)) => {
+                if !names.contains(&parent) {
+                    names.push(parent);
+                }
+            }
+            None => names.push(id),
+        }
+    }
+    for id in names {
+        let id = id.to_string();
         if id.starts_with('_') {
             let mut candidate = format!("step{id}");
             while taken.contains(&candidate) {
@@ -352,6 +470,12 @@ fn task_ids(job: &Job) -> IndexMap<String, String> {
             out.insert(id.clone(), candidate);
         } else {
             out.insert(id.clone(), id.clone());
+        }
+    }
+    for (id, step) in job.steps.keys().zip(job.steps.values()) {
+        if let Some((parent, _)) = job.fan_out_of(&step.id) {
+            let task = out[parent].clone();
+            out.insert(id.clone(), task);
         }
     }
     out

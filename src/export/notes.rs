@@ -63,11 +63,18 @@ pub(super) fn notes(job: &Job) -> Vec<Note> {
         .flat_map(|s| s.depends_on.iter().map(String::as_str))
         .collect();
     for step in job.steps.values() {
+        // The expansions of a `for_each` are one Kestra task: one note for all of them.
+        let owner = job
+            .fan_out_of(&step.id)
+            .map_or(step.id.clone(), |(parent, _)| parent.to_string());
         let mut add = |message: String| {
-            out.push(Note {
-                step: Some(step.id.clone()),
+            let note = Note {
+                step: Some(owner.clone()),
                 message,
-            })
+            };
+            if !out.contains(&note) {
+                out.push(note);
+            }
         };
         if let Some(message) = trigger_note(job, step) {
             add(message);

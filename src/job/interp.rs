@@ -4,6 +4,9 @@
 //! - `${env.NAME}` stays in the model until [`crate::job::resolve_env`] before a run;
 //! - `${run.FIELD}` and `${steps.ID.FIELD}` (webhook bodies only) stay until the webhook
 //!   executor fills them in at run time;
+//! - `${each.key}` and `${each.value}` (steps with `for_each` only) are replaced in each
+//!   expansion of the step when the job is loaded (or, for a `for_each` over what discovery
+//!   finds, when the run has found it);
 //! - `$${` is a literal `${` (unescaped by `resolve_env`).
 
 /// A reference found in a string.
@@ -17,6 +20,8 @@ pub(crate) enum Ref {
     Run(String),
     /// `${steps.ID.FIELD}` (webhook body).
     Step(String, String),
+    /// `${each.FIELD}` (a step with `for_each`).
+    Each(String),
 }
 
 /// A piece of a string value.
@@ -42,6 +47,9 @@ pub(crate) struct RefError {
 pub(crate) const RUN_FIELDS: &[&str] = &["id", "job", "status", "summary", "started_at"];
 /// `${steps.ID.FIELD}` fields a webhook body may use.
 pub(crate) const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs"];
+/// `${each.FIELD}` fields of a step with `for_each`: the expansion's key (as in its id,
+/// `step[key]`) and its value.
+pub(crate) const EACH_FIELDS: &[&str] = &["key", "value"];
 
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -106,7 +114,7 @@ fn parse_ref(inner: &str) -> Result<Ref, String> {
     let bad = || {
         format!(
             "bad reference `${{{inner}}}`: expected `${{env.NAME}}`, `${{vars.NAME}}`, \
-             `${{run.FIELD}}` or `${{steps.ID.FIELD}}`"
+             `${{run.FIELD}}`, `${{steps.ID.FIELD}}` or `${{each.key}}` / `${{each.value}}`"
         )
     };
     match parts.as_slice() {
@@ -119,6 +127,16 @@ fn parse_ref(inner: &str) -> Result<Ref, String> {
                 Err(format!(
                     "unknown run field `{field}` in `${{{inner}}}` (expected one of {})",
                     RUN_FIELDS.join(", ")
+                ))
+            }
+        }
+        ["each", field] => {
+            if EACH_FIELDS.contains(field) {
+                Ok(Ref::Each((*field).to_string()))
+            } else {
+                Err(format!(
+                    "unknown `each` field `{field}` in `${{{inner}}}` (expected one of {})",
+                    EACH_FIELDS.join(", ")
                 ))
             }
         }
@@ -143,10 +161,28 @@ pub(crate) fn substitute_vars(
     pieces: &[Piece<'_>],
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> String {
-    if !pieces
-        .iter()
-        .any(|p| matches!(p, Piece::Ref { r: Ref::Var(_), .. }))
-    {
+    substitute_vars_each(s, pieces, vars, None)
+}
+
+/// [`substitute_vars`], and `${each.key}` / `${each.value}` from `each` (key, value) when
+/// given (a `for_each` expansion); without it they are kept as written.
+pub fn substitute_vars_each(
+    s: &str,
+    pieces: &[Piece<'_>],
+    vars: &dyn Fn(&str) -> Option<String>,
+    each: Option<(&str, &str)>,
+) -> String {
+    if !pieces.iter().any(|p| {
+        matches!(p, Piece::Ref { r: Ref::Var(_), .. })
+            || (each.is_some()
+                && matches!(
+                    p,
+                    Piece::Ref {
+                        r: Ref::Each(_),
+                        ..
+                    }
+                ))
+    }) {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len());
@@ -160,6 +196,15 @@ pub(crate) fn substitute_vars(
                 end,
             } => match vars(name) {
                 Some(v) => out.push_str(&v),
+                None => out.push_str(&s[*start..*end]),
+            },
+            Piece::Ref {
+                r: Ref::Each(field),
+                start,
+                end,
+            } => match each {
+                Some((key, _)) if field == "key" => out.push_str(key),
+                Some((_, value)) => out.push_str(value),
                 None => out.push_str(&s[*start..*end]),
             },
             Piece::Ref { start, end, .. } => out.push_str(&s[*start..*end]),

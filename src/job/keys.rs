@@ -18,6 +18,7 @@ pub(crate) const COMMON_KEYS: &[&str] = &[
     "retry_backoff",
     "max_backoff",
     "continue_on_error",
+    "for_each",
 ];
 
 /// Keys that apply only to a step that starts remote work and watches it (`dataset`,

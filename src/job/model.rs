@@ -37,8 +37,64 @@ pub struct Job {
     /// Keep `dataset` steps within each capacity's documented refresh parallelism
     /// (`capacity_limits: auto`, the default); `false` with `capacity_limits: off`.
     pub capacity_limits: bool,
-    /// Steps in file order.
+    /// Steps in file order; a step with `for_each` is there once per value, as `step[key]`.
     pub steps: IndexMap<StepId, Step>,
+    /// The steps with `for_each`, by the id the file gives them, in file order.
+    pub fan_outs: IndexMap<StepId, FanOut>,
+}
+
+impl Job {
+    /// The fan-out an expansion id (`step[key]`) belongs to, with its key.
+    pub fn fan_out_of(&self, id: &str) -> Option<(&str, &str)> {
+        let (parent, key) = split_expansion_id(id)?;
+        let (parent, fan_out) = self.fan_outs.get_key_value(parent)?;
+        let item = fan_out.items.iter().find(|i| i.key == key)?;
+        Some((parent.as_str(), item.key.as_str()))
+    }
+}
+
+/// `step[key]` -> (`step`, `key`).
+pub fn split_expansion_id(id: &str) -> Option<(&str, &str)> {
+    let inner = id.strip_suffix(']')?;
+    let (parent, key) = inner.split_once('[')?;
+    (!parent.is_empty() && !key.is_empty()).then_some((parent, key))
+}
+
+/// A step with `for_each`: where its values come from and what it expanded into.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanOut {
+    pub source: FanOutSource,
+    /// One per value, in order; each is the step `parent[key]` of [`Job::steps`].
+    pub items: Vec<FanOutItem>,
+}
+
+impl FanOut {
+    /// The id of the expansion with `key` of the step `parent`.
+    pub fn expansion_id(parent: &str, key: &str) -> StepId {
+        format!("{parent}[{key}]")
+    }
+}
+
+/// Where the values of a `for_each` come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FanOutSource {
+    /// Written in the job file.
+    List,
+    /// `"${vars.NAME}"`: a comma-separated list (`--var NAME=a,b` overrides it).
+    Var { name: String },
+    /// A file of values, one per line.
+    File { path: String },
+}
+
+/// One value of a `for_each`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FanOutItem {
+    /// `[A-Za-z0-9_-]+`, unique in the fan-out: the value with every other character
+    /// replaced by `_`.
+    pub key: String,
+    /// `${each.value}`.
+    pub value: String,
 }
 
 /// Sovereign cloud of a connection: decides the default hosts.

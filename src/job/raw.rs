@@ -411,6 +411,10 @@ pub(crate) struct RawStep {
     /// Skip the trigger when a successful refresh ended within this window
     /// (dataset and Gen1 dataflow).
     pub skip_if_fresh: Option<Sp<String>>,
+    /// Fan-out: one step per value, with ids `step[key]`; `${each.key}` and `${each.value}`
+    /// in the step's strings. A list, a `"${vars.NAME}"` holding a comma-separated list, or
+    /// `{ file: PATH }` (one value per line).
+    pub for_each: Option<Sp<RawForEach>>,
 
     /// sas_flow, webhook: the URL (a secret; use `${env.NAME}`).
     pub url: Option<Sp<String>>,
@@ -472,6 +476,53 @@ pub(crate) struct RawStep {
     pub item: Option<Sp<String>>,
     /// fabric_job (notebook): the session configuration of the run.
     pub configuration: Option<Sp<RawNotebookConfiguration>>,
+}
+
+/// `for_each:` of a step.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
+#[schemars(rename = "ForEach")]
+pub enum RawForEach {
+    /// The values, inline.
+    List(#[schemars(length(min = 1))] Vec<Sp<String>>),
+    /// A string: `"${vars.NAME}"` holding a comma-separated list (`--var NAME=a,b,c`).
+    Text(#[schemars(regex(pattern = r"^\$\{vars\.[A-Za-z_][A-Za-z0-9_]*\}$"))] String),
+    /// The long form.
+    Long(Box<RawForEachLong>),
+}
+
+/// The long form of `for_each`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ForEachLong")]
+pub struct RawForEachLong {
+    /// A text file of values, one per line (blank lines and `#` comments skipped), relative to
+    /// the job file's folder.
+    pub file: Option<Sp<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawForEach {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawForEach;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of values, \"${vars.NAME}\" or a mapping with `file`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawForEach::Text(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<Sp<String>>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawForEach::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawForEachLong::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|l| RawForEach::Long(Box::new(l)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The Fabric items a `fabric_job` step runs through the Job Scheduler.

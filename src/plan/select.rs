@@ -1,5 +1,6 @@
 //! `--select` / `--exclude`: `step`, `step+` (and downstream), `+step` (and upstream),
-//! `+step+`, `tag:T`, `type:T`. Repeated selectors are a union; excludes subtract.
+//! `+step+`, `tag:T`, `type:T`; `step` of a `for_each` names every expansion, `step[key]`
+//! one. Repeated selectors are a union; excludes subtract.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -166,18 +167,48 @@ fn matches<'a>(
         Some(r) => (true, r),
         None => (false, rest),
     };
-    if !crate::job::validate::is_step_id(id) {
+    if let Some(fan_out) = job.fan_outs.get(id)
+        && !job.steps.contains_key(id)
+    {
+        // `step` of a `for_each`: every expansion.
+        let mut out = Vec::new();
+        for item in &fan_out.items {
+            let expansion = crate::job::model::FanOut::expansion_id(id, &item.key);
+            if let Some((key, _)) = job.steps.get_key_value(&expansion) {
+                out.extend(reach(links, key.as_str(), up, down));
+            }
+        }
+        return Ok(out);
+    }
+    let written_as_step = crate::job::validate::is_step_id(id);
+    if !written_as_step && crate::job::model::split_expansion_id(id).is_none() {
         return Err(invalid(
-            "expected `step`, `step+`, `+step`, `+step+`, `tag:T` or `type:T`",
+            "expected `step`, `step+`, `+step`, `+step+`, `step[key]`, `tag:T` or `type:T`",
         ));
     }
     let Some((key, _)) = job.steps.get_key_value(id) else {
+        if let Some((parent, wanted)) = crate::job::model::split_expansion_id(id)
+            && let Some(fan_out) = job.fan_outs.get(parent)
+        {
+            let keys = fan_out.items.iter().map(|i| i.key.as_str());
+            let help = crate::job::validate::did_you_mean(wanted, keys.clone())
+                .map(|b| format!("did you mean `{parent}[{b}]`?"))
+                .or_else(|| {
+                    let all: Vec<&str> = keys.collect();
+                    Some(format!("the keys of `{parent}` are: {}", all.join(", ")))
+                });
+            return Err(no_match(help));
+        }
         let help = crate::job::validate::did_you_mean(id, job.steps.keys().map(String::as_str))
             .or_else(|| same_words(id, job.steps.keys().map(String::as_str)))
             .map(|b| format!("did you mean `{b}`?"));
         return Err(no_match(help));
     };
-    let key = key.as_str();
+    Ok(reach(links, key.as_str(), up, down))
+}
+
+/// `key`, with everything upstream (`up`) and downstream (`down`).
+fn reach<'a>(links: &Links<'a>, key: &'a str, up: bool, down: bool) -> Vec<&'a str> {
     let mut out = vec![key];
     if up {
         out.extend(Links::closure(&links.parents, key));
@@ -185,7 +216,7 @@ fn matches<'a>(
     if down {
         out.extend(Links::closure(&links.children, key));
     }
-    Ok(out)
+    out
 }
 
 /// The one step id whose `_`/`-` separated words include all of `id`'s, in order

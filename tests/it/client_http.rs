@@ -276,6 +276,7 @@ fn job_with(steps: Vec<pbibatch::job::model::Step>) -> Job {
         concurrency: 1,
         pools: IndexMap::new(),
         steps: steps.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        fan_outs: IndexMap::new(),
     }
 }
 

@@ -134,6 +134,7 @@ fn job() -> Job {
         concurrency: 4,
         pools: IndexMap::new(),
         steps: steps.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        fan_outs: IndexMap::new(),
     }
 }
 

@@ -109,6 +109,7 @@ pub(crate) fn job(rig: &Rig, steps: Vec<Step>) -> Job {
         concurrency: 8,
         pools: IndexMap::new(),
         steps: steps.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        fan_outs: IndexMap::new(),
     }
 }
 

@@ -92,12 +92,21 @@ fn export_kestra_flow_parses_and_mirrors_the_dag() {
             let entry = in_dag
                 .or_else(|| error_tasks.iter().find(|e| e["task"]["id"] == id.as_str()))
                 .unwrap_or_else(|| panic!("{rel}: no task for {id}"));
-            let task = &entry["task"];
+            let mut task = &entry["task"];
             assert_eq!(task["id"], id.as_str(), "{rel}");
+            let selects = if step.get("for_each").is_some() {
+                // A fan-out: a ForEach over the keys, whose one child runs an expansion.
+                assert_eq!(task["type"], "io.kestra.plugin.core.flow.ForEach", "{rel}");
+                assert!(task["values"].as_array().is_some_and(|v| !v.is_empty()));
+                task = &task["tasks"][0];
+                format!("'{id}[{{{{ taskrun.value }}}}]'")
+            } else {
+                id.clone()
+            };
             assert_eq!(task["type"], "io.kestra.plugin.scripts.shell.Commands");
             let command = task["commands"][0].as_str().unwrap();
             assert!(
-                command.starts_with(&format!("pbibatch run {rel} --select {id} --kestra")),
+                command.starts_with(&format!("pbibatch run {rel} --select {selects} --kestra")),
                 "{rel}: {command}"
             );
             let want: Vec<&str> = step

@@ -199,6 +199,16 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "invalid duration `2 hourz` for `timeout`",
     ),
     ("bad_reference", "4:35", "bad reference `${workspace}`"),
+    (
+        "each_without_for_each",
+        "8:39",
+        "`${each.key}` is only available in a step with `for_each`",
+    ),
+    (
+        "for_each_keys",
+        "8:31",
+        "`North_America` and `North America` give the same key `North_America` in `for_each`",
+    ),
     ("bad_step_id", "4:3", "invalid step id `load+all`"),
     ("bad_trigger", "5:85", "unknown value `one_fail`"),
     (

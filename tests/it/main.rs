@@ -19,6 +19,7 @@ mod exec_protocol;
 mod exec_report;
 mod exec_support;
 mod export_kestra;
+mod fan_out;
 mod first_hour;
 mod first_run;
 mod job_files;

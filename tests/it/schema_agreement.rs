@@ -18,6 +18,14 @@ const INEXPRESSIBLE: &[(&str, &str)] = &[
         "`${...}` syntax may appear in any string value; a pattern on every string would blur every other message",
     ),
     ("cycle", "a property of the dependency graph"),
+    (
+        "each_without_for_each",
+        "`${each.*}` may appear in any string value of a step; whether the step has `for_each` is another key",
+    ),
+    (
+        "for_each_keys",
+        "keys are derived from the values (uniqueness after replacing characters)",
+    ),
     ("invalid_when", "CEL syntax is not a regular language"),
     (
         "self_dependency",
@@ -200,6 +208,14 @@ const RULES: &[(&str, &str)] = &[
     (
         "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', when: '  '}}\n",
         "`when` is empty",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', for_each: []}}\n",
+        "`for_each` has no values",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', for_each: 'a,b'}}\n",
+        "`for_each` as a string must be one `${vars.NAME}`",
     ),
 ];
 

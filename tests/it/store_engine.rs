@@ -67,6 +67,7 @@ fn job() -> Job {
         concurrency: 4,
         pools: IndexMap::new(),
         steps,
+        fan_outs: IndexMap::new(),
     }
 }
 

@@ -283,6 +283,7 @@ fn job_with_secrets() -> Job {
         concurrency: 4,
         pools: IndexMap::new(),
         steps,
+        fan_outs: IndexMap::new(),
     }
 }
 

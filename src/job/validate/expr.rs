@@ -247,6 +247,19 @@ fn check_node(
                     )
                 })
             }
+            Expr::Ident(root)
+                if root == "steps"
+                    && !bound.contains(root)
+                    && c.fan_out_ids.contains(&sel.field) =>
+            {
+                Some((
+                    format!(
+                        "`when` uses `steps.{}`, a step with `for_each`, whose expansions have statuses of their own",
+                        sel.field
+                    ),
+                    "a fan-out".into(),
+                ))
+            }
             Expr::Ident(root) if root == "steps" && !bound.contains(root) => {
                 (!deps.contains(sel.field.as_str())).then(|| {
                     (

@@ -15,6 +15,7 @@ mod cost;
 mod deps;
 mod expr;
 mod fabric_job;
+mod fan_out;
 mod identity;
 mod kinds;
 mod sections;
@@ -121,6 +122,21 @@ pub(crate) struct Checker<'a> {
     vars: IndexMap<String, String>,
     aliases: IndexMap<String, String>,
     step_ids: HashSet<String>,
+    /// What `${each.key}` / `${each.value}` stand for in the step being checked.
+    each: Each,
+    /// Ids of the steps with `for_each`: `steps.<id>` cannot name them (each expansion has its
+    /// own status).
+    fan_out_ids: HashSet<String>,
+}
+
+/// `${each.*}` in the step being checked.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Each {
+    /// The step has no `for_each`: `${each.*}` is an error.
+    #[default]
+    None,
+    /// One expansion: `(key, value)`.
+    Item(String, String),
 }
 
 impl<'a> Checker<'a> {
@@ -134,6 +150,8 @@ impl<'a> Checker<'a> {
             vars: IndexMap::new(),
             aliases: IndexMap::new(),
             step_ids: HashSet::new(),
+            each: Each::None,
+            fan_out_ids: HashSet::new(),
         }
     }
 
@@ -226,6 +244,16 @@ impl<'a> Checker<'a> {
                     );
                 }
                 Ref::Env(name) => self.note_env(name, loc, token),
+                Ref::Each(_) if matches!(self.each, Each::None) => {
+                    let (off, len) = self.sub_span(loc, token);
+                    self.error_at(
+                        off,
+                        len,
+                        format!("`{token}` is only available in a step with `for_each`"),
+                        "no `for_each` here",
+                        None,
+                    );
+                }
                 Ref::Run(_) | Ref::Step(..) if !allow_run => {
                     let (off, len) = self.sub_span(loc, token);
                     self.error_at(
@@ -234,6 +262,18 @@ impl<'a> Checker<'a> {
                         format!("`{token}` is only available in a webhook `body`"),
                         "run-time placeholder",
                         None,
+                    );
+                }
+                Ref::Step(id, _) if self.fan_out_ids.contains(id) => {
+                    let (off, len) = self.sub_span(loc, token);
+                    self.error_at(
+                        off,
+                        len,
+                        format!(
+                            "`{token}` names a step with `for_each`, whose expansions have statuses of their own"
+                        ),
+                        "a fan-out",
+                        Some("`${run.summary}` lists every expansion".into()),
                     );
                 }
                 Ref::Step(id, _) if !self.step_ids.contains(id) => {
@@ -255,7 +295,11 @@ impl<'a> Checker<'a> {
             }
         }
         let vars = &self.vars;
-        interp::substitute_vars(s, &pieces, &|n| vars.get(n).cloned())
+        let each = match &self.each {
+            Each::Item(key, value) => Some((key.as_str(), value.as_str())),
+            Each::None => None,
+        };
+        interp::substitute_vars_each(s, &pieces, &|n| vars.get(n).cloned(), each)
     }
 
     /// A warning when an env var the job uses is not set here.
@@ -433,6 +477,13 @@ pub(crate) fn validate(
 
     sections::vars(&mut c, raw, var_overrides);
     c.step_ids = raw.steps.get().keys().map(|k| k.get().clone()).collect();
+    c.fan_out_ids = raw
+        .steps
+        .get()
+        .iter()
+        .filter(|(_, s)| s.get().for_each.is_some())
+        .map(|(k, _)| k.get().clone())
+        .collect();
     if let Some(ws) = &raw.workspaces {
         for (alias, target) in ws {
             let t = c.non_empty(target, "workspace");
@@ -464,12 +515,24 @@ pub(crate) fn validate(
             "a job needs at least one step",
         );
     }
+    let mut fan_outs = IndexMap::new();
     for (id, s) in raw.steps.get() {
-        if let Some(step) = step::build(&mut c, id, s, &defaults, &connections, &pools) {
+        if let Some(for_each) = &s.get().for_each {
+            let ctx = fan_out::Context {
+                job_file: name,
+                defaults: &defaults,
+                connections: &connections,
+                pools: &pools,
+            };
+            if let Some(f) = fan_out::expand(&mut c, &ctx, id, s, for_each, &mut steps) {
+                fan_outs.insert(id.get().clone(), f);
+            }
+        } else if let Some(step) = step::build(&mut c, id, s, &defaults, &connections, &pools) {
             steps.insert(id.get().clone(), step);
         }
     }
     deps::check(&mut c, raw, &mut steps);
+    fan_out::link_dependents(&mut steps, &fan_outs);
     sections::implicit_default_warning(&mut c, raw, &steps);
     identity::check(&mut c, raw, &steps, &connections);
 
@@ -500,6 +563,7 @@ pub(crate) fn validate(
                 .as_ref()
                 .is_none_or(|v| *v.get() == crate::job::raw::RawCapacityLimits::Auto),
             steps,
+            fan_outs,
         },
         warnings,
     })

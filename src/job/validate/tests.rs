@@ -370,3 +370,87 @@ fn skip_if_fresh_applies_to_every_step_with_a_run_history() {
     assert!(text.contains("skip_if_fresh"), "{text}");
     assert!(text.contains("wait_for"), "{text}");
 }
+
+#[test]
+fn for_each_expands_one_step_per_value_and_links_dependents() {
+    let job = load(
+        r#"
+version: 1
+name: fan
+vars: { regions: "emea, amer" }
+steps:
+  models:
+    type: dataset
+    workspace: W
+    dataset: "Sales ${each.value}"
+    for_each: [North America, EU]
+  books:
+    type: report
+    workspace: W
+    report: Book
+    for_each: "${vars.regions}"
+    export: { format: PDF, path: "out/${each.key}-${each.value}.pdf" }
+    depends_on: [models]
+  after:
+    type: webhook
+    url: https://h.example.com/x
+    depends_on: [books]
+"#,
+        &[("regions", "apac")],
+        &[],
+    );
+    let ids: Vec<&str> = job.steps.keys().map(String::as_str).collect();
+    assert_eq!(
+        ids,
+        [
+            "models[North_America]",
+            "models[EU]",
+            "books[apac]",
+            "after"
+        ]
+    );
+    let StepKind::Dataset(d) = &job.steps["models[North_America]"].kind else {
+        panic!("a dataset");
+    };
+    assert_eq!(d.dataset, "Sales North America");
+    let StepKind::Report(r) = &job.steps["books[apac]"].kind else {
+        panic!("a report");
+    };
+    assert_eq!(r.export.path, std::path::Path::new("out/apac-apac.pdf"));
+    assert_eq!(
+        job.steps["books[apac]"].depends_on,
+        ["models[North_America]", "models[EU]"]
+    );
+    assert_eq!(job.steps["after"].depends_on, ["books[apac]"]);
+    assert_eq!(job.fan_out_of("models[EU]"), Some(("models", "EU")));
+    assert_eq!(job.fan_out_of("after"), None);
+    assert_eq!(
+        job.fan_outs["books"].source,
+        crate::job::model::FanOutSource::Var {
+            name: "regions".into()
+        }
+    );
+}
+
+#[test]
+fn a_problem_of_a_fanned_out_step_is_reported_once() {
+    let text = "version: 1\nname: fan\nsteps:\n  a:\n    type: dataset\n    workspace: W\n    dataset: \"${each.value}\"\n    pool: nope\n    for_each: [x, y, z]\n";
+    let diags = load_bytes("fan.yaml", text.as_bytes(), &[], &|_| None).unwrap_err();
+    let short = diags.render(crate::job::DiagFormat::Short, false);
+    assert_eq!(short.matches("unknown pool `nope`").count(), 1, "{short}");
+}
+
+#[test]
+fn steps_of_a_fan_out_cannot_be_read_as_one_step() {
+    let text = "version: 1\nname: w\nsteps:\n  m: { type: dataset, workspace: W, dataset: \"${each.value}\", for_each: [a, b] }\n  n: { type: dataset, workspace: W, dataset: x, depends_on: [m], when: \"steps.m.status == 'succeeded'\" }\n  h: { type: webhook, url: \"https://h.example.com\", depends_on: [m], body: { t: \"${steps.m.status}\" } }\n";
+    let diags = load_bytes("w.yaml", text.as_bytes(), &[], &|_| None).unwrap_err();
+    let short = diags.render(crate::job::DiagFormat::Short, false);
+    assert!(
+        short.contains("w.yaml:5:72: error: `when` uses `steps.m`, a step with `for_each`"),
+        "{short}"
+    );
+    assert!(
+        short.contains("w.yaml:6:82: error: `${steps.m.status}` names a step with `for_each`"),
+        "{short}"
+    );
+}

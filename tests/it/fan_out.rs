@@ -1,0 +1,294 @@
+//! `for_each`: one step per value with the id `step[key]`, each with its own attempts,
+//! status and outputs, run end to end against the simulator over loopback.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use pbibatch::sim::{Profile, SimServer};
+use serde_json::Value;
+
+use crate::common::{pbibatch, texts};
+
+const JOB: &str = r#"
+version: 1
+name: fan_out
+vars: { regions: "emea,amer" }
+defaults: { poll_interval: 1s, retry_backoff: 1s }
+steps:
+  models:
+    type: dataset
+    workspace: Sales
+    dataset: "Sales ${each.value}"
+    for_each: [EU, US]
+    retries: 1
+  books:
+    type: report
+    workspace: Sales
+    report: Book
+    export: { format: PDF, path: "out/book_${each.key}.pdf" }
+    for_each: "${vars.regions}"
+    depends_on: [models]
+  tell:
+    type: webhook
+    url: http://127.0.0.1:9/unused
+    depends_on: [books]
+"#;
+
+async fn simulator(profile: &str) -> SimServer {
+    let profile = Profile::from_yaml(profile).unwrap();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    pbibatch::sim::start(profile, addr).await.unwrap()
+}
+
+const PROFILE: &str = "defaults: { duration: 200ms }
+workspaces:
+  Sales:
+    datasets:
+      Sales EU: {}
+      Sales US: { outcomes: [fail, succeed] }
+    reports:
+      Book: {}
+hooks:
+  tell: {}
+";
+
+/// `pbibatch ARGS` in `dir` against `sim`, with the job's webhook pointed at the sim.
+async fn run_against(
+    sim: &SimServer,
+    dir: &Path,
+    job: &str,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let job = job.replace("http://127.0.0.1:9/unused", &sim.hook_url("tell"));
+    std::fs::write(dir.join("job.yaml"), job).unwrap();
+    let base = sim.base_url();
+    let mut cmd = pbibatch(dir);
+    cmd.args(args)
+        .env("PBIBATCH_POWERBI_URL", &base)
+        .env("PBIBATCH_FABRIC_URL", &base)
+        .env("PBIBATCH_AUTHORITY_URL", &base)
+        .env("AZURE_TENANT_ID", sim.tenant_id())
+        .env("AZURE_CLIENT_ID", sim.client_id())
+        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    (out.status.code(), stdout, stderr)
+}
+
+fn refresh_posts(sim: &SimServer, workspace: &str, dataset: &str) -> usize {
+    let (ws, id) = sim.ids(workspace, dataset).unwrap();
+    let path = format!("/v1.0/myorg/groups/{ws}/datasets/{id}/refreshes");
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn each_value_is_its_own_step_in_every_output() {
+    let sim = simulator(PROFILE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, stdout, stderr) = run_against(
+        &sim,
+        d,
+        JOB,
+        &[
+            "run",
+            "job.yaml",
+            "--state",
+            "none",
+            "--report",
+            "r.json",
+            "--junit",
+            "j.xml",
+            "--summary",
+            "s.md",
+            "--kestra",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    // Each expansion is a step of the report, in file order, with its own attempts.
+    let report: Value = serde_json::from_slice(&std::fs::read(d.join("r.json")).unwrap()).unwrap();
+    let steps: Vec<(&str, &str, usize)> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap(),
+                s["status"].as_str().unwrap(),
+                s["attempts"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("models[EU]", "succeeded", 1),
+            ("models[US]", "succeeded", 2),
+            ("books[emea]", "succeeded", 1),
+            ("books[amer]", "succeeded", 1),
+            ("tell", "succeeded", 1),
+        ]
+    );
+    assert_eq!(report["steps"][1]["resource"]["name"], "Sales US");
+    // The service saw one refresh per attempt of each model.
+    assert_eq!(refresh_posts(&sim, "Sales", "Sales EU"), 1);
+    assert_eq!(refresh_posts(&sim, "Sales", "Sales US"), 2);
+    // File names templated from the value.
+    assert!(d.join("out/book_emea.pdf").is_file());
+    assert!(d.join("out/book_amer.pdf").is_file());
+
+    let junit = std::fs::read_to_string(d.join("j.xml")).unwrap();
+    for id in ["models[EU]", "models[US]", "books[emea]", "books[amer]"] {
+        assert!(junit.contains(&format!("name=\"{id}\"")), "{id} in {junit}");
+    }
+    let summary = std::fs::read_to_string(d.join("s.md")).unwrap();
+    for id in ["models[EU]", "models[US]", "books[emea]", "books[amer]"] {
+        assert!(summary.contains(id), "{id} in {summary}");
+    }
+    assert!(stdout.contains("models[US]"), "kestra lines: {stdout}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn dependents_wait_for_every_expansion_or_any_by_trigger_rule() {
+    let profile = "defaults: { duration: 100ms }
+workspaces:
+  Sales:
+    datasets:
+      Sales EU: {}
+      Sales US: { outcomes: [fail] }
+    reports:
+      Book: {}
+hooks:
+  tell: {}
+";
+    let sim = simulator(profile).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = JOB.replace("    retries: 1\n", "    retries: 0\n");
+    let (code, stdout, stderr) = run_against(
+        &sim,
+        d,
+        &job,
+        &["run", "job.yaml", "--state", "none", "--report", "r.json"],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(d.join("r.json")).unwrap()).unwrap();
+    let status = |i: usize| report["steps"][i]["status"].as_str().unwrap().to_string();
+    assert_eq!(status(0), "succeeded");
+    assert_eq!(status(1), "failed");
+    // all_success: one failed expansion is enough to hold the dependents back.
+    assert_eq!(status(2), "upstream_failed");
+    assert_eq!(status(3), "upstream_failed");
+
+    // one_success: one succeeded expansion is enough.
+    let job = job.replace(
+        "    depends_on: [models]\n",
+        "    depends_on: [models]\n    trigger: one_success\n",
+    );
+    let (code, stdout, stderr) = run_against(
+        &sim,
+        d,
+        &job,
+        &["run", "job.yaml", "--state", "none", "--report", "r.json"],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(d.join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["steps"][2]["status"], "succeeded", "{report}");
+    assert_eq!(report["steps"][3]["status"], "succeeded", "{report}");
+    sim.shutdown().await;
+}
+
+fn plan_ids(dir: &Path, args: &[&str]) -> Result<Vec<String>, String> {
+    let out = pbibatch(dir)
+        .args(["plan", "job.yaml", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    if out.status.code() != Some(0) {
+        return Err(stderr);
+    }
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    Ok(plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect())
+}
+
+#[test]
+fn select_takes_a_fan_out_whole_or_one_expansion() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("job.yaml"), JOB).unwrap();
+    assert_eq!(
+        plan_ids(d, &["--select", "models"]).unwrap(),
+        ["models[EU]", "models[US]"]
+    );
+    assert_eq!(
+        plan_ids(d, &["--select", "books[amer]"]).unwrap(),
+        ["books[amer]"]
+    );
+    assert_eq!(
+        plan_ids(d, &["--select", "+books[amer]"]).unwrap(),
+        ["models[EU]", "models[US]", "books[amer]"]
+    );
+    assert_eq!(
+        plan_ids(d, &["--select", "books+", "--exclude", "books[emea]"]).unwrap(),
+        ["books[amer]", "tell"]
+    );
+    // `--var` gives the list of a `"${vars.NAME}"` fan-out.
+    assert_eq!(
+        plan_ids(
+            d,
+            &["--select", "books", "--var", "regions=apac, emea , latam"]
+        )
+        .unwrap(),
+        ["books[apac]", "books[emea]", "books[latam]"]
+    );
+    let err = plan_ids(d, &["--select", "books[amr]"]).unwrap_err();
+    assert!(
+        err.contains("selector `books[amr]` matches no step (did you mean `books[amer]`?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn values_from_a_file_next_to_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("jobs")).unwrap();
+    std::fs::write(
+        d.join("jobs/regions.txt"),
+        "# one region per line\nNorth America\n\nEurope\n",
+    )
+    .unwrap();
+    let job = JOB.replace(
+        r#"for_each: "${vars.regions}""#,
+        "for_each: { file: regions.txt }",
+    );
+    std::fs::write(d.join("jobs/job.yaml"), job).unwrap();
+    let out = pbibatch(d)
+        .args(["plan", "jobs/job.yaml", "--select", "books"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("books[North_America] (report)"), "{stdout}");
+    assert!(
+        stdout.contains("export: PDF -> out/book_North_America.pdf"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("books[Europe] (report)"), "{stdout}");
+}
