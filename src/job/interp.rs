@@ -155,18 +155,9 @@ fn parse_ref(inner: &str) -> Result<Ref, String> {
 }
 
 /// Rebuilds a string with `${vars.NAME}` replaced (`vars` must hold every name: the
-/// validator checked them); everything else is kept as written.
+/// validator checked them), and `${each.key}` / `${each.value}` from `each` (key, value)
+/// when given (a `for_each` expansion); everything else is kept as written.
 pub(crate) fn substitute_vars(
-    s: &str,
-    pieces: &[Piece<'_>],
-    vars: &dyn Fn(&str) -> Option<String>,
-) -> String {
-    substitute_vars_each(s, pieces, vars, None)
-}
-
-/// [`substitute_vars`], and `${each.key}` / `${each.value}` from `each` (key, value) when
-/// given (a `for_each` expansion); without it they are kept as written.
-pub fn substitute_vars_each(
     s: &str,
     pieces: &[Piece<'_>],
     vars: &dyn Fn(&str) -> Option<String>,
@@ -298,9 +289,12 @@ mod tests {
     fn substitutes_vars_then_env() {
         let s = "${vars.ws}/${env.T} $${x} ${run.id}";
         let pieces = scan(s).unwrap();
-        let v = substitute_vars(s, &pieces, &|n| {
-            (n == "ws").then(|| "Data Admin".to_string())
-        });
+        let v = substitute_vars(
+            s,
+            &pieces,
+            &|n| (n == "ws").then(|| "Data Admin".to_string()),
+            None,
+        );
         assert_eq!(v, "Data Admin/${env.T} $${x} ${run.id}");
         let mut missing = Vec::new();
         let e = substitute_env(&v, &|_| None, &mut missing);

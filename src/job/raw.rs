@@ -482,7 +482,7 @@ pub(crate) struct RawStep {
 #[derive(Debug, JsonSchema)]
 #[schemars(untagged)]
 #[schemars(rename = "ForEach")]
-pub enum RawForEach {
+pub(crate) enum RawForEach {
     /// The values, inline.
     List(#[schemars(length(min = 1))] Vec<Sp<String>>),
     /// A string: `"${vars.NAME}"` holding a comma-separated list (`--var NAME=a,b,c`).
@@ -495,7 +495,7 @@ pub enum RawForEach {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "ForEachLong")]
-pub struct RawForEachLong {
+pub(crate) struct RawForEachLong {
     /// A text file of values, one per line (blank lines and `#` comments skipped), relative to
     /// the job file's folder.
     pub file: Option<Sp<String>>,

@@ -18,7 +18,7 @@ use crate::job::model::{Connection, FanOut, FanOutItem, FanOutSource, Step, Step
 use crate::job::raw::{RawForEach, RawStep, Sp};
 
 /// Most expansions one `for_each` may have: a typo'd file should not make a million steps.
-pub const MAX_EXPANSIONS: usize = 1_000;
+pub(super) const MAX_EXPANSIONS: usize = 1_000;
 
 /// What [`expand`] needs besides the checker.
 pub(super) struct Context<'a> {
@@ -31,7 +31,7 @@ pub(super) struct Context<'a> {
 
 /// The key of a value: the value with every character outside `[A-Za-z0-9_-]` replaced by
 /// `_` (so `step[key]` is a selector and a file name part).
-pub fn key_of(value: &str) -> String {
+pub(super) fn key_of(value: &str) -> String {
     value
         .trim()
         .chars()

@@ -299,7 +299,7 @@ impl<'a> Checker<'a> {
             Each::Item(key, value) => Some((key.as_str(), value.as_str())),
             Each::None => None,
         };
-        interp::substitute_vars_each(s, &pieces, &|n| vars.get(n).cloned(), each)
+        interp::substitute_vars(s, &pieces, &|n| vars.get(n).cloned(), each)
     }
 
     /// A warning when an env var the job uses is not set here.
