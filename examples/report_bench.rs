@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use pbibatch::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::executor::AttemptUpdate;
+use pbibatch::event::AttemptUpdate;
 use pbibatch::reporter::lines::LineReporter;
 use pbibatch::reporter::progress::ProgressModel;
 use pbibatch::reporter::report::RunReport;

@@ -57,7 +57,7 @@ mod view;
 use std::collections::HashMap;
 
 use crate::event::StepStatus;
-use crate::executor::RemoteHandle;
+use crate::event::RemoteHandle;
 use crate::job::model::StepId;
 
 pub use scheduler::run;
@@ -80,7 +80,7 @@ pub struct EngineOptions {
     /// Median past duration of steps, in seconds; empty = prioritise by `plan.remaining`.
     pub priority_hint: HashMap<StepId, f64>,
     /// A state store records the events and fires their checkpoints: executors wait for
-    /// their handle to be written before they trigger ([`crate::executor::Checkpoint`]).
+    /// their handle to be written before they trigger ([`crate::event::Checkpoint`]).
     pub durable: bool,
     /// How long a `when:` evaluation may run before its step fails; `None` = 10 s.
     pub condition_limit: Option<std::time::Duration>,

@@ -14,9 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::event::{RunEvent, RunEventKind, RunStatus, StepStatus};
-use crate::executor::{
-    AttemptContext, AttemptOutcome, AttemptUpdate, CancelReason, Executor, RemoteHandle,
-};
+use crate::executor::{AttemptContext, AttemptOutcome, CancelReason, Executor};
+use crate::event::{AttemptUpdate, RemoteHandle};
 use crate::job::model::{
     DatasetStep, IfRunning, Job, NotifyOption, Step, StepKind, TriggerRule, WebhookStep,
 };

@@ -20,7 +20,8 @@ use tokio::time::Instant;
 
 use super::common::{Stop, conclude, guard_raw, is_transient, note, retry_after_of};
 use super::poll::Poller;
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate, CancelReason};
+use super::{AttemptContext, AttemptOutcome, CancelReason};
+use crate::event::AttemptUpdate;
 use crate::event::ResourceRef;
 use crate::job::model::{CapacityAction, CapacityRef, CapacityStep};
 use crate::powerbi::arm::{Accepted, ArmCapacity, OperationState};

@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::poll::Cancelled;
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate, Cancel, CancelReason, SkipKind};
+use super::{AttemptContext, AttemptOutcome, Cancel, CancelReason, SkipKind};
+use crate::event::AttemptUpdate;
 use crate::event::ResourceRef;
 use crate::powerbi::{ClientError, PowerBiClient};
 

@@ -39,7 +39,8 @@ use super::common::{
     skipped_fresh, took,
 };
 use super::poll::{Poller, sleep_or_cancel};
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
+use super::{AttemptContext, AttemptOutcome};
+use crate::event::{AttemptUpdate, RemoteHandle};
 use crate::job::model::IfRunning;
 use crate::powerbi::{ClientError, PowerBiClient};
 

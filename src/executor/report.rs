@@ -11,7 +11,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::common::{CancelTarget, Stop, conclude, guard, is_one_of, resolve};
 use super::protocol::{Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive};
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RemoteHandle};
+use super::{AttemptContext, AttemptOutcome};
+use crate::event::{AttemptUpdate, RemoteHandle};
 use crate::job::model::{ExportSpec, ReportStep};
 use crate::powerbi::api::Export as ExportState;
 use crate::powerbi::resolve::ItemKind;

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::common::{Stop, conclude, guard_raw};
 use super::sas_flow::{build_headers, status_ok};
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate, RunView};
+use super::{AttemptContext, AttemptOutcome, RunView};
+use crate::event::AttemptUpdate;
 use crate::job::model::WebhookStep;
 use crate::powerbi::PowerBiClient;
 use crate::powerbi::errors::parse_error_body;

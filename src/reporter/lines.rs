@@ -11,7 +11,7 @@ use chrono::SecondsFormat;
 
 use super::format_secs;
 use crate::event::{RunEvent, RunEventKind, StepInfo};
-use crate::executor::AttemptUpdate;
+use crate::event::AttemptUpdate;
 use crate::job::model::StepId;
 
 /// Writes one line per state change to `W` (stderr in use).

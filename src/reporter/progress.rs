@@ -19,7 +19,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::format_secs;
 use crate::cli::ProgressMode;
 use crate::event::{RunEvent, RunEventKind, StepInfo, StepStatus};
-use crate::executor::AttemptUpdate;
+use crate::event::AttemptUpdate;
 use crate::job::model::StepId;
 
 /// Whether the live display is used: `never` never; `always` whenever stderr is a terminal;

@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepStatus};
+use crate::event::{Counts, ResourceRef, RunEvent, RunEventKind, RunStatus, StepStatus};
 use crate::job::model::StepId;
 
 /// Version of the report's shape.
@@ -44,51 +44,6 @@ pub struct RunReport {
     pub counts: Counts,
     /// Selected steps, in job order.
     pub steps: Vec<ReportStep>,
-}
-
-/// Steps per final status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Counts {
-    pub succeeded: u32,
-    pub failed: u32,
-    pub timed_out: u32,
-    pub skipped: u32,
-    pub upstream_failed: u32,
-    pub cancelled: u32,
-}
-
-impl Counts {
-    /// The count of one status.
-    pub fn get(&self, status: StepStatus) -> u32 {
-        match status {
-            StepStatus::Succeeded => self.succeeded,
-            StepStatus::Failed => self.failed,
-            StepStatus::TimedOut => self.timed_out,
-            StepStatus::Skipped => self.skipped,
-            StepStatus::UpstreamFailed => self.upstream_failed,
-            StepStatus::Cancelled => self.cancelled,
-        }
-    }
-
-    fn slot(&mut self, status: StepStatus) -> &mut u32 {
-        match status {
-            StepStatus::Succeeded => &mut self.succeeded,
-            StepStatus::Failed => &mut self.failed,
-            StepStatus::TimedOut => &mut self.timed_out,
-            StepStatus::Skipped => &mut self.skipped,
-            StepStatus::UpstreamFailed => &mut self.upstream_failed,
-            StepStatus::Cancelled => &mut self.cancelled,
-        }
-    }
-
-    /// `3 succeeded, 1 failed, 0 timed_out, 0 skipped, 0 upstream_failed, 0 cancelled`.
-    pub fn line(&self) -> String {
-        StepStatus::ALL
-            .iter()
-            .map(|s| format!("{} {}", self.get(*s), s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 /// One step of the report.
@@ -446,7 +401,7 @@ impl ReportBuilder {
                         finished_at,
                     );
                 }
-                *counts.slot(f.step.status) += 1;
+                counts.add(f.step.status);
                 f.step
             })
             .collect();

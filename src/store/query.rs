@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::recorder::zero_counts;
 use super::{RunTarget, Store, StoreError, parse_ts};
 use crate::event::ResourceRef;
-use crate::executor::RemoteHandle;
+use crate::event::RemoteHandle;
 use crate::job::model::StepId;
 
 /// One line of `pbibatch history`.

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::query::{RunDetails, StepDetails};
 use crate::event::{RunStatus, StepStatus};
-use crate::reporter::report::{Counts, ReportAttempt, ReportStep, RunReport, SCHEMA_VERSION};
+use crate::event::Counts;
+use crate::reporter::report::{ReportAttempt, ReportStep, RunReport, SCHEMA_VERSION};
 
 /// What the reporter says of a step the stream left without an end.
 const CUT_SHORT: &str = "the run ended before this step finished";
@@ -41,14 +42,7 @@ impl RunDetails {
             .map(|s| report_step(s, finished_at))
             .collect();
         for step in &steps {
-            match step.status {
-                StepStatus::Succeeded => counts.succeeded += 1,
-                StepStatus::Failed => counts.failed += 1,
-                StepStatus::TimedOut => counts.timed_out += 1,
-                StepStatus::Skipped => counts.skipped += 1,
-                StepStatus::UpstreamFailed => counts.upstream_failed += 1,
-                StepStatus::Cancelled => counts.cancelled += 1,
-            }
+            counts.add(step.status);
         }
         Some(RunReport {
             schema_version: SCHEMA_VERSION,

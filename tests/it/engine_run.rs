@@ -11,7 +11,8 @@ use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use pbibatch::engine::{self, EngineOptions};
 use pbibatch::event::{RunEventKind, RunStatus, StepStatus};
-use pbibatch::executor::{AttemptContext, AttemptOutcome, AttemptUpdate, Executor};
+use pbibatch::executor::{AttemptContext, AttemptOutcome, Executor};
+use pbibatch::event::AttemptUpdate;
 use pbibatch::job::model::{
     DatasetStep, IfRunning, Job, NotifyOption, Step, StepKind, TriggerRule, WebhookStep,
 };

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, RemoteHandle, SkipKind};
+use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, SkipKind};
+use pbibatch::event::RemoteHandle;
 use pbibatch::job::model::{
     DatasetStep, EnhancedRefresh, IfRunning, NotifyOption, RefreshType, StepKind,
 };

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use pbibatch::event::StepStatus;
-use pbibatch::executor::{
-    AttemptContext, AttemptOutcome, AttemptUpdate, Cancel, Dispatcher, Executor, RemoteHandle,
-    RunView,
-};
+use pbibatch::executor::{AttemptContext, AttemptOutcome, Cancel, Dispatcher, Executor, RunView};
+use pbibatch::event::{AttemptUpdate, RemoteHandle};
 use pbibatch::job::model::{
     Cloud, Connection, Credentials, IfRunning, Job, Step, StepKind, TriggerRule,
 };

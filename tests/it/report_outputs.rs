@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeZone, Utc};
 use indicatif::{ProgressDrawTarget, TermLike};
 use pbibatch::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::executor::AttemptUpdate;
+use pbibatch::event::AttemptUpdate;
 use pbibatch::reporter::lines::LineReporter;
 use pbibatch::reporter::progress::{Change, ProgressModel, ProgressReporter};
 use pbibatch::reporter::report::RunReport;
@@ -295,7 +295,7 @@ fn kestra_lines_match_kestras_pattern_and_agree_with_the_report() {
         "timed out after 1m: export cancelled"
     );
     assert_eq!(
-        serde_json::from_value::<pbibatch::reporter::report::Counts>(outputs["counts"].clone())
+        serde_json::from_value::<pbibatch::event::Counts>(outputs["counts"].clone())
             .unwrap(),
         report.counts
     );

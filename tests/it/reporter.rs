@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use pbibatch::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::executor::AttemptUpdate;
+use pbibatch::event::AttemptUpdate;
 use pbibatch::reporter::Reporters;
 use pbibatch::reporter::lines::LineReporter;
 use pbibatch::reporter::report::{self, RunReport};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use pbibatch::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::executor::{AttemptUpdate, RemoteHandle};
+use pbibatch::event::{AttemptUpdate, RemoteHandle};
 use pbibatch::store::{Endpoints, RunMeta, RunTarget, ServiceTarget, Store, StoreRecorder};
 
 /// A fixed clock: `at(s)` is `s` seconds after 2026-03-01 02:00:00 UTC.

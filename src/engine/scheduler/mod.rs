@@ -24,7 +24,8 @@ use super::view::ViewState;
 use super::{EngineOptions, ResumeStep};
 use crate::engine::condition::ConditionError;
 use crate::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use crate::executor::{AttemptUpdate, Executor, RemoteHandle, SkipKind};
+use crate::executor::{Executor, SkipKind};
+use crate::event::{AttemptUpdate, RemoteHandle};
 use crate::job::model::{Step, StepId};
 use crate::plan::Plan;
 

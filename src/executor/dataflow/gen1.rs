@@ -8,7 +8,8 @@ use crate::executor::common::{CancelTarget, Stop, appear_wait, conclude, is_one_
 use crate::executor::protocol::{
     Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
 };
-use crate::executor::{AttemptContext, AttemptOutcome, RemoteHandle};
+use crate::executor::{AttemptContext, AttemptOutcome};
+use crate::event::RemoteHandle;
 use crate::job::model::{DataflowStep, ProcessType};
 use crate::powerbi::api::Transaction;
 use crate::powerbi::resolve::ItemKind;

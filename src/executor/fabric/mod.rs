@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::executor::RemoteHandle;
+use crate::event::RemoteHandle;
 use crate::executor::common::{CancelTarget, appear_wait, is_one_of};
 use crate::executor::protocol::{Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered};
 use crate::powerbi::api::JobInstance;

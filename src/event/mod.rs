@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::model::StepId;
 
+mod remote;
+
+pub use remote::{AttemptUpdate, Checkpoint, RemoteHandle};
+
 /// Final status of a step (and of each attempt).
 #[derive(
     Debug,
@@ -92,6 +96,64 @@ impl RunStatus {
     }
 }
 
+/// Steps per final status: stamped by the scheduler on `StepFinished` (so far) and
+/// `RunFinished` (in all), and the `counts` of the run report.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct Counts {
+    pub succeeded: u32,
+    pub failed: u32,
+    pub timed_out: u32,
+    pub skipped: u32,
+    pub upstream_failed: u32,
+    pub cancelled: u32,
+}
+
+impl Counts {
+    /// The count of one status.
+    pub fn get(&self, status: StepStatus) -> u32 {
+        match status {
+            StepStatus::Succeeded => self.succeeded,
+            StepStatus::Failed => self.failed,
+            StepStatus::TimedOut => self.timed_out,
+            StepStatus::Skipped => self.skipped,
+            StepStatus::UpstreamFailed => self.upstream_failed,
+            StepStatus::Cancelled => self.cancelled,
+        }
+    }
+
+    /// Counts one more step with this status.
+    pub fn add(&mut self, status: StepStatus) {
+        *self.slot(status) += 1;
+    }
+
+    /// Steps with a final status.
+    pub fn total(&self) -> u32 {
+        StepStatus::ALL.iter().map(|s| self.get(*s)).sum()
+    }
+
+    fn slot(&mut self, status: StepStatus) -> &mut u32 {
+        match status {
+            StepStatus::Succeeded => &mut self.succeeded,
+            StepStatus::Failed => &mut self.failed,
+            StepStatus::TimedOut => &mut self.timed_out,
+            StepStatus::Skipped => &mut self.skipped,
+            StepStatus::UpstreamFailed => &mut self.upstream_failed,
+            StepStatus::Cancelled => &mut self.cancelled,
+        }
+    }
+
+    /// `3 succeeded, 1 failed, 0 timed_out, 0 skipped, 0 upstream_failed, 0 cancelled`.
+    pub fn line(&self) -> String {
+        StepStatus::ALL
+            .iter()
+            .map(|s| format!("{} {}", self.get(*s), s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The remote resource a step works on, once resolved to ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ResourceRef {
@@ -139,7 +201,7 @@ pub enum RunEventKind {
     StepProgress {
         step: StepId,
         attempt: u32,
-        update: crate::executor::AttemptUpdate,
+        update: AttemptUpdate,
     },
     /// An attempt ended; `retry_in` is set when another attempt will follow.
     AttemptFinished {
