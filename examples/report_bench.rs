@@ -13,8 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use pbibatch::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::event::AttemptUpdate;
+use pbibatch::event::{
+    AttemptUpdate, Counts, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus, stamp,
+};
 use pbibatch::reporter::lines::LineReporter;
 use pbibatch::reporter::progress::ProgressModel;
 use pbibatch::reporter::report::RunReport;
@@ -57,6 +58,9 @@ fn events(n: usize) -> Vec<RunEvent> {
                 reason: Some(format!("dependency `{}` failed", id(i - 50))),
                 attempts: 0,
                 adopted: false,
+                duration: None,
+                counts: Counts::default(),
+                running: 0,
             });
             continue;
         }
@@ -102,13 +106,17 @@ fn events(n: usize) -> Vec<RunEvent> {
             reason: fail.then(|| "DataSource.Error: login failed".to_string()),
             attempts,
             adopted: false,
+            duration: None,
+            counts: Counts::default(),
+            running: 0,
         });
     }
     kinds.push(RunEventKind::RunFinished {
         status: RunStatus::Failed,
-        counts: StepStatus::ALL.iter().copied().zip(counts).collect(),
+        counts: Counts::default(),
+        duration: Duration::ZERO,
     });
-    kinds
+    let mut events: Vec<RunEvent> = kinds
         .into_iter()
         .enumerate()
         .map(|(i, kind)| RunEvent {
@@ -116,7 +124,9 @@ fn events(n: usize) -> Vec<RunEvent> {
             at: base + chrono::Duration::milliseconds(i as i64 * 250),
             kind,
         })
-        .collect()
+        .collect();
+    stamp(&mut events);
+    events
 }
 
 fn timed<T>(label: &str, f: impl FnOnce() -> T, size: impl Fn(&T) -> usize) -> T {

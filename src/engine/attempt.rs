@@ -22,9 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::view::ViewState;
-use crate::event::StepStatus;
+use crate::event::{AttemptUpdate, RemoteHandle, StepStatus};
 use crate::executor::{AttemptContext, AttemptOutcome, Cancel, CancelReason, Executor, SkipKind};
-use crate::event::{AttemptUpdate, RemoteHandle};
 use crate::job::model::{Step, StepId, StepKind};
 
 /// How long an executor may take to return after a cancel request (to cancel remotely).

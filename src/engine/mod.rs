@@ -56,8 +56,7 @@ mod view;
 
 use std::collections::HashMap;
 
-use crate::event::StepStatus;
-use crate::event::RemoteHandle;
+use crate::event::{RemoteHandle, StepStatus};
 use crate::job::model::StepId;
 
 pub use scheduler::run;

@@ -13,9 +13,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::event::{RunEvent, RunEventKind, RunStatus, StepStatus};
+use crate::event::{
+    AttemptUpdate, Counts, RemoteHandle, RunEvent, RunEventKind, RunStatus, StepStatus,
+};
 use crate::executor::{AttemptContext, AttemptOutcome, CancelReason, Executor};
-use crate::event::{AttemptUpdate, RemoteHandle};
 use crate::job::model::{
     DatasetStep, IfRunning, Job, NotifyOption, Step, StepKind, TriggerRule, WebhookStep,
 };
@@ -297,4 +298,5 @@ pub(crate) fn reason_of(events: &[RunEvent], id: &str) -> String {
 
 mod limits;
 mod rules;
+mod stamps;
 mod stopping;

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::job::model::StepId;
 
 mod remote;
+mod stamp;
 
 pub use remote::{AttemptUpdate, Checkpoint, RemoteHandle};
+pub use stamp::stamp;
 
 /// Final status of a step (and of each attempt).
 #[derive(
@@ -96,8 +98,9 @@ impl RunStatus {
     }
 }
 
-/// Steps per final status: stamped by the scheduler on `StepFinished` (so far) and
-/// `RunFinished` (in all), and the `counts` of the run report.
+// Stamped by the scheduler on `StepFinished` (so far) and `RunFinished` (in all); also the
+// `counts` of the run report, whose JSON Schema takes its description from the doc line.
+/// Steps per final status.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -163,6 +166,9 @@ pub struct ResourceRef {
 }
 
 /// One event of a run, stamped by the scheduler.
+///
+/// The scheduler also stamps the facts every reader needs (a step's duration, the counts so
+/// far, the run's duration), so readers fold them instead of re-deriving them.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunEvent {
     /// 0, 1, 2, ... in emission order.
@@ -222,13 +228,26 @@ pub enum RunEventKind {
         attempts: u32,
         /// True when the remote refresh was adopted (`if_running: adopt`), not started by us.
         adopted: bool,
+        /// From the start of the step's first attempt to this event (the same clock as the
+        /// events' `at`); `None` when no attempt ran.
+        #[serde(with = "opt_secs")]
+        duration: Option<Duration>,
+        /// Final statuses so far, this step's included.
+        counts: Counts,
+        /// Steps still running: their first attempt started and they have no final status
+        /// yet (one waiting out a retry backoff included).
+        running: u32,
     },
     /// A stop was requested (signal or `--fail-fast`): nothing new starts.
     Stopping { reason: String },
     /// Last event of every run.
     RunFinished {
         status: RunStatus,
-        counts: Vec<(StepStatus, u32)>,
+        /// Final statuses of all selected steps.
+        counts: Counts,
+        /// From `RunStarted` to this event.
+        #[serde(with = "secs")]
+        duration: Duration,
     },
 }
 
@@ -243,5 +262,13 @@ mod opt_secs {
             Some(d) => s.serialize_some(&d.as_secs_f64()),
             None => s.serialize_none(),
         }
+    }
+}
+
+mod secs {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
     }
 }

@@ -8,8 +8,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::poll::Cancelled;
 use super::{AttemptContext, AttemptOutcome, Cancel, CancelReason, SkipKind};
-use crate::event::AttemptUpdate;
-use crate::event::ResourceRef;
+use crate::event::{AttemptUpdate, ResourceRef};
 use crate::powerbi::{ClientError, PowerBiClient};
 
 /// How long a remote cancel may take once the attempt was told to stop.

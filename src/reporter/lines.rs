@@ -9,9 +9,8 @@ use std::io::Write;
 
 use chrono::SecondsFormat;
 
-use super::format_secs;
-use crate::event::{RunEvent, RunEventKind, StepInfo};
-use crate::event::AttemptUpdate;
+use super::{format_secs, stamped_secs};
+use crate::event::{AttemptUpdate, RunEvent, RunEventKind, StepInfo};
 use crate::job::model::StepId;
 
 /// Writes one line per state change to `W` (stderr in use).
@@ -20,9 +19,6 @@ pub struct LineReporter<W: Write> {
     steps: HashMap<StepId, StepInfo>,
     /// What was last printed about each step's remote state, to print changes only.
     last_remote: HashMap<StepId, String>,
-    /// Start of each step's first attempt, for durations.
-    started: HashMap<StepId, chrono::DateTime<chrono::Utc>>,
-    run_started: Option<chrono::DateTime<chrono::Utc>>,
     run_id: String,
     /// One JSON object per line (`--log-format json`) instead of text.
     json: bool,
@@ -38,8 +34,6 @@ impl<W: Write> LineReporter<W> {
             out,
             steps: HashMap::new(),
             last_remote: HashMap::new(),
-            started: HashMap::new(),
-            run_started: None,
             run_id: String::new(),
             json: false,
             raw_status: false,
@@ -84,7 +78,6 @@ impl<W: Write> LineReporter<W> {
                 resumed_from,
             } => {
                 self.run_id = run_id.clone();
-                self.run_started = Some(event.at);
                 self.steps = steps.iter().map(|s| (s.id.clone(), s.clone())).collect();
                 let resumed = resumed_from
                     .as_ref()
@@ -97,7 +90,6 @@ impl<W: Write> LineReporter<W> {
                 ))
             }
             RunEventKind::AttemptStarted { step, attempt } => {
-                self.started.entry(step.clone()).or_insert(event.at);
                 self.last_remote.remove(step);
                 let what = self
                     .steps
@@ -143,11 +135,12 @@ impl<W: Write> LineReporter<W> {
                 reason,
                 attempts,
                 adopted,
+                duration,
+                ..
             } => {
                 let mut text = format!("{step}: {status}");
-                if let Some(start) = self.started.get(step) {
-                    let secs = (event.at - *start).num_milliseconds().max(0) as f64 / 1000.0;
-                    text.push_str(&format!(" in {}", format_secs(secs)));
+                if let Some(d) = duration {
+                    text.push_str(&format!(" in {}", format_secs(stamped_secs(*d))));
                 }
                 if *attempts > 1 {
                     text.push_str(&format!(" after {attempts} attempts"));
@@ -161,25 +154,17 @@ impl<W: Write> LineReporter<W> {
                 Some(text)
             }
             RunEventKind::Stopping { reason } => Some(format!("stopping: {reason}")),
-            RunEventKind::RunFinished { status, counts } => {
-                let took = self
-                    .run_started
-                    .map(|s| {
-                        let secs = (event.at - s).num_milliseconds().max(0) as f64 / 1000.0;
-                        format!(" in {}", format_secs(secs))
-                    })
-                    .unwrap_or_default();
-                let counts = counts
-                    .iter()
-                    .map(|(s, n)| format!("{n} {s}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Some(format!(
-                    "run {} finished: {}{took} ({counts})",
-                    self.run_id,
-                    status.as_str()
-                ))
-            }
+            RunEventKind::RunFinished {
+                status,
+                counts,
+                duration,
+            } => Some(format!(
+                "run {} finished: {} in {} ({})",
+                self.run_id,
+                status.as_str(),
+                format_secs(stamped_secs(*duration)),
+                counts.line()
+            )),
         };
         match line {
             Some(line) if self.json => {

@@ -225,6 +225,12 @@ pub(crate) fn status_for_people(status: &str, raw: bool) -> String {
     }
 }
 
+/// A duration stamped on an event, in seconds cut to whole milliseconds: the precision of
+/// the timestamps the reports show, so a duration equals the difference of its two times.
+pub fn stamped_secs(d: std::time::Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
+}
+
 /// A duration for people: `850ms`, `12.3s`, `4m 05s`, `1h 02m`.
 pub(crate) fn format_secs(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {

@@ -7,7 +7,7 @@
 //! [`ProgressReporter`] plays those changes on a `MultiProgress`. A non-terminal never gets
 //! this display (see [`enabled`]): the plain [`super::lines`] take over there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,10 +16,9 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::format_secs;
+use super::{format_secs, stamped_secs};
 use crate::cli::ProgressMode;
-use crate::event::{RunEvent, RunEventKind, StepInfo, StepStatus};
-use crate::event::AttemptUpdate;
+use crate::event::{AttemptUpdate, Counts, RunEvent, RunEventKind, StepInfo, StepStatus};
 use crate::job::model::StepId;
 
 /// Whether the live display is used: `never` never; `always` whenever stderr is a terminal;
@@ -70,10 +69,10 @@ struct Running {
 #[derive(Debug, Default)]
 pub struct ProgressModel {
     steps: HashMap<StepId, StepInfo>,
-    done: u64,
-    tally: BTreeMap<StepStatus, u32>,
+    /// Final statuses so far, as the last event stamped them.
+    counts: Counts,
     running: HashMap<StepId, Running>,
-    /// Start of each step's first attempt, for durations.
+    /// Start of each step's first attempt: where a running step's clock starts.
     first_start: HashMap<StepId, DateTime<Utc>>,
     /// `-v`: the service's status words beside the readable ones.
     raw_status: bool,
@@ -161,18 +160,17 @@ impl ProgressModel {
                 reason,
                 attempts,
                 adopted,
+                duration,
+                counts,
+                ..
             } => {
                 let was_running = self.running.remove(step).is_some();
-                self.done += 1;
-                *self.tally.entry(*status).or_default() += 1;
+                self.counts = *counts;
                 let mut changes = Vec::new();
                 if was_running {
                     changes.push(Change::Hide { step: step.clone() });
                 }
-                let duration = self
-                    .first_start
-                    .get(step)
-                    .map(|s| (event.at - *s).num_milliseconds().max(0) as f64 / 1000.0);
+                let duration = duration.map(stamped_secs);
                 changes.push(Change::Print(
                     self.finished_line(step, *status, reason, *attempts, *adopted, duration),
                 ));
@@ -182,7 +180,8 @@ impl ProgressModel {
             RunEventKind::Stopping { reason } => {
                 vec![Change::Print(format!("■ stopping: {}", first_line(reason)))]
             }
-            RunEventKind::RunFinished { .. } => {
+            RunEventKind::RunFinished { counts, .. } => {
+                self.counts = *counts;
                 let mut ids: Vec<StepId> = self.running.keys().cloned().collect();
                 ids.sort();
                 self.running.clear();
@@ -195,16 +194,16 @@ impl ProgressModel {
     }
 
     fn overall(&self) -> Change {
-        let tally = self
-            .tally
+        let tally = StepStatus::ALL
             .iter()
-            .map(|(s, n)| format!("{n} {}", symbol(*s)))
+            .filter(|s| self.counts.get(**s) > 0)
+            .map(|s| format!("{} {}", self.counts.get(*s), symbol(*s)))
             .collect::<Vec<_>>()
             .join(" · ");
         Change::Overall {
-            done: self.done,
+            done: u64::from(self.counts.total()),
             tally,
-            eta: self.done > 0 && self.running.values().all(|r| r.retry_at.is_none()),
+            eta: self.counts.total() > 0 && self.running.values().all(|r| r.retry_at.is_none()),
         }
     }
 

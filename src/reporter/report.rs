@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Counts, ResourceRef, RunEvent, RunEventKind, RunStatus, StepStatus};
 use crate::job::model::StepId;
+use crate::reporter::stamped_secs;
 
 /// Version of the report's shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -243,7 +244,8 @@ pub(crate) struct ReportBuilder {
     resumed_from: Option<String>,
     started_at: Option<DateTime<Utc>>,
     last_at: Option<DateTime<Utc>>,
-    finished: Option<(RunStatus, DateTime<Utc>)>,
+    /// What `RunFinished` said: status, time, counts and duration.
+    finished: Option<(RunStatus, DateTime<Utc>, Counts, f64)>,
     steps: IndexMap<StepId, StepFold>,
 }
 
@@ -367,15 +369,21 @@ impl ReportBuilder {
                 status,
                 reason,
                 adopted,
+                duration,
                 ..
             } => {
                 if let Some(f) = self.steps.get_mut(step) {
-                    close_step(f, *status, reason.clone(), *adopted, at);
+                    let duration = duration.map(stamped_secs);
+                    close_step(f, *status, reason.clone(), *adopted, at, duration);
                 }
             }
             RunEventKind::Stopping { .. } => {}
-            RunEventKind::RunFinished { status, .. } => {
-                self.finished = Some((*status, at));
+            RunEventKind::RunFinished {
+                status,
+                counts,
+                duration,
+            } => {
+                self.finished = Some((*status, at, *counts, stamped_secs(*duration)));
             }
         }
     }
@@ -385,26 +393,39 @@ impl ReportBuilder {
     pub(crate) fn finish(&self) -> RunReport {
         let now = self.last_at.unwrap_or_else(Utc::now);
         let started_at = self.started_at.unwrap_or(now);
-        let (status, finished_at) = self.finished.unwrap_or((RunStatus::Cancelled, now));
-        let mut counts = Counts::default();
+        let finished_at = self.finished.map_or(now, |(_, at, ..)| at);
         let steps: Vec<ReportStep> = self
             .steps
             .values()
             .map(|f| {
                 let mut f = f.clone();
                 if f.final_status.is_none() {
+                    let duration = f.step.started_at.map(|s| secs_between(s, finished_at));
                     close_step(
                         &mut f,
                         StepStatus::Cancelled,
                         Some("the run ended before this step finished".into()),
                         false,
                         finished_at,
+                        duration,
                     );
                 }
-                counts.add(f.step.status);
                 f.step
             })
             .collect();
+        // A stream cut short has no `RunFinished` to say how it ended: the run and every
+        // step left open count as cancelled.
+        let (status, counts, duration_secs) = match self.finished {
+            Some((status, _, counts, duration)) => (status, counts, duration),
+            None => {
+                let mut counts = Counts::default();
+                for step in &steps {
+                    counts.add(step.status);
+                }
+                let duration = secs_between(started_at, finished_at);
+                (RunStatus::Cancelled, counts, duration)
+            }
+        };
         RunReport {
             schema_version: SCHEMA_VERSION,
             run_id: self.run_id.clone(),
@@ -414,7 +435,7 @@ impl ReportBuilder {
             status,
             started_at,
             finished_at,
-            duration_secs: secs_between(started_at, finished_at),
+            duration_secs,
             counts,
             steps,
         }
@@ -427,6 +448,7 @@ fn close_step(
     reason: Option<String>,
     adopted: bool,
     at: DateTime<Utc>,
+    duration_secs: Option<f64>,
 ) {
     // An attempt cut short by the end of the stream still shows.
     if let Some(open) = f.open.take() {
@@ -445,9 +467,9 @@ fn close_step(
     f.final_status = Some(status);
     f.step.status = status;
     f.step.adopted = adopted;
-    if let Some(started) = f.step.started_at {
+    if f.step.started_at.is_some() {
         f.step.finished_at = Some(at);
-        f.step.duration_secs = Some(secs_between(started, at));
+        f.step.duration_secs = duration_secs;
     }
     f.step.error = match status {
         StepStatus::Failed | StepStatus::TimedOut => f

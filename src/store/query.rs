@@ -10,8 +10,7 @@ use serde::Serialize;
 
 use super::recorder::zero_counts;
 use super::{RunTarget, Store, StoreError, parse_ts};
-use crate::event::ResourceRef;
-use crate::event::RemoteHandle;
+use crate::event::{RemoteHandle, ResourceRef};
 use crate::job::model::StepId;
 
 /// One line of `pbibatch history`.

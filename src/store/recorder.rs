@@ -335,6 +335,7 @@ fn apply(
             reason,
             attempts,
             adopted,
+            ..
         } => {
             ensure_step(tx, &run_id, step).map_err(sql("record a step's end"))?;
             exec(

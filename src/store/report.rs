@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::query::{RunDetails, StepDetails};
-use crate::event::{RunStatus, StepStatus};
-use crate::event::Counts;
+use crate::event::{Counts, RunStatus, StepStatus};
 use crate::reporter::report::{ReportAttempt, ReportStep, RunReport, SCHEMA_VERSION};
 
 /// What the reporter says of a step the stream left without an end.

@@ -20,8 +20,7 @@ use serde::Serialize;
 
 use super::{RunTarget, Store, StoreError};
 use crate::engine::{ResumeState, ResumeStep};
-use crate::event::StepStatus;
-use crate::event::RemoteHandle;
+use crate::event::{RemoteHandle, StepStatus};
 use crate::job::model::StepId;
 
 /// What a resumed run does with each step.

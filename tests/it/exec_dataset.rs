@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, SkipKind};
 use pbibatch::event::RemoteHandle;
+use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, SkipKind};
 use pbibatch::job::model::{
     DatasetStep, EnhancedRefresh, IfRunning, NotifyOption, RefreshType, StepKind,
 };

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use pbibatch::engine::{self, EngineOptions};
-use pbibatch::event::StepStatus;
+use pbibatch::event::{RemoteHandle, StepStatus};
 use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason, Dispatcher};
-use pbibatch::event::RemoteHandle;
 use pbibatch::job::model::{FabricItemType, FabricJobStep, IfRunning, StepKind};
 use pbibatch::plan::Plan;
 use pbibatch::reporter::Reporters;

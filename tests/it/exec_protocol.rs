@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason};
 use pbibatch::event::RemoteHandle;
+use pbibatch::executor::{AttemptOutcome, Cancel, CancelReason};
 use pbibatch::job::model::{
     DataflowStep, DatasetStep, EnhancedRefresh, Generation, IfRunning, NotifyOption, SasFlowStep,
     StepKind, WaitFor,

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use pbibatch::event::StepStatus;
+use pbibatch::event::{AttemptUpdate, RemoteHandle, StepStatus};
 use pbibatch::executor::{AttemptContext, AttemptOutcome, Cancel, Dispatcher, Executor, RunView};
-use pbibatch::event::{AttemptUpdate, RemoteHandle};
 use pbibatch::job::model::{
     Cloud, Connection, Credentials, IfRunning, Job, Step, StepKind, TriggerRule,
 };

@@ -6,11 +6,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use indicatif::{ProgressDrawTarget, TermLike};
-use pbibatch::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::event::AttemptUpdate;
+use pbibatch::event::{
+    AttemptUpdate, Counts, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus, stamp,
+};
 use pbibatch::reporter::lines::LineReporter;
 use pbibatch::reporter::progress::{Change, ProgressModel, ProgressReporter};
 use pbibatch::reporter::report::RunReport;
@@ -123,6 +125,9 @@ fn failing_events() -> Vec<RunEvent> {
                 reason: Some(error.clone()),
                 attempts: 2,
                 adopted: false,
+                duration: None,
+                counts: Counts::default(),
+                running: 0,
             },
         ),
         (
@@ -135,24 +140,21 @@ fn failing_events() -> Vec<RunEvent> {
                 ),
                 attempts: 0,
                 adopted: false,
+                duration: None,
+                counts: Counts::default(),
+                running: 0,
             },
         ),
         (
             25.5,
             RunEventKind::RunFinished {
                 status: RunStatus::Failed,
-                counts: vec![
-                    (Succeeded, 0),
-                    (Failed, 1),
-                    (TimedOut, 0),
-                    (Skipped, 0),
-                    (UpstreamFailed, 1),
-                    (Cancelled, 0),
-                ],
+                counts: Counts::default(),
+                duration: Duration::ZERO,
             },
         ),
     ];
-    kinds
+    let mut events: Vec<RunEvent> = kinds
         .into_iter()
         .enumerate()
         .map(|(i, (secs, kind))| RunEvent {
@@ -160,7 +162,9 @@ fn failing_events() -> Vec<RunEvent> {
             at: at(secs),
             kind,
         })
-        .collect()
+        .collect();
+    stamp(&mut events);
+    events
 }
 
 /// What Python's `xml.etree` (a real, strict XML parser) reads from a JUnit file: per test
@@ -295,8 +299,7 @@ fn kestra_lines_match_kestras_pattern_and_agree_with_the_report() {
         "timed out after 1m: export cancelled"
     );
     assert_eq!(
-        serde_json::from_value::<pbibatch::event::Counts>(outputs["counts"].clone())
-            .unwrap(),
+        serde_json::from_value::<pbibatch::event::Counts>(outputs["counts"].clone()).unwrap(),
         report.counts
     );
     assert_eq!(outputs["reports"]["junit"], "out/junit.xml");

@@ -5,10 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use pbibatch::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::event::AttemptUpdate;
+use pbibatch::event::{
+    AttemptUpdate, Counts, ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus,
+    stamp,
+};
 use pbibatch::reporter::Reporters;
 use pbibatch::reporter::lines::LineReporter;
+use pbibatch::reporter::progress::{Change, ProgressModel};
 use pbibatch::reporter::report::{self, RunReport};
 use pbibatch::reporter::summary;
 
@@ -71,6 +74,9 @@ fn step_done(step: &str, status: StepStatus, reason: Option<&str>, attempts: u32
         reason: reason.map(Into::into),
         attempts,
         adopted: false,
+        duration: None,
+        counts: Counts::default(),
+        running: 0,
     }
 }
 
@@ -223,18 +229,12 @@ pub(crate) fn order_list_events() -> Vec<RunEvent> {
             181.2,
             RunEventKind::RunFinished {
                 status: RunStatus::Failed,
-                counts: vec![
-                    (Succeeded, 3),
-                    (Failed, 0),
-                    (TimedOut, 1),
-                    (Skipped, 0),
-                    (UpstreamFailed, 1),
-                    (Cancelled, 0),
-                ],
+                counts: Counts::default(),
+                duration: Duration::ZERO,
             },
         ),
     ];
-    kinds
+    let mut events: Vec<RunEvent> = kinds
         .into_iter()
         .enumerate()
         .map(|(i, (secs, kind))| RunEvent {
@@ -242,7 +242,9 @@ pub(crate) fn order_list_events() -> Vec<RunEvent> {
             at: at(secs),
             kind,
         })
-        .collect()
+        .collect();
+    stamp(&mut events);
+    events
 }
 
 #[test]
@@ -254,6 +256,67 @@ fn lines_one_per_state_change() {
     let text = String::from_utf8(lines.into_inner()).unwrap();
     assert!(!text.contains("sig=secret"));
     insta::assert_snapshot!("lines_order_list", text);
+}
+
+/// Readers fold what the scheduler stamped (durations, counts) rather than re-deriving it from
+/// timestamps: a stamp that disagrees with the timestamps wins everywhere.
+#[test]
+fn readers_show_the_stamped_durations_and_counts() {
+    let mut events = order_list_events();
+    for e in &mut events {
+        match &mut e.kind {
+            RunEventKind::StepFinished {
+                step,
+                duration,
+                counts,
+                ..
+            } if step == "order_list_model" => {
+                *duration = Some(Duration::from_secs(99));
+                counts.skipped = 7;
+            }
+            RunEventKind::RunFinished {
+                counts, duration, ..
+            } => {
+                counts.cancelled = 4;
+                *duration = Duration::from_secs(3600);
+            }
+            _ => {}
+        }
+    }
+    let report = RunReport::from_events(&events);
+    assert_eq!(
+        report.step("order_list_model").unwrap().duration_secs,
+        Some(99.0)
+    );
+    assert_eq!(report.counts.cancelled, 4);
+    assert_eq!(report.duration_secs, 3600.0);
+
+    let mut lines = LineReporter::new(Vec::new());
+    for e in &events {
+        lines.apply(e).unwrap();
+    }
+    let text = String::from_utf8(lines.into_inner()).unwrap();
+    assert!(
+        text.contains("order_list_model: succeeded in 1m 39s after 2 attempts"),
+        "{text}"
+    );
+    assert!(text.contains("finished: failed in 1h 00m (3 succeeded, 0 failed, 1 timed_out, 0 skipped, 1 upstream_failed, 4 cancelled)"), "{text}");
+
+    let mut model = ProgressModel::new(false);
+    let changes: Vec<Change> = events.iter().flat_map(|e| model.apply(e)).collect();
+    assert!(changes.contains(&Change::Print(
+        "✓ order_list_model (dataset Data Admin / ORDER_LIST) succeeded in 1m 39s after 2 attempts"
+            .into()
+    )));
+    // The tally beside the overall bar is the stamped one (7 skipped after the model).
+    assert!(
+        changes.contains(&Change::Overall {
+            done: 9,
+            tally: "2 ✓ · 7 -".into(),
+            eta: true
+        }),
+        "{changes:?}"
+    );
 }
 
 #[test]

@@ -9,9 +9,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use pbibatch::engine::EngineOptions;
-use pbibatch::event::{RunEvent, RunEventKind};
+use pbibatch::event::{AttemptUpdate, RemoteHandle, RunEvent, RunEventKind};
 use pbibatch::executor::{AttemptContext, AttemptOutcome, Executor};
-use pbibatch::event::{AttemptUpdate, RemoteHandle};
 use pbibatch::job::model::{
     DatasetStep, IfRunning, Job, NotifyOption, Step, StepKind, TriggerRule,
 };

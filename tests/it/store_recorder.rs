@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use pbibatch::event::{RunEvent, RunEventKind, StepInfo, StepStatus};
-use pbibatch::event::AttemptUpdate;
+use pbibatch::event::{AttemptUpdate, RunEvent, RunEventKind, StepInfo, StepStatus};
 use pbibatch::job::model::{
     Cloud, Connection, Credentials, HeaderValue, IfRunning, Job, SasFlowStep, Step, StepKind,
     TriggerRule, WebhookStep,

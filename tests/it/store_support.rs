@@ -5,8 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use pbibatch::event::{ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
-use pbibatch::event::{AttemptUpdate, RemoteHandle};
+use pbibatch::event::{
+    AttemptUpdate, Counts, RemoteHandle, ResourceRef, RunEvent, RunEventKind, RunStatus, StepInfo,
+    StepStatus, stamp,
+};
 use pbibatch::store::{Endpoints, RunMeta, RunTarget, ServiceTarget, Store, StoreRecorder};
 
 /// A fixed clock: `at(s)` is `s` seconds after 2026-03-01 02:00:00 UTC.
@@ -45,6 +47,7 @@ impl Script {
             at: at(secs),
             kind,
         });
+        stamp(&mut self.events);
         self
     }
 
@@ -172,6 +175,9 @@ impl Script {
                 reason: reason.map(str::to_string),
                 attempts,
                 adopted: false,
+                duration: None,
+                counts: Counts::default(),
+                running: 0,
             },
         )
     }
@@ -195,7 +201,8 @@ impl Script {
             secs,
             RunEventKind::RunFinished {
                 status,
-                counts: Vec::new(),
+                counts: Counts::default(),
+                duration: Duration::ZERO,
             },
         )
     }

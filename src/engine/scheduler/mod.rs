@@ -23,9 +23,10 @@ use super::limits::{Limits, resource_key};
 use super::view::ViewState;
 use super::{EngineOptions, ResumeStep};
 use crate::engine::condition::ConditionError;
-use crate::event::{RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
+use crate::event::{
+    AttemptUpdate, Counts, RemoteHandle, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus,
+};
 use crate::executor::{Executor, SkipKind};
-use crate::event::{AttemptUpdate, RemoteHandle};
 use crate::job::model::{Step, StepId};
 use crate::plan::Plan;
 
@@ -80,6 +81,7 @@ struct Node {
     priority: u64,
     /// Start of the first attempt.
     started: Option<Instant>,
+    /// Stamped on `StepFinished`; `when:` conditions and webhooks read it too.
     duration_secs: f64,
     attempts: u32,
     /// Last remote id seen in the current attempt's updates.
@@ -96,7 +98,16 @@ struct Scheduler {
     interrupt: CancellationToken,
     events: mpsc::UnboundedSender<RunEvent>,
     seq: u64,
+    /// The run's clock: `at` of every event is `started_at` plus the monotonic time since
+    /// `started`, so durations stamped on events equal the differences of their timestamps
+    /// (and follow tokio's paused clock in tests).
     started_at: DateTime<Utc>,
+    started: Instant,
+    /// Final statuses so far, stamped on `StepFinished` and `RunFinished`.
+    counts: Counts,
+    /// Steps whose first attempt started and that have no final status yet (a retry backoff
+    /// included), stamped on `StepFinished`.
+    attempted: u32,
     nodes: Vec<Node>,
     /// Steps whose parents are all final, to apply trigger rule and condition to.
     to_resolve: VecDeque<usize>,
@@ -206,6 +217,9 @@ impl Scheduler {
             events,
             seq: 0,
             started_at: Utc::now(),
+            started: Instant::now(),
+            counts: Counts::default(),
+            attempted: 0,
             nodes,
             to_resolve: VecDeque::new(),
             ready: BTreeSet::new(),
@@ -226,8 +240,23 @@ impl Scheduler {
         }
     }
 
+    /// The run clock's time now: the instant and the timestamp events carry.
+    fn now(&self) -> (Instant, DateTime<Utc>) {
+        let now = Instant::now();
+        let since = now.saturating_duration_since(self.started);
+        let at = chrono::TimeDelta::from_std(since)
+            .ok()
+            .and_then(|d| self.started_at.checked_add_signed(d))
+            .unwrap_or_else(Utc::now);
+        (now, at)
+    }
+
     fn emit(&mut self, kind: RunEventKind) {
-        let at = Utc::now();
+        let (_, at) = self.now();
+        self.emit_at(at, kind);
+    }
+
+    fn emit_at(&mut self, at: DateTime<Utc>, kind: RunEventKind) {
         let event = RunEvent {
             seq: self.seq,
             at,
@@ -255,6 +284,7 @@ impl Scheduler {
             })
             .collect();
         self.started_at = Utc::now();
+        self.started = Instant::now();
         let started_at = self
             .started_at
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -326,18 +356,15 @@ impl Scheduler {
         }
 
         let status = self.run_status();
-        let counts = StepStatus::ALL
-            .iter()
-            .map(|s| {
-                let n = self
-                    .nodes
-                    .iter()
-                    .filter(|n| n.state == State::Final(*s))
-                    .count();
-                (*s, u32::try_from(n).unwrap_or(u32::MAX))
-            })
-            .collect();
-        self.emit(RunEventKind::RunFinished { status, counts });
+        let (now, at) = self.now();
+        self.emit_at(
+            at,
+            RunEventKind::RunFinished {
+                status,
+                counts: self.counts,
+                duration: now.saturating_duration_since(self.started),
+            },
+        );
         status
     }
 
@@ -461,12 +488,16 @@ impl Scheduler {
     fn on_report(&mut self, report: AttemptReport) {
         match report {
             AttemptReport::Started { step, attempt } => {
+                let (now, at) = self.now();
                 let node = &mut self.nodes[step];
                 node.attempts = attempt;
                 node.remote_id = None;
-                node.started.get_or_insert_with(Instant::now);
+                if node.started.is_none() {
+                    node.started = Some(now);
+                    self.attempted += 1;
+                }
                 let id = node.step.id.clone();
-                self.emit(RunEventKind::AttemptStarted { step: id, attempt });
+                self.emit_at(at, RunEventKind::AttemptStarted { step: id, attempt });
             }
             AttemptReport::Progress {
                 step,
@@ -550,12 +581,12 @@ impl Scheduler {
         if was == State::Evaluating {
             self.evaluating = self.evaluating.saturating_sub(1);
         }
+        let (now, at) = self.now();
         let node = &mut self.nodes[i];
         node.state = State::Final(status);
         node.attempts = attempts;
-        if let Some(started) = node.started {
-            node.duration_secs = started.elapsed().as_secs_f64();
-        }
+        let duration = node.started.map(|s| now.saturating_duration_since(s));
+        node.duration_secs = duration.map_or(0.0, |d| d.as_secs_f64());
         let step = node.step.clone();
         let duration_secs = node.duration_secs;
         if was == State::Running {
@@ -563,13 +594,23 @@ impl Scheduler {
             let (pools, resource) = (node.pools.clone(), node.resource.clone());
             self.limits.release(&pools, resource.as_deref());
         }
-        self.emit(RunEventKind::StepFinished {
-            step: step.id.clone(),
-            status,
-            reason,
-            attempts,
-            adopted,
-        });
+        self.counts.add(status);
+        if duration.is_some() {
+            self.attempted = self.attempted.saturating_sub(1);
+        }
+        self.emit_at(
+            at,
+            RunEventKind::StepFinished {
+                step: step.id.clone(),
+                status,
+                reason,
+                attempts,
+                adopted,
+                duration,
+                counts: self.counts,
+                running: self.attempted,
+            },
+        );
         let stop = self.stop.clone();
         let failing = counts_against_run(status, &step, stop.as_ref());
         self.view_tx.send_modify(|v| {

@@ -412,15 +412,13 @@ async fn events_are_ordered_with_progress_and_counts() {
         panic!("last event is not RunFinished");
     };
     assert_eq!(
-        counts,
-        &vec![
-            (StepStatus::Succeeded, 1),
-            (StepStatus::Failed, 1),
-            (StepStatus::TimedOut, 0),
-            (StepStatus::Skipped, 0),
-            (StepStatus::UpstreamFailed, 1),
-            (StepStatus::Cancelled, 0),
-        ]
+        *counts,
+        Counts {
+            succeeded: 1,
+            failed: 1,
+            upstream_failed: 1,
+            ..Counts::default()
+        }
     );
 }
 

@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::event::RemoteHandle;
 use crate::executor::common::{CancelTarget, Stop, appear_wait, conclude, is_one_of, resolve};
 use crate::executor::protocol::{
     Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
 };
 use crate::executor::{AttemptContext, AttemptOutcome};
-use crate::event::RemoteHandle;
 use crate::job::model::{DataflowStep, ProcessType};
 use crate::powerbi::api::Transaction;
 use crate::powerbi::resolve::ItemKind;

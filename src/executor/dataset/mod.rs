@@ -15,13 +15,13 @@ pub(crate) use body::{enhanced_body, standard_body};
 
 use std::time::Duration;
 
+use crate::event::RemoteHandle;
 use crate::executor::common::CancelTarget;
 use crate::executor::common::{Stop, appear_wait, conclude, is_one_of, resolve};
 use crate::executor::protocol::{
     Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive,
 };
 use crate::executor::{AttemptContext, AttemptOutcome};
-use crate::event::RemoteHandle;
 use crate::job::model::DatasetStep;
 use crate::powerbi::api::RefreshEntry;
 use crate::powerbi::resolve::ItemKind;
