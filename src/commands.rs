@@ -24,9 +24,7 @@ fn init_logging(cli: &Cli) {
         .with_target(false);
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(crate::term::color_on_stderr()).try_init(),
     };
     crate::run::set_output(
         cli.quiet,

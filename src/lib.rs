@@ -28,3 +28,5 @@ pub mod secret;
 pub mod sim;
 pub mod stdout;
 pub mod store;
+pub(crate) mod suggest;
+pub(crate) mod term;

@@ -270,7 +270,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
             // `-q` is "errors only": a failed run still says which steps failed and why.
             eprint!("{}", crate::reporter::summary::errors_only(&report));
         } else {
-            let width = crate::reporter::summary::stderr_width();
+            let width = crate::term::stderr_width();
             eprint!(
                 "{}",
                 crate::reporter::summary::render_for_width(&report, &written, width)
@@ -673,7 +673,7 @@ fn unused_profile_entries(job: &Job, profile: &Profile) -> Vec<String> {
             if steps.contains(&name.as_str()) {
                 continue;
             }
-            let near = crate::job::validate::did_you_mean(name, steps.iter().copied())
+            let near = crate::suggest::did_you_mean(name, steps.iter().copied())
                 .map(|n| format!(" (did you mean `{n}`?)"))
                 .unwrap_or_default();
             warnings.push(format!(

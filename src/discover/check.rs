@@ -4,7 +4,7 @@
 //! edge), or a dependency the lineage does not explain (extra edge). Nothing is triggered.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use indexmap::IndexMap;
 
@@ -16,7 +16,7 @@ use crate::error::{Error, exit};
 use crate::job::model::{Generation, Job, StepKind};
 use crate::job::{self, DiagFormat, Severity};
 use crate::powerbi::ClientError;
-use crate::powerbi::resolve::near_matches;
+use crate::suggest::near_names;
 
 /// One finding of the live check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +95,7 @@ fn find_item<'a>(
     match found.as_slice() {
         [one] => Ok(one),
         [] => {
-            let near = near_matches(wanted, items.iter().map(|(_, n)| *n));
+            let near = near_names(wanted, items.iter().map(|(_, n)| *n));
             Err(format!(
                 "{noun} `{wanted}` not found in workspace `{workspace}`{}",
                 hint(&near)
@@ -118,7 +118,7 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
             continue;
         };
         let Some(ws) = find_workspace(estate, ws_name) else {
-            let near = near_matches(ws_name, estate.workspaces.iter().map(|w| w.name.as_str()));
+            let near = near_names(ws_name, estate.workspaces.iter().map(|w| w.name.as_str()));
             findings.push(error(format!(
                 "step `{id}`: workspace `{ws_name}` not found (or the identity is not a member){}",
                 hint(&near)
@@ -438,7 +438,7 @@ pub fn validate_lineage(args: &ValidateArgs) -> Result<u8, Error> {
 async fn validate_async(args: &ValidateArgs) -> Result<u8, Error> {
     let overrides =
         job::parse_var_overrides(&args.vars).map_err(|e| Error::Invalid(e.to_string()))?;
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = crate::term::color_on_stderr();
     let (mut invalid, mut unreachable) = (false, false);
     let mut json = Vec::new();
     let mut short = String::new();

@@ -7,7 +7,6 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::lineage::{Edge, Node, NodeKey, NodeKind};
 use super::{Dataflow, Dataset, DiscoverError, Estate, FabricItem, Report, Workspace};
 use crate::powerbi::api::{DatasetDataflowLink, Group, UpstreamDataflow};
-use crate::powerbi::resolve::near_matches;
 use crate::powerbi::{ClientError, PowerBiClient};
 
 /// What to discover.
@@ -72,7 +71,7 @@ fn select<'a>(groups: &'a [Group], wanted: &[String]) -> Result<Vec<&'a Group>, 
                 }
             }
             None => {
-                let near = near_matches(w, groups.iter().map(|g| g.name.as_str()));
+                let near = crate::suggest::near_names(w, groups.iter().map(|g| g.name.as_str()));
                 let hint = if near.is_empty() {
                     String::new()
                 } else {

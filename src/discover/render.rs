@@ -5,31 +5,6 @@ use std::collections::HashMap;
 use super::Estate;
 use super::lineage::{Node, NodeKind};
 
-/// Left-aligned columns separated by two spaces; the last column is not padded.
-fn columns(rows: &[Vec<String>]) -> String {
-    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; n];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < r.len() {
-                let pad = widths[i] - c.chars().count() + 2;
-                line.push_str(&" ".repeat(pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
@@ -121,7 +96,7 @@ pub fn table(estate: &Estate) -> String {
         reports += w.reports.len();
         fabric += w.fabric_items.len();
     }
-    let mut out = columns(&rows);
+    let mut out = crate::term::table(&rows, 2);
     out.push_str(&format!(
         "\n{}: {}, {} (gen1), {}, {}\n",
         plural(estate.workspaces.len(), "workspace"),
@@ -159,7 +134,7 @@ pub(crate) fn lineage_table(estate: &Estate) -> String {
             format!("{} {}", e.to.kind.as_str(), e.to.label()),
         ]);
     }
-    out.push_str(&columns(&rows));
+    out.push_str(&crate::term::table(&rows, 2));
     out
 }
 

@@ -2,7 +2,6 @@
 //! resolved), the implicit `default` connection (AZURE_* / PBIBATCH_ACCESS_TOKEN), or the
 //! in-process simulator (`--simulate`, which shares its setup with `run --simulate`).
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use indexmap::IndexMap;
@@ -119,7 +118,7 @@ impl Target {
 }
 
 fn print_diagnostics(diags: &Diagnostics) {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = crate::term::color_on_stderr();
     eprint!("{}", diags.render(DiagFormat::Human, color));
 }
 

@@ -52,8 +52,7 @@ pub(crate) fn kestra_command(args: &ExportKestraArgs) -> Result<u8, Error> {
     let loaded = match job::load_bytes(&name, &bytes, &overrides, &|_| None) {
         Ok(loaded) => loaded,
         Err(diags) => {
-            let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none();
+            let color = crate::term::color_on_stderr();
             eprint!("{}", diags.render(DiagFormat::Human, color));
             return Err(Error::Reported);
         }

@@ -38,7 +38,7 @@ pub(super) fn near_set_variable(
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| lookup(k).is_some())
         .collect();
-    crate::job::validate::did_you_mean(name, set.iter().map(String::as_str)).map(str::to_string)
+    crate::suggest::did_you_mean(name, set.iter().map(String::as_str)).map(str::to_string)
 }
 
 impl fmt::Display for MissingEnv {

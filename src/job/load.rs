@@ -489,8 +489,8 @@ fn improve_message(message: &str) -> (String, Option<String>) {
                     .collect()
             })
             .unwrap_or_default();
-        let help = match crate::job::validate::did_you_mean(found, expected.iter().copied()) {
-            Some(best) => Some(format!("did you mean `{best}`?")),
+        let help = match crate::suggest::did_you_mean(found, expected.iter().copied()) {
+            Some(best) => Some(crate::suggest::hint(best)),
             None if !expected.is_empty() => {
                 Some(format!("expected one of: {}", expected.join(", ")))
             }

@@ -1,16 +1,12 @@
 //! The `validate`, `plan`, `graph` and `schema` commands.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use crate::cli::{DiagnosticFormat, GraphArgs, GraphFormat, PlanArgs, PlanFormat, ValidateArgs};
 use crate::error::{Error, exit};
 use crate::job::{self, DiagFormat, Diagnostics};
 use crate::plan::{Plan, graph, render};
-
-fn color_on_stderr() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
 
 fn write_stdout(text: &str) -> Result<(), Error> {
     crate::stdout::write(text)
@@ -27,7 +23,7 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<u8, Error> {
     let mut failed = false;
     let mut json = Vec::new();
     let mut short = String::new();
-    let color = color_on_stderr();
+    let color = crate::term::color_on_stderr();
     for path in &args.jobs {
         let (mut diags, summary): (Diagnostics, Option<String>) = match job::load(path, &overrides)
         {
@@ -108,8 +104,10 @@ fn load_or_report(path: &std::path::Path, vars: &[String]) -> Result<job::model:
             Ok(loaded.job)
         }
         Err(d) => {
-            let _ = std::io::stderr()
-                .write_all(d.render(DiagFormat::Human, color_on_stderr()).as_bytes());
+            let _ = std::io::stderr().write_all(
+                d.render(DiagFormat::Human, crate::term::color_on_stderr())
+                    .as_bytes(),
+            );
             Err(Error::Reported)
         }
     }

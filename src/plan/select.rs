@@ -134,7 +134,7 @@ fn matches<'a>(
                 .collect();
             tags.sort_unstable();
             tags.dedup();
-            let help = crate::job::validate::did_you_mean(tag, tags.iter().copied())
+            let help = crate::suggest::did_you_mean(tag, tags.iter().copied())
                 .map(|b| format!("did you mean `tag:{b}`?"));
             return Err(no_match(help));
         }
@@ -191,7 +191,7 @@ fn matches<'a>(
             && let Some(fan_out) = job.fan_outs.get(parent)
         {
             let keys = fan_out.items.iter().map(|i| i.key.as_str());
-            let help = crate::job::validate::did_you_mean(wanted, keys.clone())
+            let help = crate::suggest::did_you_mean(wanted, keys.clone())
                 .map(|b| format!("did you mean `{parent}[{b}]`?"))
                 .or_else(|| {
                     let all: Vec<&str> = keys.collect();
@@ -199,9 +199,9 @@ fn matches<'a>(
                 });
             return Err(no_match(help));
         }
-        let help = crate::job::validate::did_you_mean(id, job.steps.keys().map(String::as_str))
+        let help = crate::suggest::did_you_mean(id, job.steps.keys().map(String::as_str))
             .or_else(|| same_words(id, job.steps.keys().map(String::as_str)))
-            .map(|b| format!("did you mean `{b}`?"));
+            .map(crate::suggest::hint);
         return Err(no_match(help));
     };
     Ok(reach(links, key.as_str(), up, down))

@@ -121,35 +121,6 @@ pub(crate) fn is_guid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
 
-/// Up to five names close to `wanted`, best first.
-pub(crate) fn near_matches<'a>(
-    wanted: &str,
-    names: impl IntoIterator<Item = &'a str>,
-) -> Vec<String> {
-    let w = wanted.to_lowercase();
-    let mut scored: Vec<(f64, &str)> = names
-        .into_iter()
-        .filter_map(|n| {
-            let l = n.to_lowercase();
-            let score = strsim::jaro_winkler(&w, &l);
-            let contains = !w.is_empty() && (l.contains(&w) || w.contains(&l));
-            (score >= 0.75 || contains)
-                .then_some((if contains { score.max(0.9) } else { score }, n))
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    let mut out: Vec<String> = Vec::new();
-    for (_, n) in scored {
-        if !out.iter().any(|o| o == n) {
-            out.push(n.to_string());
-        }
-        if out.len() == 5 {
-            break;
-        }
-    }
-    out
-}
-
 fn hint(near: &[String]) -> String {
     if near.is_empty() {
         String::new()
@@ -201,7 +172,8 @@ impl PowerBiClient {
             [one] => Ok((*one).clone()),
             [] => {
                 let all = self.groups(conn).await.unwrap_or_default();
-                let near = near_matches(name_or_id, all.iter().map(|g| g.name.as_str()));
+                let near =
+                    crate::suggest::near_names(name_or_id, all.iter().map(|g| g.name.as_str()));
                 Err(ClientError::Resolve(format!(
                     "workspace `{name_or_id}` not found (or the identity is not a member){}",
                     hint(&near)
@@ -279,7 +251,10 @@ impl PowerBiClient {
         match items.by_name(name_or_id).as_slice() {
             [one] => Ok((*one).clone()),
             [] => {
-                let near = near_matches(name_or_id, items.items.iter().map(|i| i.name.as_str()));
+                let near = crate::suggest::near_names(
+                    name_or_id,
+                    items.items.iter().map(|i| i.name.as_str()),
+                );
                 Err(ClientError::Resolve(format!(
                     "{noun} `{name_or_id}` not found in workspace {workspace_id}{}",
                     hint(&near)
@@ -306,14 +281,6 @@ mod tests {
         assert!(is_guid("8dbd8c92-4d16-4947-8329-4172f04f4f93"));
         assert!(!is_guid("Data Admin"));
         assert!(!is_guid("8dbd8c924d1649478329 4172f04f4f93"));
-    }
-
-    #[test]
-    fn near_matches_are_ranked() {
-        let names = ["ORDER_LIST", "ORDER_BOOK", "Sales", "order list v2"];
-        let near = near_matches("ORDER_LST", names);
-        assert_eq!(near.first().map(String::as_str), Some("ORDER_LIST"));
-        assert!(!near.iter().any(|n| n == "Sales"));
     }
 
     fn item(id: &str, name: &str) -> Item {

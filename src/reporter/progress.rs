@@ -226,7 +226,11 @@ impl ProgressModel {
     /// `dataset Data Admin / ORDER_LIST`, the resource shortened to stay readable.
     fn what(&self, step: &StepId) -> String {
         match self.steps.get(step) {
-            Some(info) => format!("{} {}", info.step_type, shorten(&info.resource, 48)),
+            Some(info) => format!(
+                "{} {}",
+                info.step_type,
+                crate::term::shorten(&info.resource, 48)
+            ),
             None => "?".into(),
         }
     }
@@ -606,14 +610,6 @@ fn first_line(text: &str) -> &str {
         .unwrap_or("")
 }
 
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,6 +725,5 @@ mod tests {
             remote_text(&waiting, false),
             "waiting for a running refresh to end"
         );
-        assert_eq!(shorten("abcdef", 4), "abc…");
     }
 }

@@ -142,28 +142,7 @@ pub fn render_for_width(
     if let Some(width) = width {
         fit(&header, &mut rows, &mut shown, width);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     let mut out = String::new();
-    let line = |cells: &[&str], out: &mut String| {
-        let mut text = String::new();
-        for (n, c) in shown.iter().enumerate() {
-            let cell = cells[*c];
-            text.push_str(cell);
-            if n + 1 < shown.len() {
-                let pad = widths[*c].saturating_sub(cell.chars().count());
-                text.push_str(&" ".repeat(pad + GAP));
-            }
-        }
-        let _ = writeln!(out, "{}", text.trim_end());
-    };
     let _ = writeln!(
         out,
         "run {} of {}: {} in {}",
@@ -172,20 +151,20 @@ pub fn render_for_width(
         report.status.as_str(),
         format_secs(report.duration_secs)
     );
-    line(&header, &mut out);
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&cells, &mut out);
-    }
+    let table: Vec<Vec<&str>> = std::iter::once(header.to_vec())
+        .chain(rows.iter().map(|r| r.iter().map(String::as_str).collect()))
+        .map(|cells: Vec<&str>| shown.iter().map(|c| cells[*c]).collect())
+        .collect();
+    out.push_str(&crate::term::table(&table, GAP));
     if !shown.contains(&ERROR) {
         let width = width.unwrap_or(usize::MAX);
         for row in rows.iter().filter(|r| r[ERROR] != "-") {
             let text = format!("{}: {}", row[0], row[ERROR]);
-            let _ = writeln!(out, "{}", shorten(&text, width));
+            let _ = writeln!(out, "{}", crate::term::shorten(&text, width));
         }
     }
     let mut counts = format!("counts: {}", report.counts.line());
-    let too_wide = |text: &str| width.is_some_and(|w| text.chars().count() > w);
+    let too_wide = |text: &str| width.is_some_and(|w| crate::term::width(text) > w);
     if too_wide(&counts) {
         // On a narrow terminal the zeros go (the reports keep all six).
         let nonzero: Vec<String> = crate::event::StepStatus::ALL
@@ -208,7 +187,7 @@ pub fn render_for_width(
     };
     match width {
         Some(w) if too_wide(&path) => {
-            let _ = writeln!(out, "{}", shorten(&path, w));
+            let _ = writeln!(out, "{}", crate::term::shorten(&path, w));
         }
         _ => {
             let _ = writeln!(out, "{path}");
@@ -220,24 +199,12 @@ pub fn render_for_width(
     out
 }
 
-/// The width of the terminal on stderr, `None` when stderr is not one (logs, CI, Kestra: the
-/// summary is then printed whole).
-pub(crate) fn stderr_width() -> Option<usize> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    console::Term::stderr()
-        .size_checked()
-        .map(|(_, cols)| usize::from(cols))
-}
-
 /// Shortens cells (see [`render_for_width`]) until a row fits in `width` columns.
 fn fit(header: &[&str; 7], rows: &mut [[String; 7]], shown: &mut Vec<usize>, width: usize) {
     let col_width = |rows: &[[String; 7]], c: usize| {
         rows.iter()
-            .map(|r| r[c].chars().count())
-            .chain([header[c].chars().count()])
+            .map(|r| crate::term::width(&r[c]))
+            .chain([crate::term::width(header[c])])
             .max()
             .unwrap_or(0)
     };
@@ -254,7 +221,7 @@ fn fit(header: &[&str; 7], rows: &mut [[String; 7]], shown: &mut Vec<usize>, wid
         return;
     }
     for row in rows.iter_mut() {
-        row[REMOTE] = shorten(&row[REMOTE], SHORT_ID + 1);
+        row[REMOTE] = crate::term::shorten(&row[REMOTE], SHORT_ID + 1);
     }
     // The error keeps at least this much before the other columns give way.
     const MIN_ERROR: usize = 24;
@@ -262,7 +229,7 @@ fn fit(header: &[&str; 7], rows: &mut [[String; 7]], shown: &mut Vec<usize>, wid
     let step_max = (width / 3).max(12);
     if col_width(rows, 0) > step_max {
         for row in rows.iter_mut() {
-            row[0] = shorten(&row[0], step_max);
+            row[0] = crate::term::shorten(&row[0], step_max);
         }
     }
     if fixed(rows, shown) + MIN_ERROR > width {
@@ -277,17 +244,8 @@ fn fit(header: &[&str; 7], rows: &mut [[String; 7]], shown: &mut Vec<usize>, wid
         .saturating_sub(fixed(rows, shown))
         .max(MIN_ERROR.min(width));
     for row in rows.iter_mut() {
-        row[ERROR] = shorten(&row[ERROR], room);
+        row[ERROR] = crate::term::shorten(&row[ERROR], room);
     }
-}
-
-/// `text` cut to `max` characters, the last one `…`.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
 }
 
 /// What `-q` ("errors only") prints at the end of a run that did not succeed: one `error:`

@@ -93,7 +93,7 @@ pub(super) fn render_history(runs: &[RunSummary]) -> String {
             counts_line(&run.counts, run.steps),
         ]);
     }
-    table(&rows)
+    crate::term::table(&rows, 2)
 }
 
 /// The `show` text: a header, then the run's summary table (the one `run` prints) for a
@@ -170,31 +170,13 @@ pub(super) fn render_run(run: &RunDetails) -> String {
             one_line(&detail),
         ]);
     }
-    out.push_str(&table(&rows));
+    out.push_str(&crate::term::table(&rows, 2));
     if run.status == "incomplete" {
         let _ = write!(
             out,
             "\nfinish it with: pbibatch run {} --resume {}\n",
             run.job_file, run.run_id
         );
-    }
-    out
-}
-
-/// Left-aligned columns separated by two spaces; trailing spaces trimmed.
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
     }
     out
 }

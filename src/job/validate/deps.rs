@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::{Checker, did_you_mean};
+use super::Checker;
 use crate::job::model::{Step, StepId};
 use crate::job::raw::RawJob;
+use crate::suggest::hint_for;
 
 /// Checks every `depends_on` entry, then looks for cycles among the valid edges. Invalid
 /// entries are removed from the model so later stages never see them.
@@ -30,7 +31,7 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
                 );
             } else if !nodes.contains_key(name) {
                 let help = if c.suggestions_left() {
-                    did_you_mean(name, ids.iter().copied()).map(|b| format!("did you mean `{b}`?"))
+                    hint_for(name, ids.iter().copied())
                 } else {
                     None
                 };

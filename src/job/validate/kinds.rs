@@ -3,7 +3,7 @@
 use indexmap::IndexMap;
 use serde_saphyr::Location;
 
-use super::{Checker, did_you_mean};
+use super::Checker;
 use crate::job::model::{
     CommitMode, DataflowStep, DatasetStep, EnhancedRefresh, ExecuteOption, ExportFormat,
     ExportSpec, Generation, HeaderValue, NotifyOption, ProcessType, RefreshObject, RefreshType,
@@ -13,6 +13,7 @@ use crate::job::raw::{
     RawCommitMode, RawExecuteOption, RawNotify, RawProcessType, RawRefresh, RawRefreshType,
     RawStep, Sp,
 };
+use crate::suggest::hint_for;
 
 /// The enhanced refresh `timeout` is sent as `hh:mm:ss` and must stay under a day.
 const MAX_SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600 - 1);
@@ -406,18 +407,16 @@ pub(super) fn report(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind
     let wanted = e.format.get().trim().to_ascii_uppercase();
     let format = FORMATS.iter().copied().find(|f| f.as_str() == wanted);
     if format.is_none() {
-        let help = did_you_mean(&wanted, FORMATS.iter().map(|f| f.as_str()))
-            .map(|b| format!("did you mean `{b}`?"))
-            .or_else(|| {
-                Some(format!(
-                    "expected one of: {}",
-                    FORMATS
-                        .iter()
-                        .map(|f| f.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            });
+        let help = hint_for(&wanted, FORMATS.iter().map(|f| f.as_str())).or_else(|| {
+            Some(format!(
+                "expected one of: {}",
+                FORMATS
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        });
         c.error_help(
             e.format.loc(),
             format!("invalid export format `{}`", e.format.get()),

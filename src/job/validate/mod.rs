@@ -67,40 +67,9 @@ pub(crate) fn loc_span(src: &str, loc: Location) -> (usize, usize) {
     (off, 0)
 }
 
-/// The closest candidate to a misspelled word, if one is close enough to be a likely typo.
-pub(crate) fn did_you_mean<'a>(
-    found: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (found.chars().count() / 3).clamp(1, 3);
-    let len = found.chars().count();
-    let candidates: Vec<&'a str> = candidates.collect();
-    // The API's spelling of a value (`SkipApplyChanges`) for the file's (`skip_apply_changes`):
-    // the same word, whatever the case and separators.
-    let folded = |s: &str| -> String {
-        s.chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    if let Some(same) = candidates
-        .iter()
-        .find(|c| **c != found && folded(c) == folded(found))
-    {
-        return Some(same);
-    }
-    candidates
-        .into_iter()
-        .filter(|c| *c != found && c.len().abs_diff(len) <= limit * 4)
-        .map(|c| (strsim::osa_distance(found, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 fn help_for(found: &str, candidates: impl Iterator<Item = impl AsRef<str>>) -> Option<String> {
     let all: Vec<String> = candidates.map(|c| c.as_ref().to_string()).collect();
-    did_you_mean(found, all.iter().map(String::as_str)).map(|c| format!("did you mean `{c}`?"))
+    crate::suggest::hint_for(found, all.iter().map(String::as_str))
 }
 
 /// True for `[A-Za-z_][A-Za-z0-9_-]*` (step ids).
@@ -427,7 +396,8 @@ impl<'a> Checker<'a> {
         }
         let likely_alias = !s.contains(' ') && !s.contains("${");
         if likely_alias
-            && let Some(best) = did_you_mean(&s, self.aliases.keys().map(String::as_str))
+            && let Some(best) =
+                crate::suggest::did_you_mean(&s, self.aliases.keys().map(String::as_str))
         {
             let help = Some(format!(
                 "did you mean `{best}`? A value that is not an alias is taken as a workspace \

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::{Checker, MAX_DURATION, did_you_mean, is_step_id, kinds};
+use super::{Checker, MAX_DURATION, is_step_id, kinds};
 use crate::job::keys::{
     applies_to, needs_wait_for, present_type_keys, type_keys, types_with_key, watches_remote_run,
 };
@@ -12,6 +12,7 @@ use crate::job::model::{Connection, IfRunning, Step, TriggerRule};
 use crate::job::raw::{
     RawDefaults, RawIfRunning, RawRetries, RawStep, RawStepType, RawTrigger, Sp,
 };
+use crate::suggest::hint_for;
 
 /// Built-in defaults (documented in the JSON Schema descriptions).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
@@ -158,8 +159,7 @@ fn check_connection(
     connections: &IndexMap<String, Connection>,
 ) {
     if !connections.contains_key(v.get()) {
-        let help = did_you_mean(v.get(), connections.keys().map(String::as_str))
-            .map(|b| format!("did you mean `{b}`?"));
+        let help = hint_for(v.get(), connections.keys().map(String::as_str));
         c.error_help(
             v.loc(),
             format!("unknown connection `{}`", v.get()),
@@ -263,8 +263,7 @@ pub(super) fn build(
 
     let pool = raw.pool.as_ref().map(|p| {
         if !pools.contains_key(p.get()) {
-            let help = did_you_mean(p.get(), pools.keys().map(String::as_str))
-                .map(|b| format!("did you mean `{b}`?"));
+            let help = hint_for(p.get(), pools.keys().map(String::as_str));
             c.error_help(
                 p.loc(),
                 format!("unknown pool `{}`", p.get()),
