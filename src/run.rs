@@ -4,7 +4,6 @@
 //! Everything that can be refused (a bad job, missing env vars, a plain-http remote, an
 //! unknown selector) is refused here, before the first request is sent: exit 2.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,7 +46,7 @@ struct Prepared {
 }
 
 fn print_diagnostics(diags: &Diagnostics) {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = crate::term::color_on_stderr();
     eprint!("{}", diags.render(DiagFormat::Human, color));
 }
 
