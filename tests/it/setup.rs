@@ -53,6 +53,7 @@ fn setup_ci_runs_exactly_the_readme_test_command_after_fmt_and_clippy() {
             "cargo fmt --all -- --check",
             "cargo clippy --all-targets --locked -- -D warnings",
             test_command.as_str(),
+            "cargo test --test it soak -- --ignored",
         ],
         ".ci/run"
     );
