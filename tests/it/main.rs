@@ -5,6 +5,8 @@ mod auth_kinds;
 mod capacity_limits;
 mod capacity_run;
 mod ci_matcher;
+mod cli_outputs;
+mod cli_test;
 mod client_http;
 mod common;
 mod discover_cli;
