@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::view::ViewState;
 use crate::event::{AttemptUpdate, RemoteHandle, StepStatus};
 use crate::executor::{AttemptContext, AttemptOutcome, Cancel, CancelReason, Executor, SkipKind};
-use crate::job::model::{Step, StepId, StepKind};
+use crate::job::model::{Step, StepId};
 
 /// How long an executor may take to return after a cancel request (to cancel remotely).
 pub(crate) const CANCEL_GRACE: Duration = Duration::from_secs(60);
@@ -72,6 +72,9 @@ pub(crate) struct StepTask {
     pub index: usize,
     pub run_id: String,
     pub step: Arc<Step>,
+    /// Its attempts get the final statuses and stats of the other steps in their
+    /// [`crate::executor::RunView`] ([`crate::plan::StepNeeds::run_view`]).
+    pub run_view: bool,
     pub executor: Arc<dyn Executor>,
     pub reports: mpsc::UnboundedSender<AttemptReport>,
     pub view: watch::Receiver<ViewState>,
@@ -133,10 +136,7 @@ impl StepTask {
                 attempt,
                 cancel: cancel.clone(),
                 updates: updates_tx.clone(),
-                run_view: self
-                    .view
-                    .borrow()
-                    .run_view(matches!(step.kind, StepKind::Webhook(_))),
+                run_view: self.view.borrow().run_view(self.run_view),
                 reattach: last_handle.clone(),
                 durable: self.durable,
                 estimate: None,

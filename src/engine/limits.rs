@@ -1,56 +1,14 @@
 //! The limits a step must fit in before it starts: the global concurrency, its named pools
-//! (its `pool:` and the data limits it joins, see [`super::DataLimits`]), and its remote
-//! resource (one in-flight step per workspace + dataset / dataflow).
+//! (its `pool:` and the data limits it joins, see [`super::DataLimits`]), and the exclusive
+//! resources the plan says it holds ([`crate::plan::StepNeeds::exclusive`]: one in-flight
+//! step per workspace + dataset / dataflow, per capacity).
 //!
 //! The scheduler is a single task, so these are plain counters rather than semaphores: a step
 //! takes its permits when it starts and gives them back when it reaches a final status.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::job::model::{Job, Step, StepKind};
-
-/// The remote resource a step refreshes, when two steps on it must not overlap.
-///
-/// Names are compared case-insensitively (the service does); a name and the GUID of the same
-/// item are not recognised as one resource before resolution, which the docs say.
-pub(super) fn resource_key(step: &Step) -> Option<String> {
-    let norm = |s: &str| s.trim().to_lowercase();
-    match &step.kind {
-        StepKind::Dataflow(d) => Some(format!(
-            "dataflow\u{1f}{}\u{1f}{}",
-            norm(&d.workspace),
-            norm(&d.dataflow)
-        )),
-        StepKind::SasFlow(s) => s.wait_for.as_ref().map(|w| {
-            format!(
-                "dataflow\u{1f}{}\u{1f}{}",
-                norm(&w.workspace),
-                norm(&w.dataflow)
-            )
-        }),
-        StepKind::Dataset(d) => Some(format!(
-            "dataset\u{1f}{}\u{1f}{}",
-            norm(&d.workspace),
-            norm(&d.dataset)
-        )),
-        StepKind::FabricJob(f) => Some(format!(
-            "{}\u{1f}{}\u{1f}{}",
-            f.item_type.name(),
-            norm(&f.workspace),
-            norm(&f.item)
-        )),
-        StepKind::Report(_) | StepKind::Webhook(_) => None,
-        // Two steps on one capacity (a resume and a suspend, say) would undo each other:
-        // they run one at a time. The ARM id is the key, however the step names it.
-        StepKind::Capacity(c) => Some(format!(
-            "capacity\u{1f}{}",
-            c.target()
-                .map(|t| t.id())
-                .unwrap_or_else(|_| c.capacity.clone())
-                .to_lowercase()
-        )),
-    }
-}
+use crate::job::model::Job;
 
 /// Permits in use.
 #[derive(Debug)]
@@ -93,8 +51,8 @@ impl Limits {
         self.in_flight >= self.concurrency
     }
 
-    /// True when a step with these pools and resource can start now.
-    pub(super) fn fits(&self, pools: &[String], resource: Option<&str>) -> bool {
+    /// True when a step with these pools and exclusive resources can start now.
+    pub(super) fn fits(&self, pools: &[String], exclusive: &[String]) -> bool {
         if self.full() {
             return false;
         }
@@ -107,29 +65,27 @@ impl Limits {
                 return false;
             }
         }
-        resource.is_none_or(|r| !self.busy_resources.contains(r))
+        !exclusive.iter().any(|r| self.busy_resources.contains(r))
     }
 
     /// Takes the permits of a starting step.
-    pub(super) fn acquire(&mut self, pools: &[String], resource: Option<&str>) {
+    pub(super) fn acquire(&mut self, pools: &[String], exclusive: &[String]) {
         self.in_flight += 1;
         for pool in pools {
             *self.pool_used.entry(pool.clone()).or_insert(0) += 1;
         }
-        if let Some(r) = resource {
-            self.busy_resources.insert(r.to_string());
-        }
+        self.busy_resources.extend(exclusive.iter().cloned());
     }
 
     /// Gives back the permits of a finished step.
-    pub(super) fn release(&mut self, pools: &[String], resource: Option<&str>) {
+    pub(super) fn release(&mut self, pools: &[String], exclusive: &[String]) {
         self.in_flight = self.in_flight.saturating_sub(1);
         for pool in pools {
             if let Some(used) = self.pool_used.get_mut(pool) {
                 *used = used.saturating_sub(1);
             }
         }
-        if let Some(r) = resource {
+        for r in exclusive {
             self.busy_resources.remove(r);
         }
     }
@@ -138,80 +94,6 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::model::{DataflowStep, Generation, NotifyOption, SasFlowStep, WaitFor};
-    use crate::secret::Secret;
-
-    fn with_kind(kind: StepKind) -> Step {
-        Step {
-            kind,
-            ..crate::engine::tests::step("s", &[])
-        }
-    }
-
-    fn dataflow(workspace: &str, name: &str) -> StepKind {
-        StepKind::Dataflow(DataflowStep {
-            workspace: workspace.into(),
-            dataflow: name.into(),
-            generation: Generation::Gen1,
-            notify: NotifyOption::NoNotification,
-            process_type: None,
-            execute_option: None,
-            parameters: Default::default(),
-        })
-    }
-
-    fn sas(wait_for: Option<(&str, &str)>) -> StepKind {
-        StepKind::SasFlow(SasFlowStep {
-            url: Secret::new("https://flow.example.invalid/x?sig=s"),
-            method: "POST".into(),
-            headers: Default::default(),
-            body: None,
-            expect_status: Vec::new(),
-            wait_for: wait_for.map(|(w, d)| WaitFor {
-                workspace: w.into(),
-                dataflow: d.into(),
-            }),
-            oauth: false,
-        })
-    }
-
-    #[test]
-    fn a_sas_flow_waiting_for_a_dataflow_holds_that_dataflow() {
-        let df = resource_key(&with_kind(dataflow("Data Admin", "Master Order List")));
-        let flow = resource_key(&with_kind(sas(Some(("data admin", "master order list")))));
-        assert!(df.is_some());
-        assert_eq!(df, flow);
-        assert_eq!(resource_key(&with_kind(sas(None))), None);
-        // A dataset and a dataflow of the same name are different resources.
-        let ds = resource_key(&crate::engine::tests::dataset(
-            "d",
-            &[],
-            "Data Admin",
-            "Master Order List",
-        ));
-        assert_ne!(ds, df);
-    }
-
-    #[test]
-    fn two_steps_on_one_capacity_hold_the_same_resource() {
-        use crate::job::model::{CapacityAction, CapacityStep};
-        let by_id = with_kind(StepKind::Capacity(CapacityStep {
-            action: CapacityAction::Resume,
-            capacity:
-                "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Fabric/capacities/nightly"
-                    .into(),
-            subscription: None,
-            resource_group: None,
-        }));
-        let by_name = with_kind(StepKind::Capacity(CapacityStep {
-            action: CapacityAction::Suspend,
-            capacity: "nightly".into(),
-            subscription: Some("s".into()),
-            resource_group: Some("rg".into()),
-        }));
-        assert!(resource_key(&by_id).is_some());
-        assert_eq!(resource_key(&by_id), resource_key(&by_name));
-    }
 
     #[test]
     fn pools_and_resources_are_counted() {
@@ -219,16 +101,17 @@ mod tests {
         job.pools.insert("p".into(), 1);
         let mut limits = Limits::new(&job, None, &HashMap::new());
         let p = ["p".to_string()];
-        assert!(limits.fits(&p, Some("r")));
-        limits.acquire(&p, Some("r"));
-        assert!(!limits.fits(&p, None), "pool full");
-        assert!(!limits.fits(&[], Some("r")), "resource busy");
-        assert!(limits.fits(&["undeclared".to_string()], None));
-        limits.acquire(&[], None);
-        limits.acquire(&[], None);
+        let r = ["r".to_string()];
+        assert!(limits.fits(&p, &r));
+        limits.acquire(&p, &r);
+        assert!(!limits.fits(&p, &[]), "pool full");
+        assert!(!limits.fits(&[], &r), "resource busy");
+        assert!(limits.fits(&["undeclared".to_string()], &[]));
+        limits.acquire(&[], &[]);
+        limits.acquire(&[], &[]);
         assert!(limits.full());
-        limits.release(&p, Some("r"));
-        assert!(limits.fits(&p, Some("r")));
+        limits.release(&p, &r);
+        assert!(limits.fits(&p, &r));
     }
 
     #[test]
@@ -239,16 +122,16 @@ mod tests {
         let mut limits = Limits::new(&job, None, &extra);
         let both = ["p".to_string(), "capacity:c".to_string()];
         let cap = ["capacity:c".to_string()];
-        limits.acquire(&both, None);
-        limits.acquire(&cap, None);
-        assert!(!limits.fits(&both, None), "the capacity limit is full");
-        assert!(limits.fits(&["p".to_string()], None));
-        limits.release(&cap, None);
-        assert!(limits.fits(&both, None));
+        limits.acquire(&both, &[]);
+        limits.acquire(&cap, &[]);
+        assert!(!limits.fits(&both, &[]), "the capacity limit is full");
+        assert!(limits.fits(&["p".to_string()], &[]));
+        limits.release(&cap, &[]);
+        assert!(limits.fits(&both, &[]));
         // A data limit never widens a pool of the job.
         for _ in 0..4 {
-            limits.acquire(&["p".to_string()], None);
+            limits.acquire(&["p".to_string()], &[]);
         }
-        assert!(!limits.fits(&["p".to_string()], None));
+        assert!(!limits.fits(&["p".to_string()], &[]));
     }
 }

@@ -22,10 +22,11 @@
 //! 3. It joins the ready queue. Among ready steps the one with the longest remaining path to the
 //!    end of the plan starts first (by `priority_hint` durations when given, else by step
 //!    count), ties in job order. A step starts only when the global concurrency, its `pool:`
-//!    and the data limits it joins ([`DataLimits`]: capacity-aware limits),
-//!    and its remote resource (one in-flight step per workspace + dataset / dataflow; a
-//!    `sas_flow` with `wait_for` holds its dataflow, a `capacity` step its capacity) all have room; a blocked step does not
-//!    block the ones behind it. A step holds its permits from its first attempt to its last,
+//!    and the data limits it joins ([`DataLimits`]: capacity-aware limits), and the exclusive
+//!    resources the plan gives it ([`crate::plan::StepNeeds`]: one in-flight step per
+//!    workspace + dataset / dataflow; a `sas_flow` with `wait_for` holds its dataflow, a
+//!    `capacity` step its capacity) all have room; a blocked step does not block the ones
+//!    behind it. The engine never looks at a step's type. A step holds its permits from its first attempt to its last,
 //!    retry backoff included, so a retry is never starved by steps that started later.
 //!
 //! Attempts ([`attempt`]) run as tasks that report back to the scheduler; the scheduler turns

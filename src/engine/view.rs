@@ -2,8 +2,9 @@
 //!
 //! The scheduler updates one [`ViewState`] after every final status and publishes it over a
 //! `watch` channel; each attempt takes a [`RunView`] from it when it starts. Counts are kept
-//! incrementally so building a view costs O(1) for most steps: only `webhook` steps (the ones
-//! that can send `${steps.<id>.status}`) get the full list of final statuses.
+//! incrementally so building a view costs O(1) for most steps: only steps whose plan needs say
+//! so ([`crate::plan::StepNeeds::run_view`]: webhooks, which can send `${steps.<id>.status}`)
+//! get the full list of final statuses.
 
 use crate::event::StepStatus;
 use crate::executor::RunView;
@@ -180,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn only_webhooks_get_the_step_list() {
+    fn only_steps_that_ask_get_the_step_list() {
         let v = view(&[("a", StepStatus::Succeeded)]);
         assert!(v.run_view(false).steps.is_empty());
         assert_eq!(v.run_view(true).steps.len(), 1);

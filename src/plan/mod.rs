@@ -7,9 +7,11 @@
 pub(crate) mod capacity;
 pub(crate) mod cmd;
 pub(crate) mod graph;
+mod needs;
 pub(crate) mod render;
 mod select;
 
+pub(crate) use needs::StepNeeds;
 pub use select::{SelectionError, select};
 
 use std::collections::HashMap;
@@ -35,6 +37,9 @@ pub struct Plan {
     pub waves: Vec<Vec<StepId>>,
     /// Number of selected steps on the longest path from a step to the end, itself included.
     pub remaining: HashMap<StepId, u32>,
+    /// What the scheduler must know of each step (exclusive resources, the run view), so it
+    /// never looks at what a step does.
+    pub(crate) needs: HashMap<StepId, StepNeeds>,
 }
 
 /// The job's dependencies form a cycle (validation reports it with its path first).
@@ -107,6 +112,11 @@ impl Plan {
             remaining.insert(id.clone(), below + 1);
         }
 
+        let needs = job
+            .steps
+            .iter()
+            .map(|(id, step)| (id.clone(), StepNeeds::of(step)))
+            .collect();
         Ok(Plan {
             job,
             graph,
@@ -114,6 +124,7 @@ impl Plan {
             selected,
             waves,
             remaining,
+            needs,
         })
     }
 

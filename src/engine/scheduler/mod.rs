@@ -19,7 +19,7 @@ mod priority;
 mod resolve;
 
 use super::attempt::{AttemptReport, StepTask};
-use super::limits::{Limits, resource_key};
+use super::limits::Limits;
 use super::view::ViewState;
 use super::{EngineOptions, ResumeStep};
 use crate::engine::condition::ConditionError;
@@ -28,7 +28,7 @@ use crate::event::{
 };
 use crate::executor::{Executor, SkipKind};
 use crate::job::model::{Step, StepId};
-use crate::plan::Plan;
+use crate::plan::{Plan, StepNeeds};
 
 /// Runs the selected steps of `plan` to their final statuses and returns the run's status.
 ///
@@ -76,7 +76,9 @@ struct Node {
     state: State,
     /// Its `pool:` and the limits it joins by data (capacity-aware limits).
     pools: Vec<String>,
-    resource: Option<String>,
+    /// The remote resources it holds while it runs, and whether its attempts read the run
+    /// view: from the plan, so the scheduler never looks at what a step does.
+    needs: StepNeeds,
     /// Higher starts first.
     priority: u64,
     /// Start of the first attempt.
@@ -183,7 +185,7 @@ impl Scheduler {
                         .chain(opts.limits.members.get(id).into_iter().flatten())
                         .cloned()
                         .collect(),
-                    resource: resource_key(step),
+                    needs: plan.needs.get(id).cloned().unwrap_or_default(),
                     priority: priorities.get(id).copied().unwrap_or(0),
                     started: None,
                     duration_secs: 0.0,
@@ -437,9 +439,9 @@ impl Scheduler {
                 break;
             };
             let i = key.1;
-            let (pools, resource) = (self.nodes[i].pools.clone(), self.nodes[i].resource.clone());
-            if self.limits.fits(&pools, resource.as_deref()) {
-                self.limits.acquire(&pools, resource.as_deref());
+            let node = &self.nodes[i];
+            if self.limits.fits(&node.pools, &node.needs.exclusive) {
+                self.limits.acquire(&node.pools, &node.needs.exclusive);
                 self.spawn(i);
             } else {
                 blocked.push(key);
@@ -456,6 +458,7 @@ impl Scheduler {
             index: i,
             run_id: self.opts.run_id.clone(),
             step: node.step.clone(),
+            run_view: node.needs.run_view,
             executor: self.executor.clone(),
             reports: self.reports_tx.clone(),
             view: self.view_rx.clone(),
@@ -591,8 +594,7 @@ impl Scheduler {
         let duration_secs = node.duration_secs;
         if was == State::Running {
             self.running = self.running.saturating_sub(1);
-            let (pools, resource) = (node.pools.clone(), node.resource.clone());
-            self.limits.release(&pools, resource.as_deref());
+            self.limits.release(&node.pools, &node.needs.exclusive);
         }
         self.counts.add(status);
         if duration.is_some() {
