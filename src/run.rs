@@ -112,7 +112,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         (resolved, config, None)
     };
 
-    if let Err(problems) = crate::powerbi::check_job_urls(&job, &config) {
+    if let Err(problems) = crate::powerbi::check_urls(&job.outbound(), &config) {
         return Err(Error::Invalid(problems.join("\n")));
     }
     let target = crate::store::RunTarget::of_run(&job, &config, args.simulate);
@@ -347,7 +347,7 @@ pub(crate) fn capacities_now(
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             let config = ClientConfig::try_from_env(Default::default())
                 .map_err(|e| Error::Invalid(e.to_string()))?;
-            if let Err(problems) = crate::powerbi::check_job_urls(&resolved, &config) {
+            if let Err(problems) = crate::powerbi::check_urls(&resolved.outbound(), &config) {
                 return Err(Error::Invalid(problems.join("\n")));
             }
             (resolved, config, None)

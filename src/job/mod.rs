@@ -13,6 +13,7 @@ pub(crate) mod interp;
 pub(crate) mod keys;
 mod load;
 pub mod model;
+mod outbound;
 pub(crate) mod raw;
 mod relocate;
 pub(crate) mod schema;
@@ -21,6 +22,7 @@ pub(crate) mod validate;
 pub use diag::{DiagFormat, Diagnostic, Diagnostics, Severity};
 pub use env::{MissingEnv, MissingVar, needs_auth, resolve_env};
 pub use load::{Loaded, load, load_bytes};
+pub use outbound::Outbound;
 
 /// A `--var` argument that is not `KEY=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]

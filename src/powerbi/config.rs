@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::job::model::{Cloud, Credentials, Job, StepKind};
+use crate::job::Outbound;
+use crate::job::model::Cloud;
 use crate::secret::{Secret, redact_url};
 
 /// Environment variable that overrides the Power BI REST base.
@@ -393,28 +394,19 @@ fn check_one(what: &str, raw: &str, problems: &mut Vec<String>) {
     }
 }
 
-/// Checks every URL a run of `job` would send to (the bases of each connection's cloud, the
-/// IMDS endpoint when a connection uses managed identity, and every `sas_flow` / `webhook`
-/// URL). `run` calls this before anything is sent and exits 2 on `Err`; the messages show
-/// URLs redacted.
-pub fn check_job_urls(job: &Job, cfg: &ClientConfig) -> Result<(), Vec<String>> {
+/// Checks every URL a run sends to, as [`Job::outbound`](crate::job::model::Job::outbound)
+/// lists them: the bases of each cloud the steps' connections use (the configured cloud when
+/// none says), the managed-identity endpoint when a connection uses one, and every URL a step
+/// calls directly. `run` calls this before anything is sent and exits 2 on `Err`; the messages
+/// show URLs redacted.
+pub fn check_urls(out: &Outbound, cfg: &ClientConfig) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let needs_remote = job.steps.values().any(|s| s.kind.workspace().is_some());
-    if needs_remote {
-        let mut clouds: Vec<Cloud> = Vec::new();
-        for step in job.steps.values() {
-            if step.kind.workspace().is_none() {
-                continue;
-            }
-            if let Some(conn) = job.connections.get(&step.connection)
-                && !clouds.contains(&conn.cloud)
-            {
-                clouds.push(conn.cloud);
-            }
-        }
-        if clouds.is_empty() {
-            clouds.push(cfg.cloud);
-        }
+    if out.service {
+        let clouds = if out.clouds.is_empty() {
+            vec![cfg.cloud]
+        } else {
+            out.clouds.clone()
+        };
         for cloud in clouds {
             let ep = cfg.endpoints(cloud);
             check_one("Power BI base", ep.powerbi.as_str(), &mut problems);
@@ -423,10 +415,7 @@ pub fn check_job_urls(job: &Job, cfg: &ClientConfig) -> Result<(), Vec<String>> 
         }
         // IMDS is plain http on a link-local address by design; only a changed endpoint is
         // checked, and it must be loopback when it is http.
-        let uses_mi = job
-            .connections
-            .values()
-            .any(|c| matches!(c.credentials, Credentials::ManagedIdentity { .. }));
+        let uses_mi = out.managed_identity;
         if uses_mi && let Some(endpoint) = &cfg.identity_endpoint {
             check_one(
                 "managed identity endpoint (IDENTITY_ENDPOINT)",
@@ -441,20 +430,8 @@ pub fn check_job_urls(job: &Job, cfg: &ClientConfig) -> Result<(), Vec<String>> 
             );
         }
     }
-    for step in job.steps.values() {
-        match &step.kind {
-            StepKind::SasFlow(s) => check_one(
-                &format!("step `{}` url", step.id),
-                s.url.expose(),
-                &mut problems,
-            ),
-            StepKind::Webhook(s) => check_one(
-                &format!("step `{}` url", step.id),
-                s.url.expose(),
-                &mut problems,
-            ),
-            _ => {}
-        }
+    for (what, url) in &out.step_urls {
+        check_one(what, url.expose(), &mut problems);
     }
     problems.dedup();
     if problems.is_empty() {

@@ -1,6 +1,6 @@
 //! The Power BI / Fabric REST client: one reqwest client, tokens, HTTP-level retry.
 //!
-//! - [`config`]: bases per cloud and the plain-http guard ([`check_job_urls`]);
+//! - [`config`]: bases per cloud and the plain-http guard ([`check_urls`]);
 //! - [`auth`]: the token cache (one token per connection and audience, single flight);
 //! - [`http`]: transient-fault retries honouring `Retry-After`, safe redirects;
 //! - [`errors`]: [`ClientError`] and the parsers of the services' error envelopes;
@@ -21,5 +21,5 @@ pub(crate) mod resolve;
 pub(crate) mod skus;
 
 pub use client::{Api, ApiResponse, PowerBiClient};
-pub use config::{ClientConfig, RetrySettings, check_job_urls};
+pub use config::{ClientConfig, RetrySettings, check_urls};
 pub use errors::ClientError;

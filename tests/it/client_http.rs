@@ -11,7 +11,7 @@ use pbibatch::job::model::{
     Cloud, Connection, Credentials, DataflowStep, DatasetStep, Generation, Job, NotifyOption,
     StepKind, WebhookStep,
 };
-use pbibatch::powerbi::{ClientConfig, PowerBiClient, check_job_urls};
+use pbibatch::powerbi::{ClientConfig, PowerBiClient, check_urls};
 use pbibatch::secret::Secret;
 use pbibatch::sim::resource_key;
 use url::Url;
@@ -302,7 +302,7 @@ async fn plain_http_is_refused_unless_loopback() {
         None,
         None,
     );
-    let problems = check_job_urls(&job, &remote).unwrap_err();
+    let problems = check_urls(&job.outbound(), &remote).unwrap_err();
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(
         problems
@@ -321,7 +321,7 @@ async fn plain_http_is_refused_unless_loopback() {
         step("ok", hook("http://localhost:9/x")),
         step("model", dataset("S", "O")),
     ]);
-    assert_eq!(check_job_urls(&job, &loopback), Ok(()));
+    assert_eq!(check_urls(&job.outbound(), &loopback), Ok(()));
 
     // And the client itself refuses to send to a non-loopback http base.
     let client = PowerBiClient::new(remote, job.connections.clone()).unwrap();
