@@ -4,6 +4,11 @@
 //! It is one task and owns all run state. Step tasks talk to it over one channel (`reports`:
 //! attempt started, executor progress, attempt finished, step done), so what one step reports
 //! arrives in the order it happened.
+//!
+//! Here: the run state, the run clock and the loop. [`resolve`]: trigger rules and conditions
+//! of steps whose parents are final; [`attempts`]: starting ready steps and hearing back from
+//! them; [`finish`]: final statuses (with what the scheduler stamps on them) and stopping;
+//! [`priority`]: which ready step goes first.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -15,18 +20,20 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod attempts;
+mod finish;
 mod priority;
 mod resolve;
 
-use super::attempt::{AttemptReport, StepTask};
+use finish::counts_against_run;
+
+use super::attempt::AttemptReport;
 use super::limits::Limits;
 use super::view::ViewState;
 use super::{EngineOptions, ResumeStep};
 use crate::engine::condition::ConditionError;
-use crate::event::{
-    AttemptUpdate, Counts, RemoteHandle, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus,
-};
-use crate::executor::{Executor, SkipKind};
+use crate::event::{Counts, RemoteHandle, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
+use crate::executor::Executor;
 use crate::job::model::{Step, StepId};
 use crate::plan::{Plan, StepNeeds};
 
@@ -383,265 +390,5 @@ impl Scheduler {
         } else {
             RunStatus::Succeeded
         }
-    }
-
-    fn begin_stop(&mut self, why: Stop) {
-        let reason = match &why {
-            Stop::Interrupt => {
-                let verb = if self.opts.detach_on_interrupt {
-                    "detaching from"
-                } else {
-                    "cancelling"
-                };
-                let noun = if self.running == 1 { "step" } else { "steps" };
-                format!(
-                    "interrupted: starting nothing new, {verb} {} running {noun}",
-                    self.running
-                )
-            }
-            Stop::FailFast(id) => {
-                format!("fail-fast: step `{id}` failed, starting nothing new")
-            }
-        };
-        // An interrupt overrides fail-fast; the reverse never happens.
-        if self.stop.is_some() && why != Stop::Interrupt {
-            return;
-        }
-        self.stop = Some(why);
-        self.emit(RunEventKind::Stopping { reason });
-        // Ready steps, and steps whose condition is being evaluated, will not start now.
-        let mut ready: Vec<usize> = self.ready.iter().map(|(_, i)| *i).collect();
-        ready.extend((0..self.nodes.len()).filter(|&i| self.nodes[i].state == State::Evaluating));
-        self.ready.clear();
-        for i in ready {
-            let reason = self.not_started_reason();
-            self.finalize(i, StepStatus::Cancelled, Some(reason), 0, false);
-        }
-    }
-
-    fn not_started_reason(&self) -> String {
-        match &self.stop {
-            Some(Stop::FailFast(id)) => {
-                format!("not started: --fail-fast after step `{id}` failed")
-            }
-            _ => "not started: run interrupted".to_string(),
-        }
-    }
-
-    /// Starts ready steps, best first, while the limits allow.
-    fn start_ready(&mut self) {
-        if self.stop.is_some() {
-            return;
-        }
-        let mut blocked = Vec::new();
-        while !self.limits.full() {
-            let Some(key) = self.ready.pop_first() else {
-                break;
-            };
-            let i = key.1;
-            let node = &self.nodes[i];
-            if self.limits.fits(&node.pools, &node.needs.exclusive) {
-                self.limits.acquire(&node.pools, &node.needs.exclusive);
-                self.spawn(i);
-            } else {
-                blocked.push(key);
-            }
-        }
-        self.ready.extend(blocked);
-    }
-
-    fn spawn(&mut self, i: usize) {
-        self.running += 1;
-        let node = &mut self.nodes[i];
-        node.state = State::Running;
-        let task = StepTask {
-            index: i,
-            run_id: self.opts.run_id.clone(),
-            step: node.step.clone(),
-            run_view: node.needs.run_view,
-            executor: self.executor.clone(),
-            reports: self.reports_tx.clone(),
-            view: self.view_rx.clone(),
-            reattach: node.reattach.take(),
-            interrupt: self.interrupt.clone(),
-            detach: self.opts.detach_on_interrupt,
-            durable: self.opts.durable,
-        };
-        let handle = self.tasks.spawn(task.run());
-        self.task_steps.insert(handle.id(), i);
-    }
-
-    fn on_update(&mut self, i: usize, attempt: u32, update: AttemptUpdate) {
-        let node = &mut self.nodes[i];
-        // Late updates from an attempt that already ended would reorder the story.
-        if node.state != State::Running || node.attempts != attempt {
-            return;
-        }
-        if let Some(id) = &update.remote_id {
-            node.remote_id = Some(id.clone());
-        }
-        let step = node.step.id.clone();
-        self.emit(RunEventKind::StepProgress {
-            step,
-            attempt,
-            update,
-        });
-    }
-
-    fn on_report(&mut self, report: AttemptReport) {
-        match report {
-            AttemptReport::Started { step, attempt } => {
-                let (now, at) = self.now();
-                let node = &mut self.nodes[step];
-                node.attempts = attempt;
-                node.remote_id = None;
-                if node.started.is_none() {
-                    node.started = Some(now);
-                    self.attempted += 1;
-                }
-                let id = node.step.id.clone();
-                self.emit_at(at, RunEventKind::AttemptStarted { step: id, attempt });
-            }
-            AttemptReport::Progress {
-                step,
-                attempt,
-                update,
-            } => self.on_update(step, attempt, *update),
-            AttemptReport::Finished {
-                step,
-                attempt,
-                status,
-                error,
-                retry_in,
-            } => {
-                let node = &self.nodes[step];
-                let id = node.step.id.clone();
-                let remote_id = node.remote_id.clone();
-                self.emit(RunEventKind::AttemptFinished {
-                    step: id,
-                    attempt,
-                    status,
-                    error,
-                    remote_id,
-                    retry_in,
-                });
-            }
-            AttemptReport::Done {
-                step,
-                status,
-                reason,
-                attempts,
-                adopted,
-                skip,
-            } => {
-                self.nodes[step].fresh =
-                    status == StepStatus::Skipped && skip == Some(SkipKind::Fresh);
-                self.finalize(step, status, reason, attempts, adopted);
-            }
-        }
-    }
-
-    fn on_task_end(&mut self, joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
-        let id = match &joined {
-            Ok((id, ())) => *id,
-            Err(e) => e.id(),
-        };
-        let Some(i) = self.task_steps.remove(&id) else {
-            return;
-        };
-        // Reports sent just before the task ended come first.
-        while let Ok(report) = self.reports_rx.try_recv() {
-            self.on_report(report);
-        }
-        if self.nodes[i].state == State::Running {
-            let attempts = self.nodes[i].attempts;
-            self.finalize(
-                i,
-                StepStatus::Failed,
-                Some("internal error: the attempt task ended without a result".into()),
-                attempts,
-                false,
-            );
-        }
-    }
-
-    /// Gives a step its final status, emits `StepFinished` and releases its dependents.
-    fn finalize(
-        &mut self,
-        i: usize,
-        status: StepStatus,
-        reason: Option<String>,
-        attempts: u32,
-        adopted: bool,
-    ) {
-        let was = self.nodes[i].state;
-        if matches!(was, State::Final(_)) {
-            return;
-        }
-        if was == State::Ready {
-            self.ready.remove(&(Reverse(self.nodes[i].priority), i));
-        }
-        if was == State::Evaluating {
-            self.evaluating = self.evaluating.saturating_sub(1);
-        }
-        let (now, at) = self.now();
-        let node = &mut self.nodes[i];
-        node.state = State::Final(status);
-        node.attempts = attempts;
-        let duration = node.started.map(|s| now.saturating_duration_since(s));
-        node.duration_secs = duration.map_or(0.0, |d| d.as_secs_f64());
-        let step = node.step.clone();
-        let duration_secs = node.duration_secs;
-        if was == State::Running {
-            self.running = self.running.saturating_sub(1);
-            self.limits.release(&node.pools, &node.needs.exclusive);
-        }
-        self.counts.add(status);
-        if duration.is_some() {
-            self.attempted = self.attempted.saturating_sub(1);
-        }
-        self.emit_at(
-            at,
-            RunEventKind::StepFinished {
-                step: step.id.clone(),
-                status,
-                reason,
-                attempts,
-                adopted,
-                duration,
-                counts: self.counts,
-                running: self.attempted,
-            },
-        );
-        let stop = self.stop.clone();
-        let failing = counts_against_run(status, &step, stop.as_ref());
-        self.view_tx.send_modify(|v| {
-            v.record(&step.id, status, failing);
-            v.record_stats(&step.id, attempts, duration_secs);
-        });
-        if self.opts.fail_fast
-            && matches!(status, StepStatus::Failed | StepStatus::TimedOut)
-            && !step.continue_on_error
-            && self.stop.is_none()
-        {
-            self.begin_stop(Stop::FailFast(step.id.clone()));
-        }
-        for c in self.nodes[i].children.clone() {
-            let child = &mut self.nodes[c];
-            child.waiting = child.waiting.saturating_sub(1);
-            if child.waiting == 0 && child.state == State::Pending {
-                self.to_resolve.push_back(c);
-            }
-        }
-    }
-}
-
-/// True when this final status makes the run fail.
-fn counts_against_run(status: StepStatus, step: &Step, stop: Option<&Stop>) -> bool {
-    match status {
-        StepStatus::Failed | StepStatus::TimedOut => !step.continue_on_error,
-        StepStatus::UpstreamFailed => true,
-        StepStatus::Cancelled => matches!(stop, Some(Stop::FailFast(_))),
-        StepStatus::Succeeded | StepStatus::Skipped => false,
     }
 }
