@@ -5,8 +5,9 @@
 //! Split in two so the text can be tested without a terminal: [`ProgressModel`] (`model.rs`)
 //! folds events into [`Change`]s (pure, deterministic: durations are the ones the scheduler
 //! stamped), and [`ProgressReporter`] (`display.rs`) plays those changes on a `MultiProgress`.
-//! Here: whether the display is used, and the stderr writer that log records share with it. A non-terminal never gets
-//! this display (see [`enabled`]): the plain [`super::lines`] take over there.
+//! A non-terminal never gets this display (see [`enabled`]): the plain [`super::lines`] take
+//! over there. Here: whether the display is used, and the stderr writer that log records
+//! share with it.
 
 mod display;
 mod model;
