@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::query::{RunDetails, RunSummary};
+use super::history::{RunDetails, RunSummary};
 use super::{Store, StoreError, resolve_path};
 use crate::cli::{HistoryArgs, ShowArgs, TableFormat};
 use crate::error::{Error, exit};

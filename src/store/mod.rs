@@ -20,6 +20,7 @@
 //! [`RunEvent`]: crate::event::RunEvent
 
 mod cli;
+mod history;
 mod lock;
 mod query;
 mod recorder;
@@ -36,8 +37,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use cli::{history_command, show_command};
+pub use history::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails};
 pub use lock::{JobLock, LockHolder, LockOptions};
-pub use query::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails};
 pub use recorder::{RunMeta, StoreRecorder, run_arguments, step_hash, step_hashes};
 pub use resume::{Resume, StepResume};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};

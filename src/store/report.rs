@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::query::{RunDetails, StepDetails};
+use super::history::{RunDetails, StepDetails};
 use crate::event::{Counts, RunStatus, StepStatus};
 use crate::reporter::report::{ReportAttempt, ReportStep, RunReport, SCHEMA_VERSION};
 
