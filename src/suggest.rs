@@ -90,6 +90,17 @@ pub(crate) fn near_names<'a>(
     out
 }
 
+/// `; did you mean `a`, `b`?` for the names near `wanted` (see [`near_names`]), empty when none
+/// is near: the tail of a "not found" message.
+pub(crate) fn near_hint<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> String {
+    let near = near_names(wanted, names);
+    if near.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = near.iter().map(|n| format!("`{n}`")).collect();
+    format!("; did you mean {}?", quoted.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +132,10 @@ mod tests {
             near_names("finance", ["Finance Prod", "HR"]),
             vec!["Finance Prod"]
         );
+        assert_eq!(
+            near_hint("ORDER_LST", ["ORDER_LIST", "HR"]),
+            "; did you mean `ORDER_LIST`?"
+        );
+        assert_eq!(near_hint("xyz", ["ORDER_LIST"]), "");
     }
 }

@@ -71,18 +71,7 @@ fn select<'a>(groups: &'a [Group], wanted: &[String]) -> Result<Vec<&'a Group>, 
                 }
             }
             None => {
-                let near = crate::suggest::near_names(w, groups.iter().map(|g| g.name.as_str()));
-                let hint = if near.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; did you mean {}?",
-                        near.iter()
-                            .map(|n| format!("`{n}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
+                let hint = crate::suggest::near_hint(w, groups.iter().map(|g| g.name.as_str()));
                 return Err(DiscoverError::UnknownWorkspace {
                     name: w.clone(),
                     visible: groups.len(),

@@ -121,20 +121,6 @@ pub(crate) fn is_guid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
 
-fn hint(near: &[String]) -> String {
-    if near.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; did you mean {}?",
-            near.iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    }
-}
-
 impl PowerBiClient {
     /// The id of workspace `name_or_id` (a GUID is used as is).
     pub async fn workspace_id(&self, conn: &str, name_or_id: &str) -> Result<String, ClientError> {
@@ -172,11 +158,10 @@ impl PowerBiClient {
             [one] => Ok((*one).clone()),
             [] => {
                 let all = self.groups(conn).await.unwrap_or_default();
-                let near =
-                    crate::suggest::near_names(name_or_id, all.iter().map(|g| g.name.as_str()));
+                let hint =
+                    crate::suggest::near_hint(name_or_id, all.iter().map(|g| g.name.as_str()));
                 Err(ClientError::Resolve(format!(
-                    "workspace `{name_or_id}` not found (or the identity is not a member){}",
-                    hint(&near)
+                    "workspace `{name_or_id}` not found (or the identity is not a member){hint}"
                 )))
             }
             many => Err(ClientError::Resolve(format!(
@@ -251,13 +236,12 @@ impl PowerBiClient {
         match items.by_name(name_or_id).as_slice() {
             [one] => Ok((*one).clone()),
             [] => {
-                let near = crate::suggest::near_names(
+                let hint = crate::suggest::near_hint(
                     name_or_id,
                     items.items.iter().map(|i| i.name.as_str()),
                 );
                 Err(ClientError::Resolve(format!(
-                    "{noun} `{name_or_id}` not found in workspace {workspace_id}{}",
-                    hint(&near)
+                    "{noun} `{name_or_id}` not found in workspace {workspace_id}{hint}"
                 )))
             }
             many => Err(ClientError::Resolve(format!(
