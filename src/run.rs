@@ -544,6 +544,7 @@ fn provision_for(job: &Job) -> Provision {
     let mut hooks = Vec::new();
     let mut items: Vec<(usize, &'static str, String)> = Vec::new();
     let mut fabric_items: Vec<(usize, &'static str, String)> = Vec::new();
+    let mut report_hints: Vec<(usize, crate::sim::ReportHint)> = Vec::new();
     for (id, step) in &job.steps {
         match &step.kind {
             StepKind::Dataset(s) => items.push((ws(&s.workspace), "dataset", s.dataset.clone())),
@@ -554,7 +555,22 @@ fn provision_for(job: &Job) -> Provision {
                 };
                 items.push((ws(&s.workspace), kind, s.dataflow.clone()));
             }
-            StepKind::Report(s) => items.push((ws(&s.workspace), "report", s.report.clone())),
+            StepKind::Report(s) => {
+                let w = ws(&s.workspace);
+                let mut roles: Vec<String> = Vec::new();
+                for role in s.export.identities.iter().flat_map(|i| &i.roles) {
+                    if !roles.contains(role) {
+                        roles.push(role.clone());
+                    }
+                }
+                let hint = crate::sim::ReportHint {
+                    report: s.report.clone(),
+                    paginated: s.export.format.paginated_only() || !s.export.parameters.is_empty(),
+                    rls_roles: roles,
+                };
+                report_hints.push((w, hint));
+                items.push((w, "report", s.report.clone()));
+            }
             StepKind::SasFlow(s) => {
                 flows.push(id.clone());
                 if let Some(w) = &s.wait_for {
@@ -587,6 +603,20 @@ fn provision_for(job: &Job) -> Provision {
         };
         if !list.contains(&name) {
             list.push(name);
+        }
+    }
+    for (i, hint) in report_hints {
+        let hints = &mut wants.workspaces[i].report_hints;
+        match hints.iter_mut().find(|h| h.report == hint.report) {
+            Some(h) => {
+                h.paginated |= hint.paginated;
+                for role in hint.rls_roles {
+                    if !h.rls_roles.contains(&role) {
+                        h.rls_roles.push(role);
+                    }
+                }
+            }
+            None => hints.push(hint),
         }
     }
     for (i, item_type, name) in fabric_items {

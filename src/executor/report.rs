@@ -13,13 +13,14 @@ use super::common::{CancelTarget, Stop, conclude, guard, is_one_of, resolve};
 use super::protocol::{Previous, RemoteKind, RunInfo, RunRef, RunState, Triggered, drive};
 use super::{AttemptContext, AttemptOutcome};
 use crate::event::{AttemptUpdate, RemoteHandle};
-use crate::job::model::{ExportSpec, ReportStep};
+use crate::job::model::{EffectiveIdentity, ExportSpec, ReportStep};
 use crate::powerbi::api::Export as ExportState;
 use crate::powerbi::resolve::ItemKind;
 use crate::powerbi::{ClientError, PowerBiClient};
 
-/// The `ExportTo` body for a report of `report_type` (`PowerBIReport` / `PaginatedReport`).
-pub(crate) fn export_body(spec: &ExportSpec, paginated: bool) -> Value {
+/// The `ExportTo` body for a report of `report_type` (`PowerBIReport` / `PaginatedReport`);
+/// `identities` are the RLS identities with their semantic models resolved to ids.
+pub(crate) fn export_body(spec: &ExportSpec, paginated: bool, identities: &[Value]) -> Value {
     let mut body = Map::new();
     body.insert("format".into(), json!(spec.format.as_str()));
     if paginated {
@@ -35,6 +36,9 @@ pub(crate) fn export_body(spec: &ExportSpec, paginated: bool) -> Value {
         if let Some(locale) = &spec.locale {
             // Paginated reports take rendering settings as device-info strings.
             cfg.insert("formatSettings".into(), json!({ "Locale": locale }));
+        }
+        if !identities.is_empty() {
+            cfg.insert("identities".into(), Value::Array(identities.to_vec()));
         }
         if !cfg.is_empty() {
             body.insert("paginatedReportConfiguration".into(), Value::Object(cfg));
@@ -58,11 +62,52 @@ pub(crate) fn export_body(spec: &ExportSpec, paginated: bool) -> Value {
         if let Some(b) = &spec.bookmark {
             cfg.insert("defaultBookmark".into(), json!({"name": b}));
         }
+        if let Some(filter) = &spec.filter {
+            cfg.insert("reportLevelFilters".into(), json!([{ "filter": filter }]));
+        }
+        if !identities.is_empty() {
+            cfg.insert("identities".into(), Value::Array(identities.to_vec()));
+        }
         if !cfg.is_empty() {
             body.insert("powerBIReportConfiguration".into(), Value::Object(cfg));
         }
     }
     Value::Object(body)
+}
+
+/// An `EffectiveIdentity` on the wire (`datasets`: ids; left out when empty).
+fn identity_json(identity: &EffectiveIdentity, datasets: Vec<String>) -> Value {
+    let mut v = Map::new();
+    v.insert("username".into(), json!(identity.username));
+    if !identity.roles.is_empty() {
+        v.insert("roles".into(), json!(identity.roles));
+    }
+    if !datasets.is_empty() {
+        v.insert("datasets".into(), json!(datasets));
+    }
+    Value::Object(v)
+}
+
+/// What an export asks of a report of the other kind: refused before anything is sent, in
+/// the service's terms (it refuses these too).
+fn kind_mismatch(spec: &ExportSpec, paginated: bool, name: &str) -> Option<String> {
+    if paginated && spec.filter.is_some() {
+        return Some(format!(
+            "`export.filter` is for Power BI reports; {name} is a paginated report (filter it with `parameters`)"
+        ));
+    }
+    if paginated && spec.identities.len() > 1 {
+        return Some(format!(
+            "a paginated report is exported as one identity; `export.identities` lists {} for {name}",
+            spec.identities.len()
+        ));
+    }
+    if !paginated && !spec.parameters.is_empty() {
+        return Some(format!(
+            "`export.parameters` are for paginated reports; {name} is a Power BI report (filter it with `filter`)"
+        ));
+    }
+    None
 }
 
 /// Runs one attempt of a report step.
@@ -122,6 +167,32 @@ impl Export {
                 item.name
             )));
         }
+        if let Some(problem) = kind_mismatch(&r.export, paginated, &item.name) {
+            return Err(Stop::Refused(problem));
+        }
+        let mut identities = Vec::new();
+        for identity in &r.export.identities {
+            let mut datasets = Vec::new();
+            for name in &identity.datasets {
+                let model = guard(
+                    &ctx.cancel,
+                    client.resolve_item(conn, &ws, ItemKind::Dataset, name),
+                )
+                .await?;
+                datasets.push(model.id);
+            }
+            if datasets.is_empty() && !paginated {
+                // A Power BI report's identity names the model it applies to: its own.
+                let Some(own) = item.dataset_id.clone() else {
+                    return Err(Stop::Refused(format!(
+                        "the service does not say which semantic model {} shows: name it in `export.identities[].datasets`",
+                        item.name
+                    )));
+                };
+                datasets.push(own);
+            }
+            identities.push(identity_json(identity, datasets));
+        }
         Ok(Export {
             client: client.clone(),
             ctx: ctx.clone(),
@@ -129,7 +200,7 @@ impl Export {
             ws,
             report: item.id,
             name: item.name,
-            body: export_body(&r.export, paginated),
+            body: export_body(&r.export, paginated, &identities),
             path: r.export.path.clone(),
         })
     }
@@ -349,18 +420,20 @@ mod tests {
             parameters: IndexMap::new(),
             locale: None,
             include_hidden_pages: None,
+            filter: None,
+            identities: vec![],
         }
     }
 
     #[test]
     fn power_bi_report_body() {
         let mut s = spec(ExportFormat::Pdf);
-        assert_eq!(export_body(&s, false), json!({"format": "PDF"}));
+        assert_eq!(export_body(&s, false, &[]), json!({"format": "PDF"}));
         s.pages = vec!["ReportSection1".into()];
         s.bookmark = Some("Q1".into());
         s.locale = Some("en-US".into());
         assert_eq!(
-            export_body(&s, false),
+            export_body(&s, false, &[]),
             json!({"format": "PDF", "powerBIReportConfiguration": {
                 "settings": {"locale": "en-US"},
                 "pages": [{"pageName": "ReportSection1"}],
@@ -369,11 +442,41 @@ mod tests {
     }
 
     #[test]
+    fn bursting_parts_go_to_the_configuration_of_the_report_kind() {
+        let mut s = spec(ExportFormat::Pdf);
+        s.filter = Some("Geo/Region eq 'West'".into());
+        let identity = EffectiveIdentity {
+            username: "west@contoso.com".into(),
+            roles: vec!["RegionManager".into()],
+            datasets: vec![],
+        };
+        let wire = [identity_json(&identity, vec!["ds-1".into()])];
+        assert_eq!(
+            export_body(&s, false, &wire),
+            json!({"format": "PDF", "powerBIReportConfiguration": {
+                "reportLevelFilters": [{"filter": "Geo/Region eq 'West'"}],
+                "identities": [{"username": "west@contoso.com", "roles": ["RegionManager"], "datasets": ["ds-1"]}]}})
+        );
+        assert!(kind_mismatch(&s, true, "R").is_some_and(|m| m.contains("paginated report")));
+        assert_eq!(kind_mismatch(&s, false, "R"), None);
+        let mut p = spec(ExportFormat::Xlsx);
+        p.parameters.insert("Region".into(), "West".into());
+        let wire = [identity_json(&identity, vec![])];
+        assert_eq!(
+            export_body(&p, true, &wire),
+            json!({"format": "XLSX", "paginatedReportConfiguration": {
+                "parameterValues": [{"name": "Region", "value": "West"}],
+                "identities": [{"username": "west@contoso.com", "roles": ["RegionManager"]}]}})
+        );
+        assert!(kind_mismatch(&p, false, "R").is_some_and(|m| m.contains("Power BI report")));
+    }
+
+    #[test]
     fn paginated_report_body() {
         let mut s = spec(ExportFormat::Xlsx);
         s.parameters.insert("Year".into(), "2024".into());
         assert_eq!(
-            export_body(&s, true),
+            export_body(&s, true, &[]),
             json!({"format": "XLSX", "paginatedReportConfiguration": {
                 "parameterValues": [{"name": "Year", "value": "2024"}]}})
         );

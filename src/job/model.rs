@@ -606,6 +606,19 @@ pub struct ExportSpec {
     pub parameters: IndexMap<String, String>,
     pub locale: Option<String>,
     pub include_hidden_pages: Option<bool>,
+    /// Power BI reports: one report-level filter (URL filter syntax).
+    pub filter: Option<String>,
+    /// Row-level security identities to export as.
+    pub identities: Vec<EffectiveIdentity>,
+}
+
+/// An effective identity of an export (row-level security).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EffectiveIdentity {
+    pub username: String,
+    pub roles: Vec<String>,
+    /// Semantic model names or GUIDs; empty: the report's own model.
+    pub datasets: Vec<String>,
 }
 
 /// `webhook`: any HTTP call, by default a Teams/Slack-compatible `{"text": ...}`.

@@ -649,6 +649,23 @@ pub(crate) struct RawRefreshObject {
     pub partition: Option<Sp<String>>,
 }
 
+/// One effective identity of `export.identities` (row-level security).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "EffectiveIdentity")]
+pub(crate) struct RawIdentity {
+    /// The user name the model's RLS rules see (`USERPRINCIPALNAME()`), at most 256
+    /// characters.
+    #[schemars(length(min = 1, max = 256))]
+    pub username: Sp<String>,
+    /// RLS roles of the model to apply (at most 50, each at most 50 characters, no `,`).
+    #[schemars(length(max = 50))]
+    pub roles: Option<Vec<Sp<String>>>,
+    /// Power BI reports: the semantic models (names or GUIDs, in the report's workspace) the
+    /// identity applies to; default: the report's own model.
+    pub datasets: Option<Vec<Sp<String>>>,
+}
+
 /// `export:` of a report step.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -664,8 +681,13 @@ pub(crate) struct RawExport {
     pub pages: Option<Vec<Sp<String>>>,
     /// Bookmark name to apply.
     pub bookmark: Option<Sp<String>>,
-    /// Paginated report parameter values.
+    /// Paginated reports: parameter values (`paginatedReportConfiguration.parameterValues`).
     pub parameters: Option<IndexMap<String, Sp<String>>>,
+    /// Power BI reports: one report-level filter in the URL filter syntax
+    /// (`Store/Region eq 'West'`), sent as `powerBIReportConfiguration.reportLevelFilters`.
+    pub filter: Option<Sp<String>>,
+    /// Row-level security: the effective identities to export as (one for a paginated report).
+    pub identities: Option<Sp<Vec<Sp<RawIdentity>>>>,
     /// Locale, e.g. `en-US`.
     pub locale: Option<Sp<String>>,
     /// Include hidden pages (PDF/PPTX/PNG).

@@ -317,6 +317,22 @@ fn kind_lines(o: &mut String, kind: &StepKind) {
             if let Some(l) = &e.locale {
                 let _ = writeln!(o, "  locale: {l}");
             }
+            if let Some(f) = &e.filter {
+                let _ = writeln!(o, "  filter: {f}");
+            }
+            for i in &e.identities {
+                let roles = if i.roles.is_empty() {
+                    String::new()
+                } else {
+                    format!(" as {}", i.roles.join(", "))
+                };
+                let models = if i.datasets.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", i.datasets.join(", "))
+                };
+                let _ = writeln!(o, "  identity: {}{roles}{models}", i.username);
+            }
         }
         StepKind::Capacity(s) => {
             let action = match &s.action {

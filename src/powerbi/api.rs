@@ -50,6 +50,9 @@ pub struct Item {
     /// Datasets: `false` for DirectQuery and live-connection models (nothing to refresh).
     #[serde(default, rename = "isRefreshable", alias = "IsRefreshable")]
     pub is_refreshable: Option<bool>,
+    /// Power BI reports: the semantic model they show (paginated reports have none).
+    #[serde(default, rename = "datasetId", alias = "DatasetId")]
+    pub dataset_id: Option<String>,
 }
 
 /// A refresh history entry.

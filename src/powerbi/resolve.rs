@@ -221,6 +221,7 @@ impl PowerBiClient {
                 name: name_or_id.to_string(),
                 report_type: None,
                 is_refreshable: None,
+                dataset_id: None,
             });
         }
         let items = self.items(conn, workspace_id, kind).await?;
@@ -231,6 +232,7 @@ impl PowerBiClient {
                 name: name_or_id.to_string(),
                 report_type: None,
                 is_refreshable: None,
+                dataset_id: None,
             }));
         }
         match items.by_name(name_or_id).as_slice() {
@@ -273,6 +275,7 @@ mod tests {
             name: name.into(),
             report_type: None,
             is_refreshable: None,
+            dataset_id: None,
         }
     }
 

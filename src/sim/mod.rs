@@ -56,7 +56,7 @@ pub use item_jobs::{
 pub use profile::{
     CapacityWants, Credentials, DataflowRef, DataflowSpec, DatasetSpec, DurationSpec,
     FabricDataflowSpec, FailDetail, FlowSpec, HookSpec, HumanDuration, ItemSpec, Knobs,
-    OutcomeSpec, Profile, Provision, ReportSpec, StartedBy, Throttle, WorkspaceSpec,
+    OutcomeSpec, Profile, Provision, ReportHint, ReportSpec, StartedBy, Throttle, WorkspaceSpec,
     WorkspaceWants,
 };
 pub use strict::{

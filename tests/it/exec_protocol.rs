@@ -292,6 +292,8 @@ async fn an_export_whose_answer_was_lost_is_started_again_and_both_starts_count(
         parameters: IndexMap::new(),
         locale: None,
         include_hidden_pages: None,
+        filter: None,
+        identities: vec![],
     };
     let s = step(
         "book",

@@ -21,6 +21,8 @@ fn report(ws: &str, name: &str, format: ExportFormat, path: PathBuf) -> StepKind
             parameters: IndexMap::new(),
             locale: None,
             include_hidden_pages: None,
+            filter: None,
+            identities: vec![],
         },
     })
 }

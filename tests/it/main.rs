@@ -31,6 +31,7 @@ mod prop_plan;
 mod prop_protocol;
 mod prop_report;
 mod prop_resume;
+mod report_burst;
 mod report_outputs;
 mod report_run;
 mod reporter;

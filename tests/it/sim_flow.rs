@@ -209,6 +209,7 @@ async fn provisioned_estate_runs_any_job_with_defaults() {
             fabric_dataflows: vec!["G2".into()],
             reports: vec!["Book".into()],
             items: vec![("Load".into(), "DataPipeline".into())],
+            report_hints: Vec::new(),
         }],
         flows: vec!["f".into()],
         hooks: vec!["h".into()],

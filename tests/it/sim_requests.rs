@@ -28,7 +28,7 @@ fn conforms(spec: &str, definitions: &str, schema: &str, body: &Value, what: &st
 const ESTATE: &str = r#"
 workspaces:
   WS:
-    datasets: { Model: { duration: 0s, tables: [Sales] } }
+    datasets: { Model: { duration: 0s, tables: [Sales] }, Secure: { rls_roles: [Manager] } }
     dataflows: { Flow: { duration: 0s } }
     fabric_dataflows: { G2: { duration: 0s, retry_after: 0 } }
     items:
@@ -39,6 +39,8 @@ workspaces:
     reports:
       Book: { dataset: Model, duration: 0s }
       Paged: { paginated: true, duration: 0s }
+      Secure Book: { dataset: Secure, duration: 0s }
+      Secure Paged: { paginated: true, dataset: Secure, duration: 0s }
 "#;
 
 /// Each option combination the job format allows, one step each.
@@ -106,6 +108,24 @@ steps:
     workspace: WS
     report: Paged
     export: { format: XLSX, path: out/c.xlsx, parameters: { Region: EU }, locale: de-DE }
+  pbi_burst:
+    type: report
+    workspace: WS
+    report: Secure Book
+    export:
+      format: PDF
+      path: out/d.pdf
+      filter: "Geo/Region eq 'EU'"
+      identities: [{ username: eu@contoso.com, roles: [Manager], datasets: [Secure] }]
+  paged_identity:
+    type: report
+    workspace: WS
+    report: Secure Paged
+    export:
+      format: PDF
+      path: out/e.pdf
+      parameters: { Region: EU }
+      identities: [{ username: eu@contoso.com, roles: [Manager] }]
 "#;
 
 #[tokio::test]
@@ -231,6 +251,9 @@ async fn every_request_the_executors_send_matches_its_schema() {
         r#""parameterName":"Region""#,
         r#""powerBIReportConfiguration""#,
         r#""paginatedReportConfiguration""#,
+        r#""reportLevelFilters":[{"filter":"Geo/Region eq 'EU'"}]"#,
+        r#""identities":[{"username":"eu@contoso.com","roles":["Manager"],"datasets":["#,
+        r#""identities":[{"username":"eu@contoso.com","roles":["Manager"]}]"#,
         "RunOnDemandItemJobRequest (no body)",
         r#""parameters":{"region":"EU","days":3,"full":true}"#,
         r#""useWorkspacePool":"Large""#,

@@ -437,6 +437,35 @@ pub(super) fn report(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind
         parameters.insert(k.clone(), c.text(v));
     }
     let locale = e.locale.as_ref().map(|l| c.text(l));
+    let filter = e.filter.as_ref().map(|f| c.non_empty(f, "export.filter"));
+    if let (Some(f), Some(p)) = (&e.filter, &e.parameters)
+        && !p.is_empty()
+    {
+        c.error_help(
+            f.loc(),
+            "`export.filter` and `export.parameters` in one export",
+            "a filter is for Power BI reports",
+            Some("parameters are for paginated reports, a report-level filter for Power BI reports: keep the one of this report's kind".into()),
+        );
+    }
+    if let (Some(f), Some(format)) = (&e.filter, format)
+        && format.paginated_only()
+    {
+        c.error_help(
+            f.loc(),
+            format!(
+                "`export.filter` with format {}: only paginated reports export to it, and they take no filter",
+                format.as_str()
+            ),
+            "a filter is for Power BI reports",
+            Some("filter a paginated report with `parameters`".into()),
+        );
+    }
+    let identities = e
+        .identities
+        .as_ref()
+        .map(|list| super::burst::identities(c, list))
+        .unwrap_or_default();
     Some(StepKind::Report(ReportStep {
         workspace: workspace?,
         report: report?,
@@ -448,6 +477,8 @@ pub(super) fn report(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind
             parameters,
             locale,
             include_hidden_pages: e.include_hidden_pages,
+            filter,
+            identities,
         },
     }))
 }

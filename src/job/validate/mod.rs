@@ -10,6 +10,7 @@
 //! - `expr.rs`: `when:` CEL expressions;
 //! - `identity.rs`: what the service refuses because of who signs in (app-only identities).
 
+mod burst;
 mod capacity;
 mod cost;
 mod deps;

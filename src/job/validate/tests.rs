@@ -454,3 +454,75 @@ fn steps_of_a_fan_out_cannot_be_read_as_one_step() {
         "{short}"
     );
 }
+
+#[test]
+fn bursting_exports_are_checked_where_written() {
+    let text = r#"version: 1
+name: b
+steps:
+  both:
+    type: report
+    workspace: W
+    report: R
+    export: { format: PDF, path: a.pdf, filter: "T/C eq 'x'", parameters: { P: x } }
+  paginated_format:
+    type: report
+    workspace: W
+    report: R
+    export: { format: XLSX, path: a.xlsx, filter: "T/C eq 'x'" }
+  identities:
+    type: report
+    workspace: W
+    report: R
+    export:
+      format: PDF
+      path: b.pdf
+      identities:
+        - username: ""
+          roles: ["a,b", "ok"]
+"#;
+    let diags = load_bytes("b.yaml", text.as_bytes(), &[], &|_| None).unwrap_err();
+    let short = diags.render(crate::job::DiagFormat::Short, false);
+    for want in [
+        "b.yaml:8:49: error: `export.filter` and `export.parameters` in one export",
+        "b.yaml:13:51: error: `export.filter` with format XLSX: only paginated reports export to it, and they take no filter",
+        "b.yaml:22:21: error: `username` is empty",
+        "b.yaml:23:19: error: a role name cannot contain `,`",
+    ] {
+        assert!(short.contains(want), "want {want} in:\n{short}");
+    }
+}
+
+#[test]
+fn a_bursting_export_reaches_the_model() {
+    let job = load(
+        r#"version: 1
+name: b
+steps:
+  books:
+    type: report
+    workspace: W
+    report: R
+    for_each: [West]
+    export:
+      format: PDF
+      path: "out/${each.key}.pdf"
+      filter: "Geo/Region eq '${each.value}'"
+      identities: [{ username: "${each.value}@c.com", roles: [M], datasets: [Sales] }]
+"#,
+        &[],
+        &[],
+    );
+    let StepKind::Report(r) = &job.steps["books[West]"].kind else {
+        panic!("a report");
+    };
+    assert_eq!(r.export.filter.as_deref(), Some("Geo/Region eq 'West'"));
+    assert_eq!(
+        r.export.identities,
+        vec![crate::job::model::EffectiveIdentity {
+            username: "West@c.com".into(),
+            roles: vec!["M".into()],
+            datasets: vec!["Sales".into()],
+        }]
+    );
+}

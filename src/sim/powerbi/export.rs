@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -15,7 +15,7 @@ use crate::sim::files;
 use crate::sim::http::{
     Sim, empty, json_response, parse_json_body, pbi_error, pbi_not_found, set_header,
 };
-use crate::sim::state::{ItemKind, Phase, RunKind, World, pbi_time};
+use crate::sim::state::{ItemKind, Phase, Principal, RunKind, World, pbi_time};
 use crate::sim::strict::{self, EXPORT_REPORT_REQUEST, Rule};
 
 const FORMATS: &[&str] = &[
@@ -96,6 +96,7 @@ fn export_json(sim: &Sim, world: &World, run_index: usize, group: &str) -> Value
 /// `POST .../reports/{r}/ExportTo`.
 pub(super) async fn start(
     State(sim): State<Arc<Sim>>,
+    Extension(principal): Extension<Principal>,
     Path((group, report)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
@@ -158,6 +159,9 @@ pub(super) async fn start(
         return bad(&format!(
             "{format} export is available for paginated reports only"
         ));
+    }
+    if let Err(refused) = super::burst::check(&world, item, &body, principal) {
+        return refused;
     }
     if world.workspaces[ws].shared_capacity {
         return pbi_error(

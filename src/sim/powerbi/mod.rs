@@ -1,6 +1,7 @@
 //! Power BI REST under `/v1.0/myorg`: discovery (groups, datasets, dataflows, reports),
 //! lineage, and the refresh / transaction / export state machines in the submodules.
 
+mod burst;
 mod dataflow;
 mod export;
 mod refresh;
@@ -366,6 +367,7 @@ async fn group(State(sim): State<Arc<Sim>>, Path(group): Path<String>) -> Respon
 
 fn dataset_json(sim: &Sim, world: &World, item: &Item) -> Value {
     let ws = &world.workspaces[item.workspace];
+    let rls = matches!(&item.kind, ItemKind::Dataset { rls_roles, .. } if !rls_roles.is_empty());
     let mut v = json!({
         "id": item.id.to_string(),
         "name": item.name,
@@ -373,8 +375,8 @@ fn dataset_json(sim: &Sim, world: &World, item: &Item) -> Value {
         "addRowsAPIEnabled": false,
         "configuredBy": "sim@contoso.com",
         "isRefreshable": !matches!(item.kind, ItemKind::Dataset { refreshable: false, .. }),
-        "isEffectiveIdentityRequired": false,
-        "isEffectiveIdentityRolesRequired": false,
+        "isEffectiveIdentityRequired": rls,
+        "isEffectiveIdentityRolesRequired": rls,
         "isOnPremGatewayRequired": false,
         "targetStorageMode": "Abf",
         "createdDate": pbi_time(sim.clock.wall(sim.clock.start())),
@@ -549,7 +551,7 @@ fn report_json(world: &World, item: &Item) -> Value {
         "users": [],
         "subscriptions": [],
     });
-    if let Some(ds) = dataset {
+    if let Some(ds) = dataset.filter(|_| !paginated) {
         v["datasetId"] = json!(ds.to_string());
         v["datasetWorkspaceId"] = json!(ws.id.to_string());
     }

@@ -87,6 +87,12 @@ with_knobs! {
         /// `isRefreshable: false` and `POST .../refreshes` answers 400. Default `true`.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub refreshable: Option<bool>,
+        /// Row-level security roles defined in the model. With any, the model is listed with
+        /// `isEffectiveIdentityRequired: true` and an export by a service principal must name
+        /// an identity with some of these roles; without, an export naming an identity for it
+        /// is refused.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub rls_roles: Vec<String>,
     }
 }
 
@@ -120,7 +126,9 @@ with_knobs! {
         #[schemars(with = "Option<String>")]
         pub id: Option<uuid::Uuid>,
         /// The dataset it shows (a name in the same workspace); default: the dataset with the
-        /// report's name, else the workspace's first dataset, else one made for it.
+        /// report's name, else the workspace's first dataset, else one made for it. For a
+        /// paginated report, the model it reads (none by default); its row-level security
+        /// then applies to the export's identity.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub dataset: Option<String>,
         /// A paginated report (`PaginatedReport`, no `datasetId`).

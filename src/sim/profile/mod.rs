@@ -22,7 +22,7 @@ pub use items::{
     DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookSpec, ItemSpec,
     ReportSpec,
 };
-pub use provision::{CapacityWants, Provision, WorkspaceWants};
+pub use provision::{CapacityWants, Provision, ReportHint, WorkspaceWants};
 pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};
 
 use super::SimError;
@@ -619,8 +619,13 @@ mod tests {
                     datasets: vec!["A".into(), "B".into()],
                     dataflows: vec!["DF".into()],
                     fabric_dataflows: vec!["G2".into()],
-                    reports: vec!["R".into()],
+                    reports: vec!["R".into(), "Paged".into()],
                     items: vec![("Load".into(), "DataPipeline".into())],
+                    report_hints: vec![crate::sim::ReportHint {
+                        report: "Paged".into(),
+                        paginated: true,
+                        rls_roles: vec!["Manager".into()],
+                    }],
                 },
                 WorkspaceWants {
                     name: guid.into(),
@@ -641,6 +646,11 @@ mod tests {
         assert!(ws.fabric_dataflows.contains_key("G2"));
         assert_eq!(ws.items["Load"].item_type, "DataPipeline");
         assert!(ws.reports.contains_key("R"));
+        assert!(!ws.reports["R"].paginated && ws.reports["R"].dataset.is_none());
+        // What the exports say: a paginated report reading a model with the named roles.
+        assert!(ws.reports["Paged"].paginated);
+        assert_eq!(ws.reports["Paged"].dataset.as_deref(), Some("Paged"));
+        assert_eq!(ws.datasets["Paged"].rls_roles, ["Manager"]);
         assert_eq!(
             p.workspaces[guid].id,
             Some(uuid::Uuid::parse_str(guid).unwrap())

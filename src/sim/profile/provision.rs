@@ -41,6 +41,19 @@ pub struct WorkspaceWants {
     pub reports: Vec<String>,
     /// Other Fabric items that run jobs: (name or GUID, Fabric item type).
     pub items: Vec<(String, String)>,
+    /// What the job's exports say about reports it names (a report the profile declares keeps
+    /// what the profile says).
+    pub report_hints: Vec<ReportHint>,
+}
+
+/// What an export says about its report: paginated (it asks for parameters or a format only
+/// paginated reports have), and the row-level-security roles its identities name (the model
+/// made for the report then defines them, so the rehearsal exports as the tenant would).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportHint {
+    pub report: String,
+    pub paginated: bool,
+    pub rls_roles: Vec<String>,
 }
 
 /// Finds the key of `map` whose name, or whose explicit id, is `wanted`.
@@ -133,10 +146,31 @@ impl Profile {
             }
             for name in &ws.reports {
                 if find_key(&spec.reports, name, |r| r.id).is_none() {
+                    let hint = ws.report_hints.iter().find(|h| &h.report == name);
+                    let paginated = hint.is_some_and(|h| h.paginated);
+                    let roles = hint.map(|h| h.rls_roles.clone()).unwrap_or_default();
+                    // A model of its own, with the roles the identities name.
+                    let dataset = (!roles.is_empty()).then(|| {
+                        let model =
+                            spec.datasets
+                                .entry(name.clone())
+                                .or_insert_with(|| DatasetSpec {
+                                    id: provisioned_id(&format!("{name} model")),
+                                    ..DatasetSpec::default()
+                                });
+                        for role in &roles {
+                            if !model.rls_roles.contains(role) {
+                                model.rls_roles.push(role.clone());
+                            }
+                        }
+                        name.clone()
+                    });
                     spec.reports.insert(
                         name.clone(),
                         ReportSpec {
                             id: provisioned_id(name),
+                            paginated,
+                            dataset,
                             ..ReportSpec::default()
                         },
                     );

@@ -26,6 +26,8 @@ pub(crate) enum ItemKind {
         upstream: Vec<String>,
         /// `isRefreshable` (false for DirectQuery and live connections).
         refreshable: bool,
+        /// Row-level security roles of the model (none: no RLS).
+        rls_roles: Vec<String>,
     },
     /// Gen1 dataflow (Power BI only; not a Fabric item).
     Dataflow { upstream: Vec<String> },

@@ -98,6 +98,7 @@ impl World {
                         tables: d.tables.clone(),
                         upstream: d.upstream_dataflows.clone(),
                         refreshable: d.refreshable.unwrap_or(true),
+                        rls_roles: d.rls_roles.clone(),
                     },
                     d.knobs().resolve(defaults),
                     "dataset",
@@ -147,7 +148,9 @@ impl World {
             for (name, r) in &spec.reports {
                 let id =
                     r.id.unwrap_or_else(|| derived_uuid(&["report", ws_name, name]));
-                let dataset = if r.paginated {
+                // A paginated report reads a model only when the profile names one (its
+                // data source); the service lists no `datasetId` for it either way.
+                let dataset = if r.paginated && r.dataset.is_none() {
                     None
                 } else {
                     Some(world.dataset_for_report(ws, name, r.dataset.as_deref(), defaults))
@@ -271,6 +274,7 @@ impl World {
                 tables: Vec::new(),
                 upstream: Vec::new(),
                 refreshable: true,
+                rls_roles: Vec::new(),
             },
             crate::sim::profile::Knobs::default().resolve(defaults),
             "dataset",
