@@ -43,6 +43,8 @@ struct Prepared {
     sim: Option<SimServer>,
     /// What the run runs against, for the store.
     target: crate::store::RunTarget,
+    /// What run-time discovery found (or a resumed run recorded), recorded with the run.
+    discovered: crate::job::Discovered,
 }
 
 fn print_diagnostics(diags: &Diagnostics) {
@@ -69,8 +71,17 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
             step.retries = retries;
         }
     }
-    let selected = crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    // A fan-out over what discovery finds is selected once it is expanded (`step[key]`
+    // names an expansion); any other job is checked now, before a simulator starts.
+    let discovers = !job.awaiting_discovery().is_empty() && !args.dry_run;
+    let selected = if discovers {
+        None
+    } else {
+        Some(
+            crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+        )
+    };
     if let Some(n) = args.concurrency
         && !(1..=10_000).contains(&n)
     {
@@ -82,10 +93,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
     let (job, config, sim) = if args.simulate {
         // Under --simulate nothing may leave loopback: the simulator stands in for every
         // remote, and unset env vars resolve to placeholders.
-        let resolved = crate::job::resolve_env(&job, &|name| {
-            Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
-        })
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+        let resolved = resolve_simulated(&job)?;
         let profile = simulator_profile(args.sim_profile.as_deref(), Profile::default)?;
         let (sim, warnings) = start_simulator(&resolved, profile).await?;
         for warning in warnings {
@@ -102,14 +110,21 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         }
         (point_at_simulator(resolved, &sim), config, Some(sim))
     } else {
-        let resolved =
-            crate::job::resolve_env(&job, &|name| std::env::var(name).ok()).map_err(|e| {
-                eprintln!("{:?}", miette::Report::new(e));
-                Error::Reported
-            })?;
+        let resolved = resolve_live(&job)?;
         let config = ClientConfig::try_from_env(Default::default())
             .map_err(|e| Error::Invalid(e.to_string()))?;
         (resolved, config, None)
+    };
+
+    let (job, discovered) = if discovers {
+        expand_discovered(args, &overrides, job, &config, sim.as_ref()).await?
+    } else {
+        (job, crate::job::Discovered::new())
+    };
+    let selected = match selected {
+        Some(s) => s,
+        None => crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
+            .map_err(|e| Error::Invalid(e.to_string()))?,
     };
 
     if let Err(problems) = crate::powerbi::check_urls(&job.outbound(), &config) {
@@ -123,7 +138,86 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         config,
         sim,
         target,
+        discovered,
     })
+}
+
+/// Env references resolved for `--simulate`: unset ones become placeholders.
+fn resolve_simulated(job: &Job) -> Result<Job, Error> {
+    crate::job::resolve_env(job, &|name| {
+        Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
+    })
+    .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// Env references resolved from the environment; every missing one is reported.
+fn resolve_live(job: &Job) -> Result<Job, Error> {
+    crate::job::resolve_env(job, &|name| std::env::var(name).ok()).map_err(|e| {
+        eprintln!("{:?}", miette::Report::new(e));
+        Error::Reported
+    })
+}
+
+/// Expands the fan-outs over discovered items: with the values a resumed run recorded, else
+/// with what discovery finds now; the job file is loaded again with them (so every expansion
+/// is validated like any step) and made ready as the first load was.
+async fn expand_discovered(
+    args: &RunArgs,
+    overrides: &[(String, String)],
+    template: Job,
+    config: &ClientConfig,
+    sim: Option<&SimServer>,
+) -> Result<(Job, crate::job::Discovered), Error> {
+    let found = match recorded_discoveries(args, &template) {
+        Some(found) => found,
+        None => {
+            let client = PowerBiClient::new(config.clone(), template.connections.clone())
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            crate::plan::fan_out::discover(&client, &template)
+                .await
+                .map_err(|e| Error::Invalid(e.to_string()))?
+        }
+    };
+    for (id, values) in &found {
+        tracing::info!(
+            step = %id,
+            count = values.len(),
+            "for_each: {} item(s) discovered",
+            values.len()
+        );
+    }
+    let mut job = match crate::job::load_discovered(&args.job, overrides, &found) {
+        Ok(loaded) => loaded.job,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            return Err(Error::Reported);
+        }
+    };
+    if let Some(retries) = args.retries {
+        for step in job.steps.values_mut() {
+            step.retries = retries;
+        }
+    }
+    let job = match sim {
+        Some(sim) => point_at_simulator(resolve_simulated(&job)?, sim),
+        None => resolve_live(&job)?,
+    };
+    Ok((job, found))
+}
+
+/// What the run being resumed discovered (recorded with its arguments), when it recorded a
+/// value list for every fan-out awaiting discovery: a resume runs the same expansions.
+fn recorded_discoveries(args: &RunArgs, job: &Job) -> Option<crate::job::Discovered> {
+    let resume = args.resume.as_deref()?;
+    let path = crate::store::resolve_path(args.state.as_deref())?;
+    let store = crate::store::Store::open_existing(&path).ok()??;
+    let run = store.resolve_run_id(resume, Some(&job.name)).ok()?;
+    let arguments = store.load_run(&run).ok()?.arguments;
+    let found = crate::plan::fan_out::recorded(&arguments);
+    job.awaiting_discovery()
+        .iter()
+        .all(|(id, _)| found.contains_key(*id))
+        .then_some(found)
 }
 
 async fn run_async(args: RunArgs) -> Result<u8, Error> {
@@ -132,6 +226,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         config,
         sim,
         target,
+        discovered,
     } = prepare(&args).await?;
 
     if args.dry_run {
@@ -175,7 +270,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         resume: args.resume.clone(),
         force: args.force,
         run_id: run_id.clone(),
-        arguments: crate::store::run_arguments(&args),
+        arguments: with_discovered(crate::store::run_arguments(&args), &discovered),
         target,
     };
     let mut session = crate::store::RunSession::start(job.clone(), store_opts)
@@ -313,6 +408,20 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         RunStatus::Cancelled if interrupt.is_cancelled() => exit::INTERRUPTED,
         RunStatus::Cancelled => exit::FAILED,
     })
+}
+
+/// The run's arguments with what it discovered (`discovered`: step id -> values), which a
+/// resume of it reuses.
+fn with_discovered(
+    mut arguments: serde_json::Value,
+    discovered: &crate::job::Discovered,
+) -> serde_json::Value {
+    if !discovered.is_empty()
+        && let Some(map) = arguments.as_object_mut()
+    {
+        map.insert("discovered".into(), serde_json::json!(discovered));
+    }
+    arguments
 }
 
 /// Every file `run` writes: the report files, each selected report step's export and the
@@ -545,7 +654,15 @@ fn provision_for(job: &Job) -> Provision {
     let mut items: Vec<(usize, &'static str, String)> = Vec::new();
     let mut fabric_items: Vec<(usize, &'static str, String)> = Vec::new();
     let mut report_hints: Vec<(usize, crate::sim::ReportHint)> = Vec::new();
+    let templates = job.awaiting_discovery();
+    for (_, spec) in &templates {
+        ws(&spec.workspace);
+    }
     for (id, step) in &job.steps {
+        if templates.iter().any(|(t, _)| t == id) {
+            // `${each.value}` is no name: discovery finds what the simulator already holds.
+            continue;
+        }
         match &step.kind {
             StepKind::Dataset(s) => items.push((ws(&s.workspace), "dataset", s.dataset.clone())),
             StepKind::Dataflow(s) => {

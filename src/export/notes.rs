@@ -62,6 +62,15 @@ pub(super) fn notes(job: &Job) -> Vec<Note> {
         .values()
         .flat_map(|s| s.depends_on.iter().map(String::as_str))
         .collect();
+    for (id, spec) in job.awaiting_discovery() {
+        out.push(Note {
+            step: Some(id.to_string()),
+            message: format!(
+                "`for_each: discover` finds the semantic models of {} when the task runs, so they cannot be a Kestra `ForEach`: the task runs them all (`--select {id}`), its `concurrency` and retries applying inside it",
+                spec.workspace
+            ),
+        });
+    }
     for step in job.steps.values() {
         // The expansions of a `for_each` are one Kestra task: one note for all of them.
         let owner = job

@@ -32,6 +32,20 @@ pub struct Loaded {
 /// declared `vars:`). Env vars are looked up in the process environment for warnings and to
 /// pick the implicit `default` connection.
 pub fn load(path: &Path, var_overrides: &[(String, String)]) -> Result<Loaded, Diagnostics> {
+    load_discovered(path, var_overrides, &Discovered::new())
+}
+
+/// What run-time discovery found for each `for_each: { discover: ... }` step (by the id the
+/// file gives it): the values, in order.
+pub type Discovered = indexmap::IndexMap<String, Vec<String>>;
+
+/// [`load`], with the fan-outs over discovered items expanded to `discovered` (those it does
+/// not name stay templates).
+pub fn load_discovered(
+    path: &Path,
+    var_overrides: &[(String, String)],
+    discovered: &Discovered,
+) -> Result<Loaded, Diagnostics> {
     let name = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -51,7 +65,13 @@ pub fn load(path: &Path, var_overrides: &[(String, String)]) -> Result<Loaded, D
             return Err(d);
         }
     };
-    load_bytes(&name, &bytes, var_overrides, &|k| std::env::var(k).ok())
+    load_bytes_discovered(
+        &name,
+        &bytes,
+        var_overrides,
+        &|k| std::env::var(k).ok(),
+        discovered,
+    )
 }
 
 /// Like [`load`], from bytes already read; `env` answers env lookups (tests, benches).
@@ -60,6 +80,17 @@ pub fn load_bytes(
     bytes: &[u8],
     var_overrides: &[(String, String)],
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Diagnostics> {
+    load_bytes_discovered(name, bytes, var_overrides, env, &Discovered::new())
+}
+
+/// [`load_bytes`] with discovered fan-out values (see [`load_discovered`]).
+pub fn load_bytes_discovered(
+    name: &str,
+    bytes: &[u8],
+    var_overrides: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+    discovered: &Discovered,
 ) -> Result<Loaded, Diagnostics> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
@@ -81,7 +112,15 @@ pub fn load_bytes(
     let source: Arc<str> = Arc::from(text);
     let hash = hex::encode(Sha256::digest(bytes));
     let parsed = parse_raw(name, &source)?;
-    let checked = validate::validate(name, source.clone(), hash, &parsed.raw, var_overrides, env);
+    let checked = validate::validate(
+        name,
+        source.clone(),
+        hash,
+        &parsed.raw,
+        var_overrides,
+        env,
+        discovered,
+    );
     let mut problems = parsed.read_past;
     if problems.is_empty() {
         return checked;

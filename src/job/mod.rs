@@ -21,7 +21,7 @@ pub(crate) mod validate;
 
 pub use diag::{DiagFormat, Diagnostic, Diagnostics, Severity};
 pub use env::{MissingEnv, MissingVar, needs_auth, resolve_env};
-pub use load::{Loaded, load, load_bytes};
+pub use load::{Discovered, Loaded, load, load_bytes, load_bytes_discovered, load_discovered};
 pub use outbound::Outbound;
 
 /// A `--var` argument that is not `KEY=VALUE`.

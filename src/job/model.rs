@@ -44,6 +44,18 @@ pub struct Job {
 }
 
 impl Job {
+    /// The run-time fan-outs not expanded yet (their template is in [`Job::steps`] under the
+    /// fan-out's own id), with what to discover.
+    pub fn awaiting_discovery(&self) -> Vec<(&str, &DiscoverSpec)> {
+        self.fan_outs
+            .iter()
+            .filter_map(|(id, f)| match &f.source {
+                FanOutSource::Discover(d) if self.steps.contains_key(id) => Some((id.as_str(), d)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The fan-out an expansion id (`step[key]`) belongs to, with its key.
     pub fn fan_out_of(&self, id: &str) -> Option<(&str, &str)> {
         let (parent, key) = split_expansion_id(id)?;
@@ -85,6 +97,20 @@ pub enum FanOutSource {
     Var { name: String },
     /// A file of values, one per line.
     File { path: String },
+    /// What discovery finds when the run starts: until then the fan-out has no items and
+    /// [`Job::steps`] holds the step once, under its own id, as a template.
+    Discover(DiscoverSpec),
+}
+
+/// `for_each.discover`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoverSpec {
+    /// Workspace name or GUID (aliases expanded).
+    pub workspace: String,
+    /// Case-insensitive name pattern (`*`, `?`).
+    pub name: String,
+    /// Leave out the semantic models other steps of the job name.
+    pub exclude_named: bool,
 }
 
 /// One value of a `for_each`.

@@ -412,8 +412,9 @@ pub(crate) struct RawStep {
     /// (dataset and Gen1 dataflow).
     pub skip_if_fresh: Option<Sp<String>>,
     /// Fan-out: one step per value, with ids `step[key]`; `${each.key}` and `${each.value}`
-    /// in the step's strings. A list, a `"${vars.NAME}"` holding a comma-separated list, or
-    /// `{ file: PATH }` (one value per line).
+    /// in the step's strings. A list, a `"${vars.NAME}"` holding a comma-separated list,
+    /// `{ file: PATH }` (one value per line) or `{ discover: {...} }` (found when the run
+    /// starts).
     pub for_each: Option<Sp<RawForEach>>,
 
     /// sas_flow, webhook: the URL (a secret; use `${env.NAME}`).
@@ -499,6 +500,34 @@ pub(crate) struct RawForEachLong {
     /// A text file of values, one per line (blank lines and `#` comments skipped), relative to
     /// the job file's folder.
     pub file: Option<Sp<String>>,
+    /// The items discovery finds when the run starts (a resumed run keeps the ones its first
+    /// run found).
+    pub discover: Option<Sp<RawDiscover>>,
+}
+
+/// `for_each.discover`: what to list when the run starts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Discover")]
+pub(crate) struct RawDiscover {
+    /// Workspace alias, name or GUID.
+    pub workspace: Sp<String>,
+    /// What to list: `semantic_models` (the refreshable ones).
+    pub items: Sp<RawDiscoverItems>,
+    /// Names to keep, case-insensitive, `*` any run of characters, `?` one (default `*`).
+    pub name: Option<Sp<String>>,
+    /// Leave out the items other steps of the job name (default `false`).
+    pub exclude_named: Option<Sp<bool>>,
+}
+
+/// `for_each.discover.items`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "DiscoverItems")]
+pub(crate) enum RawDiscoverItems {
+    /// Semantic models whose `isRefreshable` is not false (DirectQuery and live connections
+    /// have nothing to refresh).
+    SemanticModels,
 }
 
 impl<'de> Deserialize<'de> for RawForEach {
@@ -507,7 +536,9 @@ impl<'de> Deserialize<'de> for RawForEach {
         impl<'de> Visitor<'de> for V {
             type Value = RawForEach;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of values, \"${vars.NAME}\" or a mapping with `file`")
+                f.write_str(
+                    "a list of values, \"${vars.NAME}\" or a mapping with `file` or `discover`",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(RawForEach::Text(v.to_string()))

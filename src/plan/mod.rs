@@ -6,6 +6,7 @@
 
 pub(crate) mod capacity;
 pub(crate) mod cmd;
+pub(crate) mod fan_out;
 pub(crate) mod graph;
 mod needs;
 pub(crate) mod render;

@@ -110,6 +110,19 @@ pub(crate) fn to_text(plan: &Plan) -> String {
         if s.kind.workspace().is_some() && !matches!(s.kind, StepKind::SasFlow(_)) {
             let _ = writeln!(o, "  resource: {}", s.kind.resource_label());
         }
+        if let Some((_, d)) = job.awaiting_discovery().into_iter().find(|(t, _)| t == id) {
+            let _ = writeln!(
+                o,
+                "  for_each: the refreshable semantic models of {} named like `{}`{}, found when the run starts (one step `{id}[key]` each)",
+                d.workspace,
+                d.name,
+                if d.exclude_named {
+                    " that no other step names"
+                } else {
+                    ""
+                }
+            );
+        }
         let parents = plan.parents(id);
         if !s.depends_on.is_empty() {
             let skipped: Vec<&String> = s

@@ -206,6 +206,16 @@ impl PowerBiClient {
         Ok(items.clone())
     }
 
+    /// Every item of `kind` in the workspace, in the service's order (cached like a lookup).
+    pub(crate) async fn list_items(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        kind: ItemKind,
+    ) -> Result<Vec<Item>, ClientError> {
+        Ok(self.items(conn, workspace_id, kind).await?.items.clone())
+    }
+
     /// The item called (or with id) `name_or_id` in the workspace.
     pub(crate) async fn resolve_item(
         &self,

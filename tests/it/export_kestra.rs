@@ -94,7 +94,11 @@ fn export_kestra_flow_parses_and_mirrors_the_dag() {
                 .unwrap_or_else(|| panic!("{rel}: no task for {id}"));
             let mut task = &entry["task"];
             assert_eq!(task["id"], id.as_str(), "{rel}");
-            let selects = if step.get("for_each").is_some() {
+            // A fan-out over a list is a ForEach; one over what the run discovers is a task.
+            let listed = step
+                .get("for_each")
+                .is_some_and(|f| f.get("discover").is_none());
+            let selects = if listed {
                 // A fan-out: a ForEach over the keys, whose one child runs an expansion.
                 assert_eq!(task["type"], "io.kestra.plugin.core.flow.ForEach", "{rel}");
                 assert!(task["values"].as_array().is_some_and(|v| !v.is_empty()));

@@ -292,3 +292,239 @@ fn values_from_a_file_next_to_the_job() {
     );
     assert!(stdout.contains("books[Europe] (report)"), "{stdout}");
 }
+
+const DISCOVER_JOB: &str = r#"
+version: 1
+name: discover_fan_out
+defaults: { poll_interval: 1s }
+steps:
+  core: { type: dataset, workspace: Sales, dataset: Sales Core }
+  others:
+    type: dataset
+    workspace: Sales
+    dataset: "${each.value}"
+    for_each:
+      discover: { workspace: Sales, items: semantic_models, name: "sales*", exclude_named: true }
+    depends_on: [core]
+  tell:
+    type: webhook
+    url: http://127.0.0.1:9/unused
+    depends_on: [others]
+"#;
+
+const DISCOVER_PROFILE: &str = "defaults: { duration: 100ms }
+workspaces:
+  Sales:
+    datasets:
+      Sales Core: {}
+      Sales EU: {}
+      Finance: {}
+      Sales Live: { refreshable: false }
+      Sales US: {}
+hooks:
+  tell: {}
+";
+
+fn report_ids(dir: &Path) -> Vec<(String, String)> {
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn discovery_fans_out_over_the_refreshable_models_the_job_does_not_name() {
+    let sim = simulator(DISCOVER_PROFILE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, stdout, stderr) = run_against(
+        &sim,
+        d,
+        DISCOVER_JOB,
+        &[
+            "run", "job.yaml", "--state", "none", "--report", "r.json", "--select", "others+",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let ids: Vec<(String, String)> = report_ids(d);
+    let want: Vec<(String, String)> = [
+        ("others[Sales_EU]", "succeeded"),
+        ("others[Sales_US]", "succeeded"),
+        ("tell", "succeeded"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(ids, want);
+    // Not the excluded, the live-connection nor the non-matching model.
+    assert_eq!(refresh_posts(&sim, "Sales", "Sales Core"), 0);
+    assert_eq!(refresh_posts(&sim, "Sales", "Sales Live"), 0);
+    assert_eq!(refresh_posts(&sim, "Sales", "Finance"), 0);
+    assert_eq!(refresh_posts(&sim, "Sales", "Sales EU"), 1);
+    sim.shutdown().await;
+
+    // Before a run, the step is one template.
+    let out = pbibatch(d).args(["plan", "job.yaml"]).output().unwrap();
+    let (stdout, _) = texts(&out);
+    assert!(
+        stdout.contains("for_each: the refreshable semantic models of Sales named like `sales*` that no other step names, found when the run starts"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_resumed_run_keeps_the_expansion_its_first_run_discovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("job.yaml"), DISCOVER_JOB).unwrap();
+    std::fs::write(
+        d.join("first.yaml"),
+        DISCOVER_PROFILE.replace("Sales EU: {}", "Sales EU: { outcomes: [fail] }"),
+    )
+    .unwrap();
+    // By the resume, the workspace holds one more matching model: it must not join.
+    std::fs::write(
+        d.join("later.yaml"),
+        DISCOVER_PROFILE.replace("Finance: {}", "Finance: {}\n      Sales NEW: {}"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = pbibatch(d)
+            .args([
+                "run",
+                "job.yaml",
+                "--simulate",
+                "--state",
+                "state.db",
+                "--report",
+                "r.json",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = texts(&out);
+        (out.status.code(), format!("{stdout}{stderr}"))
+    };
+    let (code, out) = run(&["--sim-profile", "first.yaml"]);
+    assert_eq!(code, Some(1), "{out}");
+    let first = report_ids(d);
+    assert!(
+        first.contains(&("others[Sales_EU]".into(), "failed".into())),
+        "{first:?}"
+    );
+    assert!(
+        first.contains(&("others[Sales_US]".into(), "succeeded".into())),
+        "{first:?}"
+    );
+
+    let (code, out) = run(&["--sim-profile", "later.yaml", "--resume", "last"]);
+    assert_eq!(code, Some(0), "{out}");
+    let ids: Vec<String> = report_ids(d).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        ["core", "others[Sales_EU]", "others[Sales_US]", "tell"]
+    );
+
+    // A new run (no resume) discovers again, and finds the new model.
+    let (code, out) = run(&["--sim-profile", "later.yaml"]);
+    assert_eq!(code, Some(0), "{out}");
+    let ids: Vec<String> = report_ids(d).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        [
+            "core",
+            "others[Sales_EU]",
+            "others[Sales_NEW]",
+            "others[Sales_US]",
+            "tell"
+        ]
+    );
+}
+
+/// Issue 18's "done when" job (examples/after_the_refresh.yaml): refresh a model, fan out over
+/// the workspace's other models, burst the report per region with RLS, post a message; every
+/// output shows the fan-out.
+#[test]
+fn after_the_refresh_every_output_shows_the_fan_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = crate::common::repo();
+    let out = pbibatch(d)
+        .arg("run")
+        .arg(repo.join("examples/after_the_refresh.yaml"))
+        .arg("--sim-profile")
+        .arg(repo.join("examples/sim-profiles/after_the_refresh.yaml"))
+        .args([
+            "--simulate",
+            "--state",
+            "none",
+            "--report",
+            "r.json",
+            "--junit",
+            "j.xml",
+        ])
+        .args(["--summary", "s.md", "--kestra"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let expansions = [
+        "other_models[Inventory]",
+        "other_models[Returns]",
+        "region_books[West]",
+        "region_books[East]",
+    ];
+    let ids: Vec<String> = report_ids(d).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        [
+            "core_model",
+            "other_models[Inventory]",
+            "other_models[Returns]",
+            "region_books[West]",
+            "region_books[East]",
+            "tell_team"
+        ]
+    );
+    let junit = std::fs::read_to_string(d.join("j.xml")).unwrap();
+    let summary = std::fs::read_to_string(d.join("s.md")).unwrap();
+    for id in expansions {
+        assert!(junit.contains(&format!("name=\"{id}\"")), "{id}: {junit}");
+        assert!(summary.contains(id), "{id}: {summary}");
+        assert!(stdout.contains(id), "{id} in the Kestra lines: {stdout}");
+    }
+    assert!(d.join("out/sales_book_West.pdf").is_file());
+    assert!(d.join("out/sales_book_East.pdf").is_file());
+
+    // The Kestra flow: a ForEach for the regions, one task (and a note) for the discovery.
+    let out = pbibatch(&repo)
+        .args(["export", "kestra", "examples/after_the_refresh.yaml"])
+        .output()
+        .unwrap();
+    let (flow, notes) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{notes}");
+    assert!(
+        flow.contains("type: io.kestra.plugin.core.flow.ForEach"),
+        "{flow}"
+    );
+    assert!(
+        flow.contains("--select 'region_books[{{ taskrun.value }}]'"),
+        "{flow}"
+    );
+    assert!(flow.contains("--select other_models --kestra"), "{flow}");
+    assert!(
+        notes
+            .contains("`for_each: discover` finds the semantic models of Sales when the task runs"),
+        "{notes}"
+    );
+}

@@ -1,7 +1,10 @@
 //! `for_each`: one step per value, each with the id `step[key]`.
 //!
 //! The values come from the file (a list), a variable (`"${vars.NAME}"`, a comma-separated
-//! list that `--var` may override) or a text file (one value per line). Each expansion is
+//! list that `--var` may override), a text file (one value per line) or what discovery finds
+//! when the run starts (until then the step is kept once, as a template, and the run expands
+//! it by loading the file again with the values found: see `src/plan/fan_out.rs`). Each
+//! expansion is
 //! validated as its own step with `${each.key}` / `${each.value}` filled in, so an
 //! expansion is an ordinary step for the plan, the engine, the store and the reports. The
 //! dependents of a fanned-out step depend on every expansion (their trigger rule then says
@@ -14,8 +17,8 @@ use indexmap::IndexMap;
 use super::step::{self, Defaults};
 use super::{Checker, Each};
 use crate::job::interp::{self, Piece, Ref};
-use crate::job::model::{Connection, FanOut, FanOutItem, FanOutSource, Step, StepId};
-use crate::job::raw::{RawForEach, RawStep, Sp};
+use crate::job::model::{Connection, DiscoverSpec, FanOut, FanOutItem, FanOutSource, Step, StepId};
+use crate::job::raw::{RawDiscover, RawDiscoverItems, RawForEach, RawStep, Sp};
 
 /// Most expansions one `for_each` may have: a typo'd file should not make a million steps.
 pub(super) const MAX_EXPANSIONS: usize = 1_000;
@@ -24,6 +27,8 @@ pub(super) const MAX_EXPANSIONS: usize = 1_000;
 pub(super) struct Context<'a> {
     /// The job file's path as given (a `file:` is relative to its folder).
     pub job_file: &'a str,
+    /// What run-time discovery found, by step id (empty before a run).
+    pub discovered: &'a crate::job::Discovered,
     pub defaults: &'a Defaults,
     pub connections: &'a IndexMap<String, Connection>,
     pub pools: &'a IndexMap<String, u32>,
@@ -55,8 +60,27 @@ pub(super) fn expand(
     for_each: &Sp<RawForEach>,
     steps: &mut IndexMap<StepId, Step>,
 ) -> Option<FanOut> {
-    let (source, values) = values(c, ctx, for_each)?;
-    let items = items(c, for_each, values)?;
+    let (source, values) = values(c, ctx, id, for_each)?;
+    let Some(values) = values else {
+        // Discovered when the run starts: the step stays once, as a template.
+        c.each = Each::Template;
+        let built = step::build(c, id, step, ctx.defaults, ctx.connections, ctx.pools);
+        c.each = Each::None;
+        if let Some(built) = built {
+            steps.insert(built.id.clone(), built);
+        }
+        return Some(FanOut {
+            source,
+            items: Vec::new(),
+        });
+    };
+    let discovered = matches!(source, FanOutSource::Discover(_));
+    let items = if discovered && values.is_empty() {
+        // Discovery may find nothing: the fan-out then has no step.
+        Vec::new()
+    } else {
+        items(c, for_each, values)?
+    };
     for (n, item) in items.iter().enumerate() {
         c.each = Each::Item(item.key.clone(), item.value.clone());
         let before = c.errors.items().len();
@@ -82,16 +106,20 @@ pub(super) fn expand(
     Some(FanOut { source, items })
 }
 
-/// The values of a `for_each` and where they came from.
+type Values = Vec<(String, serde_saphyr::Location)>;
+
+/// The values of a `for_each` and where they came from; no values for a discovery the run
+/// has not made yet.
 fn values(
     c: &mut Checker<'_>,
     ctx: &Context<'_>,
+    id: &Sp<String>,
     for_each: &Sp<RawForEach>,
-) -> Option<(FanOutSource, Vec<(String, serde_saphyr::Location)>)> {
+) -> Option<(FanOutSource, Option<Values>)> {
     match for_each.get() {
         RawForEach::List(list) => Some((
             FanOutSource::List,
-            list.iter().map(|v| (c.text(v), v.loc())).collect(),
+            Some(list.iter().map(|v| (c.text(v), v.loc())).collect()),
         )),
         RawForEach::Text(text) => {
             let name = match interp::scan(text).as_deref() {
@@ -126,12 +154,35 @@ fn values(
                 .filter(|v| !v.is_empty())
                 .map(|v| (v.to_string(), for_each.loc()))
                 .collect();
-            Some((FanOutSource::Var { name }, values))
+            Some((FanOutSource::Var { name }, Some(values)))
         }
         RawForEach::Long(long) => {
-            let Some(file) = &long.file else {
-                c.error(for_each.loc(), "`for_each` needs `file`", "no values here");
-                return None;
+            let file = match (&long.file, &long.discover) {
+                (Some(_), Some(d)) => {
+                    c.error(
+                        d.loc(),
+                        "`for_each` takes `file` or `discover`, not both",
+                        "one source of values",
+                    );
+                    return None;
+                }
+                (None, Some(d)) => {
+                    let spec = discover(c, d.get());
+                    let found = ctx
+                        .discovered
+                        .get(id.get())
+                        .map(|values| values.iter().map(|v| (v.clone(), for_each.loc())).collect());
+                    return Some((FanOutSource::Discover(spec), found));
+                }
+                (Some(file), None) => file,
+                (None, None) => {
+                    c.error(
+                        for_each.loc(),
+                        "`for_each` needs `file` or `discover`",
+                        "no values here",
+                    );
+                    return None;
+                }
             };
             let written = c.non_empty(file, "for_each.file");
             let path = Path::new(ctx.job_file)
@@ -155,8 +206,23 @@ fn values(
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(|l| (l.to_string(), file.loc()))
                 .collect();
-            Some((FanOutSource::File { path: written }, values))
+            Some((FanOutSource::File { path: written }, Some(values)))
         }
+    }
+}
+
+/// `for_each.discover`, checked.
+fn discover(c: &mut Checker<'_>, raw: &RawDiscover) -> DiscoverSpec {
+    let workspace = c.workspace(&raw.workspace);
+    let name = match &raw.name {
+        Some(n) => c.non_empty(n, "discover.name"),
+        None => "*".to_string(),
+    };
+    let RawDiscoverItems::SemanticModels = raw.items.get();
+    DiscoverSpec {
+        workspace,
+        name,
+        exclude_named: raw.exclude_named.as_ref().is_some_and(|v| *v.get()),
     }
 }
 
@@ -227,10 +293,17 @@ pub(super) fn link_dependents(
     if fan_outs.is_empty() {
         return;
     }
+    let template_ids: Vec<StepId> = fan_outs
+        .keys()
+        .filter(|id| steps.contains_key(*id))
+        .cloned()
+        .collect();
     for step in steps.values_mut() {
         let deps = std::mem::take(&mut step.depends_on);
         for dep in deps {
             match fan_outs.get(&dep) {
+                // A template awaiting discovery is a step of its own until then.
+                Some(_) if template_ids.contains(&dep) => step.depends_on.push(dep),
                 Some(f) => step
                     .depends_on
                     .extend(f.items.iter().map(|i| FanOut::expansion_id(&dep, &i.key))),

@@ -107,6 +107,9 @@ pub(crate) enum Each {
     None,
     /// One expansion: `(key, value)`.
     Item(String, String),
+    /// The template of a fan-out over what the run will discover: `${each.*}` stays as
+    /// written until then.
+    Template,
 }
 
 impl<'a> Checker<'a> {
@@ -267,7 +270,7 @@ impl<'a> Checker<'a> {
         let vars = &self.vars;
         let each = match &self.each {
             Each::Item(key, value) => Some((key.as_str(), value.as_str())),
-            Each::None => None,
+            Each::None | Each::Template => None,
         };
         interp::substitute_vars(s, &pieces, &|n| vars.get(n).cloned(), each)
     }
@@ -423,6 +426,7 @@ pub(crate) fn validate(
     raw: &RawJob,
     var_overrides: &[(String, String)],
     env: &dyn Fn(&str) -> Option<String>,
+    discovered: &crate::job::Discovered,
 ) -> Result<Loaded, Diagnostics> {
     let mut c = Checker::new(name, source, env);
 
@@ -491,6 +495,7 @@ pub(crate) fn validate(
         if let Some(for_each) = &s.get().for_each {
             let ctx = fan_out::Context {
                 job_file: name,
+                discovered,
                 defaults: &defaults,
                 connections: &connections,
                 pools: &pools,
