@@ -65,7 +65,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
+pub enum Progress {
     Auto,
     Always,
     Never,
@@ -140,8 +140,8 @@ pub struct RunArgs {
     /// Live progress: `auto` on a terminal that can redraw (not `TERM=dumb`), `always` on any
     /// terminal (even `TERM=dumb`; never into a pipe or file, where log lines are written),
     /// `never`: log lines only.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
     /// State store (SQLite); `none` for no store. Default `.pbibatch/state.db`.
     #[arg(long, env = "PBIBATCH_STATE", value_name = "DB")]
     pub state: Option<String>,

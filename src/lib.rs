@@ -23,7 +23,6 @@ pub mod job;
 pub mod plan;
 pub mod powerbi;
 pub mod reporter;
-pub mod run;
 pub mod secret;
 pub mod sim;
 pub mod stdout;

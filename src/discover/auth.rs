@@ -3,14 +3,11 @@
 //! failure in words a user can act on. A token is never printed.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::setup::{self, Target};
-use crate::error::{Error, exit};
 use crate::job::model::{Connection, Credentials};
 use crate::powerbi::auth::{Audience, TokenCache};
 use crate::powerbi::http::Http;
@@ -382,52 +379,6 @@ pub fn render(check: &ConnectionCheck, now: DateTime<Utc>) -> String {
         }
     }
     out
-}
-
-/// `pbibatch auth check`: exit 0 when every connection works, 1 when one does not, 2 for
-/// bad input (unknown connection, job file errors, missing environment).
-pub fn command(
-    connection: Option<&str>,
-    job: Option<&Path>,
-    simulate: bool,
-    sim_profile: Option<&Path>,
-) -> Result<u8, Error> {
-    super::runtime()?.block_on(command_async(connection, job, simulate, sim_profile))
-}
-
-async fn command_async(
-    connection: Option<&str>,
-    job: Option<&Path>,
-    simulate: bool,
-    sim_profile: Option<&Path>,
-) -> Result<u8, Error> {
-    let conns = match job {
-        Some(path) => setup::pick(setup::job_connections(path)?, connection)?,
-        None => {
-            if connection.is_some_and(|c| c != "default") {
-                return Err(Error::Invalid(
-                    "--connection needs --job (only `default` exists without one)".into(),
-                ));
-            }
-            setup::env_default()
-        }
-    };
-    let target = if simulate {
-        Target::simulated(sim_profile, conns, String::new()).await?
-    } else {
-        Target::live(setup::resolve_all(conns)?, String::new())?
-    };
-    let cfg = target.client.config().clone();
-    let mut all_ok = true;
-    let mut text = String::new();
-    for conn in target.connections.values() {
-        let check = check_connection(&cfg, conn).await;
-        all_ok &= check.ok();
-        text.push_str(&render(&check, Utc::now()));
-    }
-    target.shutdown().await;
-    super::write_stdout(&text)?;
-    Ok(if all_ok { exit::OK } else { exit::FAILED })
 }
 
 #[cfg(test)]

@@ -4,17 +4,16 @@
 //! edge), or a dependency the lineage does not explain (extra edge). Nothing is triggered.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::path::Path;
 
 use indexmap::IndexMap;
 
 use super::lineage::{Graph, NodeKey, NodeKind};
 use super::setup::{self, Target};
 use super::{DiscoverOptions, Estate, Workspace, discover};
-use crate::cli::{DiagnosticFormat, ValidateArgs};
-use crate::error::{Error, exit};
+use crate::error::Error;
 use crate::job::model::{Generation, Job, StepKind};
-use crate::job::{self, DiagFormat, Severity};
+use crate::job::{self, Severity};
 use crate::powerbi::ClientError;
 use crate::suggest::near_names;
 
@@ -428,125 +427,20 @@ async fn live_estate(target: &Target, job: &Job) -> Result<Estate, (String, Clie
     Ok(estate)
 }
 
-/// `pbibatch validate --lineage [--simulate] JOB...`: static validation, then the live
-/// check. Exit 0 (warnings allowed), 1 when the live check could not run (credentials,
-/// network), 2 when a file is invalid or names something that does not exist.
-pub fn validate_lineage(args: &ValidateArgs) -> Result<u8, Error> {
-    super::runtime()?.block_on(validate_async(args))
-}
-
-async fn validate_async(args: &ValidateArgs) -> Result<u8, Error> {
-    let overrides =
-        job::parse_var_overrides(&args.vars).map_err(|e| Error::Invalid(e.to_string()))?;
-    let color = crate::term::color_on_stderr();
-    let (mut invalid, mut unreachable) = (false, false);
-    let mut json = Vec::new();
-    let mut short = String::new();
-    for path in &args.jobs {
-        let (diags, summary) = match job::load(path, &overrides) {
-            Err(d) => {
-                invalid = true;
-                (d, None)
-            }
-            Ok(loaded) => {
-                let mut diags = loaded.warnings;
-                if args.allow_unset_env {
-                    diags.drop_unset_env();
-                }
-                let job = loaded.job;
-                match check_one(args, &job).await? {
-                    Ok((findings, n_ws)) => {
-                        for f in &findings {
-                            diags.push_global(f.severity, format!("live: {}", f.message));
-                        }
-                        let errors = findings
-                            .iter()
-                            .filter(|f| f.severity == Severity::Error)
-                            .count();
-                        invalid |= errors > 0;
-                        let warnings = diags
-                            .items()
-                            .iter()
-                            .filter(|d| d.severity == Severity::Warning)
-                            .count();
-                        let verdict = if errors > 0 {
-                            format!(
-                                "invalid ({errors} error{})",
-                                if errors == 1 { "" } else { "s" }
-                            )
-                        } else {
-                            format!("valid ({} steps", job.steps.len())
-                                + &match warnings {
-                                    0 => String::new(),
-                                    1 => ", 1 warning".into(),
-                                    w => format!(", {w} warnings"),
-                                }
-                                + ")"
-                        };
-                        (
-                            diags,
-                            Some(format!(
-                                "{}: {verdict}; lineage checked against {n_ws} workspace{}",
-                                path.display(),
-                                if n_ws == 1 { "" } else { "s" }
-                            )),
-                        )
-                    }
-                    Err(message) => {
-                        unreachable = true;
-                        diags.push_global(Severity::Error, format!("live check failed: {message}"));
-                        (
-                            diags,
-                            Some(format!("{}: live check not done", path.display())),
-                        )
-                    }
-                }
-            }
-        };
-        match args.format {
-            DiagnosticFormat::Human => {
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(diags.render(DiagFormat::Human, color).as_bytes());
-                let line = summary.unwrap_or_else(|| {
-                    let n = diags
-                        .items()
-                        .iter()
-                        .filter(|d| d.severity == Severity::Error)
-                        .count();
-                    format!(
-                        "{}: invalid ({n} error{})",
-                        path.display(),
-                        if n == 1 { "" } else { "s" }
-                    )
-                });
-                let _ = writeln!(err, "{line}");
-            }
-            DiagnosticFormat::Short => short.push_str(&diags.render(DiagFormat::Short, false)),
-            DiagnosticFormat::Json => json.extend(diags.to_json()),
-        }
-    }
-    match args.format {
-        DiagnosticFormat::Human => {}
-        DiagnosticFormat::Short => super::write_stdout(&short)?,
-        DiagnosticFormat::Json => {
-            let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
-            super::write_stdout(&(text + "\n"))?;
-        }
-    }
-    Ok(if invalid {
-        exit::INVALID
-    } else if unreachable {
-        exit::FAILED
-    } else {
-        exit::OK
-    })
+/// Where the live check reads the estate.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LiveOptions<'a> {
+    /// The built-in simulator instead of the services.
+    pub(crate) simulate: bool,
+    /// The simulator's profile (the demo estate when `None`).
+    pub(crate) sim_profile: Option<&'a Path>,
 }
 
 /// The live check of one loaded job: `Ok(Ok((findings, workspaces read)))`, or
 /// `Ok(Err(message))` when the services could not be asked. `Err` is bad input.
-async fn check_one(
-    args: &ValidateArgs,
+pub(crate) async fn check_live(
     job: &Job,
+    options: LiveOptions<'_>,
 ) -> Result<Result<(Vec<Finding>, usize), String>, Error> {
     // Step fields may use ${env.X}; an unset one stays as written and shows as not found.
     let lookup =
@@ -572,13 +466,19 @@ async fn check_one(
     }
     let mut findings = Vec::new();
     let mut unknown_lineage = HashSet::new();
-    let target = if args.simulate {
+    let target = if options.simulate {
         // The estate `run --simulate` would run against: the profile plus what the job names.
         // Without --sim-profile, the demo estate `discover --simulate` shows (it has lineage).
-        let profile =
-            crate::run::simulator_profile(args.sim_profile.as_deref(), super::demo_profile)?;
+        let profile = match options.sim_profile {
+            Some(path) => {
+                crate::sim::Profile::load(path).map_err(|e| Error::Invalid(e.to_string()))?
+            }
+            None => super::demo_profile(),
+        };
         unknown_lineage = provisioned_steps(&job, &profile);
-        let (sim, warnings) = crate::run::start_simulator(&job, profile).await?;
+        let (sim, warnings) = crate::sim::start_for_job(&job, profile)
+            .await
+            .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))?;
         findings.extend(warnings.into_iter().map(warning));
         Target::on_simulator(sim, conns, String::new())?
     } else {

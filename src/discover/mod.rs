@@ -23,13 +23,13 @@ mod setup;
 
 use serde::Serialize;
 
-use crate::cli::{DiscoverArgs, TableFormat};
-use crate::error::{Error, exit};
 use crate::powerbi::ClientError;
 
-pub use check::{Finding, compare, validate_lineage};
+pub use check::{Finding, compare};
+pub(crate) use check::{LiveOptions, check_live};
 pub use demo::demo_profile;
 pub use fetch::{DiscoverOptions, discover};
+pub(crate) use setup::{Target, TargetOptions};
 
 /// Why discovery failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -127,93 +127,4 @@ pub struct FabricItem {
     /// The Fabric item type (`Dataflow` is a Dataflow Gen2).
     #[serde(rename = "type")]
     pub item_type: String,
-}
-
-fn write_stdout(text: &str) -> Result<(), Error> {
-    crate::stdout::write(text)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("failed to start the async runtime", e))
-}
-
-/// `pbibatch discover`: prints the estate (table or JSON), its lineage, and writes a job
-/// skeleton. Exit 0, 1 when a remote call failed, 2 for bad input.
-pub fn command(args: DiscoverArgs) -> Result<u8, Error> {
-    runtime()?.block_on(command_async(args))
-}
-
-async fn command_async(args: DiscoverArgs) -> Result<u8, Error> {
-    let target = setup::Target::for_discover(&args).await?;
-    let options = DiscoverOptions {
-        workspaces: args.workspace.clone(),
-        // The skeleton's depends_on come from the lineage.
-        lineage: args.lineage || args.emit_job.is_some(),
-    };
-    let result = discover(&target.client, &target.connection, &options).await;
-    target.shutdown().await;
-    let estate = match result {
-        Ok(estate) => estate,
-        Err(e @ DiscoverError::UnknownWorkspace { .. }) => {
-            return Err(Error::Invalid(e.to_string()));
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            if let DiscoverError::Client { source, .. } = &e
-                && let Some(advice) = auth::advice(source)
-            {
-                eprintln!("  {advice}");
-            }
-            return Ok(exit::FAILED);
-        }
-    };
-    let text = match args.format {
-        TableFormat::Table => {
-            let mut t = render::table(&estate);
-            if args.lineage {
-                t.push('\n');
-                t.push_str(&render::lineage_table(&estate));
-                t.push('\n');
-                t.push_str(&render::mermaid(&estate));
-            }
-            t
-        }
-        TableFormat::Json => {
-            let mut shown = estate.clone();
-            if !args.lineage {
-                shown.lineage = None;
-            }
-            render::json(&shown)
-        }
-    };
-    write_stdout(&text)?;
-    if let Some(path) = &args.emit_job {
-        let cwd = std::env::current_dir()
-            .map_err(|e| Error::io("failed to read the current directory".to_string(), e))?;
-        let schema = emit::schema_path_for(path, &cwd);
-        let options = emit::EmitOptions {
-            schema: schema.path,
-            ..emit::EmitOptions::default()
-        };
-        let skeleton = emit::job_skeleton(&estate, &options);
-        std::fs::write(path, &skeleton.text)
-            .map_err(|e| Error::io(format!("failed to write {}", path.display()), e))?;
-        eprintln!(
-            "wrote a job skeleton with {} step{} to {}; review the lines marked DECIDE, then `pbibatch validate {}`",
-            skeleton.steps,
-            if skeleton.steps == 1 { "" } else { "s" },
-            path.display(),
-            path.display()
-        );
-        if !schema.found {
-            eprintln!(
-                "no schemas/pbibatch-job.schema.json above {}: its `$schema` comment names the one `pbibatch schema > schemas/pbibatch-job.schema.json` writes here",
-                path.display()
-            );
-        }
-    }
-    Ok(exit::OK)
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
-use crate::cli::DiscoverArgs;
 use crate::error::Error;
 use crate::job::interp::substitute_env;
 use crate::job::model::{Connection, Credentials};
@@ -15,22 +14,32 @@ use crate::powerbi::{ClientConfig, PowerBiClient};
 use crate::secret::Secret;
 use crate::sim::{Profile, SimServer};
 
+/// Where `discover` and `auth check` get their credentials and endpoints.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TargetOptions<'a> {
+    /// Connections come from this job file's `connections:` (else the implicit `default`).
+    pub(crate) job: Option<&'a Path>,
+    /// Only this connection of the job (`default` without a job).
+    pub(crate) connection: Option<&'a str>,
+    /// The built-in simulator instead of the services.
+    pub(crate) simulate: bool,
+    /// The simulator's profile (the demo estate when `None`).
+    pub(crate) sim_profile: Option<&'a Path>,
+}
+
 /// A client ready to call, the connection to use, and the simulator behind it, if any.
 pub(crate) struct Target {
-    pub client: PowerBiClient,
-    pub connection: String,
-    pub connections: IndexMap<String, Connection>,
-    pub sim: Option<SimServer>,
+    pub(crate) client: PowerBiClient,
+    pub(crate) connection: String,
+    pub(crate) connections: IndexMap<String, Connection>,
+    pub(crate) sim: Option<SimServer>,
 }
 
 impl Target {
     /// The client `discover` uses: `--simulate`, else `--job`'s connection, else the
     /// implicit default connection from the environment.
-    pub(super) async fn for_discover(args: &DiscoverArgs) -> Result<Target, Error> {
-        let connection = args
-            .connection
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
+    pub(crate) async fn for_discover(args: &TargetOptions<'_>) -> Result<Target, Error> {
+        let connection = args.connection.unwrap_or("default").to_string();
         let only = Some(connection.as_str());
         if args.job.is_none() && connection != "default" {
             return Err(Error::Invalid(
@@ -38,17 +47,38 @@ impl Target {
             ));
         }
         if args.simulate {
-            let conns = match &args.job {
+            let conns = match args.job {
                 Some(path) => pick(job_connections(path)?, only)?,
                 None => default_only(),
             };
-            return Target::simulated(args.sim_profile.as_deref(), conns, connection).await;
+            return Target::simulated(args.sim_profile, conns, connection).await;
         }
-        let conns = match &args.job {
+        let conns = match args.job {
             Some(path) => resolve_all(pick(job_connections(path)?, only)?)?,
             None => resolve_all(env_default())?,
         };
         Target::live(conns, connection)
+    }
+
+    /// The client `auth check` uses: every connection of `--job` (or only `--connection`),
+    /// else the implicit default connection; on the simulator with `--simulate`.
+    pub(crate) async fn for_auth_check(args: &TargetOptions<'_>) -> Result<Target, Error> {
+        let conns = match args.job {
+            Some(path) => pick(job_connections(path)?, args.connection)?,
+            None => {
+                if args.connection.is_some_and(|c| c != "default") {
+                    return Err(Error::Invalid(
+                        "--connection needs --job (only `default` exists without one)".into(),
+                    ));
+                }
+                env_default()
+            }
+        };
+        if args.simulate {
+            Target::simulated(args.sim_profile, conns, String::new()).await
+        } else {
+            Target::live(resolve_all(conns)?, String::new())
+        }
     }
 
     /// A client for the real services (bases from `PBIBATCH_*_URL` when set).
@@ -93,10 +123,12 @@ impl Target {
         mut connections: IndexMap<String, Connection>,
         connection: String,
     ) -> Result<Target, Error> {
-        let config = crate::run::simulator_config(&sim)?;
+        let config = sim
+            .client_config()
+            .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
         for conn in connections.values_mut() {
             if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
-                conn.credentials = crate::run::simulator_credentials(&sim);
+                conn.credentials = sim.job_credentials();
             }
         }
         let client = PowerBiClient::new(config, connections.clone())
@@ -110,7 +142,7 @@ impl Target {
     }
 
     /// Stops the simulator, if one was started.
-    pub(super) async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }

@@ -5,7 +5,6 @@
 //! is built from a job.
 
 pub(crate) mod capacity;
-pub(crate) mod cmd;
 pub(crate) mod fan_out;
 pub(crate) mod graph;
 mod needs;

@@ -23,11 +23,21 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-use crate::cli::ProgressMode;
 use crate::event::RunEvent;
 use lines::LineReporter;
 use progress::ProgressReporter;
 use report::{ReportBuilder, ReportError, RunReport};
+
+/// `run --progress`: when stderr shows the live display instead of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// On a terminal that can redraw (not `TERM=dumb`).
+    Auto,
+    /// On any terminal, even `TERM=dumb` (never into a pipe or file).
+    Always,
+    /// Log lines only.
+    Never,
+}
 
 /// The reporters of one run, fed from the engine's event channel.
 pub struct Reporters {

@@ -29,6 +29,7 @@ mod fabric;
 mod faults;
 mod files;
 mod flow;
+mod for_job;
 mod hooks;
 mod http;
 mod introspect;
@@ -48,6 +49,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{Exchange, Fault, FaultRule, RunRecord};
+pub use for_job::{WantedItem, start_for_job};
 pub use introspect::{Counters, RecordedRequest, ResourceCounters, resource_key};
 pub use item_jobs::{
     ITEM_JOB_IDENTITY, PIPELINE_EXECUTION_DATA, RUN_NOTEBOOK_EXECUTION_DATA, RUN_NOTEBOOK_REQUEST,
@@ -381,21 +383,6 @@ impl Drop for SimServer {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-/// The `sim serve` command: runs [`serve_command`] on a fresh runtime; returns the exit code.
-pub(crate) fn serve_cli(
-    addr: &str,
-    profile: Option<&std::path::Path>,
-) -> Result<u8, crate::error::Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| crate::error::Error::io("start the async runtime", e))?;
-    runtime
-        .block_on(serve_command(addr, profile))
-        .map(|()| crate::error::exit::OK)
-        .map_err(|e| crate::error::Error::Invalid(e.to_string()))
 }
 
 /// `pbibatch sim serve`: prints the URLs and sample credentials, serves until Ctrl-C.

@@ -19,11 +19,11 @@
 //!
 //! [`RunEvent`]: crate::event::RunEvent
 
-mod cli;
 mod history;
 mod lock;
 mod query;
 mod recorder;
+mod render;
 mod report;
 mod resume;
 mod schema;
@@ -36,10 +36,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use cli::{history_command, show_command};
 pub use history::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails};
 pub use lock::{JobLock, LockHolder, LockOptions};
-pub use recorder::{RunMeta, StoreRecorder, run_arguments, step_hash, step_hashes};
+pub use recorder::{RunMeta, StoreRecorder, step_hash, step_hashes};
+pub(crate) use render::{render_history, render_run};
 pub use resume::{Resume, StepResume};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use session::{RunSession, SessionOptions};

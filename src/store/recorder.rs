@@ -6,7 +6,6 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{RunTarget, Store, StoreError, ts};
-use crate::cli::RunArgs;
 use crate::event::{RunEvent, RunEventKind, StepStatus};
 use crate::job::model::{Job, Step, StepId};
 
@@ -16,7 +15,7 @@ use crate::job::model::{Job, Step, StepId};
 pub struct RunMeta {
     /// SHA-256 of the job file ([`Job::file_hash`]).
     pub job_hash: String,
-    /// The command-line arguments of the run, as JSON (see [`run_arguments`]).
+    /// The command-line arguments of the run, as JSON (what the `run` command records).
     pub arguments: serde_json::Value,
     /// [`step_hash`] of each step of the job.
     pub step_hashes: HashMap<StepId, String>,
@@ -49,24 +48,6 @@ pub fn step_hashes(job: &Job) -> HashMap<StepId, String> {
         .iter()
         .map(|(id, step)| (id.clone(), step_hash(step)))
         .collect()
-}
-
-/// The arguments of `pbibatch run` worth keeping in the history (no secret can be among
-/// them: credentials only come from the job file and the environment).
-pub fn run_arguments(args: &RunArgs) -> serde_json::Value {
-    serde_json::json!({
-        "job": args.job.display().to_string(),
-        "select": args.selection.select,
-        "exclude": args.selection.exclude,
-        "vars": args.selection.vars,
-        "concurrency": args.concurrency,
-        "fail_fast": args.fail_fast,
-        "resume": args.resume,
-        "force": args.force,
-        "dry_run": args.dry_run,
-        "simulate": args.simulate,
-        "on_interrupt": format!("{:?}", args.on_interrupt).to_lowercase(),
-    })
 }
 
 /// Writes a run's events into a [`Store`], one transaction per event.

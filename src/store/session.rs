@@ -31,7 +31,7 @@ pub struct SessionOptions {
     pub force: bool,
     /// The id the engine will stamp on this run's events.
     pub run_id: String,
-    /// The command line, as JSON (see [`super::run_arguments`]).
+    /// The command line, as JSON (what the `run` command records).
     pub arguments: serde_json::Value,
     /// What the run runs against: a resume must be of a run of the same target, and the
     /// duration hints come from runs of that target only.

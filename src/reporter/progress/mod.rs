@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
-use crate::cli::ProgressMode;
+use super::ProgressMode;
 
 /// Whether the live display is used: `never` never; `always` whenever stderr is a terminal;
 /// `auto` when stderr is a terminal that can move its cursor (`TERM` is not `dumb`).

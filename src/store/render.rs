@@ -1,71 +1,11 @@
-//! `pbibatch history` and `pbibatch show`: read the store, print a table or JSON.
+//! What `pbibatch history` and `pbibatch show` print: the runs as tables.
 
 use std::fmt::Write as _;
 
 use super::history::{RunDetails, RunSummary};
-use super::{Store, StoreError, resolve_path};
-use crate::cli::{HistoryArgs, ShowArgs, TableFormat};
-use crate::error::{Error, exit};
-
-/// `pbibatch history`: the latest runs first.
-pub fn history_command(args: &HistoryArgs) -> Result<u8, Error> {
-    let runs = match open_for_reading(args.state.as_deref())? {
-        Some(store) => store
-            .history(args.job.as_deref(), args.limit)
-            .map_err(to_error)?,
-        None => Vec::new(),
-    };
-    let text = match args.format {
-        TableFormat::Table => render_history(&runs),
-        TableFormat::Json => json(&runs)?,
-    };
-    print(&text)?;
-    Ok(exit::OK)
-}
-
-/// `pbibatch show RUN_ID|last`: one run, with the content of its JSON run report.
-pub fn show_command(args: &ShowArgs) -> Result<u8, Error> {
-    let Some(store) = open_for_reading(args.state.as_deref())? else {
-        return Err(to_error(StoreError::NoRuns(None)));
-    };
-    let run = store.load_run(&args.run).map_err(to_error)?;
-    let text = match args.format {
-        TableFormat::Table => render_run(&run),
-        TableFormat::Json => json(&run.to_json())?,
-    };
-    print(&text)?;
-    Ok(exit::OK)
-}
-
-/// Read-only commands never create a store: a missing file is an empty history.
-fn open_for_reading(state: Option<&str>) -> Result<Option<Store>, Error> {
-    match resolve_path(state) {
-        Some(path) => Store::open_existing(&path).map_err(to_error),
-        None => Err(Error::Invalid(
-            "no state store (`--state none`): there is no history to read".into(),
-        )),
-    }
-}
-
-fn to_error(err: StoreError) -> Error {
-    Error::Invalid(err.to_string())
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
-    serde_json::to_string_pretty(value)
-        .map(|mut s| {
-            s.push('\n');
-            s
-        })
-        .map_err(|e| Error::Other(format!("cannot render JSON: {e}")))
-}
-
-fn print(text: &str) -> Result<(), Error> {
-    crate::stdout::write(text)
-}
 
 /// The `history` table.
-pub(super) fn render_history(runs: &[RunSummary]) -> String {
+pub(crate) fn render_history(runs: &[RunSummary]) -> String {
     if runs.is_empty() {
         return "no runs recorded\n".into();
     }
@@ -99,7 +39,7 @@ pub(super) fn render_history(runs: &[RunSummary]) -> String {
 /// The `show` text: a header, then the run's summary table (the one `run` prints) for a
 /// finished run, or one line per step with what is known of its remote work for a run that
 /// did not finish.
-pub(super) fn render_run(run: &RunDetails) -> String {
+pub(crate) fn render_run(run: &RunDetails) -> String {
     let report = run.to_report();
     let mut out = String::new();
     if report.is_none() {

@@ -1,11 +1,37 @@
-//! One function per subcommand: wires the stages together and returns the exit code.
+//! The commands: one file per subcommand, each turning its clap arguments into the plain
+//! options of the stages it wires together, and returning the exit code. Only this folder
+//! and `cli.rs` know clap.
+
+mod auth;
+mod completions;
+mod discover;
+mod export;
+mod graph;
+mod load;
+mod plan;
+mod run;
+mod signal;
+mod sim;
+mod store;
+mod validate;
 
 use crate::cli::{AuthCommand, Cli, Command, LogFormat, SimCommand};
-use crate::error::{Error, exit};
+use crate::error::Error;
+
+/// The global output flags, as the commands that print while they work need them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Output {
+    /// `-q`: errors only.
+    pub quiet: bool,
+    /// `--log-format json`: JSON log lines on stderr.
+    pub json_logs: bool,
+    /// `-v` (without `-q`): more detail (the service's own status words, among others).
+    pub verbose: bool,
+}
 
 /// Sets up tracing on stderr: `-q` errors only, default warnings, `-v` info... `RUST_LOG`
 /// overrides the level; `--log-format json` gives one JSON object per line.
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli) -> Output {
     use tracing_subscriber::EnvFilter;
     let level = if cli.quiet {
         "error"
@@ -26,11 +52,11 @@ fn init_logging(cli: &Cli) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.with_ansi(crate::term::color_on_stderr()).try_init(),
     };
-    crate::run::set_output(
-        cli.quiet,
-        cli.log_format == LogFormat::Json,
-        cli.verbose > 0 && !cli.quiet,
-    );
+    Output {
+        quiet: cli.quiet,
+        json_logs: cli.log_format == LogFormat::Json,
+        verbose: cli.verbose > 0 && !cli.quiet,
+    }
 }
 
 /// Log record timestamps in the one format the run's own log lines use (RFC 3339, UTC,
@@ -45,37 +71,25 @@ impl tracing_subscriber::fmt::time::FormatTime for Rfc3339Millis {
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Error> {
-    init_logging(&cli);
+    let output = init_logging(&cli);
     match cli.command {
-        Command::Run(args) => crate::run::run_command(args),
-        Command::Validate(args) => crate::plan::cmd::validate(&args),
-        Command::Plan(args) => crate::plan::cmd::plan(&args),
-        Command::Graph(args) => crate::plan::cmd::graph(&args),
-        Command::Schema => crate::plan::cmd::schema(),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            // Generated whole, then written once: clap_complete panics on a failed write.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "pbibatch", &mut script);
-            crate::stdout::write_to(&mut std::io::stdout().lock(), &script)?;
-            Ok(exit::OK)
-        }
-        Command::Export(crate::cli::ExportCommand::Kestra(args)) => {
-            crate::export::kestra_command(&args)
-        }
-        Command::History(args) => crate::store::history_command(&args),
-        Command::Show(args) => crate::store::show_command(&args),
-        Command::Sim(SimCommand::Serve { addr, profile }) => {
-            crate::sim::serve_cli(&addr, profile.as_deref())
-        }
-        Command::Discover(args) => crate::discover::command(args),
+        Command::Run(args) => run::command(args, output),
+        Command::Validate(args) => validate::command(&args),
+        Command::Plan(args) => plan::command(&args),
+        Command::Graph(args) => graph::command(&args),
+        Command::Schema => graph::schema(),
+        Command::Completions { shell } => completions::command(shell),
+        Command::Export(crate::cli::ExportCommand::Kestra(args)) => export::kestra(&args),
+        Command::History(args) => store::history(&args),
+        Command::Show(args) => store::show(&args),
+        Command::Sim(SimCommand::Serve { addr, profile }) => sim::serve(&addr, profile.as_deref()),
+        Command::Discover(args) => discover::command(&args),
         Command::Auth(AuthCommand::Check {
             connection,
             job,
             simulate,
             sim_profile,
-        }) => crate::discover::auth::command(
+        }) => auth::check(
             connection.as_deref(),
             job.as_deref(),
             simulate,

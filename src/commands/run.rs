@@ -1,4 +1,4 @@
-//! The `run` command: load and check the job, resolve the environment, optionally start the
+//! `pbibatch run`: load and check the job, resolve the environment, optionally start the
 //! simulator, then hand the plan to the engine and its events to the reporters.
 //!
 //! Everything that can be refused (a bad job, missing env vars, a plain-http remote, an
@@ -10,26 +10,25 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{OnInterrupt, RunArgs};
+use super::Output;
+use crate::cli::{OnInterrupt, Progress, RunArgs};
 use crate::error::{Error, exit};
 use crate::event::RunStatus;
 use crate::executor::{Dispatcher, Executor};
-use crate::job::model::{Credentials, Generation, Job, StepKind};
-use crate::job::{DiagFormat, Diagnostics};
+use crate::job::model::{Job, StepKind};
 use crate::plan::Plan;
 use crate::powerbi::{ClientConfig, PowerBiClient};
 use crate::reporter::report::ReportError;
-use crate::reporter::{ReportPaths, Reporters};
-use crate::secret::Secret;
-use crate::sim::{self, DataflowRef, FlowSpec, Profile, Provision, SimServer, WorkspaceWants};
+use crate::reporter::{ProgressMode, ReportPaths, Reporters};
+use crate::sim::{Profile, SimServer};
 
 /// Runs `pbibatch run` and returns the exit code.
-pub(crate) fn run_command(args: RunArgs) -> Result<u8, Error> {
+pub(super) fn command(args: RunArgs, output: Output) -> Result<u8, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("failed to start the async runtime", e))?;
-    let result = runtime.block_on(run_async(args));
+    let result = runtime.block_on(run_async(args, output));
     // Everything the run needs has finished. A `when:` evaluation cut short by an interrupt
     // may still hold a blocking thread for up to its limit: exit without waiting for it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -47,18 +46,13 @@ struct Prepared {
     discovered: crate::job::Discovered,
 }
 
-fn print_diagnostics(diags: &Diagnostics) {
-    let color = crate::term::color_on_stderr();
-    eprint!("{}", diags.render(DiagFormat::Human, color));
-}
-
 async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
     let overrides = crate::job::parse_var_overrides(&args.selection.vars)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let loaded = match crate::job::load(&args.job, &overrides) {
         Ok(loaded) => loaded,
         Err(diags) => {
-            print_diagnostics(&diags);
+            super::load::print_diagnostics(&diags);
             return Err(Error::Reported);
         }
     };
@@ -94,7 +88,8 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         // Under --simulate nothing may leave loopback: the simulator stands in for every
         // remote, and unset env vars resolve to placeholders.
         let resolved = resolve_simulated(&job)?;
-        let profile = simulator_profile(args.sim_profile.as_deref(), Profile::default)?;
+        let profile =
+            super::load::simulator_profile(args.sim_profile.as_deref(), Profile::default)?;
         let (sim, warnings) = start_simulator(&resolved, profile).await?;
         for warning in warnings {
             eprintln!("warning: {warning}");
@@ -108,7 +103,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
                 rule.name()
             );
         }
-        (point_at_simulator(resolved, &sim), config, Some(sim))
+        (sim.point_job_at(resolved), config, Some(sim))
     } else {
         let resolved = resolve_live(&job)?;
         let config = ClientConfig::try_from_env(Default::default())
@@ -189,7 +184,7 @@ async fn expand_discovered(
     let mut job = match crate::job::load_discovered(&args.job, overrides, &found) {
         Ok(loaded) => loaded.job,
         Err(diags) => {
-            print_diagnostics(&diags);
+            super::load::print_diagnostics(&diags);
             return Err(Error::Reported);
         }
     };
@@ -199,7 +194,7 @@ async fn expand_discovered(
         }
     }
     let job = match sim {
-        Some(sim) => point_at_simulator(resolve_simulated(&job)?, sim),
+        Some(sim) => sim.point_job_at(resolve_simulated(&job)?),
         None => resolve_live(&job)?,
     };
     Ok((job, found))
@@ -220,7 +215,7 @@ fn recorded_discoveries(args: &RunArgs, job: &Job) -> Option<crate::job::Discove
         .then_some(found)
 }
 
-async fn run_async(args: RunArgs) -> Result<u8, Error> {
+async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
     let Prepared {
         plan,
         config,
@@ -261,7 +256,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
 
     let run_id = new_run_id();
     let interrupt = CancellationToken::new();
-    spawn_signal_handler(interrupt.clone());
+    super::signal::spawn_handler(interrupt.clone());
 
     // The state store: lock the job, read what a resume keeps, then record every event.
     let store_opts = crate::store::SessionOptions {
@@ -270,7 +265,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         resume: args.resume.clone(),
         force: args.force,
         run_id: run_id.clone(),
-        arguments: with_discovered(crate::store::run_arguments(&args), &discovered),
+        arguments: with_discovered(run_arguments(&args), &discovered),
         target,
     };
     let mut session = crate::store::RunSession::start(job.clone(), store_opts)
@@ -279,17 +274,17 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
     // Capacity-aware limits: what the service says about the workspaces' capacities, once
     // the store accepted the run (a refused resume sends nothing) and before the first step
     // starts (the workspace lookups are the ones the steps would make).
-    let capacities = capacity_limits(&client, &plan).await;
+    let capacities = capacity_limits(&client, &plan, output).await;
 
     let (tx, engine_rx) = mpsc::unbounded_channel();
     let (reporters_tx, rx) = mpsc::unbounded_channel();
     let mut reporters = Reporters::new();
-    if json_logs() {
+    if output.json_logs {
         // Machine-read logs: one JSON object per state change, even with -q.
         reporters = reporters.with_json_lines(Box::new(std::io::stderr()));
-    } else if !quiet() {
+    } else if !output.quiet {
         // Live progress on a terminal, plain log lines elsewhere (Kestra, CI).
-        reporters = reporters.with_stderr(args.progress, verbose());
+        reporters = reporters.with_stderr(progress_mode(args.progress), output.verbose);
     }
     let reporter_task = reporters.spawn(rx);
 
@@ -359,8 +354,8 @@ async fn run_async(args: RunArgs) -> Result<u8, Error> {
         .filter(|(_, p)| !failed_paths.iter().any(|f| f == p))
         .map(|(k, p)| (k, p.to_path_buf()))
         .collect();
-    if !json_logs() {
-        if quiet() {
+    if !output.json_logs {
+        if output.quiet {
             // `-q` is "errors only": a failed run still says which steps failed and why.
             eprint!("{}", crate::reporter::summary::errors_only(&report));
         } else {
@@ -424,57 +419,13 @@ fn with_discovered(
     arguments
 }
 
-/// Every file `run` writes: the report files, each selected report step's export and the
-/// state database.
-/// `plan --capacities`: what [`capacity_limits`] would learn, looked up now against the
-/// service (credentials and `PBIBATCH_*_URL` as for `run`) or the built-in simulator.
-pub(crate) fn capacities_now(
-    plan: &Plan,
-    simulate: bool,
-    profile: Option<&Path>,
-) -> Result<crate::plan::capacity::CapacityPlan, Error> {
-    let job = &plan.job;
-    if !job.capacity_limits {
-        return Ok(crate::plan::capacity::CapacityPlan::default());
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("failed to start the async runtime", e))?;
-    runtime.block_on(async {
-        let (job, config, sim) = if simulate {
-            let resolved = crate::job::resolve_env(job, &|name| {
-                Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
-            })
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-            let profile = simulator_profile(profile, Profile::default)?;
-            let (sim, _unused) = start_simulator(&resolved, profile).await?;
-            let config = simulator_config(&sim)?;
-            (point_at_simulator(resolved, &sim), config, Some(sim))
-        } else {
-            let resolved = crate::job::resolve_env(job, &|name| std::env::var(name).ok())
-                .map_err(|e| Error::Invalid(e.to_string()))?;
-            let config = ClientConfig::try_from_env(Default::default())
-                .map_err(|e| Error::Invalid(e.to_string()))?;
-            if let Err(problems) = crate::powerbi::check_urls(&resolved.outbound(), &config) {
-                return Err(Error::Invalid(problems.join("\n")));
-            }
-            (resolved, config, None)
-        };
-        let client = PowerBiClient::new(config, job.connections.clone())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        let selected: Vec<_> = plan.selected.iter().cloned().collect();
-        let facts = crate::powerbi::capacities::learn(&client, &job, &selected).await;
-        if let Some(sim) = sim {
-            sim.shutdown().await;
-        }
-        Ok(crate::plan::capacity::plan(&job, &selected, &facts))
-    })
-}
-
 /// The capacity limits of the selected `dataset` steps (none with `capacity_limits: off`),
 /// after printing the warnings about them (shared capacity, unknown SKU).
-async fn capacity_limits(client: &PowerBiClient, plan: &Plan) -> crate::engine::DataLimits {
+async fn capacity_limits(
+    client: &PowerBiClient,
+    plan: &Plan,
+    output: Output,
+) -> crate::engine::DataLimits {
     if !plan.job.capacity_limits {
         return crate::engine::DataLimits::default();
     }
@@ -482,9 +433,9 @@ async fn capacity_limits(client: &PowerBiClient, plan: &Plan) -> crate::engine::
     let facts = crate::powerbi::capacities::learn(client, &plan.job, &selected).await;
     let capacity = crate::plan::capacity::plan(&plan.job, &selected, &facts);
     for w in &capacity.warnings {
-        if json_logs() {
+        if output.json_logs {
             tracing::warn!("{w}");
-        } else if !quiet() {
+        } else if !output.quiet {
             eprintln!("warning: {w}");
         }
     }
@@ -501,6 +452,8 @@ async fn capacity_limits(client: &PowerBiClient, plan: &Plan) -> crate::engine::
     crate::engine::DataLimits { sizes, members }
 }
 
+/// Every file `run` writes: the report files, each selected report step's export and the
+/// state database.
 fn outputs(args: &RunArgs, plan: &Plan) -> Vec<crate::reporter::writable::Output> {
     use crate::reporter::writable::Output;
     let mut out = Vec::new();
@@ -556,320 +509,51 @@ fn describe_write_error(e: &ReportError, paths: &ReportPaths) -> String {
     }
 }
 
-/// True when `-q` asked for errors only (set by `main` through the log filter).
-fn quiet() -> bool {
-    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+/// The arguments of `pbibatch run` worth keeping in the history (no secret can be among
+/// them: credentials only come from the job file and the environment).
+fn run_arguments(args: &RunArgs) -> serde_json::Value {
+    serde_json::json!({
+        "job": args.job.display().to_string(),
+        "select": args.selection.select,
+        "exclude": args.selection.exclude,
+        "vars": args.selection.vars,
+        "concurrency": args.concurrency,
+        "fail_fast": args.fail_fast,
+        "resume": args.resume,
+        "force": args.force,
+        "dry_run": args.dry_run,
+        "simulate": args.simulate,
+        "on_interrupt": format!("{:?}", args.on_interrupt).to_lowercase(),
+    })
 }
 
-/// True when `-v` asked for more detail (the service's own status words, among others).
-fn verbose() -> bool {
-    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// True when `--log-format json` asked for JSON log lines.
-fn json_logs() -> bool {
-    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Records the global output flags for the reporters: `-q` (only errors are printed) and
-/// `--log-format json`.
-pub(crate) fn set_output(quiet: bool, json_logs: bool, verbose: bool) {
-    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
-    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
-    JSON_LOGS.store(json_logs, std::sync::atomic::Ordering::Relaxed);
+fn progress_mode(progress: Progress) -> ProgressMode {
+    match progress {
+        Progress::Auto => ProgressMode::Auto,
+        Progress::Always => ProgressMode::Always,
+        Progress::Never => ProgressMode::Never,
+    }
 }
 
 /// A sortable, unique run id: `20261125T201502Z-1a2b3c4d`.
-pub(crate) fn new_run_id() -> String {
+fn new_run_id() -> String {
     let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let rand = uuid::Uuid::new_v4().simple().to_string();
     format!("{now}-{}", &rand[..8])
 }
 
-/// First SIGINT/SIGTERM: stop starting work and cancel in-flight work (the engine does it).
-/// Second: exit at once with 130.
-fn spawn_signal_handler(interrupt: CancellationToken) {
-    tokio::spawn(async move {
-        let mut count = 0u32;
-        loop {
-            wait_for_signal().await;
-            count += 1;
-            if count == 1 {
-                tracing::warn!("interrupted: starting nothing new, cancelling in-flight work");
-                interrupt.cancel();
-            } else {
-                crate::reporter::progress::clear_for_exit();
-                eprintln!("interrupted twice: exiting now");
-                std::process::exit(i32::from(exit::INTERRUPTED));
-            }
-        }
-    });
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// What the job names, for the simulator to provision.
-fn provision_for(job: &Job) -> Provision {
-    let mut wants = Provision::default();
-    let mut ws = |name: &str| -> usize {
-        if let Some(i) = wants.workspaces.iter().position(|w| w.name == name) {
-            i
-        } else {
-            wants.workspaces.push(WorkspaceWants {
-                name: name.to_string(),
-                ..Default::default()
-            });
-            wants.workspaces.len() - 1
-        }
-    };
-    let mut flows = Vec::new();
-    let mut hooks = Vec::new();
-    let mut items: Vec<(usize, &'static str, String)> = Vec::new();
-    let mut fabric_items: Vec<(usize, &'static str, String)> = Vec::new();
-    let mut report_hints: Vec<(usize, crate::sim::ReportHint)> = Vec::new();
-    let templates = job.awaiting_discovery();
-    for (_, spec) in &templates {
-        ws(&spec.workspace);
-    }
-    for (id, step) in &job.steps {
-        if templates.iter().any(|(t, _)| t == id) {
-            // `${each.value}` is no name: discovery finds what the simulator already holds.
-            continue;
-        }
-        match &step.kind {
-            StepKind::Dataset(s) => items.push((ws(&s.workspace), "dataset", s.dataset.clone())),
-            StepKind::Dataflow(s) => {
-                let kind = match s.generation {
-                    Generation::Gen1 => "dataflow",
-                    Generation::Gen2 => "fabric_dataflow",
-                };
-                items.push((ws(&s.workspace), kind, s.dataflow.clone()));
-            }
-            StepKind::Report(s) => {
-                let w = ws(&s.workspace);
-                let mut roles: Vec<String> = Vec::new();
-                for role in s.export.identities.iter().flat_map(|i| &i.roles) {
-                    if !roles.contains(role) {
-                        roles.push(role.clone());
-                    }
-                }
-                let hint = crate::sim::ReportHint {
-                    report: s.report.clone(),
-                    paginated: s.export.format.paginated_only() || !s.export.parameters.is_empty(),
-                    rls_roles: roles,
-                };
-                report_hints.push((w, hint));
-                items.push((w, "report", s.report.clone()));
-            }
-            StepKind::SasFlow(s) => {
-                flows.push(id.clone());
-                if let Some(w) = &s.wait_for {
-                    items.push((ws(&w.workspace), "dataflow", w.dataflow.clone()));
-                }
-            }
-            StepKind::Webhook(_) => hooks.push(id.clone()),
-            StepKind::FabricJob(s) => {
-                fabric_items.push((ws(&s.workspace), s.item_type.fabric_type(), s.item.clone()))
-            }
-            StepKind::Capacity(s) => {
-                if let Ok(target) = s.target()
-                    && !wants.capacities.iter().any(|c| c.target == target)
-                {
-                    let paused = s.action == crate::job::model::CapacityAction::Resume;
-                    wants
-                        .capacities
-                        .push(crate::sim::CapacityWants { target, paused });
-                }
-            }
-        }
-    }
-    for (i, kind, name) in items {
-        let w = &mut wants.workspaces[i];
-        let list = match kind {
-            "dataset" => &mut w.datasets,
-            "dataflow" => &mut w.dataflows,
-            "fabric_dataflow" => &mut w.fabric_dataflows,
-            _ => &mut w.reports,
-        };
-        if !list.contains(&name) {
-            list.push(name);
-        }
-    }
-    for (i, hint) in report_hints {
-        let hints = &mut wants.workspaces[i].report_hints;
-        match hints.iter_mut().find(|h| h.report == hint.report) {
-            Some(h) => {
-                h.paginated |= hint.paginated;
-                for role in hint.rls_roles {
-                    if !h.rls_roles.contains(&role) {
-                        h.rls_roles.push(role);
-                    }
-                }
-            }
-            None => hints.push(hint),
-        }
-    }
-    for (i, item_type, name) in fabric_items {
-        let w = &mut wants.workspaces[i];
-        if !w.items.iter().any(|(n, _)| *n == name) {
-            w.items.push((name, item_type.to_string()));
-        }
-    }
-    wants.flows = flows;
-    wants.hooks = hooks;
-    wants
-}
-
-/// The `--sim-profile` at `path`, else `fallback`.
-pub(crate) fn simulator_profile(
-    path: Option<&Path>,
-    fallback: impl FnOnce() -> Profile,
-) -> Result<Profile, Error> {
-    match path {
-        Some(path) => Profile::load(path).map_err(|e| Error::Invalid(e.to_string())),
-        None => Ok(fallback()),
-    }
-}
-
-/// A simulator holding what `job` names (`profile` with every missing workspace, item, flow
-/// and hook provisioned): `run --simulate` and
-/// `validate --lineage --simulate` run against the same estate. The warnings are the
-/// profile's flows and hooks that no step of the job uses (they are keyed by step id).
-pub(crate) async fn start_simulator(
+/// [`crate::sim::start_for_job`], its failure as the command's error.
+pub(super) async fn start_simulator(
     job: &Job,
-    mut profile: Profile,
+    profile: Profile,
 ) -> Result<(SimServer, Vec<String>), Error> {
-    let warnings = unused_profile_entries(job, &profile);
-    // A flow awaited with `wait_for` starts that dataflow, as the real flow would.
-    for (id, step) in &job.steps {
-        if let StepKind::SasFlow(s) = &step.kind
-            && let Some(w) = &s.wait_for
-            && !profile.flows.contains_key(id)
-        {
-            profile.flows.insert(
-                id.clone(),
-                FlowSpec {
-                    starts_dataflow: Some(DataflowRef {
-                        workspace: w.workspace.clone(),
-                        dataflow: w.dataflow.clone(),
-                    }),
-                    ..Default::default()
-                },
-            );
-        }
-    }
-    profile.provision(&provision_for(job));
-    let addr = "127.0.0.1:0".parse().expect("constant address parses");
-    let sim = sim::start(profile, addr)
+    crate::sim::start_for_job(job, profile)
         .await
-        .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))?;
-    Ok((sim, warnings))
-}
-
-/// The profile's `flows:` and `hooks:` that name no `sas_flow` / `webhook` step of the job:
-/// a misspelt step id there leaves the step on a default flow and the entry silently unused.
-fn unused_profile_entries(job: &Job, profile: &Profile) -> Vec<String> {
-    let ids = |kind: fn(&StepKind) -> bool| -> Vec<&str> {
-        job.steps
-            .iter()
-            .filter(|(_, s)| kind(&s.kind))
-            .map(|(id, _)| id.as_str())
-            .collect()
-    };
-    let flows = ids(|k| matches!(k, StepKind::SasFlow(_)));
-    let hooks = ids(|k| matches!(k, StepKind::Webhook(_)));
-    let mut warnings = Vec::new();
-    for (what, step_type, names, steps) in [
-        (
-            "flow",
-            "sas_flow",
-            profile.flows.keys().collect::<Vec<_>>(),
-            &flows,
-        ),
-        ("hook", "webhook", profile.hooks.keys().collect(), &hooks),
-    ] {
-        for name in names {
-            if steps.contains(&name.as_str()) {
-                continue;
-            }
-            let near = crate::suggest::did_you_mean(name, steps.iter().copied())
-                .map(|n| format!(" (did you mean `{n}`?)"))
-                .unwrap_or_default();
-            warnings.push(format!(
-                "the simulator profile's {what} `{name}` matches no `{step_type}` step of `{}` and is unused{near}",
-                job.name
-            ));
-        }
-    }
-    warnings
-}
-
-/// Points every remote of the job at the simulator: SAS flows and webhooks get the
-/// simulator's URLs, connections its credentials.
-fn point_at_simulator(mut job: Job, sim: &SimServer) -> Job {
-    for (id, step) in job.steps.iter_mut() {
-        match &mut step.kind {
-            StepKind::SasFlow(s) => s.url = Secret::new(sim.flow_url(id)),
-            StepKind::Webhook(s) => s.url = Secret::new(sim.hook_url(id)),
-            _ => {}
-        }
-    }
-    for conn in job.connections.values_mut() {
-        match conn.credentials {
-            Credentials::ManagedIdentity { .. } => {}
-            // A token given as is, or the Azure CLI's, belongs to a signed-in user: the
-            // simulator's user token keeps that identity, so what the service allows users
-            // only still runs (and what it refuses app identities is still refused).
-            Credentials::AccessToken { .. } | Credentials::AzureCli { .. } => {
-                conn.credentials = Credentials::AccessToken {
-                    access_token: Secret::new(sim.user_token_for_any_audience()),
-                };
-            }
-            _ => conn.credentials = simulator_credentials(sim),
-        }
-    }
-    job
+        .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))
 }
 
 /// A client configuration that sends every call (Power BI, Fabric, Entra, IMDS) to `sim`.
-pub(crate) fn simulator_config(sim: &SimServer) -> Result<ClientConfig, Error> {
-    let base = url::Url::parse(&sim.base_url())
-        .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
-    Ok(ClientConfig::for_cloud(Default::default()).with_single_base(&base))
-}
-
-/// The client credentials `sim` accepts.
-pub(crate) fn simulator_credentials(sim: &SimServer) -> Credentials {
-    Credentials::ClientSecret {
-        tenant_id: sim.tenant_id(),
-        client_id: sim.client_id(),
-        client_secret: Secret::new(sim.client_secret()),
-    }
+pub(super) fn simulator_config(sim: &SimServer) -> Result<ClientConfig, Error> {
+    sim.client_config()
+        .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))
 }
