@@ -180,6 +180,8 @@ pub(super) fn step(id: &str, deps: &[&str]) -> Step {
             headers: IndexMap::new(),
             body: None,
             expect_status: Vec::new(),
+            format: crate::job::model::WebhookFormat::Plain,
+            link: None,
         }),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         trigger: TriggerRule::AllSuccess,

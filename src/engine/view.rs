@@ -13,6 +13,9 @@ use crate::job::model::StepId;
 /// At most this many step ids are named per status in the summary line.
 const IDS_SHOWN: usize = 5;
 
+/// At most this many failed steps keep their error for webhook cards.
+pub const FAILURES_KEPT: usize = 10;
+
 /// What the scheduler publishes after each final status.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ViewState {
@@ -29,6 +32,8 @@ pub(crate) struct ViewState {
     /// The first few failed / timed-out step ids, for the summary line.
     failed_ids: Vec<StepId>,
     timed_out_ids: Vec<StepId>,
+    /// The first [`FAILURES_KEPT`] failed / timed-out steps with their last error.
+    failures: Vec<(StepId, StepStatus, String)>,
     /// Selected steps without a final status yet.
     pub unfinished: usize,
     /// A final status so far makes the run fail.
@@ -64,6 +69,17 @@ impl ViewState {
         self.failing |= failing;
     }
 
+    /// Records why a step failed or timed out (the first [`FAILURES_KEPT`] are kept), for
+    /// the failed steps a Teams card or Slack message lists.
+    pub fn record_failure(&mut self, id: &StepId, status: StepStatus, reason: Option<&str>) {
+        if matches!(status, StepStatus::Failed | StepStatus::TimedOut)
+            && self.failures.len() < FAILURES_KEPT
+        {
+            self.failures
+                .push((id.clone(), status, reason.unwrap_or_default().to_string()));
+        }
+    }
+
     /// Records the attempts and the duration of a step that reached its final status, for
     /// `${steps.<id>.attempts}` and `${steps.<id>.duration_secs}`.
     pub(crate) fn record_stats(&mut self, id: &StepId, attempts: u32, duration_secs: f64) {
@@ -93,6 +109,19 @@ impl ViewState {
             started_at: self.started_at.clone(),
             stats: if with_steps {
                 self.stats.clone()
+            } else {
+                Vec::new()
+            },
+            counts: if with_steps {
+                StepStatus::ALL
+                    .iter()
+                    .map(|s| (*s, self.counts[slot(*s)]))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            failures: if with_steps {
+                self.failures.clone()
             } else {
                 Vec::new()
             },

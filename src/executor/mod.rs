@@ -112,6 +112,10 @@ pub struct RunView {
     pub started_at: String,
     /// Attempts made and seconds taken by the steps that have a final status.
     pub stats: Vec<(StepId, u32, f64)>,
+    /// Steps per final status so far, in [`StepStatus::ALL`] order (webhooks only).
+    pub counts: Vec<(StepStatus, usize)>,
+    /// The first failed / timed-out steps with their last error (webhooks only; bounded).
+    pub failures: Vec<(StepId, StepStatus, String)>,
 }
 
 /// Everything one attempt gets.
@@ -204,6 +208,7 @@ pub(crate) mod dataflow;
 pub(crate) mod dataset;
 pub mod estimate;
 pub(crate) mod fabric;
+pub(crate) mod payload;
 pub(crate) mod poll;
 pub(crate) mod protocol;
 pub(crate) mod report;

@@ -6,10 +6,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::common::{Stop, conclude, guard_raw};
+use super::payload;
 use super::sas_flow::{build_headers, status_ok};
 use super::{AttemptContext, AttemptOutcome, RunView};
 use crate::event::AttemptUpdate;
-use crate::job::model::WebhookStep;
+use crate::job::model::{WebhookFormat, WebhookStep};
 use crate::powerbi::PowerBiClient;
 use crate::powerbi::errors::parse_error_body;
 use crate::powerbi::http::{Body, HttpRequest, RetryMode};
@@ -80,11 +81,15 @@ pub(crate) fn render_body(body: &Value, view: &RunView) -> Value {
     }
 }
 
-/// The body sent: the step's, rendered, or `{"text": summary}`.
+/// The body sent: the step's, rendered, or the ready payload of its `format` (by default
+/// `{"text": summary}`).
 pub(crate) fn webhook_body(step: &WebhookStep, view: &RunView) -> Value {
-    match &step.body {
-        Some(b) => render_body(b, view),
-        None => json!({ "text": view.summary }),
+    let link = step.link.as_deref().map(|l| render_str(l, view));
+    match (&step.body, step.format) {
+        (Some(b), _) => render_body(b, view),
+        (None, WebhookFormat::Plain) => json!({ "text": view.summary }),
+        (None, WebhookFormat::Teams) => payload::teams_card(view, link.as_deref()),
+        (None, WebhookFormat::Slack) => payload::slack_message(view, link.as_deref()),
     }
 }
 
@@ -153,6 +158,7 @@ mod tests {
             steps: vec![("model".into(), StepStatus::Failed)],
             started_at: "2026-12-06T02:00:00Z".into(),
             stats: vec![("model".into(), 3, 42.26)],
+            ..RunView::default()
         }
     }
 
@@ -188,6 +194,8 @@ mod tests {
             headers: IndexMap::new(),
             body: None,
             expect_status: vec![],
+            format: WebhookFormat::Plain,
+            link: None,
         };
         assert_eq!(
             webhook_body(&step, &view()),

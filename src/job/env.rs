@@ -223,6 +223,7 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
                 s.url = r.secret(&s.url, &by("url"));
                 s.headers = r.headers(&s.headers, id);
                 s.body = s.body.as_ref().map(|b| r.json(b, &by("body")));
+                s.link = s.link.as_ref().map(|l| r.s(l, &by("link")));
                 StepKind::Webhook(s)
             }
             StepKind::Dataflow(s) => {

@@ -657,6 +657,23 @@ pub struct WebhookStep {
     /// `${steps.<id>.status}`, resolved when the step runs.
     pub body: Option<serde_json::Value>,
     pub expect_status: Vec<u16>,
+    /// The ready payload sent when there is no `body` (default `plain`).
+    pub format: WebhookFormat,
+    /// A link the Teams card / Slack message offers; may use `${run.id}`, `${run.job}`.
+    pub link: Option<String>,
+}
+
+/// The ready payloads of a `webhook` step (`format:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// `{"text": "<run summary>"}`.
+    #[default]
+    Plain,
+    /// A Teams Workflows message carrying an Adaptive Card.
+    Teams,
+    /// A Slack message with Block Kit blocks.
+    Slack,
 }
 
 /// What a `capacity` step does.

@@ -433,6 +433,12 @@ pub(crate) struct RawStep {
     /// not "Anyone"): send an OAuth token of the step's connection for
     /// `https://service.flow.microsoft.com//.default` instead of the SAS signature.
     pub oauth: Option<Sp<bool>>,
+    /// webhook: a ready payload instead of `body`: `teams` (an Adaptive Card for a Teams
+    /// Workflows webhook), `slack` (Block Kit blocks) or `plain` (`{"text": ...}`, default).
+    pub format: Option<Sp<RawWebhookFormat>>,
+    /// webhook (`format: teams` or `slack`): a link the message offers (e.g. the run in
+    /// Kestra); may use `${run.id}` and `${run.job}`.
+    pub link: Option<Sp<String>>,
 
     /// dataflow, dataset, report, fabric_job: workspace alias, name or GUID.
     pub workspace: Option<Sp<String>>,
@@ -632,6 +638,20 @@ pub(crate) enum RawCapacityAction {
     Suspend,
     /// Change the SKU (`sku:`) and wait until the capacity reports it.
     Scale,
+}
+
+/// `format:` of a webhook step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "WebhookFormat")]
+pub enum RawWebhookFormat {
+    /// `{"text": "<run summary>"}` (Slack and generic endpoints; the default).
+    Plain,
+    /// A Teams Workflows message: an Adaptive Card with the run's status, counts, failed
+    /// steps and their errors, run id and `link`.
+    Teams,
+    /// A Slack message with Block Kit blocks (and `text` as the notification fallback).
+    Slack,
 }
 
 /// `wait_for:` of a sas_flow step.

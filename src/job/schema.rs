@@ -212,6 +212,16 @@ fn restrict_step(step: &mut Map<String, Value>) {
                 }
             });
         }
+        if ty == RawStepType::Webhook {
+            // `format` builds the body; `link` is shown by the Teams and Slack payloads.
+            then["dependentSchemas"] = json!({
+                "format": { "not": { "required": ["body"] } },
+                "link": {
+                    "required": ["format"],
+                    "properties": { "format": { "enum": ["teams", "slack"] } }
+                }
+            });
+        }
         rules.push(json!({
             "if": {
                 "properties": { "type": { "const": ty.name() } },

@@ -239,7 +239,19 @@ fn kind_lines(o: &mut String, kind: &StepKind) {
                     let _ = writeln!(o, "  body: {b}");
                 }
                 None => {
-                    let _ = writeln!(o, "  body: {{\"text\": <run summary>}}");
+                    let body = match s.format {
+                        crate::job::model::WebhookFormat::Plain => "{\"text\": <run summary>}",
+                        crate::job::model::WebhookFormat::Teams => {
+                            "Teams Workflows message (Adaptive Card 1.4: status, counts, failed steps, run id)"
+                        }
+                        crate::job::model::WebhookFormat::Slack => {
+                            "Slack message (Block Kit: status, counts, failed steps, run id)"
+                        }
+                    };
+                    let _ = writeln!(o, "  body: {body}");
+                    if let Some(link) = &s.link {
+                        let _ = writeln!(o, "  link: {link}");
+                    }
                 }
             }
         }

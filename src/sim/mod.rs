@@ -24,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 mod arm;
+mod cards;
 mod entra;
 mod fabric;
 mod faults;

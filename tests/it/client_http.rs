@@ -289,6 +289,8 @@ async fn plain_http_is_refused_unless_loopback() {
             headers: IndexMap::new(),
             body: None,
             expect_status: vec![],
+            format: pbibatch::job::model::WebhookFormat::Plain,
+            link: None,
         })
     };
     let job = job_with(vec![

@@ -99,6 +99,8 @@ fn webhook(id: &str, deps: &[&str]) -> Step {
             headers: IndexMap::new(),
             body: None,
             expect_status: Vec::new(),
+            format: pbibatch::job::model::WebhookFormat::Plain,
+            link: None,
         }),
     )
 }

@@ -33,6 +33,8 @@ fn hook(url: String, body: Option<serde_json::Value>) -> StepKind {
         headers,
         body,
         expect_status: vec![],
+        format: pbibatch::job::model::WebhookFormat::Plain,
+        link: None,
     })
 }
 
@@ -150,7 +152,7 @@ async fn webhook_body_placeholders_are_filled_from_the_run() {
         summary: "x".into(),
         steps: vec![("model".into(), StepStatus::Failed)],
         started_at: String::new(),
-        stats: Vec::new(),
+        ..RunView::default()
     };
     let ran = run_step_with(
         &rig,

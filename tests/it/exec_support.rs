@@ -169,7 +169,7 @@ pub(crate) async fn run_step_with(rig: &Rig, step: Step, opts: AttemptOptions) -
             summary: "exec_test: 1 succeeded".into(),
             steps: vec![("first".into(), StepStatus::Succeeded)],
             started_at: String::new(),
-            stats: Vec::new(),
+            ..RunView::default()
         }),
         reattach: opts.reattach,
         durable: false,

@@ -310,6 +310,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "10:11",
         "unknown variable `exprt` in `when`",
     ),
+    (
+        "webhook_format_and_body",
+        "9:11",
+        "a webhook step has both `body` and `format`",
+    ),
     ("wrong_type", "3:14", "expected an integer"),
     ("wrong_shape", "5:71", "expected a list"),
     (

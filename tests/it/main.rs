@@ -25,6 +25,7 @@ mod fan_out;
 mod first_hour;
 mod first_run;
 mod job_files;
+mod notify_cards;
 mod prop_fuzz_regressions;
 mod prop_job;
 mod prop_plan;

@@ -217,6 +217,18 @@ const RULES: &[(&str, &str)] = &[
         "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', for_each: 'a,b'}}\n",
         "`for_each` as a string must be one `${vars.NAME}`",
     ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', format: teams, body: {text: hi}}}\n",
+        "a webhook step has both `body` and `format`",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', link: 'https://k.example.com'}}\n",
+        "`link` is shown only by `format: teams` or `format: slack`",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', format: plain, link: 'https://k.example.com'}}\n",
+        "`link` is shown only by `format: teams` or `format: slack`",
+    ),
 ];
 
 #[test]

@@ -252,6 +252,8 @@ fn job_with_secrets() -> Job {
             headers,
             body: None,
             expect_status: Vec::new(),
+            format: pbibatch::job::model::WebhookFormat::Plain,
+            link: None,
         }),
     );
     let mut connections = IndexMap::new();

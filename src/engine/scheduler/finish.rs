@@ -82,6 +82,7 @@ impl Scheduler {
             self.running = self.running.saturating_sub(1);
             self.limits.release(&node.pools, &node.needs.exclusive);
         }
+        let failure = reason.clone();
         self.counts.add(status);
         if duration.is_some() {
             self.attempted = self.attempted.saturating_sub(1);
@@ -103,6 +104,7 @@ impl Scheduler {
         let failing = counts_against_run(status, &step, stop.as_ref());
         self.view_tx.send_modify(|v| {
             v.record(&step.id, status, failing);
+            v.record_failure(&step.id, status, failure.as_deref());
             v.record_stats(&step.id, attempts, duration_secs);
         });
         if self.opts.fail_fast

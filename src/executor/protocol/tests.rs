@@ -199,6 +199,8 @@ fn step(if_running: IfRunning) -> Step {
             headers: IndexMap::new(),
             body: None,
             expect_status: Vec::new(),
+            format: crate::job::model::WebhookFormat::Plain,
+            link: None,
         }),
         depends_on: Vec::new(),
         trigger: TriggerRule::AllSuccess,

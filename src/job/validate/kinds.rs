@@ -7,11 +7,11 @@ use super::Checker;
 use crate::job::model::{
     CommitMode, DataflowStep, DatasetStep, EnhancedRefresh, ExecuteOption, ExportFormat,
     ExportSpec, Generation, HeaderValue, NotifyOption, ProcessType, RefreshObject, RefreshType,
-    ReportStep, SasFlowStep, StepKind, WaitFor, WebhookStep,
+    ReportStep, SasFlowStep, StepKind, WaitFor, WebhookFormat, WebhookStep,
 };
 use crate::job::raw::{
     RawCommitMode, RawExecuteOption, RawNotify, RawProcessType, RawRefresh, RawRefreshType,
-    RawStep, Sp,
+    RawStep, RawWebhookFormat, Sp,
 };
 use crate::suggest::hint_for;
 
@@ -177,13 +177,73 @@ pub(super) fn sas_flow(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
 }
 
 pub(super) fn webhook(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind> {
-    let h = http(c, step, true)?;
+    let raw = step.get();
+    let h = http(c, step, true);
+    let format = match raw.format.as_ref() {
+        None => WebhookFormat::Plain,
+        Some(f) => {
+            let format = match f.get() {
+                RawWebhookFormat::Plain => WebhookFormat::Plain,
+                RawWebhookFormat::Teams => WebhookFormat::Teams,
+                RawWebhookFormat::Slack => WebhookFormat::Slack,
+            };
+            if let Some(b) = &raw.body {
+                c.error_help(
+                    b.loc(),
+                    "a webhook step has both `body` and `format`",
+                    "`format` builds the body",
+                    Some("remove `body` to send the ready payload, or `format` to send your own body".into()),
+                );
+            }
+            if let Some(h) = &h
+                && h.method != "POST"
+            {
+                c.error_help(
+                    f.loc(),
+                    format!(
+                        "`format` sends a JSON body, which `{}` does not carry",
+                        h.method
+                    ),
+                    "needs `method: POST`",
+                    Some("remove `method`: POST is the default".into()),
+                );
+            }
+            format
+        }
+    };
+    let link = raw.link.as_ref().map(|l| {
+        if format == WebhookFormat::Plain {
+            c.error_help(
+                l.loc(),
+                "`link` is shown only by `format: teams` or `format: slack`",
+                "no place for it in a plain body",
+                Some("add `format: teams` or `format: slack`".into()),
+            );
+        }
+        let s = c.interpolate(l.get(), l.loc(), true);
+        if s.trim().is_empty() {
+            c.error(l.loc(), "`link` is empty", "empty value");
+        } else if !s.contains("${") {
+            match url::Url::parse(&s) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") => {}
+                _ => c.error(
+                    l.loc(),
+                    format!("`{s}` is not an http(s) URL"),
+                    "not a link",
+                ),
+            }
+        }
+        s
+    });
+    let h = h?;
     Some(StepKind::Webhook(WebhookStep {
         url: crate::secret::Secret::new(h.url),
         method: h.method,
         headers: h.headers,
         body: h.body,
         expect_status: h.expect_status,
+        format,
+        link,
     }))
 }
 

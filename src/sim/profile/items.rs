@@ -192,4 +192,26 @@ pub struct FlowSpec {
 pub struct HookSpec {
     /// Status of the 1st, 2nd, ... call (the last repeats); default `[200]`.
     pub statuses: Vec<u16>,
+    /// What the sink is: `any` (default: accepts any body, but still checks one that claims
+    /// to be a Teams message or Slack blocks), `teams` (a Teams Workflows webhook: Adaptive
+    /// Cards only, answers 202) or `slack` (a Slack incoming webhook: `text` and/or valid
+    /// `blocks`, answers `ok`).
+    #[serde(skip_serializing_if = "HookKind::is_any")]
+    pub kind: HookKind,
+}
+
+/// What a webhook sink stands for (`hooks.<name>.kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    #[default]
+    Any,
+    Teams,
+    Slack,
+}
+
+impl HookKind {
+    fn is_any(&self) -> bool {
+        *self == HookKind::Any
+    }
 }

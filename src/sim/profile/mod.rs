@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub(super) use capacity::{CapacityOperation, CapacitySpec, CapacityStartState};
 pub use items::{
-    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookSpec, ItemSpec,
-    ReportSpec,
+    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookKind, HookSpec,
+    ItemSpec, ReportSpec,
 };
 pub use provision::{CapacityWants, Provision, ReportHint, WorkspaceWants};
 pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};

@@ -358,5 +358,7 @@ pub(crate) struct Flow {
 pub(crate) struct Hook {
     pub name: String,
     pub statuses: Vec<u16>,
+    /// What the sink checks in a body before it accepts it.
+    pub expects: crate::sim::cards::Expects,
     pub calls: u64,
 }

@@ -194,6 +194,11 @@ impl World {
             world.hooks.push(Hook {
                 name: name.clone(),
                 statuses: h.statuses.clone(),
+                expects: match h.kind {
+                    crate::sim::profile::HookKind::Any => crate::sim::cards::Expects::Any,
+                    crate::sim::profile::HookKind::Teams => crate::sim::cards::Expects::Teams,
+                    crate::sim::profile::HookKind::Slack => crate::sim::cards::Expects::Slack,
+                },
                 calls: 0,
             });
         }
