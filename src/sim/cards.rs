@@ -193,14 +193,14 @@ fn slack(body: Option<&Value>) -> Result<(), &'static str> {
             _ => usize::MAX,
         };
         if let Some(t) = b["text"].get("text") {
-            if !t.as_str().is_some_and(|t| t.chars().count() <= limit) {
+            if t.as_str().is_none_or(|t| t.chars().count() > limit) {
                 return Err("invalid_blocks");
             }
         } else if ty == "header" || (ty == "section" && b.get("fields").is_none()) {
             return Err("invalid_blocks");
         }
         if let Some(fields) = b.get("fields")
-            && !fields.as_array().is_some_and(|f| f.len() <= 10)
+            && fields.as_array().is_none_or(|f| f.len() > 10)
         {
             return Err("invalid_blocks");
         }
