@@ -14,7 +14,7 @@ use crate::job::model::StepId;
 const IDS_SHOWN: usize = 5;
 
 /// At most this many failed steps keep their error for webhook cards.
-pub const FAILURES_KEPT: usize = 10;
+pub(crate) const FAILURES_KEPT: usize = 10;
 
 /// What the scheduler publishes after each final status.
 #[derive(Debug, Clone, Default)]
@@ -71,7 +71,7 @@ impl ViewState {
 
     /// Records why a step failed or timed out (the first [`FAILURES_KEPT`] are kept), for
     /// the failed steps a Teams card or Slack message lists.
-    pub fn record_failure(&mut self, id: &StepId, status: StepStatus, reason: Option<&str>) {
+    pub(crate) fn record_failure(&mut self, id: &StepId, status: StepStatus, reason: Option<&str>) {
         if matches!(status, StepStatus::Failed | StepStatus::TimedOut)
             && self.failures.len() < FAILURES_KEPT
         {

@@ -14,10 +14,10 @@ use crate::event::StepStatus;
 
 /// The Adaptive Card version sent: 1.4 is what Teams renders on every client (desktop, web,
 /// mobile) and what Microsoft's Workflows samples use.
-pub const CARD_VERSION: &str = "1.4";
+pub(crate) const CARD_VERSION: &str = "1.4";
 
 /// The attachment content type of an Adaptive Card.
-pub const CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";
+pub(crate) const CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";
 
 /// At most this many characters of one step's error are shown.
 const ERROR_CHARS: usize = 300;
@@ -80,7 +80,7 @@ fn headline(view: &RunView) -> String {
 
 /// A Teams Workflows message: `{"type": "message", "attachments": [{"contentType":
 /// "application/vnd.microsoft.card.adaptive", "content": <AdaptiveCard 1.4>}]}`.
-pub fn teams_card(view: &RunView, link: Option<&str>) -> Value {
+pub(crate) fn teams_card(view: &RunView, link: Option<&str>) -> Value {
     let color = match view.status.as_str() {
         "succeeded" => "Good",
         "failed" => "Attention",
@@ -142,7 +142,7 @@ fn slack_escape(text: &str) -> String {
 
 /// A Slack message: `text` (the notification fallback) and Block Kit `blocks` (header,
 /// summary, counts as fields, failed steps, a button for `link`).
-pub fn slack_message(view: &RunView, link: Option<&str>) -> Value {
+pub(crate) fn slack_message(view: &RunView, link: Option<&str>) -> Value {
     let mut fields =
         vec![json!({"type": "mrkdwn", "text": format!("*Run*\n`{}`", slack_escape(&view.run_id))})];
     for (status, n) in shown_counts(view).into_iter().take(9) {

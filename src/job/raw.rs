@@ -644,7 +644,7 @@ pub(crate) enum RawCapacityAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "WebhookFormat")]
-pub enum RawWebhookFormat {
+pub(crate) enum RawWebhookFormat {
     /// `{"text": "<run summary>"}` (Slack and generic endpoints; the default).
     Plain,
     /// A Teams Workflows message: an Adaptive Card with the run's status, counts, failed

@@ -18,9 +18,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub(super) use capacity::{CapacityOperation, CapacitySpec, CapacityStartState};
+pub(super) use items::HookKind;
 pub use items::{
-    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookKind, HookSpec,
-    ItemSpec, ReportSpec,
+    DataflowRef, DataflowSpec, DatasetSpec, FabricDataflowSpec, FlowSpec, HookSpec, ItemSpec,
+    ReportSpec,
 };
 pub use provision::{CapacityWants, Provision, ReportHint, WorkspaceWants};
 pub use values::{DurationSpec, FailDetail, HumanDuration, OutcomeSpec};
