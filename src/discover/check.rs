@@ -183,6 +183,14 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
                     .map(|found| Some(NodeKey::new(NodeKind::Report, found)))
             }
             StepKind::Webhook(_) | StepKind::Capacity(_) => Ok(None),
+            StepKind::DataCheck(s) => {
+                let items: Vec<(&str, &str)> = ws
+                    .datasets
+                    .iter()
+                    .map(|d| (d.id.as_str(), d.name.as_str()))
+                    .collect();
+                find_item(&items, &s.dataset, "dataset", &ws.name).map(|_| None)
+            }
             StepKind::FabricJob(s) => {
                 let wanted = s.item_type.fabric_type();
                 let items: Vec<(&str, &str)> = ws

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::model::StepId;
 
+pub(crate) mod check;
 mod remote;
 mod stamp;
 
+pub use check::CheckResult;
 pub use remote::{AttemptUpdate, Checkpoint, RemoteHandle};
 pub use stamp::stamp;
 

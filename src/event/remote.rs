@@ -76,6 +76,10 @@ pub struct AttemptUpdate {
     /// Status reads (run listings and run states) the attempt made since the last update.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reads: u32,
+    /// What a check step found (its attempt's last word on the check). Boxed: a sample of
+    /// rows would make every event as large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Box<super::CheckResult>>,
     /// Set by [`crate::executor::AttemptContext::checkpoint`]: fired once the update is durable.
     #[serde(skip)]
     pub checkpoint: Option<Checkpoint>,

@@ -203,7 +203,9 @@ pub trait Executor: Send + Sync {
 }
 
 pub(crate) mod capacity;
+pub mod checks;
 pub(crate) mod common;
+pub(crate) mod data_check;
 pub(crate) mod dataflow;
 pub(crate) mod dataset;
 pub mod estimate;
@@ -246,6 +248,7 @@ impl Executor for Dispatcher {
                     | crate::job::model::StepKind::Report(_)
                     | crate::job::model::StepKind::FabricJob(_)
                     | crate::job::model::StepKind::Capacity(_)
+                    | crate::job::model::StepKind::DataCheck(_)
             );
         Box::pin(async move {
             if !known_connection {
@@ -264,6 +267,7 @@ impl Executor for Dispatcher {
                     fabric::items::run(client, ctx, s).await
                 }
                 crate::job::model::StepKind::Capacity(s) => capacity::run(client, ctx, s).await,
+                crate::job::model::StepKind::DataCheck(s) => data_check::run(client, ctx, s).await,
             }
         })
     }
@@ -275,7 +279,10 @@ impl Executor for Dispatcher {
         let listable = match &step.kind {
             StepKind::Dataset(_) | StepKind::Dataflow(_) | StepKind::FabricJob(_) => true,
             StepKind::SasFlow(s) => s.wait_for.is_some(),
-            StepKind::Report(_) | StepKind::Webhook(_) | StepKind::Capacity(_) => false,
+            StepKind::Report(_)
+            | StepKind::Webhook(_)
+            | StepKind::Capacity(_)
+            | StepKind::DataCheck(_) => false,
         };
         // An unknown connection is refused by `execute` before any request.
         if !listable {

@@ -298,6 +298,17 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
                 }
                 StepKind::Capacity(s)
             }
+            StepKind::DataCheck(s) => {
+                let mut s = s.clone();
+                s.workspace = r.s(&s.workspace, &by("workspace"));
+                s.dataset = r.s(&s.dataset, &by("dataset"));
+                s.query = r.s(&s.query, &by("query"));
+                s.impersonated_user = s
+                    .impersonated_user
+                    .as_ref()
+                    .map(|v| r.s(v, &by("impersonated_user")));
+                StepKind::DataCheck(s)
+            }
         };
     }
     if r.missing.is_empty() {
@@ -356,7 +367,8 @@ pub fn needs_auth(kind: &StepKind) -> bool {
         | StepKind::Dataset(_)
         | StepKind::Report(_)
         | StepKind::FabricJob(_)
-        | StepKind::Capacity(_) => true,
+        | StepKind::Capacity(_)
+        | StepKind::DataCheck(_) => true,
     }
 }
 

@@ -96,6 +96,15 @@ pub(crate) fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "connection",
             "poll_interval",
         ],
+        RawStepType::DataCheck => &[
+            "workspace",
+            "dataset",
+            "query",
+            "expect",
+            "severity",
+            "impersonated_user",
+            "connection",
+        ],
     }
 }
 
@@ -112,7 +121,10 @@ pub(crate) fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
     match ty {
         RawStepType::Dataset | RawStepType::Dataflow | RawStepType::FabricJob => true,
         RawStepType::SasFlow => has_wait_for,
-        RawStepType::Webhook | RawStepType::Report | RawStepType::Capacity => false,
+        RawStepType::Webhook
+        | RawStepType::Report
+        | RawStepType::Capacity
+        | RawStepType::DataCheck => false,
     }
 }
 
@@ -129,7 +141,7 @@ pub(crate) fn applies_to(key: &str) -> Option<&'static str> {
         )
     } else if key == "connection" {
         Some(
-            "steps that call Power BI, Fabric or Azure: dataflow, dataset, report, fabric_job, capacity, and sas_flow with `wait_for` or `oauth: true`",
+            "steps that call Power BI, Fabric or Azure: dataflow, dataset, report, fabric_job, capacity, data_check, and sas_flow with `wait_for` or `oauth: true`",
         )
     } else {
         None
@@ -191,7 +203,11 @@ pub(crate) fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)>
         capacity,
         subscription,
         resource_group,
-        sku
+        sku,
+        query,
+        expect,
+        severity,
+        impersonated_user
     );
     out
 }
@@ -246,6 +262,10 @@ mod tests {
             "subscription",
             "resource_group",
             "sku",
+            "query",
+            "expect",
+            "severity",
+            "impersonated_user",
         ];
         let mut all = all_type_keys();
         all.sort_unstable();

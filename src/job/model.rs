@@ -278,6 +278,7 @@ pub enum StepKind {
     Webhook(WebhookStep),
     FabricJob(FabricJobStep),
     Capacity(CapacityStep),
+    DataCheck(DataCheckStep),
 }
 
 impl StepKind {
@@ -291,6 +292,7 @@ impl StepKind {
             StepKind::Webhook(_) => "webhook",
             StepKind::FabricJob(_) => "fabric_job",
             StepKind::Capacity(_) => "capacity",
+            StepKind::DataCheck(_) => "data_check",
         }
     }
 
@@ -300,7 +302,10 @@ impl StepKind {
         match self {
             StepKind::Dataset(_) | StepKind::Dataflow(_) | StepKind::FabricJob(_) => true,
             StepKind::SasFlow(s) => s.wait_for.is_some(),
-            StepKind::Report(_) | StepKind::Webhook(_) | StepKind::Capacity(_) => false,
+            StepKind::Report(_)
+            | StepKind::Webhook(_)
+            | StepKind::Capacity(_)
+            | StepKind::DataCheck(_) => false,
         }
     }
 
@@ -313,6 +318,7 @@ impl StepKind {
             StepKind::Report(s) => Some(&s.workspace),
             StepKind::Webhook(_) | StepKind::Capacity(_) => None,
             StepKind::FabricJob(s) => Some(&s.workspace),
+            StepKind::DataCheck(s) => Some(&s.workspace),
         }
     }
 
@@ -326,6 +332,7 @@ impl StepKind {
             StepKind::Webhook(s) => crate::secret::redact_url(s.url.expose()),
             StepKind::FabricJob(s) => format!("{} / {}", s.workspace, s.item),
             StepKind::Capacity(s) => s.label(),
+            StepKind::DataCheck(s) => format!("{} / {}", s.workspace, s.dataset),
         }
     }
 }
@@ -674,6 +681,51 @@ pub enum WebhookFormat {
     Teams,
     /// A Slack message with Block Kit blocks.
     Slack,
+}
+
+/// How a failed check counts (`severity:`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The step fails.
+    #[default]
+    Error,
+    /// The step succeeds with a warning.
+    Warn,
+}
+
+/// What a data check's answer must satisfy (`expect:`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Expectation {
+    /// A violations query: any row fails.
+    NoRows,
+    /// The number of rows is within the bounds (inclusive).
+    Rows { min: Option<u64>, max: Option<u64> },
+    /// The value of `column` (or of the only column) in the first row.
+    Value {
+        column: Option<String>,
+        min: Option<f64>,
+        max: Option<f64>,
+        equals: Option<serde_json::Value>,
+    },
+}
+
+/// `data_check`: a DAX query against a semantic model (Execute Queries API) and an
+/// assertion on its answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataCheckStep {
+    pub workspace: String,
+    /// Name or GUID.
+    pub dataset: String,
+    /// One DAX query (`EVALUATE ...`).
+    pub query: String,
+    pub expect: Expectation,
+    pub severity: Severity,
+    /// `impersonatedUserName` (models with row-level security).
+    pub impersonated_user: Option<String>,
 }
 
 /// What a `capacity` step does.

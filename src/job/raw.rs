@@ -292,11 +292,12 @@ pub(crate) enum RawStepType {
     Webhook,
     FabricJob,
     Capacity,
+    DataCheck,
 }
 
 impl RawStepType {
     /// Every type, in documentation order.
-    pub(crate) const ALL: [RawStepType; 7] = [
+    pub(crate) const ALL: [RawStepType; 8] = [
         RawStepType::SasFlow,
         RawStepType::Dataflow,
         RawStepType::Dataset,
@@ -304,6 +305,7 @@ impl RawStepType {
         RawStepType::Webhook,
         RawStepType::FabricJob,
         RawStepType::Capacity,
+        RawStepType::DataCheck,
     ];
 
     /// The name as written in a job file.
@@ -316,6 +318,7 @@ impl RawStepType {
             RawStepType::Webhook => "webhook",
             RawStepType::FabricJob => "fabric_job",
             RawStepType::Capacity => "capacity",
+            RawStepType::DataCheck => "data_check",
         }
     }
 }
@@ -483,6 +486,60 @@ pub(crate) struct RawStep {
     pub item: Option<Sp<String>>,
     /// fabric_job (notebook): the session configuration of the run.
     pub configuration: Option<Sp<RawNotebookConfiguration>>,
+
+    /// data_check: the DAX query sent to the semantic model (Execute Queries API; one
+    /// query, one result table).
+    pub query: Option<Sp<String>>,
+    /// data_check: what the answer must satisfy: `{ rows: { min, max } }`,
+    /// `{ value: { min, max, equals }, column }` or `{ no_rows: true }`.
+    pub expect: Option<Sp<RawExpect>>,
+    /// data_check: `error` (default: a failed check fails the step) or `warn` (the step
+    /// succeeds with a warning).
+    pub severity: Option<Sp<RawSeverity>>,
+    /// data_check: the UPN the query runs as on a model with row-level security
+    /// (`impersonatedUserName`).
+    pub impersonated_user: Option<Sp<String>>,
+}
+
+/// `expect:` of a data_check step: exactly one of `rows`, `value` or `no_rows`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Expect")]
+pub(crate) struct RawExpect {
+    /// Bounds of the number of rows returned.
+    pub rows: Option<Sp<RawBounds>>,
+    /// Bounds of the one value of the answer (first row; `column` names it when the table
+    /// has several columns).
+    pub value: Option<Sp<RawBounds>>,
+    /// With `value`: the column, as the service names it (`[Total]`, `Sales[Amount]`, or
+    /// just `Total`).
+    pub column: Option<Sp<String>>,
+    /// `true`: the query returns the violations; any row fails the check.
+    pub no_rows: Option<Sp<bool>>,
+}
+
+/// Bounds of a checked number: `min` and/or `max` (inclusive), or `equals`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Bounds")]
+pub(crate) struct RawBounds {
+    /// At least this (inclusive).
+    pub min: Option<Sp<f64>>,
+    /// At most this (inclusive).
+    pub max: Option<Sp<f64>>,
+    /// Exactly this value (a number, string or boolean); not with `min`/`max`.
+    pub equals: Option<Sp<serde_json::Value>>,
+}
+
+/// `severity:` of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "Severity")]
+pub(crate) enum RawSeverity {
+    /// A failed check fails the step.
+    Error,
+    /// A failed check leaves the step succeeded, with a warning in every output.
+    Warn,
 }
 
 /// `for_each:` of a step.

@@ -16,6 +16,7 @@ fn required_keys(ty: RawStepType) -> &'static [&'static str] {
         RawStepType::Report => &["workspace", "report", "export"],
         RawStepType::FabricJob => &["workspace", "item", "item_type"],
         RawStepType::Capacity => &["action", "capacity"],
+        RawStepType::DataCheck => &["workspace", "dataset", "query", "expect"],
     }
 }
 
@@ -160,6 +161,33 @@ fn constrain(schema: &mut Value) {
             json!({ "refresh": { "not": { "required": ["notify"] } } }),
         );
     }
+    // A data check's `expect:` holds exactly one assertion; `column` goes with `value`;
+    // `no_rows` is `true`; bounds say something, `equals` alone.
+    set(
+        schema,
+        &["$defs", "Expect"],
+        "oneOf",
+        json!([{ "required": ["rows"] }, { "required": ["value"] }, { "required": ["no_rows"] }]),
+    );
+    set(
+        schema,
+        &["$defs", "Expect"],
+        "dependentRequired",
+        json!({ "column": ["value"] }),
+    );
+    set(
+        schema,
+        &["$defs", "Expect", "properties", "no_rows"],
+        "const",
+        json!(true),
+    );
+    set(schema, &["$defs", "Bounds"], "minProperties", json!(1));
+    set(
+        schema,
+        &["$defs", "Bounds"],
+        "dependentSchemas",
+        json!({ "equals": { "not": { "anyOf": [{ "required": ["min"] }, { "required": ["max"] }] } } }),
+    );
     if let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) {
         for def in defs.values_mut() {
             let Some(props) = def.get_mut("properties").and_then(Value::as_object_mut) else {

@@ -217,6 +217,50 @@ fn headers_line(o: &mut String, headers: &indexmap::IndexMap<String, HeaderValue
 
 fn kind_lines(o: &mut String, kind: &StepKind) {
     match kind {
+        StepKind::DataCheck(s) => {
+            let _ = writeln!(
+                o,
+                "  query: {}",
+                s.query.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            let expect = match &s.expect {
+                crate::job::model::Expectation::NoRows => "no rows".to_string(),
+                crate::job::model::Expectation::Rows { min, max } => format!(
+                    "rows{}{}",
+                    min.map(|m| format!(" >= {m}")).unwrap_or_default(),
+                    max.map(|m| format!(" <= {m}")).unwrap_or_default()
+                ),
+                crate::job::model::Expectation::Value {
+                    column,
+                    min,
+                    max,
+                    equals,
+                } => format!(
+                    "value{}{}{}{}",
+                    column
+                        .as_ref()
+                        .map(|c| format!(" of {c}"))
+                        .unwrap_or_default(),
+                    min.map(|m| format!(" >= {m}")).unwrap_or_default(),
+                    max.map(|m| format!(" <= {m}")).unwrap_or_default(),
+                    equals
+                        .as_ref()
+                        .map(|e| format!(" = {e}"))
+                        .unwrap_or_default()
+                ),
+            };
+            let _ = writeln!(
+                o,
+                "  expect: {expect}, severity: {}",
+                match s.severity {
+                    crate::job::model::Severity::Error => "error",
+                    crate::job::model::Severity::Warn => "warn",
+                }
+            );
+            if let Some(u) = &s.impersonated_user {
+                let _ = writeln!(o, "  impersonated user: {u}");
+            }
+        }
         StepKind::SasFlow(s) => {
             let _ = writeln!(o, "  request: {} (url is secret)", s.method);
             headers_line(o, &s.headers);

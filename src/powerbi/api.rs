@@ -286,6 +286,40 @@ impl PowerBiClient {
         .await
     }
 
+    /// `POST /groups/{g}/datasets/{d}/executeQueries` with `body` (one DAX query): the
+    /// answer's JSON. A read: re-sent on any transient fault, `Retry-After` honoured.
+    pub async fn execute_queries(
+        &self,
+        conn: &str,
+        workspace_id: &str,
+        dataset_id: &str,
+        body: Value,
+    ) -> Result<Value, ClientError> {
+        let url = self.url(
+            conn,
+            Api::PowerBi,
+            &[
+                "groups",
+                workspace_id,
+                "datasets",
+                dataset_id,
+                "executeQueries",
+            ],
+            &[],
+        )?;
+        let resp = self
+            .call(
+                conn,
+                Api::PowerBi,
+                Method::POST,
+                url.clone(),
+                Body::Json(body),
+                RetryMode::Idempotent,
+            )
+            .await?;
+        resp.json(&url)
+    }
+
     /// `GET /groups/{g}/datasets/{d}/refreshes/{requestId}` (202 running, 200 done).
     pub(crate) async fn refresh_details(
         &self,

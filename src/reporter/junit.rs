@@ -97,6 +97,21 @@ fn test_case(job: &str, step: &ReportStep) -> TestCase {
     if !step.attempts.is_empty() {
         case.set_system_out(attempt_log(step));
     }
+    // A check: what was asserted and observed; a warning (the step passed) on stderr, which
+    // CI test views show next to the passed case.
+    if let Some(c) = &step.check {
+        let verdict = match (c.passed, c.is_warning()) {
+            (true, _) => "passed",
+            (false, true) => "warning",
+            (false, false) => "failed",
+        };
+        case.add_property(Property::new("check", c.assertion.as_str()))
+            .add_property(Property::new("observed", c.observed.as_str()))
+            .add_property(Property::new("check_result", verdict));
+    }
+    if let Some(w) = &step.warning {
+        case.set_system_err(format!("warning: {w}\n"));
+    }
     case
 }
 

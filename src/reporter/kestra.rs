@@ -20,7 +20,8 @@ use crate::event::StepStatus;
 ///
 /// Outputs: `run_id`, `job`, `status`, `duration_secs`, `counts` (all six statuses),
 /// `failed_steps` (ids of steps that ended `failed` or `timed_out`), `errors` (step id to the
-/// first line of its error, for those steps) and `reports` (kind to path, as given).
+/// first line of its error, for those steps), `reports` (kind to path, as given) and, when
+/// the run had check steps, `checks` (step id to `result`, `assertion`, `observed`).
 pub(crate) fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> String {
     let failed = failed_steps(report);
     let mut counts = Map::new();
@@ -35,7 +36,7 @@ pub(crate) fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> Str
     for (kind, path) in reports {
         paths.insert((*kind).into(), json!(path.display().to_string()));
     }
-    let outputs = json!({
+    let mut outputs = json!({
         "outputs": {
             "run_id": report.run_id,
             "job": report.job,
@@ -47,6 +48,25 @@ pub(crate) fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> Str
             "reports": paths,
         }
     });
+    // Check steps: step id -> result (`passed`, `warning` or `failed`), assertion and
+    // observed value; present only when the run had checks.
+    let mut checks = Map::new();
+    for step in &report.steps {
+        if let Some(c) = &step.check {
+            let result = match (c.passed, c.is_warning()) {
+                (true, _) => "passed",
+                (false, true) => "warning",
+                (false, false) => "failed",
+            };
+            checks.insert(
+                step.id.clone(),
+                json!({"result": result, "assertion": c.assertion, "observed": c.observed}),
+            );
+        }
+    }
+    if !checks.is_empty() {
+        outputs["outputs"]["checks"] = Value::Object(checks);
+    }
     framed(&outputs)
 }
 

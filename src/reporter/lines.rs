@@ -286,6 +286,9 @@ fn progress_text(update: &AttemptUpdate, raw: bool) -> String {
     if let Some(note) = &update.note {
         parts.push(one_line(note));
     }
+    if let Some(check) = &update.check {
+        parts.push(one_line(&check.message()));
+    }
     parts.join("; ")
 }
 

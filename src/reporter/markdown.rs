@@ -25,6 +25,7 @@ pub fn render(report: &RunReport, reports: &[(&str, &Path)]) -> String {
     let mut out = String::new();
     headline(report, &mut out);
     table(report, &mut out);
+    checks(report, &mut out);
     gantt(report, &mut out);
     if !reports.is_empty() {
         let _ = writeln!(out);
@@ -61,6 +62,51 @@ pub fn write(
         f.write_all(format!("\n{text}").as_bytes()).map_err(io)?;
     }
     Ok(())
+}
+
+/// A "Checks" section when the run had check steps: one row per check with its verdict,
+/// assertion and observed value, then the first offending rows of each failed check.
+fn checks(report: &RunReport, out: &mut String) {
+    let checked: Vec<&ReportStep> = report.steps.iter().filter(|s| s.check.is_some()).collect();
+    if checked.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Checks\n");
+    let _ = writeln!(out, "| check | result | expected | observed |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for s in &checked {
+        let Some(c) = &s.check else { continue };
+        let result = match (c.passed, c.is_warning()) {
+            (true, _) => "✅ passed",
+            (false, true) => "⚠️ warning",
+            (false, false) => "❌ failed",
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {result} | {} | {} |",
+            s.id,
+            cell(&c.assertion),
+            cell(&c.observed)
+        );
+    }
+    for s in &checked {
+        let Some(c) = &s.check else { continue };
+        if c.sample.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n`{}`: first {} of {} rows\n\n```json",
+            s.id,
+            c.sample.len(),
+            c.rows
+        );
+        for row in &c.sample {
+            let _ = writeln!(out, "{}", serde_json::Value::Object(row.clone()));
+        }
+        let _ = writeln!(out, "```");
+    }
+    let _ = writeln!(out);
 }
 
 fn headline(report: &RunReport, out: &mut String) {

@@ -85,6 +85,13 @@ pub struct ReportStep {
     /// The error that decided a `failed` or `timed_out` status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What a check step (`data_check`) found on its last attempt: assertion, observed
+    /// value, whether it passed, its severity and the first offending rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::event::CheckResult>,
+    /// Set on a step that succeeded with a warning (a failed check of `severity: warn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     /// Selected dependencies (for the summary's critical path; not part of the JSON).
     #[serde(skip)]
     #[schemars(skip)]
@@ -290,6 +297,8 @@ impl ReportBuilder {
                             adopted: false,
                             attempts: Vec::new(),
                             error: None,
+                            check: None,
+                            warning: None,
                             depends_on: info.depends_on.clone(),
                             label: info.resource.clone(),
                         };
@@ -324,6 +333,11 @@ impl ReportBuilder {
                 if let Some(f) = self.steps.get_mut(step) {
                     if let Some(r) = &update.resource {
                         f.step.resource = Some(r.clone().into());
+                    }
+                    // The last attempt's check replaces an earlier one's.
+                    if let Some(check) = &update.check {
+                        f.step.warning = check.is_warning().then(|| check.message());
+                        f.step.check = Some((**check).clone());
                     }
                     if let Some(open) = &mut f.open
                         && open.number == *attempt

@@ -113,6 +113,10 @@ impl Provision {
                     }
                 }
                 StepKind::Webhook(_) => wants.hooks.push(id.clone()),
+                StepKind::DataCheck(s) => {
+                    workspaces.push(&s.workspace);
+                    items.push((&s.workspace, WantedItem::Dataset(s.dataset.clone())));
+                }
                 StepKind::FabricJob(s) => {
                     workspaces.push(&s.workspace);
                     fabric_items.push((

@@ -135,6 +135,9 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
         adopted: s.adopted,
         attempts,
         error,
+        // The store keeps statuses and attempts, not what a check found.
+        check: None,
+        warning: None,
         depends_on: s.depends_on.clone(),
         label: s.resource_label.clone(),
     }

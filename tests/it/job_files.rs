@@ -311,6 +311,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "unknown variable `exprt` in `when`",
     ),
     (
+        "data_check_two_assertions",
+        "9:13",
+        "`expect` holds more than one assertion",
+    ),
+    (
         "webhook_format_and_body",
         "9:11",
         "a webhook step has both `body` and `format`",

@@ -9,6 +9,7 @@ mod cli_outputs;
 mod cli_test;
 mod client_http;
 mod common;
+mod data_checks;
 mod discover_cli;
 mod discover_lib;
 mod docs;

@@ -229,6 +229,30 @@ const RULES: &[(&str, &str)] = &[
         "version: 1\nname: j\nsteps: {a: {type: webhook, url: 'https://h.example.com', format: plain, link: 'https://k.example.com'}}\n",
         "`link` is shown only by `format: teams` or `format: slack`",
     ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: data_check, workspace: W, dataset: D, query: EVALUATE x, expect: {}}}\n",
+        "`expect` holds no assertion",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: data_check, workspace: W, dataset: D, query: EVALUATE x, expect: {no_rows: false}}}\n",
+        "`no_rows: false` asserts nothing",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: data_check, workspace: W, dataset: D, query: EVALUATE x, expect: {value: {}}}}\n",
+        "`value` sets no bound",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: data_check, workspace: W, dataset: D, query: EVALUATE x, expect: {value: {equals: 1, min: 0}}}}\n",
+        "`equals` with `min` or `max`",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: data_check, workspace: W, dataset: D, query: EVALUATE x, expect: {column: n, rows: {min: 1}}}}\n",
+        "`column` goes with `value`",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: data_check, workspace: W, dataset: D, expect: {no_rows: true}}}\n",
+        "a `data_check` step needs `query`",
+    ),
 ];
 
 #[test]

@@ -13,6 +13,7 @@
 mod burst;
 mod capacity;
 mod cost;
+mod data_check;
 mod deps;
 mod expr;
 mod fabric_job;

@@ -305,6 +305,7 @@ pub(super) fn build(
         RawStepType::Report => kinds::report(c, step),
         RawStepType::FabricJob => super::fabric_job::fabric_job(c, step),
         RawStepType::Capacity => super::capacity::capacity(c, step),
+        RawStepType::DataCheck => super::data_check::data_check(c, step),
     }?;
 
     Some(Step {

@@ -4,6 +4,7 @@
 mod burst;
 mod dataflow;
 mod export;
+mod queries;
 mod refresh;
 
 pub(crate) use dataflow::start_refresh as start_gen1_refresh;
@@ -40,6 +41,10 @@ pub(crate) fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
         .route(
             &format!("{g}/datasets/{{dataset}}/refreshes/{{refresh}}"),
             get(refresh::details).delete(refresh::cancel),
+        )
+        .route(
+            &format!("{g}/datasets/{{dataset}}/executeQueries"),
+            post(queries::execute),
         )
         .route(&format!("{g}/dataflows"), get(dataflows))
         .route(

@@ -1,5 +1,6 @@
 //! Per-item profile entries: datasets, dataflows, reports, Fabric items, flows and hooks.
 
+use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +94,12 @@ with_knobs! {
         /// is refused.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         pub rls_roles: Vec<String>,
+        /// The answers of `executeQueries`: DAX query text (compared with runs of whitespace
+        /// collapsed) -> the rows of its one result table. The simulator evaluates no DAX: a
+        /// query not listed here is answered with the service's DAX error (400
+        /// `DatasetExecuteQueriesError`).
+        #[serde(skip_serializing_if = "IndexMap::is_empty")]
+        pub queries: IndexMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
     }
 }
 

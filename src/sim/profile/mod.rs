@@ -97,6 +97,40 @@ pub struct Profile {
     /// scale) and listed by Power BI `GET capacities`; a workspace joins one with `capacity:`.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub capacities: IndexMap<String, CapacitySpec>,
+    /// The tenant settings and limits of the Execute Queries API (`data_check` steps).
+    #[serde(skip_serializing_if = "ExecuteQueriesSpec::is_default")]
+    pub execute_queries: ExecuteQueriesSpec,
+}
+
+/// The Execute Queries API's tenant settings and per-user limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecuteQueriesSpec {
+    /// The tenant setting "Dataset Execute Queries REST API" (Integration settings); `false`:
+    /// every query is answered 401 `PowerBINotAuthorizedException`.
+    pub enabled: bool,
+    /// "Allow service principals to use Power BI APIs" (Developer settings) for this API;
+    /// `false`: a service principal's query is answered 401.
+    pub service_principals: bool,
+    /// Queries per minute per caller before 429 + `Retry-After` (the service allows 120).
+    #[schemars(range(min = 1))]
+    pub per_minute: u32,
+}
+
+impl Default for ExecuteQueriesSpec {
+    fn default() -> Self {
+        ExecuteQueriesSpec {
+            enabled: true,
+            service_principals: true,
+            per_minute: 120,
+        }
+    }
+}
+
+impl ExecuteQueriesSpec {
+    fn is_default(&self) -> bool {
+        *self == ExecuteQueriesSpec::default()
+    }
 }
 
 impl Default for Profile {
@@ -120,6 +154,7 @@ impl Default for Profile {
             flows: IndexMap::new(),
             hooks: IndexMap::new(),
             capacities: IndexMap::new(),
+            execute_queries: ExecuteQueriesSpec::default(),
         }
     }
 }

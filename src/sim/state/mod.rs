@@ -21,7 +21,7 @@ pub(crate) use model::{
     Audience, EnhancedRequest, Item, ItemKind, Phase, Principal, RefreshOrigin, Run, RunKind,
     TokenInfo,
 };
-pub(crate) use world::World;
+pub(crate) use world::{World, collapse_whitespace};
 
 use super::profile::{Credentials, DurationSpec, Throttle};
 

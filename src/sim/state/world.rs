@@ -40,6 +40,12 @@ pub(crate) struct World {
     pub rng: StdRng,
     /// Power BI / Fabric calls so far (for `throttle.every`).
     pub api_calls: u64,
+    /// `executeQueries` answers per dataset item index: (whitespace-collapsed query, rows).
+    pub dataset_queries: HashMap<usize, Vec<(String, Vec<serde_json::Value>)>>,
+    /// The Execute Queries settings of the profile.
+    pub execute_queries: crate::sim::profile::ExecuteQueriesSpec,
+    /// When each caller kind's recent queries came (the per-minute limit).
+    pub query_times: HashMap<u8, VecDeque<tokio::time::Instant>>,
     next_history_id: i64,
     seed: u64,
     time_scale: f64,
@@ -69,6 +75,9 @@ impl World {
             requests: VecDeque::new(),
             rng: StdRng::seed_from_u64(profile.seed),
             api_calls: 0,
+            dataset_queries: HashMap::new(),
+            execute_queries: profile.execute_queries.clone(),
+            query_times: HashMap::new(),
             next_history_id: 1_277_491_253,
             seed: profile.seed,
             time_scale: profile.time_scale,
@@ -90,7 +99,7 @@ impl World {
             for (name, d) in &spec.datasets {
                 let id =
                     d.id.unwrap_or_else(|| derived_uuid(&["dataset", ws_name, name]));
-                world.add_item(
+                let index = world.add_item(
                     ws,
                     id,
                     name,
@@ -103,6 +112,17 @@ impl World {
                     d.knobs().resolve(defaults),
                     "dataset",
                 );
+                if !d.queries.is_empty() {
+                    let answers = d
+                        .queries
+                        .iter()
+                        .map(|(q, rows)| {
+                            let rows = rows.iter().cloned().map(serde_json::Value::Object);
+                            (collapse_whitespace(q), rows.collect())
+                        })
+                        .collect();
+                    world.dataset_queries.insert(index, answers);
+                }
             }
             for (name, d) in &spec.dataflows {
                 let id =
@@ -599,4 +619,10 @@ fn scheduled_run_kind(item: &Item, origin: RefreshOrigin) -> Option<RunKind> {
         },
         ItemKind::Report { .. } => return None,
     })
+}
+
+/// `text` with every run of whitespace made one space, trimmed: how the simulator matches a
+/// query against the profile's answers.
+pub(crate) fn collapse_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
