@@ -182,7 +182,8 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
                 find_item(&items, &s.report, "report", &ws.name)
                     .map(|found| Some(NodeKey::new(NodeKind::Report, found)))
             }
-            StepKind::Webhook(_) | StepKind::Capacity(_) => Ok(None),
+            // A freshness step's resource is checked when it runs (its listing is the check).
+            StepKind::Webhook(_) | StepKind::Capacity(_) | StepKind::Freshness(_) => Ok(None),
             StepKind::DataCheck(s) => {
                 let items: Vec<(&str, &str)> = ws
                     .datasets

@@ -135,13 +135,27 @@ pub struct AttemptContext {
     /// True when updates are recorded in a state store that fires their
     /// [`Checkpoint`]s ([`AttemptContext::checkpoint`] waits for it).
     pub durable: bool,
-    /// Set only by [`Executor::estimate`]: the attempt reads the resource's recent runs, puts
-    /// their usual duration here and returns before anything could be triggered.
+    /// Set only by [`Executor::estimate`] and the `freshness` step: the attempt reads the
+    /// resource's recent runs, puts what they say here and returns before anything could be
+    /// triggered.
     pub estimate: Option<EstimateSlot>,
 }
 
-/// Where an estimating attempt leaves the usual duration of the resource's runs.
-pub(crate) type EstimateSlot = Arc<std::sync::Mutex<Option<Duration>>>;
+/// What one listing of a resource's recent runs said (see [`AttemptContext::estimate`]).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The listing was read (false: the attempt stopped before it, e.g. on a name).
+    pub listed: bool,
+    /// The usual duration of its successful runs.
+    pub usual: Option<Duration>,
+    /// When its newest successful run ended, as the service wrote it.
+    pub last_success_end: Option<String>,
+    /// Why the listing could not be read.
+    pub error: Option<crate::powerbi::ClientError>,
+}
+
+/// Where an estimating attempt leaves what the listing said.
+pub type EstimateSlot = Arc<std::sync::Mutex<Listing>>;
 
 impl AttemptContext {
     /// Sends a progress update (ignored when the scheduler is gone).
@@ -210,6 +224,7 @@ pub(crate) mod dataflow;
 pub(crate) mod dataset;
 pub mod estimate;
 pub(crate) mod fabric;
+pub(crate) mod freshness;
 pub(crate) mod payload;
 pub(crate) mod poll;
 pub(crate) mod protocol;
@@ -249,6 +264,7 @@ impl Executor for Dispatcher {
                     | crate::job::model::StepKind::FabricJob(_)
                     | crate::job::model::StepKind::Capacity(_)
                     | crate::job::model::StepKind::DataCheck(_)
+                    | crate::job::model::StepKind::Freshness(_)
             );
         Box::pin(async move {
             if !known_connection {
@@ -268,6 +284,7 @@ impl Executor for Dispatcher {
                 }
                 crate::job::model::StepKind::Capacity(s) => capacity::run(client, ctx, s).await,
                 crate::job::model::StepKind::DataCheck(s) => data_check::run(client, ctx, s).await,
+                crate::job::model::StepKind::Freshness(s) => freshness::run(client, ctx, s).await,
             }
         })
     }
@@ -282,7 +299,8 @@ impl Executor for Dispatcher {
             StepKind::Report(_)
             | StepKind::Webhook(_)
             | StepKind::Capacity(_)
-            | StepKind::DataCheck(_) => false,
+            | StepKind::DataCheck(_)
+            | StepKind::Freshness(_) => false,
         };
         // An unknown connection is refused by `execute` before any request.
         if !listable {
@@ -304,7 +322,7 @@ impl Executor for Dispatcher {
         let attempt = self.execute(ctx);
         Box::pin(async move {
             attempt.await;
-            slot.lock().ok().and_then(|d| *d)
+            slot.lock().ok().and_then(|d| d.usual)
         })
     }
 }

@@ -309,6 +309,25 @@ pub fn resolve_env(job: &Job, lookup: &dyn Fn(&str) -> Option<String>) -> Result
                     .map(|v| r.s(v, &by("impersonated_user")));
                 StepKind::DataCheck(s)
             }
+            StepKind::Freshness(s) => {
+                let mut s = s.clone();
+                match s.target.as_mut() {
+                    StepKind::Dataset(t) => {
+                        t.workspace = r.s(&t.workspace, &by("workspace"));
+                        t.dataset = r.s(&t.dataset, &by("dataset"));
+                    }
+                    StepKind::Dataflow(t) => {
+                        t.workspace = r.s(&t.workspace, &by("workspace"));
+                        t.dataflow = r.s(&t.dataflow, &by("dataflow"));
+                    }
+                    StepKind::FabricJob(t) => {
+                        t.workspace = r.s(&t.workspace, &by("workspace"));
+                        t.item = r.s(&t.item, &by("item"));
+                    }
+                    _ => {}
+                }
+                StepKind::Freshness(s)
+            }
         };
     }
     if r.missing.is_empty() {
@@ -368,7 +387,8 @@ pub fn needs_auth(kind: &StepKind) -> bool {
         | StepKind::Report(_)
         | StepKind::FabricJob(_)
         | StepKind::Capacity(_)
-        | StepKind::DataCheck(_) => true,
+        | StepKind::DataCheck(_)
+        | StepKind::Freshness(_) => true,
     }
 }
 

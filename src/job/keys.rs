@@ -105,6 +105,17 @@ pub(crate) fn type_keys(ty: RawStepType) -> &'static [&'static str] {
             "impersonated_user",
             "connection",
         ],
+        RawStepType::Freshness => &[
+            "workspace",
+            "dataset",
+            "dataflow",
+            "generation",
+            "item",
+            "item_type",
+            "max_age",
+            "warn_after",
+            "connection",
+        ],
     }
 }
 
@@ -124,7 +135,8 @@ pub(crate) fn watches_remote_run(ty: RawStepType, has_wait_for: bool) -> bool {
         RawStepType::Webhook
         | RawStepType::Report
         | RawStepType::Capacity
-        | RawStepType::DataCheck => false,
+        | RawStepType::DataCheck
+        | RawStepType::Freshness => false,
     }
 }
 
@@ -141,7 +153,7 @@ pub(crate) fn applies_to(key: &str) -> Option<&'static str> {
         )
     } else if key == "connection" {
         Some(
-            "steps that call Power BI, Fabric or Azure: dataflow, dataset, report, fabric_job, capacity, data_check, and sas_flow with `wait_for` or `oauth: true`",
+            "steps that call Power BI, Fabric or Azure: dataflow, dataset, report, fabric_job, capacity, data_check, freshness, and sas_flow with `wait_for` or `oauth: true`",
         )
     } else {
         None
@@ -207,7 +219,9 @@ pub(crate) fn present_type_keys(step: &RawStep) -> Vec<(&'static str, Location)>
         query,
         expect,
         severity,
-        impersonated_user
+        impersonated_user,
+        max_age,
+        warn_after
     );
     out
 }
@@ -266,6 +280,8 @@ mod tests {
             "expect",
             "severity",
             "impersonated_user",
+            "max_age",
+            "warn_after",
         ];
         let mut all = all_type_keys();
         all.sort_unstable();

@@ -279,6 +279,7 @@ pub enum StepKind {
     FabricJob(FabricJobStep),
     Capacity(CapacityStep),
     DataCheck(DataCheckStep),
+    Freshness(FreshnessStep),
 }
 
 impl StepKind {
@@ -293,6 +294,7 @@ impl StepKind {
             StepKind::FabricJob(_) => "fabric_job",
             StepKind::Capacity(_) => "capacity",
             StepKind::DataCheck(_) => "data_check",
+            StepKind::Freshness(_) => "freshness",
         }
     }
 
@@ -305,7 +307,8 @@ impl StepKind {
             StepKind::Report(_)
             | StepKind::Webhook(_)
             | StepKind::Capacity(_)
-            | StepKind::DataCheck(_) => false,
+            | StepKind::DataCheck(_)
+            | StepKind::Freshness(_) => false,
         }
     }
 
@@ -319,6 +322,7 @@ impl StepKind {
             StepKind::Webhook(_) | StepKind::Capacity(_) => None,
             StepKind::FabricJob(s) => Some(&s.workspace),
             StepKind::DataCheck(s) => Some(&s.workspace),
+            StepKind::Freshness(s) => s.target.workspace(),
         }
     }
 
@@ -333,6 +337,7 @@ impl StepKind {
             StepKind::FabricJob(s) => format!("{} / {}", s.workspace, s.item),
             StepKind::Capacity(s) => s.label(),
             StepKind::DataCheck(s) => format!("{} / {}", s.workspace, s.dataset),
+            StepKind::Freshness(s) => s.target.resource_label(),
         }
     }
 }
@@ -726,6 +731,20 @@ pub struct DataCheckStep {
     pub severity: Severity,
     /// `impersonatedUserName` (models with row-level security).
     pub impersonated_user: Option<String>,
+}
+
+/// `freshness`: reads the last successful refresh / run of a dataset, dataflow (Gen1 or
+/// Gen2) or Fabric item from the service's history and fails (`max_age`) or warns
+/// (`warn_after`) when it ended too long ago. Triggers nothing.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreshnessStep {
+    /// The resource, as the step that would refresh it (`dataset`, `dataflow` or
+    /// `fabric_job`); only its listing of runs is read.
+    pub target: Box<StepKind>,
+    #[serde(with = "humantime_serde_compat::option")]
+    pub max_age: Option<Duration>,
+    #[serde(with = "humantime_serde_compat::option")]
+    pub warn_after: Option<Duration>,
 }
 
 /// What a `capacity` step does.

@@ -293,11 +293,12 @@ pub(crate) enum RawStepType {
     FabricJob,
     Capacity,
     DataCheck,
+    Freshness,
 }
 
 impl RawStepType {
     /// Every type, in documentation order.
-    pub(crate) const ALL: [RawStepType; 8] = [
+    pub(crate) const ALL: [RawStepType; 9] = [
         RawStepType::SasFlow,
         RawStepType::Dataflow,
         RawStepType::Dataset,
@@ -306,6 +307,7 @@ impl RawStepType {
         RawStepType::FabricJob,
         RawStepType::Capacity,
         RawStepType::DataCheck,
+        RawStepType::Freshness,
     ];
 
     /// The name as written in a job file.
@@ -319,6 +321,7 @@ impl RawStepType {
             RawStepType::FabricJob => "fabric_job",
             RawStepType::Capacity => "capacity",
             RawStepType::DataCheck => "data_check",
+            RawStepType::Freshness => "freshness",
         }
     }
 }
@@ -496,6 +499,11 @@ pub(crate) struct RawStep {
     /// data_check: `error` (default: a failed check fails the step) or `warn` (the step
     /// succeeds with a warning).
     pub severity: Option<Sp<RawSeverity>>,
+    /// freshness: fail when the last successful refresh / run of the resource ended longer
+    /// ago than this (humantime, e.g. `26h`).
+    pub max_age: Option<Sp<String>>,
+    /// freshness: warn (the step still succeeds) when it ended longer ago than this.
+    pub warn_after: Option<Sp<String>>,
     /// data_check: the UPN the query runs as on a model with row-level security
     /// (`impersonatedUserName`).
     pub impersonated_user: Option<Sp<String>>,

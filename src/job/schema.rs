@@ -17,6 +17,7 @@ fn required_keys(ty: RawStepType) -> &'static [&'static str] {
         RawStepType::FabricJob => &["workspace", "item", "item_type"],
         RawStepType::Capacity => &["action", "capacity"],
         RawStepType::DataCheck => &["workspace", "dataset", "query", "expect"],
+        RawStepType::Freshness => &["workspace"],
     }
 }
 
@@ -52,6 +53,8 @@ const DURATION_KEYS: &[&str] = &[
     "poll_interval",
     "skip_if_fresh",
     "backoff",
+    "max_age",
+    "warn_after",
 ];
 
 /// The rules `validate` enforces that JSON Schema can say, so an editor flags them too (the
@@ -239,6 +242,13 @@ fn restrict_step(step: &mut Map<String, Value>) {
                     ]
                 }
             });
+        }
+        if ty == RawStepType::Freshness {
+            // Exactly one resource, and at least one bound.
+            then["allOf"] = json!([
+                { "anyOf": [{ "required": ["max_age"] }, { "required": ["warn_after"] }] },
+                { "oneOf": [{ "required": ["dataset"] }, { "required": ["dataflow"] }, { "required": ["item"] }] }
+            ]);
         }
         if ty == RawStepType::Webhook {
             // `format` builds the body; `link` is shown by the Teams and Slack payloads.

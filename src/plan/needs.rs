@@ -56,7 +56,10 @@ fn resource_key(step: &Step) -> Option<String> {
             norm(&f.item)
         )),
         // A data check or a freshness check reads; it holds no resource.
-        StepKind::Report(_) | StepKind::Webhook(_) | StepKind::DataCheck(_) => None,
+        StepKind::Report(_)
+        | StepKind::Webhook(_)
+        | StepKind::DataCheck(_)
+        | StepKind::Freshness(_) => None,
         // Two steps on one capacity (a resume and a suspend, say) would undo each other:
         // they run one at a time. The ARM id is the key, however the step names it.
         StepKind::Capacity(c) => Some(format!(

@@ -217,6 +217,24 @@ fn headers_line(o: &mut String, headers: &indexmap::IndexMap<String, HeaderValue
 
 fn kind_lines(o: &mut String, kind: &StepKind) {
     match kind {
+        StepKind::Freshness(s) => {
+            let bound = |d: Option<std::time::Duration>| {
+                d.map(|d| humantime::format_duration(d).to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            let _ = writeln!(
+                o,
+                "  checks: last successful {} of {} (max_age {}, warn_after {}); triggers nothing",
+                match s.target.as_ref() {
+                    StepKind::Dataset(_) => "refresh",
+                    StepKind::Dataflow(_) => "refresh / job",
+                    _ => "job instance",
+                },
+                s.target.type_name(),
+                bound(s.max_age),
+                bound(s.warn_after)
+            );
+        }
         StepKind::DataCheck(s) => {
             let _ = writeln!(
                 o,

@@ -117,6 +117,31 @@ impl Provision {
                     workspaces.push(&s.workspace);
                     items.push((&s.workspace, WantedItem::Dataset(s.dataset.clone())));
                 }
+                StepKind::Freshness(s) => match s.target.as_ref() {
+                    StepKind::Dataset(t) => {
+                        workspaces.push(&t.workspace);
+                        items.push((&t.workspace, WantedItem::Dataset(t.dataset.clone())));
+                    }
+                    StepKind::Dataflow(t) => {
+                        workspaces.push(&t.workspace);
+                        let item = match t.generation {
+                            Generation::Gen1 => WantedItem::Dataflow(t.dataflow.clone()),
+                            Generation::Gen2 => WantedItem::FabricDataflow(t.dataflow.clone()),
+                        };
+                        items.push((&t.workspace, item));
+                    }
+                    StepKind::FabricJob(t) => {
+                        workspaces.push(&t.workspace);
+                        fabric_items.push((
+                            &t.workspace,
+                            WantedItem::FabricItem {
+                                name: t.item.clone(),
+                                item_type: t.item_type.fabric_type().to_string(),
+                            },
+                        ));
+                    }
+                    _ => {}
+                },
                 StepKind::FabricJob(s) => {
                     workspaces.push(&s.workspace);
                     fabric_items.push((

@@ -68,7 +68,7 @@ impl RunTarget {
                 | StepKind::FabricJob(_) => true,
                 StepKind::SasFlow(s) => s.wait_for.is_some(),
                 StepKind::Webhook(_) => false,
-                StepKind::Capacity(_) | StepKind::DataCheck(_) => true,
+                StepKind::Capacity(_) | StepKind::DataCheck(_) | StepKind::Freshness(_) => true,
             };
             let Some(conn) = job.connections.get(&step.connection).filter(|_| uses_api) else {
                 continue;

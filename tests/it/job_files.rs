@@ -311,6 +311,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "unknown variable `exprt` in `when`",
     ),
     (
+        "freshness_no_bound",
+        "5:11",
+        "a `freshness` step needs `max_age` or `warn_after`",
+    ),
+    (
         "data_check_two_assertions",
         "9:13",
         "`expect` holds more than one assertion",

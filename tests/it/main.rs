@@ -25,6 +25,7 @@ mod export_kestra;
 mod fan_out;
 mod first_hour;
 mod first_run;
+mod freshness;
 mod job_files;
 mod notify_cards;
 mod prop_fuzz_regressions;

@@ -253,6 +253,18 @@ const RULES: &[(&str, &str)] = &[
         "version: 1\nname: j\nsteps: {a: {type: data_check, workspace: W, dataset: D, expect: {no_rows: true}}}\n",
         "a `data_check` step needs `query`",
     ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: freshness, workspace: W, dataset: D}}\n",
+        "a `freshness` step needs `max_age` or `warn_after`",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: freshness, workspace: W, max_age: 1h}}\n",
+        "a `freshness` step needs `dataset`, `dataflow` or `item`",
+    ),
+    (
+        "version: 1\nname: j\nsteps: {a: {type: freshness, workspace: W, dataset: D, item: I, max_age: 1h}}\n",
+        "names more than one of `dataset`, `dataflow`, `item`",
+    ),
 ];
 
 #[test]

@@ -174,12 +174,25 @@ pub(crate) async fn drive<K: RemoteKind>(
         } else {
             Ok(Ok(Vec::new()))
         };
-        let expected = match runs {
-            Ok(Ok(runs)) => expected_duration(&runs),
-            _ => None,
+        let listing = match runs {
+            Ok(Ok(runs)) => super::Listing {
+                listed: true,
+                usual: expected_duration(&runs),
+                last_success_end: runs
+                    .iter()
+                    .filter(|r| r.state == RunState::Succeeded)
+                    .find_map(|r| r.end.clone()),
+                error: None,
+            },
+            Ok(Err(e)) => super::Listing {
+                listed: true,
+                error: Some(e),
+                ..super::Listing::default()
+            },
+            Err(_) => super::Listing::default(),
         };
         if let Ok(mut s) = slot.lock() {
-            *s = expected;
+            *s = listing;
         }
         return AttemptOutcome::Refused {
             error: "estimate only: nothing was triggered".into(),

@@ -18,6 +18,7 @@ mod deps;
 mod expr;
 mod fabric_job;
 mod fan_out;
+mod freshness;
 mod identity;
 mod kinds;
 mod sections;

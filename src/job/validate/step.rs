@@ -306,6 +306,7 @@ pub(super) fn build(
         RawStepType::FabricJob => super::fabric_job::fabric_job(c, step),
         RawStepType::Capacity => super::capacity::capacity(c, step),
         RawStepType::DataCheck => super::data_check::data_check(c, step),
+        RawStepType::Freshness => super::freshness::freshness(c, step),
     }?;
 
     Some(Step {
