@@ -242,7 +242,7 @@ steps:
             "f.yaml:7:83: error: notebook parameter `p` must be a string, a number or true/false, not [1,2]",
             "f.yaml:8:132: error: `use_workspace_pool` and `use_starter_pool: true` contradict each other",
             "f.yaml:9:101: error: `environment` needs `id` or `name`",
-            "f.yaml:10:61: error: `item_type` is not a key of a `dataset` step (`item_type` belongs to: fabric_job)",
+            "f.yaml:10:61: error: `item_type` is not a key of a `dataset` step (`item_type` belongs to: fabric_job, freshness)",
             "f.yaml:11:61: error: unknown value `lakehouse` (expected one of: pipeline, notebook, spark_job_definition, copy_job)",
         ] {
             assert!(out.contains(expected), "missing {expected:?} in\n{out}");
