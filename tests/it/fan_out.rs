@@ -463,7 +463,7 @@ fn after_the_refresh_every_output_shows_the_fan_out() {
         .arg("run")
         .arg(repo.join("examples/after_the_refresh.yaml"))
         .arg("--sim-profile")
-        .arg(repo.join("examples/sim-profiles/after_the_refresh.yaml"))
+        .arg(repo.join("examples/profiles/after_the_refresh.yaml"))
         .args([
             "--simulate",
             "--state",
@@ -489,6 +489,7 @@ fn after_the_refresh_every_output_shows_the_fan_out() {
         ids,
         [
             "core_model",
+            "core_model_loaded",
             "other_models[Inventory]",
             "other_models[Returns]",
             "region_books[West]",
@@ -505,6 +506,29 @@ fn after_the_refresh_every_output_shows_the_fan_out() {
     }
     assert!(d.join("out/sales_book_West.pdf").is_file());
     assert!(d.join("out/sales_book_East.pdf").is_file());
+
+    // The data check: its assertion and what the model answered, in every output.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    let steps = report["steps"].as_array().unwrap();
+    let step = |id: &str| steps.iter().find(|s| s["id"] == id).unwrap().clone();
+    let check = step("core_model_loaded");
+    assert_eq!(check["check"]["passed"], true, "{check}");
+    assert_eq!(check["check"]["assertion"], "[n] >= 1", "{check}");
+    assert_eq!(check["check"]["observed"], "[n] = 18250", "{check}");
+    assert!(
+        junit.contains("name=\"core_model_loaded\" classname=\"after_the_refresh.data_check\""),
+        "{junit}"
+    );
+    assert!(summary.contains("### Checks"), "{summary}");
+    assert!(summary.contains("`core_model_loaded`"), "{summary}");
+    assert!(
+        stdout.contains(r#""checks":{"core_model_loaded":{"result":"passed","assertion":"[n] >= 1","observed":"[n] = 18250"}}"#),
+        "the Kestra outputs: {stdout}"
+    );
+    // The Teams card: the profile's sink is a Teams Workflows webhook, which refuses anything
+    // but an Adaptive Card, so the step succeeds only if the card has the right shape.
+    assert_eq!(step("tell_team")["status"], "succeeded", "{report}");
 
     // The Kestra flow: a ForEach for the regions, one task (and a note) for the discovery.
     let out = pbibatch(&repo)
