@@ -30,7 +30,7 @@ async fn command_async(args: &DiscoverArgs) -> Result<u8, Error> {
     let estate = match result {
         Ok(estate) => estate,
         Err(e @ DiscoverError::UnknownWorkspace { .. }) => {
-            return Err(Error::Invalid(e.to_string()));
+            return Err(e.into());
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -41,7 +41,7 @@ pub(super) fn kestra(args: &ExportKestraArgs) -> Result<u8, Error> {
         job_path: job_path_for_kestra(&args.job),
         vars: overrides,
     };
-    let flow = kestra::export(&loaded.job, &options).map_err(|e| Error::Invalid(e.to_string()))?;
+    let flow = kestra::export(&loaded.job, &options)?;
     for note in &flow.notes {
         eprintln!("warning: {note}");
     }

@@ -17,7 +17,7 @@ pub(super) fn print_diagnostics(diags: &Diagnostics) {
 
 /// The `--var K=V` overrides.
 pub(super) fn var_overrides(vars: &[String]) -> Result<Vec<(String, String)>, Error> {
-    job::parse_var_overrides(vars).map_err(|e| Error::Invalid(e.to_string()))
+    Ok(job::parse_var_overrides(vars)?)
 }
 
 /// Loads a job for `plan` / `graph`, printing its warnings (short) or its problems (human).
@@ -52,7 +52,7 @@ pub(super) fn simulator_profile(
     fallback: impl FnOnce() -> crate::sim::Profile,
 ) -> Result<crate::sim::Profile, Error> {
     match path {
-        Some(path) => crate::sim::Profile::load(path).map_err(|e| Error::Invalid(e.to_string())),
+        Some(path) => Ok(crate::sim::Profile::load(path)?),
         None => Ok(fallback()),
     }
 }

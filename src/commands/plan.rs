@@ -13,10 +13,8 @@ use crate::sim::Profile;
 /// `pbibatch plan FILE`: waves, selected steps and their resolved settings.
 pub(super) fn command(args: &PlanArgs) -> Result<u8, Error> {
     let job = super::load::load_or_report(&args.job, &args.selection.vars)?;
-    let selected = crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let plan =
-        Plan::with_selected(Arc::new(job), selected).map_err(|e| Error::Invalid(e.to_string()))?;
+    let selected = crate::plan::select(&job, &args.selection.select, &args.selection.exclude)?;
+    let plan = Plan::with_selected(Arc::new(job), selected)?;
     let capacities = if args.capacities {
         Some(capacities_now(
             &plan,
@@ -60,24 +58,20 @@ fn capacities_now(
         let (job, config, sim) = if simulate {
             let resolved = crate::job::resolve_env(job, &|name| {
                 Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
-            })
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+            })?;
             let profile = super::load::simulator_profile(profile, Profile::default)?;
             let (sim, _unused) = super::run::start_simulator(&resolved, profile).await?;
             let config = super::run::simulator_config(&sim)?;
             (sim.point_job_at(resolved), config, Some(sim))
         } else {
-            let resolved = crate::job::resolve_env(job, &|name| std::env::var(name).ok())
-                .map_err(|e| Error::Invalid(e.to_string()))?;
-            let config = ClientConfig::try_from_env(Default::default())
-                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let resolved = crate::job::resolve_env(job, &|name| std::env::var(name).ok())?;
+            let config = ClientConfig::try_from_env(Default::default())?;
             if let Err(problems) = crate::powerbi::check_urls(&resolved.outbound(), &config) {
-                return Err(Error::Invalid(problems.join("\n")));
+                return Err(Error::Remotes(problems));
             }
             (resolved, config, None)
         };
-        let client = PowerBiClient::new(config, job.connections.clone())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let client = PowerBiClient::new(config, job.connections.clone())?;
         let selected: Vec<_> = plan.selected.iter().cloned().collect();
         let facts = crate::powerbi::capacities::learn(&client, &job, &selected).await;
         if let Some(sim) = sim {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Output;
 use crate::cli::{OnInterrupt, Progress, RunArgs};
-use crate::error::{Error, exit};
+use crate::error::{AfterRunError, Error, exit};
 use crate::event::RunStatus;
 use crate::executor::{Dispatcher, Executor};
 use crate::job::model::{Job, StepKind};
@@ -47,8 +47,7 @@ struct Prepared {
 }
 
 async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
-    let overrides = crate::job::parse_var_overrides(&args.selection.vars)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let overrides = crate::job::parse_var_overrides(&args.selection.vars)?;
     let loaded = match crate::job::load(&args.job, &overrides) {
         Ok(loaded) => loaded,
         Err(diags) => {
@@ -59,7 +58,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
     let mut job = loaded.job;
     if let Some(retries) = args.retries {
         if retries > 100 {
-            return Err(Error::Invalid("--retries must be between 0 and 100".into()));
+            return Err(Error::Usage("--retries must be between 0 and 100".into()));
         }
         for step in job.steps.values_mut() {
             step.retries = retries;
@@ -71,15 +70,16 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
     let selected = if discovers {
         None
     } else {
-        Some(
-            crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
-                .map_err(|e| Error::Invalid(e.to_string()))?,
-        )
+        Some(crate::plan::select(
+            &job,
+            &args.selection.select,
+            &args.selection.exclude,
+        )?)
     };
     if let Some(n) = args.concurrency
         && !(1..=10_000).contains(&n)
     {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "--concurrency must be between 1 and 10000, not {n}"
         )));
     }
@@ -106,8 +106,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
         (sim.point_job_at(resolved), config, Some(sim))
     } else {
         let resolved = resolve_live(&job)?;
-        let config = ClientConfig::try_from_env(Default::default())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let config = ClientConfig::try_from_env(Default::default())?;
         (resolved, config, None)
     };
 
@@ -118,16 +117,14 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Error> {
     };
     let selected = match selected {
         Some(s) => s,
-        None => crate::plan::select(&job, &args.selection.select, &args.selection.exclude)
-            .map_err(|e| Error::Invalid(e.to_string()))?,
+        None => crate::plan::select(&job, &args.selection.select, &args.selection.exclude)?,
     };
 
     if let Err(problems) = crate::powerbi::check_urls(&job.outbound(), &config) {
-        return Err(Error::Invalid(problems.join("\n")));
+        return Err(Error::Remotes(problems));
     }
     let target = crate::store::RunTarget::of_run(&job, &config, args.simulate);
-    let plan =
-        Plan::with_selected(Arc::new(job), selected).map_err(|e| Error::Invalid(e.to_string()))?;
+    let plan = Plan::with_selected(Arc::new(job), selected)?;
     Ok(Prepared {
         plan: Arc::new(plan),
         config,
@@ -142,7 +139,7 @@ fn resolve_simulated(job: &Job) -> Result<Job, Error> {
     crate::job::resolve_env(job, &|name| {
         Some(std::env::var(name).unwrap_or_else(|_| format!("simulated-{name}")))
     })
-    .map_err(|e| Error::Invalid(e.to_string()))
+    .map_err(Error::from)
 }
 
 /// Env references resolved from the environment; every missing one is reported.
@@ -166,11 +163,13 @@ async fn expand_discovered(
     let found = match recorded_discoveries(args, &template) {
         Some(found) => found,
         None => {
-            let client = PowerBiClient::new(config.clone(), template.connections.clone())
-                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let client = PowerBiClient::new(config.clone(), template.connections.clone())?;
             crate::plan::fan_out::discover(&client, &template)
                 .await
-                .map_err(|e| Error::Invalid(e.to_string()))?
+                .map_err(|e| Error::FanOutDiscovery {
+                    step: e.step,
+                    source: Box::new(e.source),
+                })?
         }
     };
     for (id, values) in &found {
@@ -250,8 +249,7 @@ async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
     }
 
     let job = plan.job.clone();
-    let client = PowerBiClient::new(config, job.connections.clone())
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let client = PowerBiClient::new(config, job.connections.clone())?;
     let executor: Arc<dyn Executor> = Arc::new(Dispatcher::new(client.clone(), job.clone()));
 
     let run_id = new_run_id();
@@ -268,9 +266,7 @@ async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
         arguments: with_discovered(run_arguments(&args), &discovered),
         target,
     };
-    let mut session = crate::store::RunSession::start(job.clone(), store_opts)
-        .await
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut session = crate::store::RunSession::start(job.clone(), store_opts).await?;
     // Capacity-aware limits: what the service says about the workspaces' capacities, once
     // the store accepted the run (a refused resume sends nothing) and before the first step
     // starts (the workspace lookups are the ones the steps would make).
@@ -323,12 +319,19 @@ async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
     // Every event goes to the store first (what a kill must not lose), then to the reporters.
     let forward = crate::store::RunSession::forward(session, engine_rx, reporters_tx);
     let status = crate::engine::run(plan.clone(), executor, options, interrupt.clone(), tx).await;
+    let run_exit = match status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::Failed => exit::FAILED,
+        RunStatus::Cancelled if interrupt.is_cancelled() => exit::INTERRUPTED,
+        RunStatus::Cancelled => exit::FAILED,
+    };
+    // From here on the requests were sent: a failure is never exit 2 ("nothing was sent").
     let session = forward
         .await
-        .map_err(|e| Error::Other(format!("the event task failed: {e}")))?;
+        .map_err(|e| Error::after_run(AfterRunError::Events(e), run_exit))?;
     let report = reporter_task
         .await
-        .map_err(|e| Error::Other(format!("the reporter task failed: {e}")))?;
+        .map_err(|e| Error::after_run(AfterRunError::Reporters(e), run_exit))?;
     if let Some(Err(e)) = session.map(crate::store::RunSession::finish) {
         tracing::warn!("the run history may be incomplete: {e}");
     }
@@ -397,12 +400,7 @@ async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
         }
     }
 
-    Ok(match status {
-        RunStatus::Succeeded => exit::OK,
-        RunStatus::Failed => exit::FAILED,
-        RunStatus::Cancelled if interrupt.is_cancelled() => exit::INTERRUPTED,
-        RunStatus::Cancelled => exit::FAILED,
-    })
+    Ok(run_exit)
 }
 
 /// The run's arguments with what it discovered (`discovered`: step id -> values), which a
@@ -549,11 +547,11 @@ pub(super) async fn start_simulator(
 ) -> Result<(SimServer, Vec<String>), Error> {
     crate::sim::start_for_job(job, profile)
         .await
-        .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))
+        .map_err(Error::SimStart)
 }
 
 /// A client configuration that sends every call (Power BI, Fabric, Entra, IMDS) to `sim`.
 pub(super) fn simulator_config(sim: &SimServer) -> Result<ClientConfig, Error> {
     sim.client_config()
-        .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))
+        .map_err(|e| Error::Internal(format!("the simulator's address is not a URL: {e}")))
 }

@@ -13,5 +13,5 @@ pub(super) fn serve(addr: &str, profile: Option<&Path>) -> Result<u8, Error> {
     runtime
         .block_on(crate::sim::serve_command(addr, profile))
         .map(|()| exit::OK)
-        .map_err(|e| Error::Invalid(e.to_string()))
+        .map_err(Error::from)
 }

@@ -38,14 +38,14 @@ pub(super) fn show(args: &ShowArgs) -> Result<u8, Error> {
 fn open_for_reading(state: Option<&str>) -> Result<Option<Store>, Error> {
     match resolve_path(state) {
         Some(path) => Store::open_existing(&path).map_err(to_error),
-        None => Err(Error::Invalid(
+        None => Err(Error::Usage(
             "no state store (`--state none`): there is no history to read".into(),
         )),
     }
 }
 
 fn to_error(err: StoreError) -> Error {
-    Error::Invalid(err.to_string())
+    Error::Store(err)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
@@ -54,7 +54,7 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
             s.push('\n');
             s
         })
-        .map_err(|e| Error::Other(format!("cannot render JSON: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot render JSON: {e}")))
 }
 
 fn print(text: &str) -> Result<(), Error> {

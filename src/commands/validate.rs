@@ -119,7 +119,7 @@ async fn validate_async(args: &ValidateArgs) -> Result<u8, Error> {
                 match check_live(&job, live).await? {
                     Ok((findings, n_ws)) => {
                         for f in &findings {
-                            diags.push_global(f.severity, format!("live: {}", f.message));
+                            diags.push_global(f.severity, f.code, format!("live: {}", f.message));
                         }
                         let errors = findings
                             .iter()
@@ -156,7 +156,11 @@ async fn validate_async(args: &ValidateArgs) -> Result<u8, Error> {
                     }
                     Err(message) => {
                         unreachable = true;
-                        diags.push_global(Severity::Error, format!("live check failed: {message}"));
+                        diags.push_global(
+                            Severity::Error,
+                            job::Code::LineageCheckFailed,
+                            format!("live check failed: {message}"),
+                        );
                         (
                             diags,
                             Some(format!("{}: live check not done", path.display())),

@@ -13,7 +13,7 @@ use super::setup::{self, Target};
 use super::{DiscoverOptions, Estate, Workspace, discover};
 use crate::error::Error;
 use crate::job::model::{Generation, Job, StepKind};
-use crate::job::{self, Severity};
+use crate::job::{self, Code, Severity};
 use crate::powerbi::ClientError;
 use crate::suggest::near_names;
 
@@ -21,19 +21,23 @@ use crate::suggest::near_names;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub severity: Severity,
+    /// What kind of finding (`pbibatch::lineage::*`).
+    pub code: Code,
     pub message: String,
 }
 
-fn error(message: String) -> Finding {
+fn error(code: Code, message: String) -> Finding {
     Finding {
         severity: Severity::Error,
+        code,
         message,
     }
 }
 
-fn warning(message: String) -> Finding {
+fn warning(code: Code, message: String) -> Finding {
     Finding {
         severity: Severity::Warning,
+        code,
         message,
     }
 }
@@ -118,7 +122,9 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
         };
         let Some(ws) = find_workspace(estate, ws_name) else {
             let near = near_names(ws_name, estate.workspaces.iter().map(|w| w.name.as_str()));
-            findings.push(error(format!(
+            findings.push(error(
+                Code::LineageNotFound,
+                format!(
                 "step `{id}`: workspace `{ws_name}` not found (or the identity is not a member){}",
                 hint(&near)
             )));
@@ -135,10 +141,13 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
                     if let Some(d) = ws.datasets.iter().find(|d| d.id == found)
                         && d.refreshable == Some(false)
                     {
-                        findings.push(error(format!(
-                            "step `{id}`: {}",
-                            crate::powerbi::resolve::not_refreshable(&d.name)
-                        )));
+                        findings.push(error(
+                            Code::LineageNotRefreshable,
+                            format!(
+                                "step `{id}`: {}",
+                                crate::powerbi::resolve::not_refreshable(&d.name)
+                            ),
+                        ));
                     }
                     Some(NodeKey::new(NodeKind::Dataset, found))
                 })
@@ -208,7 +217,10 @@ fn locate(job: &Job, estate: &Estate) -> (IndexMap<String, NodeKey>, Vec<Finding
                 nodes.insert(id.clone(), node);
             }
             Ok(None) => {}
-            Err(message) => findings.push(error(format!("step `{id}`: {message}"))),
+            Err(message) => findings.push(error(
+                Code::LineageNotFound,
+                format!("step `{id}`: {message}"),
+            )),
         }
     }
     (nodes, findings)
@@ -341,7 +353,9 @@ fn compare_with(job: &Job, estate: &Estate, unknown_lineage: &HashSet<String>) -
                         via.iter().map(&label).collect::<Vec<_>>().join(", ")
                     )
                 };
-                findings.push(warning(format!(
+                findings.push(warning(
+                    Code::LineageMissingDependency,
+                    format!(
                     "missing dependency: step `{b}` ({}) reads step `{a}` ({}){through} but does not depend on it, so it may refresh before `{a}` ends; add `{a}` to its depends_on",
                     label(nb),
                     label(&na)
@@ -360,7 +374,9 @@ fn compare_with(job: &Job, estate: &Estate, unknown_lineage: &HashSet<String>) -
             if na == nb || graph.path(na, nb).is_some() {
                 continue;
             }
-            findings.push(warning(format!(
+            findings.push(warning(
+                Code::LineageExtraDependency,
+                format!(
                 "extra dependency: step `{b}` ({}) depends on `{a}` ({}) but the live lineage has no path between them; keep it if the link is outside Power BI, else remove it so both can run at once",
                 label(nb),
                 label(na)
@@ -455,7 +471,7 @@ pub(crate) async fn check_live(
     let lookup =
         |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("${{env.{name}}}")));
     let unresolved = job;
-    let job = job::resolve_env(job, &lookup).map_err(|e| Error::Invalid(e.to_string()))?;
+    let job = job::resolve_env(job, &lookup)?;
     let used: HashSet<&str> = job
         .steps
         .values()
@@ -479,16 +495,18 @@ pub(crate) async fn check_live(
         // The estate `run --simulate` would run against: the profile plus what the job names.
         // Without --sim-profile, the demo estate `discover --simulate` shows (it has lineage).
         let profile = match options.sim_profile {
-            Some(path) => {
-                crate::sim::Profile::load(path).map_err(|e| Error::Invalid(e.to_string()))?
-            }
+            Some(path) => crate::sim::Profile::load(path)?,
             None => super::demo_profile(),
         };
         unknown_lineage = provisioned_steps(&job, &profile);
         let (sim, warnings) = crate::sim::start_for_job(&job, profile)
             .await
-            .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))?;
-        findings.extend(warnings.into_iter().map(warning));
+            .map_err(Error::SimStart)?;
+        findings.extend(
+            warnings
+                .into_iter()
+                .map(|w| warning(Code::LineageUnusedProfileEntry, w)),
+        );
         Target::on_simulator(sim, conns, String::new())?
     } else {
         Target::live(setup::resolve_all(conns)?, String::new())?

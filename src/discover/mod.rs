@@ -31,13 +31,14 @@ pub use demo::demo_profile;
 pub use fetch::{DiscoverOptions, discover};
 pub(crate) use setup::{Target, TargetOptions};
 
-/// Why discovery failed.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why discovery (or `auth check`, or the live check) could not go on.
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 pub enum DiscoverError {
     /// A `--workspace` that the credentials do not see.
     #[error(
         "workspace `{name}` not found among the {visible} workspaces these credentials see{hint}"
     )]
+    #[diagnostic(code(pbibatch::discover::unknown_workspace))]
     UnknownWorkspace {
         name: String,
         visible: usize,
@@ -46,10 +47,39 @@ pub enum DiscoverError {
     },
     /// A call to Power BI failed.
     #[error("failed to {what}: {source}")]
+    #[diagnostic(code(pbibatch::discover::call_failed))]
     Client {
         what: String,
         #[source]
         source: Box<ClientError>,
+    },
+    /// `--connection` other than `default` without `--job`.
+    #[error("--connection needs --job (only `default` exists without one)")]
+    #[diagnostic(code(pbibatch::discover::connection_needs_job))]
+    ConnectionNeedsJob,
+    /// `--connection` names no connection of the job.
+    #[error("no connection `{name}` (the job has {known})")]
+    #[diagnostic(code(pbibatch::discover::unknown_connection))]
+    UnknownConnection {
+        name: String,
+        /// The job's connections, as `` `a`, `b` ``.
+        known: String,
+    },
+    /// The credentials of the connections to use are not in the environment.
+    #[error(
+        "no credentials: {} environment variable{} not set:\n{}\n\
+         set AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, \
+         AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE (or PBIBATCH_ACCESS_TOKEN), \
+         pass --job FILE to use its connections (`managed_identity`, `azure_cli`, ...), \
+         or try --simulate",
+        .missing.len(),
+        if .missing.len() == 1 { " is" } else { "s are" },
+        .missing.iter().map(|(v, c)| format!("  {v} (connection `{c}`)")).collect::<Vec<_>>().join("\n")
+    )]
+    #[diagnostic(code(pbibatch::discover::no_credentials))]
+    NoCredentials {
+        /// (variable, connection that reads it), in order.
+        missing: Vec<(String, String)>,
     },
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
+use super::DiscoverError;
 use crate::error::Error;
 use crate::job::interp::substitute_env;
 use crate::job::model::{Connection, Credentials};
@@ -42,9 +43,7 @@ impl Target {
         let connection = args.connection.unwrap_or("default").to_string();
         let only = Some(connection.as_str());
         if args.job.is_none() && connection != "default" {
-            return Err(Error::Invalid(
-                "--connection needs --job (only `default` exists without one)".into(),
-            ));
+            return Err(DiscoverError::ConnectionNeedsJob.into());
         }
         if args.simulate {
             let conns = match args.job {
@@ -67,9 +66,7 @@ impl Target {
             Some(path) => pick(job_connections(path)?, args.connection)?,
             None => {
                 if args.connection.is_some_and(|c| c != "default") {
-                    return Err(Error::Invalid(
-                        "--connection needs --job (only `default` exists without one)".into(),
-                    ));
+                    return Err(DiscoverError::ConnectionNeedsJob.into());
                 }
                 env_default()
             }
@@ -86,10 +83,8 @@ impl Target {
         connections: IndexMap<String, Connection>,
         connection: String,
     ) -> Result<Target, Error> {
-        let config = ClientConfig::try_from_env(Default::default())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        let client = PowerBiClient::new(config, connections.clone())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let config = ClientConfig::try_from_env(Default::default())?;
+        let client = PowerBiClient::new(config, connections.clone())?;
         Ok(Target {
             client,
             connection,
@@ -106,13 +101,13 @@ impl Target {
         connection: String,
     ) -> Result<Target, Error> {
         let profile = match profile {
-            Some(path) => Profile::load(path).map_err(|e| Error::Invalid(e.to_string()))?,
+            Some(path) => Profile::load(path)?,
             None => super::demo_profile(),
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let sim = crate::sim::start(profile, addr)
             .await
-            .map_err(|e| Error::Other(format!("failed to start the simulator: {e}")))?;
+            .map_err(Error::SimStart)?;
         Self::on_simulator(sim, connections, connection)
     }
 
@@ -125,14 +120,13 @@ impl Target {
     ) -> Result<Target, Error> {
         let config = sim
             .client_config()
-            .map_err(|e| Error::Other(format!("the simulator's address is not a URL: {e}")))?;
+            .map_err(|e| Error::Internal(format!("the simulator's address is not a URL: {e}")))?;
         for conn in connections.values_mut() {
             if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
                 conn.credentials = sim.job_credentials();
             }
         }
-        let client = PowerBiClient::new(config, connections.clone())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let client = PowerBiClient::new(config, connections.clone())?;
         Ok(Target {
             client,
             connection,
@@ -175,13 +169,15 @@ pub(crate) fn pick(
     };
     match all.get(name) {
         Some(c) => Ok(IndexMap::from([(name.to_string(), c.clone())])),
-        None => Err(Error::Invalid(format!(
-            "no connection `{name}` (the job has {})",
-            all.keys()
+        None => Err(DiscoverError::UnknownConnection {
+            name: name.to_string(),
+            known: all
+                .keys()
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+                .join(", "),
+        }
+        .into()),
     }
 }
 
@@ -229,20 +225,7 @@ pub(crate) fn resolve_all(
     if missing.is_empty() {
         return Ok(out);
     }
-    let list = missing
-        .iter()
-        .map(|(v, c)| format!("  {v} (connection `{c}`)"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Err(Error::Invalid(format!(
-        "no credentials: {} environment variable{} not set:\n{list}\n\
-         set AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, \
-         AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE (or PBIBATCH_ACCESS_TOKEN), \
-         pass --job FILE to use its connections (`managed_identity`, `azure_cli`, ...), \
-         or try --simulate",
-        missing.len(),
-        if missing.len() == 1 { " is" } else { "s are" }
-    )))
+    Err(DiscoverError::NoCredentials { missing }.into())
 }
 
 /// `conn` with its `${env.X}` references replaced through `lookup`.

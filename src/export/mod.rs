@@ -12,7 +12,7 @@ mod notes;
 
 /// Why an export failed (the job itself was valid).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ExportError {
+pub enum ExportError {
     /// `--namespace` is not a Kestra namespace.
     #[error(
         "invalid --namespace `{0}`: a Kestra namespace is lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit"

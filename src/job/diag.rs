@@ -6,6 +6,8 @@ use std::sync::Arc;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
 
+pub use super::code::Code;
+
 /// Most problems rendered with snippets (each snippet scans the text, so thousands of them
 /// would be slow and unreadable anyway).
 const HUMAN_LIMIT: usize = 50;
@@ -45,6 +47,8 @@ pub struct Position {
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
+    /// What kind of problem: stable, for tools to match on (`docs/diagnostics.md`).
+    pub code: Code,
     /// Lowercase, one line.
     pub message: String,
     /// Where in the file; `None` for problems of the file as a whole (unreadable) or of the
@@ -54,9 +58,9 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// A hint (did you mean ...).
     pub help: Option<String>,
-    /// A warning that an environment variable the job reads is not set here
-    /// (`validate --allow-unset-env` leaves these out).
-    pub unset_env: bool,
+    /// For a [`Code::MissingKey`] problem: the key that is missing.
+    #[serde(skip)]
+    pub missing: Option<String>,
 }
 
 /// Output formats of diagnostics.
@@ -90,6 +94,7 @@ struct JsonItem<'a> {
     offset: Option<usize>,
     length: Option<usize>,
     severity: Severity,
+    code: Code,
     message: &'a str,
     label: Option<&'a str>,
     help: Option<&'a str>,
@@ -125,9 +130,11 @@ impl Diagnostics {
     }
 
     /// Adds a problem at a byte range of the source (clamped to the text).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push_at(
         &mut self,
         severity: Severity,
+        code: Code,
         offset: usize,
         length: usize,
         message: impl Into<String>,
@@ -137,36 +144,43 @@ impl Diagnostics {
         let position = Some(self.position(offset, length));
         self.items.push(Diagnostic {
             severity,
+            code,
             message: message.into(),
             position,
             label,
             help,
-            unset_env: false,
+            missing: None,
         });
     }
 
     /// Adds a problem without a position.
-    pub(crate) fn push_global(&mut self, severity: Severity, message: impl Into<String>) {
+    pub(crate) fn push_global(
+        &mut self,
+        severity: Severity,
+        code: Code,
+        message: impl Into<String>,
+    ) {
         self.items.push(Diagnostic {
             severity,
+            code,
             message: message.into(),
             position: None,
             label: None,
             help: None,
-            unset_env: false,
+            missing: None,
         });
     }
 
-    /// Marks the last problem added as an unset environment variable's warning.
-    pub(crate) fn mark_last_unset_env(&mut self) {
+    /// Records that the last problem added says `key` is missing ([`Code::MissingKey`]).
+    pub(crate) fn mark_last_missing(&mut self, key: &str) {
         if let Some(d) = self.items.last_mut() {
-            d.unset_env = true;
+            d.missing = Some(key.to_string());
         }
     }
 
     /// Drops the warnings about unset environment variables (`validate --allow-unset-env`).
     pub(crate) fn drop_unset_env(&mut self) {
-        self.items.retain(|d| !d.unset_env);
+        self.items.retain(|d| d.code != Code::EnvNotSet);
     }
 
     /// Rewrites hints: `hint` returns the new help of a problem, or `None` to leave it.
@@ -265,6 +279,7 @@ impl Diagnostics {
                 offset: d.position.map(|p| p.offset),
                 length: d.position.map(|p| p.length),
                 severity: d.severity,
+                code: d.code,
                 message: &d.message,
                 label: d.label.as_deref(),
                 help: d.help.as_deref(),
@@ -287,6 +302,8 @@ impl Diagnostics {
             if let Some(help) = &d.help {
                 out.push_str(&format!(" ({help})"));
             }
+            // Last, so `path:line:col: severity: message` matchers keep working.
+            out.push_str(&format!(" [{}]", d.code));
             out.push('\n');
         }
         out
@@ -387,6 +404,10 @@ impl fmt::Display for Rendered<'_> {
 impl std::error::Error for Rendered<'_> {}
 
 impl miette::Diagnostic for Rendered<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diag.code))
+    }
+
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.diag.severity {
             Severity::Error => miette::Severity::Error,

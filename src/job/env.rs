@@ -67,6 +67,10 @@ impl fmt::Display for MissingEnv {
 impl std::error::Error for MissingEnv {}
 
 impl miette::Diagnostic for MissingEnv {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("pbibatch::job::env_not_set"))
+    }
+
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(
             "set them in the environment, or try the job with --simulate (no credentials needed)",

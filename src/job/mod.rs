@@ -7,6 +7,7 @@
 //!       --resolve_env (before a run; every missing env var)--> model::Job
 //! ```
 
+mod code;
 pub(crate) mod diag;
 mod env;
 pub(crate) mod interp;
@@ -19,7 +20,7 @@ mod relocate;
 pub(crate) mod schema;
 pub(crate) mod validate;
 
-pub use diag::{DiagFormat, Diagnostic, Diagnostics, Severity};
+pub use diag::{Code, DiagFormat, Diagnostic, Diagnostics, Severity};
 pub use env::{MissingEnv, MissingVar, needs_auth, resolve_env};
 pub use load::{Discovered, Loaded, load, load_bytes, load_bytes_discovered, load_discovered};
 pub use outbound::Outbound;
@@ -27,7 +28,8 @@ pub use outbound::Outbound;
 /// A `--var` argument that is not `KEY=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 #[error("invalid --var `{0}`: expected KEY=VALUE")]
-pub(crate) struct VarOverrideError(pub String);
+#[diagnostic(code(pbibatch::job::var_argument))]
+pub struct VarOverrideError(pub String);
 
 /// Parses `--var KEY=VALUE` arguments (the value may contain `=`; later ones win).
 pub(crate) fn parse_var_overrides(

@@ -13,15 +13,18 @@ use crate::job::model::{Job, StepId};
 pub enum SelectionError {
     /// The selector is well formed but names nothing in the job.
     #[error("selector `{selector}` matches no step{}", help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    #[diagnostic(code(pbibatch::plan::no_match))]
     NoMatch {
         selector: String,
         help: Option<String>,
     },
     /// The selector is malformed.
     #[error("invalid selector `{selector}`: {reason}")]
+    #[diagnostic(code(pbibatch::plan::invalid_selector))]
     Invalid { selector: String, reason: String },
     /// Every step was excluded.
     #[error("the selection is empty: --exclude removed every selected step")]
+    #[diagnostic(code(pbibatch::plan::empty_selection))]
     Empty,
 }
 

@@ -219,7 +219,7 @@ pub struct ClientConfig {
 /// Errors in the client configuration (bad base URLs).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid {name}: {message}")]
-pub(crate) struct ConfigError {
+pub struct ConfigError {
     pub name: String,
     pub message: String,
 }

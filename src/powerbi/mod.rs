@@ -21,5 +21,5 @@ pub(crate) mod resolve;
 pub(crate) mod skus;
 
 pub use client::{Api, ApiResponse, PowerBiClient};
-pub use config::{ClientConfig, RetrySettings, check_urls};
+pub use config::{ClientConfig, ConfigError, RetrySettings, check_urls};
 pub use errors::ClientError;

@@ -482,7 +482,7 @@ fn first_hour_api_spelling_of_a_value_suggests_the_file_spelling() {
     assert_eq!(code, Some(2), "{short}");
     assert!(
         short.lines().any(|l| l
-            == "job.yaml:9:21: error: unknown value `SkipApplyChanges` (did you mean `skip_apply_changes`?)"),
+            == "job.yaml:9:21: error: unknown value `SkipApplyChanges` (did you mean `skip_apply_changes`?) [pbibatch::job::unknown_value]"),
         "{short}"
     );
     let (code, short, stderr) =

@@ -10,6 +10,7 @@ mod cli_test;
 mod client_http;
 mod common;
 mod data_checks;
+mod diagnostic_codes;
 mod discover_cli;
 mod discover_lib;
 mod docs;

@@ -2,7 +2,30 @@
 //! about (to blank it out and read on), where it should point (a missing `type` at the step's
 //! id, a tab at the tab), and the message said the way a job file's author thinks of it.
 
+use crate::job::diag::Code;
 use crate::job::relocate;
+
+/// The code of one of the deserializer's complaints (its message as it gave it): the
+/// reader says what went wrong only in words.
+pub(super) fn classify(message: &str) -> Code {
+    if message.starts_with("unknown field `") {
+        Code::UnknownKey
+    } else if message.starts_with("duplicate mapping key `") {
+        Code::DuplicateKey
+    } else if message.starts_with("missing field `") {
+        Code::MissingKey
+    } else if message.starts_with("unknown variant `") {
+        Code::UnknownValue
+    } else if message.starts_with("YAML document too large or too complex")
+        || message.contains("recursion limit exceeded")
+    {
+        Code::TooComplex
+    } else if is_bad_value(message) {
+        Code::WrongType
+    } else {
+        Code::YamlSyntax
+    }
+}
 
 /// Points a missing step `type` at the step's id and a tab at the tab (the reader points
 /// at the step's last key and at the end of the line before the tab).
@@ -206,4 +229,44 @@ pub(super) fn improve_message(message: &str) -> (String, Option<String>) {
         );
     }
     (message.to_string(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_for_unknown_keys() {
+        let (m, h) =
+            improve_message("unknown field `stesp`, expected one of `version`, `name`, `steps`");
+        assert_eq!(m, "unknown key `stesp`");
+        assert_eq!(h.as_deref(), Some("did you mean `steps`?"));
+        let (m, h) = improve_message(
+            "unknown variant `datset`, expected one of sas_flow, dataflow, dataset, report",
+        );
+        assert_eq!(m, "unknown value `datset`");
+        assert_eq!(h.as_deref(), Some("did you mean `dataset`?"));
+    }
+
+    #[test]
+    fn complaints_get_their_codes() {
+        assert_eq!(
+            classify("unknown field `stesp`, expected one of `steps`"),
+            Code::UnknownKey
+        );
+        assert_eq!(
+            classify("unknown variant `datset`, expected one of dataset"),
+            Code::UnknownValue
+        );
+        assert_eq!(classify("duplicate mapping key `a`"), Code::DuplicateKey);
+        assert_eq!(classify("missing field `name`"), Code::MissingKey);
+        assert_eq!(
+            classify("invalid type: sequence, expected u32"),
+            Code::WrongType
+        );
+        assert_eq!(
+            classify("mapping values are not allowed in this context"),
+            Code::YamlSyntax
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! without `,`.
 
 use super::Checker;
+use crate::job::Code;
 use crate::job::model::EffectiveIdentity;
 use crate::job::raw::{RawIdentity, Sp};
 
@@ -18,6 +19,7 @@ pub(super) fn identities(
 ) -> Vec<EffectiveIdentity> {
     if list.get().is_empty() {
         c.error(
+            Code::EmptyValue,
             list.loc(),
             "`export.identities` is empty",
             "list at least one identity, or leave the key out",
@@ -30,6 +32,7 @@ fn identity(c: &mut Checker<'_>, raw: &RawIdentity) -> EffectiveIdentity {
     let username = c.non_empty(&raw.username, "username");
     if username.chars().count() > MAX_USERNAME {
         c.error(
+            Code::OutOfRange,
             raw.username.loc(),
             format!("`username` is longer than {MAX_USERNAME} characters"),
             "too long",
@@ -38,6 +41,7 @@ fn identity(c: &mut Checker<'_>, raw: &RawIdentity) -> EffectiveIdentity {
     let roles_written = raw.roles.as_deref().unwrap_or_default();
     if roles_written.len() > MAX_ROLES {
         c.error(
+            Code::OutOfRange,
             roles_written[MAX_ROLES].loc(),
             format!("an identity has at most {MAX_ROLES} roles"),
             "one too many",
@@ -47,9 +51,15 @@ fn identity(c: &mut Checker<'_>, raw: &RawIdentity) -> EffectiveIdentity {
     for r in roles_written {
         let role = c.non_empty(r, "role");
         if role.contains(',') {
-            c.error(r.loc(), "a role name cannot contain `,`", "`,` here");
+            c.error(
+                Code::InvalidValue,
+                r.loc(),
+                "a role name cannot contain `,`",
+                "`,` here",
+            );
         } else if role.chars().count() > MAX_ROLE {
             c.error(
+                Code::OutOfRange,
                 r.loc(),
                 format!("a role name is at most {MAX_ROLE} characters"),
                 "too long",

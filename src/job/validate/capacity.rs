@@ -1,6 +1,7 @@
 //! The `capacity` step: which Fabric capacity, and what to do with it.
 
 use super::Checker;
+use crate::job::Code;
 use crate::job::model::{CapacityAction, CapacityRef, CapacityStep, StepKind};
 use crate::job::raw::{RawCapacityAction, RawStep, Sp};
 
@@ -10,8 +11,9 @@ pub(crate) const FABRIC_SKUS: &[&str] = &[
 ];
 
 fn missing(c: &mut Checker<'_>, step: &Sp<RawStep>, key: &str, hint: &str) {
-    c.error(
+    c.missing_key(
         step.get().step_type.loc(),
+        key,
         format!("a `capacity` step needs `{key}`"),
         &format!("`{key}:` missing ({hint})"),
     );
@@ -55,7 +57,7 @@ pub(super) fn capacity(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
     {
         if value.trim().starts_with('/') {
             if CapacityRef::parse_id(value).is_none() {
-                c.error(
+                c.error(Code::InvalidValue,
                     *loc,
                     format!("`{value}` is not a Fabric capacity resource id"),
                     "expected /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Fabric/capacities/NAME",
@@ -67,6 +69,7 @@ pub(super) fn capacity(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
             ] {
                 if let Some((_, l)) = v {
                     c.error(
+                        Code::NotApplicable,
                         *l,
                         format!("`{key}` goes with a capacity name, not with a resource id"),
                         "the resource id already says it",
@@ -75,7 +78,7 @@ pub(super) fn capacity(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
             }
         } else {
             if !is_capacity_name(value.trim()) {
-                c.error(
+                c.error(Code::InvalidName,
                     *loc,
                     format!("invalid capacity name `{value}`"),
                     "3 to 63 lower-case letters and digits, starting with a letter (or the resource id)",
@@ -102,6 +105,7 @@ pub(super) fn capacity(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
                 let upper = sku.trim().to_ascii_uppercase();
                 if !sku.contains("${") && !FABRIC_SKUS.contains(&upper.as_str()) {
                     c.error_help(
+                        Code::InvalidValue,
                         v.loc(),
                         format!("unknown Fabric SKU `{sku}`"),
                         "not a Fabric capacity SKU",
@@ -120,6 +124,7 @@ pub(super) fn capacity(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
         && raw.action.is_some()
     {
         c.error(
+            Code::NotApplicable,
             v.loc(),
             "`sku` goes with `action: scale` only",
             "not for this action",

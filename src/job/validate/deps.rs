@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::Checker;
+use crate::job::Code;
 use crate::job::model::{Step, StepId};
 use crate::job::raw::RawJob;
 use crate::suggest::hint_for;
@@ -25,6 +26,7 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
             let name = dep.get().as_str();
             if name == id {
                 c.error(
+                    Code::SelfDependency,
                     dep.loc(),
                     format!("step `{id}` depends on itself"),
                     "itself",
@@ -36,6 +38,7 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
                     None
                 };
                 c.error_help(
+                    Code::UnknownDependency,
                     dep.loc(),
                     format!("unknown step `{name}` in `depends_on` of `{id}`"),
                     "no such step",
@@ -43,6 +46,7 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
                 );
             } else if !seen.insert(name) {
                 c.error(
+                    Code::DuplicateDependency,
                     dep.loc(),
                     format!("`{name}` is listed twice in `depends_on`"),
                     "repeated",
@@ -95,6 +99,7 @@ pub(super) fn check(c: &mut Checker<'_>, raw: &RawJob, steps: &mut IndexMap<Step
             .and_then(|d| d.get().iter().find(|dep| dep.get() == last));
         if let Some(entry) = entry {
             c.error_help(
+                Code::DependencyCycle,
                 entry.loc(),
                 format!("dependency cycle: {shown}"),
                 "closes the cycle",

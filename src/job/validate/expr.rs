@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 
 use super::{Checker, cost};
+use crate::job::Code;
 use crate::job::raw::{RawStep, Sp};
 
 /// Names a `when` expression may start from.
@@ -28,11 +29,17 @@ const MAX_NESTING: usize = 8;
 pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
     let text = when.get();
     if text.trim().is_empty() {
-        c.error(when.loc(), "`when` is empty", "expected a CEL expression");
+        c.error(
+            Code::InvalidWhen,
+            when.loc(),
+            "`when` is empty",
+            "expected a CEL expression",
+        );
         return;
     }
     if text.len() > MAX_LEN {
         c.error(
+            Code::InvalidWhen,
             when.loc(),
             format!(
                 "`when` is too long ({} bytes, at most {MAX_LEN})",
@@ -48,8 +55,8 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
         let message =
             format!("`when` nests brackets too deeply ({depth} levels, at most {MAX_NESTING})");
         match position_in_source(c, when, (1, 1)) {
-            Some(start) => c.error_at(start + at, 1, message, "too deep", None),
-            None => c.error(when.loc(), message, "too deep"),
+            Some(start) => c.error_at(Code::InvalidWhen, start + at, 1, message, "too deep", None),
+            None => c.error(Code::InvalidWhen, when.loc(), message, "too deep"),
         }
         return;
     }
@@ -62,6 +69,7 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
             let pos = first.map_or((1, 1), |e| e.pos);
             match position_in_source(c, when, pos) {
                 Some(off) => c.error_at(
+                    Code::InvalidWhen,
                     off,
                     usize::from(off < c.src.len()),
                     format!("invalid `when` expression: {msg}"),
@@ -69,6 +77,7 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
                     None,
                 ),
                 None => c.error(
+                    Code::InvalidWhen,
                     when.loc(),
                     format!("invalid `when` expression: {msg}"),
                     &format!("at line {}, column {} of the expression", pos.0, pos.1),
@@ -77,7 +86,12 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
             return;
         }
         Err(_) => {
-            c.error(when.loc(), "invalid `when` expression", "cannot be parsed");
+            c.error(
+                Code::InvalidWhen,
+                when.loc(),
+                "invalid `when` expression",
+                "cannot be parsed",
+            );
             return;
         }
     };
@@ -93,7 +107,7 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
         problems.extend(check_node(e, bound, &deps, checker));
     });
     for (msg, label) in problems {
-        c.error(when.loc(), msg, &label);
+        c.error(Code::InvalidWhen, when.loc(), msg, &label);
     }
     let names = cost::Names {
         vars: c.vars.len(),
@@ -102,6 +116,7 @@ pub(super) fn check(c: &mut Checker<'_>, when: &Sp<String>, step: &RawStep) {
     let estimate = cost::estimate(&expr, &names);
     if estimate > cost::MAX_COST {
         c.error_help(
+            Code::InvalidWhen,
             when.loc(),
             format!(
                 "`when` may take too long to evaluate: up to about {} steps (at most {})",

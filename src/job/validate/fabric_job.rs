@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::Checker;
 use super::kinds::{required, workspace};
+use crate::job::Code;
 use crate::job::model::{FabricItemType, FabricJobStep, StepKind, notebook_parameter_type};
 use crate::job::raw::{RawItemType, RawNotebookConfiguration, RawStep, Sp};
 
@@ -16,11 +17,13 @@ pub(super) fn fabric_job(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Step
     let item_type = match &raw.item_type {
         None => {
             c.error_help(
+                Code::MissingKey,
                 raw.step_type.loc(),
                 "a `fabric_job` step needs `item_type`",
                 "`item_type:` missing",
                 Some("pipeline, notebook, spark_job_definition or copy_job".into()),
             );
+            c.errors.mark_last_missing("item_type");
             None
         }
         Some(t) => Some(match t.get() {
@@ -34,6 +37,7 @@ pub(super) fn fabric_job(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Step
     if let Some(p) = &raw.parameters {
         if let Some(t) = item_type.filter(|t| !t.takes_parameters()) {
             c.error_help(
+                Code::NotApplicable,
                 p.loc(),
                 format!("a {} takes no `parameters`", t.noun()),
                 "not for this item type",
@@ -49,7 +53,7 @@ pub(super) fn fabric_job(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Step
             if item_type == Some(FabricItemType::Notebook)
                 && notebook_parameter_type(&value).is_none()
             {
-                c.error(
+                c.error(Code::InvalidValue,
                     p.loc(),
                     format!(
                         "notebook parameter `{k}` must be a string, a number or true/false, not {value}"
@@ -63,6 +67,7 @@ pub(super) fn fabric_job(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Step
     let configuration = raw.configuration.as_ref().and_then(|cfg| {
         if let Some(t) = item_type.filter(|t| *t != FabricItemType::Notebook) {
             c.error(
+                Code::NotApplicable,
                 cfg.loc(),
                 format!(
                     "`configuration` applies to notebooks only, not to a {}",
@@ -97,7 +102,12 @@ fn configuration(c: &mut Checker<'_>, cfg: &Sp<RawNotebookConfiguration>) -> Val
     if let Some(env) = &raw.environment {
         let e = env.get();
         if e.id.is_none() && e.name.is_none() {
-            c.error(env.loc(), "`environment` needs `id` or `name`", "empty");
+            c.error(
+                Code::MissingKey,
+                env.loc(),
+                "`environment` needs `id` or `name`",
+                "empty",
+            );
         }
         let mut m = Map::new();
         if let Some(id) = &e.id {
@@ -112,6 +122,7 @@ fn configuration(c: &mut Checker<'_>, cfg: &Sp<RawNotebookConfiguration>) -> Val
         let l = lh.get();
         if l.id.is_none() && l.name.is_none() {
             c.error(
+                Code::MissingKey,
                 lh.loc(),
                 "`default_lakehouse` needs `id` or `name`",
                 "empty",
@@ -139,6 +150,7 @@ fn configuration(c: &mut Checker<'_>, cfg: &Sp<RawNotebookConfiguration>) -> Val
         && *starter.get()
     {
         c.error(
+            Code::ConflictingKeys,
             pool.loc(),
             "`use_workspace_pool` and `use_starter_pool: true` contradict each other",
             "pick one pool",

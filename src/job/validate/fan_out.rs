@@ -16,6 +16,7 @@ use indexmap::IndexMap;
 
 use super::step::{self, Defaults};
 use super::{Checker, Each};
+use crate::job::Code;
 use crate::job::interp::{self, Piece, Ref};
 use crate::job::model::{Connection, DiscoverSpec, FanOut, FanOutItem, FanOutSource, Step, StepId};
 use crate::job::raw::{RawDiscover, RawDiscoverItems, RawForEach, RawStep, Sp};
@@ -132,6 +133,7 @@ fn values(
                 ) => name.clone(),
                 _ => {
                     c.error_help(
+                        Code::ForEachSource,
                         for_each.loc(),
                         "`for_each` as a string must be one `${vars.NAME}`",
                         "not a variable reference",
@@ -160,6 +162,7 @@ fn values(
             let file = match (&long.file, &long.discover) {
                 (Some(_), Some(d)) => {
                     c.error(
+                        Code::ForEachSource,
                         d.loc(),
                         "`for_each` takes `file` or `discover`, not both",
                         "one source of values",
@@ -177,6 +180,7 @@ fn values(
                 (Some(file), None) => file,
                 (None, None) => {
                     c.error(
+                        Code::ForEachSource,
                         for_each.loc(),
                         "`for_each` needs `file` or `discover`",
                         "no values here",
@@ -193,6 +197,7 @@ fn values(
                 Ok(t) => t,
                 Err(e) => {
                     c.error(
+                        Code::ForEachSource,
                         file.loc(),
                         format!("cannot read the `for_each` file `{}`: {e}", path.display()),
                         "unreadable",
@@ -234,6 +239,7 @@ fn items(
 ) -> Option<Vec<FanOutItem>> {
     if values.is_empty() {
         c.error(
+            Code::ForEachValues,
             for_each.loc(),
             "`for_each` has no values",
             "an empty list expands to no step",
@@ -242,6 +248,7 @@ fn items(
     }
     if values.len() > MAX_EXPANSIONS {
         c.error(
+            Code::ForEachValues,
             for_each.loc(),
             format!(
                 "`for_each` has {} values (at most {MAX_EXPANSIONS})",
@@ -256,7 +263,12 @@ fn items(
     for (value, loc) in values {
         let key = key_of(&value);
         if key.is_empty() {
-            c.error(loc, "a `for_each` value is empty", "empty value");
+            c.error(
+                Code::ForEachValues,
+                loc,
+                "a `for_each` value is empty",
+                "empty value",
+            );
             ok = false;
         } else if let Some(first) = items.iter().find(|i| i.key == key) {
             let message = if first.value == value {
@@ -268,6 +280,7 @@ fn items(
                 )
             };
             c.error_help(
+                Code::ForEachValues,
                 loc,
                 message,
                 "repeated key",

@@ -7,6 +7,7 @@
 use indexmap::IndexMap;
 
 use super::Checker;
+use crate::job::Code;
 use crate::job::diag::Severity;
 use crate::job::model::{Connection, Credentials, Generation, NotifyOption, Step, StepKind};
 use crate::job::raw::RawJob;
@@ -65,6 +66,7 @@ pub(super) fn check(
                         let (off, len) = c.span(loc);
                         c.warnings.push_at(
                             Severity::Warning,
+                            Code::UnsupportedIdentity,
                             off,
                             len,
                             message,
@@ -72,9 +74,11 @@ pub(super) fn check(
                             Some(help.to_string()),
                         );
                     }
-                    None => c
-                        .warnings
-                        .push_global(Severity::Warning, format!("{message}; {help}")),
+                    None => c.warnings.push_global(
+                        Severity::Warning,
+                        Code::UnsupportedIdentity,
+                        format!("{message}; {help}"),
+                    ),
                 }
             }
             StepKind::FabricJob(f) => {
@@ -91,7 +95,7 @@ pub(super) fn check(
                     .as_ref()
                     .map(|t| t.loc())
                     .unwrap_or_else(|| raw_step.step_type.loc());
-                c.error_help(
+                c.error_help(Code::UnsupportedIdentity,
                     loc,
                     format!(
                         "step `{id}`: Fabric runs a {} job for a signed-in user only ({} in {} lists no service principal): {who}",
@@ -124,7 +128,7 @@ fn mail_notify(
     let Some(n) = &raw_step.notify else {
         return;
     };
-    c.error_help(
+    c.error_help(Code::UnsupportedIdentity,
         n.loc(),
         format!(
             "the service refuses mail notifications for an application: {who}, and Power BI answers 400 \"Invalid NotifyOption value '{wire}' for app only owner requests\""

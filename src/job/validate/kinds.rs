@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use serde_saphyr::Location;
 
 use super::Checker;
+use crate::job::Code;
 use crate::job::model::{
     CommitMode, DataflowStep, DatasetStep, EnhancedRefresh, ExecuteOption, ExportFormat,
     ExportSpec, Generation, HeaderValue, NotifyOption, ProcessType, RefreshObject, RefreshType,
@@ -28,8 +29,9 @@ pub(super) fn required<'s>(
 ) -> Option<&'s Sp<String>> {
     if v.is_none() {
         let ty = step.get().step_type.get().name();
-        c.error(
+        c.missing_key(
             step.get().step_type.loc(),
+            key,
             format!("a `{ty}` step needs `{key}`"),
             &format!("`{key}:` missing ({hint})"),
         );
@@ -55,6 +57,7 @@ fn url(c: &mut Checker<'_>, v: &Sp<String>) -> String {
     let s = c.non_empty(v, "url");
     if let Some(name) = shell_variable(&s) {
         c.error_help(
+            Code::ShellSyntax,
             v.loc(),
             format!("`${name}` is shell syntax, which a job file does not expand"),
             "shell variable",
@@ -69,16 +72,23 @@ fn url(c: &mut Checker<'_>, v: &Sp<String>) -> String {
             Ok(u) if u.scheme() == "https" => {}
             Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
             Ok(u) if u.scheme() == "http" => c.error(
+                Code::InsecureUrl,
                 v.loc(),
                 "plain `http://` is refused except for loopback addresses",
                 "use https",
             ),
             Ok(u) => c.error(
+                Code::InvalidUrl,
                 v.loc(),
                 format!("unsupported URL scheme `{}`", u.scheme()),
                 "use https",
             ),
-            Err(e) => c.error(v.loc(), format!("invalid URL: {e}"), "not a URL"),
+            Err(e) => c.error(
+                Code::InvalidUrl,
+                v.loc(),
+                format!("invalid URL: {e}"),
+                "not a URL",
+            ),
         }
     }
     s
@@ -117,6 +127,7 @@ fn http(c: &mut Checker<'_>, step: &Sp<RawStep>, allow_run: bool) -> Option<Http
             let up = m.get().trim().to_ascii_uppercase();
             if !matches!(up.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
                 c.error(
+                    Code::InvalidValue,
                     m.loc(),
                     format!("unsupported HTTP method `{}`", m.get()),
                     "GET, POST, PUT, PATCH or DELETE",
@@ -188,7 +199,7 @@ pub(super) fn webhook(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKin
                 RawWebhookFormat::Slack => WebhookFormat::Slack,
             };
             if let Some(b) = &raw.body {
-                c.error_help(
+                c.error_help(Code::ConflictingKeys,
                     b.loc(),
                     "a webhook step has both `body` and `format`",
                     "`format` builds the body",
@@ -199,6 +210,7 @@ pub(super) fn webhook(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKin
                 && h.method != "POST"
             {
                 c.error_help(
+                    Code::NotApplicable,
                     f.loc(),
                     format!(
                         "`format` sends a JSON body, which `{}` does not carry",
@@ -214,6 +226,7 @@ pub(super) fn webhook(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKin
     let link = raw.link.as_ref().map(|l| {
         if format == WebhookFormat::Plain {
             c.error_help(
+                Code::NotApplicable,
                 l.loc(),
                 "`link` is shown only by `format: teams` or `format: slack`",
                 "no place for it in a plain body",
@@ -222,11 +235,12 @@ pub(super) fn webhook(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKin
         }
         let s = c.interpolate(l.get(), l.loc(), true);
         if s.trim().is_empty() {
-            c.error(l.loc(), "`link` is empty", "empty value");
+            c.error(Code::EmptyValue, l.loc(), "`link` is empty", "empty value");
         } else if !s.contains("${") {
             match url::Url::parse(&s) {
                 Ok(u) if matches!(u.scheme(), "https" | "http") => {}
                 _ => c.error(
+                    Code::InvalidUrl,
                     l.loc(),
                     format!("`{s}` is not an http(s) URL"),
                     "not a link",
@@ -260,6 +274,7 @@ pub(super) fn workspace(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Strin
 
 fn not_for(c: &mut Checker<'_>, loc: Location, key: &str, which: &str) {
     c.error(
+        Code::NotApplicable,
         loc,
         format!("`{key}` applies to {which} only"),
         "not for this step",
@@ -278,6 +293,7 @@ pub(super) fn dataflow(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
             2 => Generation::Gen2,
             n => {
                 c.error(
+                    Code::InvalidValue,
                     g.loc(),
                     format!("`generation` must be 1 or 2, not {n}"),
                     "1 or 2",
@@ -298,6 +314,7 @@ pub(super) fn dataflow(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKi
             RawNotify::MailOnFailure => NotifyOption::MailOnFailure,
             RawNotify::MailOnCompletion => {
                 c.error(
+                    Code::InvalidValue,
                     n.loc(),
                     "dataflows support `no_notification` or `mail_on_failure`",
                     "not for dataflows",
@@ -358,7 +375,7 @@ pub(super) fn dataset(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKin
         None => NotifyOption::NoNotification,
         Some(n) => {
             if raw.refresh.is_some() {
-                c.error_help(
+                c.error_help(Code::NotApplicable,
                     n.loc(),
                     "`notify` applies to standard refreshes only",
                     "not with `refresh:`",
@@ -396,6 +413,7 @@ fn refresh(c: &mut Checker<'_>, r: &RawRefresh) -> EnhancedRefresh {
             || chrono::DateTime::parse_from_rfc3339(s).is_ok();
         if !ok {
             c.error(
+                Code::InvalidValue,
                 d.loc(),
                 format!("invalid `effective_date` `{s}`"),
                 "expected YYYY-MM-DD or an RFC 3339 date-time",
@@ -456,8 +474,9 @@ pub(super) fn report(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind
     let report =
         required(c, step, &raw.report, "report", "name or GUID").map(|v| c.non_empty(v, "report"));
     let Some(export) = &raw.export else {
-        c.error(
+        c.missing_key(
             raw.step_type.loc(),
+            "export",
             "a `report` step needs `export`",
             "`export:` missing ({ format, path })",
         );
@@ -478,6 +497,7 @@ pub(super) fn report(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind
             ))
         });
         c.error_help(
+            Code::InvalidValue,
             e.format.loc(),
             format!("invalid export format `{}`", e.format.get()),
             "unknown format",
@@ -501,7 +521,7 @@ pub(super) fn report(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind
     if let (Some(f), Some(p)) = (&e.filter, &e.parameters)
         && !p.is_empty()
     {
-        c.error_help(
+        c.error_help(Code::ConflictingKeys,
             f.loc(),
             "`export.filter` and `export.parameters` in one export",
             "a filter is for Power BI reports",
@@ -511,7 +531,7 @@ pub(super) fn report(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepKind
     if let (Some(f), Some(format)) = (&e.filter, format)
         && format.paginated_only()
     {
-        c.error_help(
+        c.error_help(Code::NotApplicable,
             f.loc(),
             format!(
                 "`export.filter` with format {}: only paginated reports export to it, and they take no filter",

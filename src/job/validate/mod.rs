@@ -33,7 +33,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_saphyr::Location;
 
-use crate::job::diag::{Diagnostics, Severity};
+use crate::job::diag::{Code, Diagnostics, Severity};
 use crate::job::interp::{self, Piece, Ref};
 use crate::job::load::Loaded;
 use crate::job::model::Job;
@@ -141,24 +141,32 @@ impl<'a> Checker<'a> {
     }
 
     /// An error on the text at `loc`.
-    pub(crate) fn error(&mut self, loc: Location, message: impl Into<String>, label: &str) {
-        self.error_help(loc, message, label, None);
+    pub(crate) fn error(
+        &mut self,
+        code: Code,
+        loc: Location,
+        message: impl Into<String>,
+        label: &str,
+    ) {
+        self.error_help(code, loc, message, label, None);
     }
 
     /// An error on the text at `loc`, with a hint.
     pub(crate) fn error_help(
         &mut self,
+        code: Code,
         loc: Location,
         message: impl Into<String>,
         label: &str,
         help: Option<String>,
     ) {
         let (off, len) = self.span(loc);
-        self.error_at(off, len, message, label, help);
+        self.error_at(code, off, len, message, label, help);
     }
 
     pub(crate) fn error_at(
         &mut self,
+        code: Code,
         off: usize,
         len: usize,
         message: impl Into<String>,
@@ -167,7 +175,20 @@ impl<'a> Checker<'a> {
     ) {
         let label = (!label.is_empty()).then(|| label.to_string());
         self.errors
-            .push_at(Severity::Error, off, len, message, label, help);
+            .push_at(Severity::Error, code, off, len, message, label, help);
+    }
+
+    /// A [`Code::MissingKey`] error at `loc`: `key` is required and absent (a misspelt
+    /// key that already explains it makes the loader leave this one out).
+    pub(crate) fn missing_key(
+        &mut self,
+        loc: Location,
+        key: &str,
+        message: impl Into<String>,
+        label: &str,
+    ) {
+        self.error(Code::MissingKey, loc, message, label);
+        self.errors.mark_last_missing(key);
     }
 
     /// Byte range of `needle` inside the value at `loc` (falls back to the whole value).
@@ -197,7 +218,7 @@ impl<'a> Checker<'a> {
             Err(e) => {
                 let token = s.get(e.start..e.end).unwrap_or(s);
                 let (off, len) = self.sub_span(loc, token);
-                self.error_at(off, len, e.message, "here", None);
+                self.error_at(Code::Interpolation, off, len, e.message, "here", None);
                 return s.to_string();
             }
         };
@@ -211,6 +232,7 @@ impl<'a> Checker<'a> {
                     let help = help_for(name, self.vars.keys());
                     let (off, len) = self.sub_span(loc, token);
                     self.error_at(
+                        Code::UnknownVariable,
                         off,
                         len,
                         format!("unknown variable `{name}`"),
@@ -222,6 +244,7 @@ impl<'a> Checker<'a> {
                 Ref::Each(_) if matches!(self.each, Each::None) => {
                     let (off, len) = self.sub_span(loc, token);
                     self.error_at(
+                        Code::EachPlaceholder,
                         off,
                         len,
                         format!("`{token}` is only available in a step with `for_each`"),
@@ -232,6 +255,7 @@ impl<'a> Checker<'a> {
                 Ref::Run(_) | Ref::Step(..) if !allow_run => {
                     let (off, len) = self.sub_span(loc, token);
                     self.error_at(
+                        Code::RunPlaceholder,
                         off,
                         len,
                         format!("`{token}` is only available in a webhook `body`"),
@@ -241,7 +265,7 @@ impl<'a> Checker<'a> {
                 }
                 Ref::Step(id, _) if self.fan_out_ids.contains(id) => {
                     let (off, len) = self.sub_span(loc, token);
-                    self.error_at(
+                    self.error_at(Code::FanOutReference,
                         off,
                         len,
                         format!(
@@ -259,6 +283,7 @@ impl<'a> Checker<'a> {
                     };
                     let (off, len) = self.sub_span(loc, token);
                     self.error_at(
+                        Code::UnknownStepReference,
                         off,
                         len,
                         format!("unknown step `{id}` in `{token}`"),
@@ -287,13 +312,13 @@ impl<'a> Checker<'a> {
             .map(|near| format!("did you mean `{near}`? it is set here"));
         self.warnings.push_at(
             Severity::Warning,
+            Code::EnvNotSet,
             off,
             len,
             format!("environment variable `{name}` is not set (it is needed at run time)"),
             Some("not set here".into()),
             help,
         );
-        self.warnings.mark_last_unset_env();
     }
 
     /// A spanned string with references checked and vars substituted.
@@ -305,7 +330,12 @@ impl<'a> Checker<'a> {
     pub(crate) fn non_empty(&mut self, v: &Sp<String>, what: &str) -> String {
         let s = self.text(v);
         if s.trim().is_empty() {
-            self.error(v.loc(), format!("`{what}` is empty"), "empty value");
+            self.error(
+                Code::EmptyValue,
+                v.loc(),
+                format!("`{what}` is empty"),
+                "empty value",
+            );
         }
         s
     }
@@ -343,6 +373,7 @@ impl<'a> Checker<'a> {
         let text = self.text(v);
         if text.contains("${") {
             self.error(
+                Code::StaticDuration,
                 v.loc(),
                 format!("`{key}` cannot use `${{env.*}}`: durations must be known before a run"),
                 "environment reference",
@@ -351,11 +382,17 @@ impl<'a> Checker<'a> {
         }
         match humantime::parse_duration(text.trim()) {
             Ok(d) if d.is_zero() => {
-                self.error(v.loc(), format!("`{key}` must be longer than zero"), "zero");
+                self.error(
+                    Code::OutOfRange,
+                    v.loc(),
+                    format!("`{key}` must be longer than zero"),
+                    "zero",
+                );
                 None
             }
             Ok(d) if d > max => {
                 self.error(
+                    Code::OutOfRange,
                     v.loc(),
                     format!(
                         "`{key}` is too long: {} (at most {})",
@@ -369,6 +406,7 @@ impl<'a> Checker<'a> {
             Ok(d) => Some(d),
             Err(e) => {
                 self.error_help(
+                    Code::InvalidDuration,
                     v.loc(),
                     format!("invalid duration `{text}` for `{key}`: {e}"),
                     "not a duration",
@@ -384,6 +422,7 @@ impl<'a> Checker<'a> {
         let n = *v.get();
         if n < lo || n > hi {
             self.error(
+                Code::OutOfRange,
                 v.loc(),
                 format!("`{key}` must be between {lo} and {hi}, not {n}"),
                 "out of range",
@@ -410,6 +449,7 @@ impl<'a> Checker<'a> {
                  name or GUID"
             ));
             self.error_help(
+                Code::UnknownWorkspaceAlias,
                 v.loc(),
                 format!("unknown workspace alias `{s}`"),
                 "not under `workspaces:`",
@@ -434,6 +474,7 @@ pub(crate) fn validate(
 
     if *raw.version.get() != 1 {
         c.error(
+            Code::UnsupportedVersion,
             raw.version.loc(),
             format!("unsupported job file version {}", raw.version.get()),
             "only version 1 exists",
@@ -446,6 +487,7 @@ pub(crate) fn validate(
             .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
     {
         c.error(
+            Code::InvalidName,
             raw.name.loc(),
             format!("invalid job name `{job_name}`"),
             "use lowercase letters, digits, `_` and `-`",
@@ -477,7 +519,7 @@ pub(crate) fn validate(
     let mut pools = IndexMap::new();
     for (pool, limit) in raw.pools.iter().flatten() {
         if pool.get().trim().is_empty() {
-            c.error(pool.loc(), "empty pool name", "");
+            c.error(Code::EmptyValue, pool.loc(), "empty pool name", "");
         }
         let l = c.bounded(limit, "pool limit", 1, 10_000).unwrap_or(1);
         pools.insert(pool.get().clone(), l);
@@ -487,6 +529,7 @@ pub(crate) fn validate(
     let mut steps = IndexMap::new();
     if raw.steps.get().is_empty() {
         c.error(
+            Code::EmptySteps,
             raw.steps.loc(),
             "`steps` is empty",
             "a job needs at least one step",

@@ -4,6 +4,7 @@
 use indexmap::IndexMap;
 
 use super::{Checker, help_for};
+use crate::job::Code;
 use crate::job::diag::Severity;
 use crate::job::interp::{self, Piece, Ref};
 use crate::job::model::{Cloud, Connection, Credentials};
@@ -41,12 +42,12 @@ pub(super) fn implicit_default_warning(
     if !missing.is_empty() {
         c.warnings.push_global(
             Severity::Warning,
+            Code::EnvNotSet,
             format!(
                 "the implicit `default` connection needs {} (or PBIBATCH_ACCESS_TOKEN), not set here",
                 missing.join(", ")
             ),
         );
-        c.warnings.mark_last_unset_env();
     }
 }
 
@@ -61,6 +62,7 @@ pub(super) fn vars(c: &mut Checker<'_>, raw: &RawJob, overrides: &[(String, Stri
         };
         if !valid {
             c.error(
+                Code::InvalidName,
                 k.loc(),
                 format!("invalid variable name `{key}`"),
                 "use letters, digits and `_`, not starting with a digit",
@@ -73,6 +75,7 @@ pub(super) fn vars(c: &mut Checker<'_>, raw: &RawJob, overrides: &[(String, Stri
                 .any(|p| matches!(p, Piece::Ref { r: Ref::Var(_), .. }))
         {
             c.error(
+                Code::InvalidValue,
                 v.loc(),
                 "a variable cannot refer to another variable",
                 "`${vars.*}` here",
@@ -91,6 +94,7 @@ pub(super) fn vars(c: &mut Checker<'_>, raw: &RawJob, overrides: &[(String, Stri
             if interp::scan(v).is_err() {
                 c.errors.push_global(
                     Severity::Error,
+                    Code::VarArgument,
                     format!("--var {k}: malformed `${{...}}` in the value"),
                 );
             }
@@ -101,6 +105,7 @@ pub(super) fn vars(c: &mut Checker<'_>, raw: &RawJob, overrides: &[(String, Stri
                 .unwrap_or_default();
             c.errors.push_global(
                 Severity::Error,
+                Code::VarArgument,
                 format!("--var {k}: no variable `{k}` under `vars:`{help}"),
             );
         }
@@ -245,6 +250,7 @@ fn connection(
     let n = name.get();
     if kinds > 1 {
         c.error_help(
+            Code::ConflictingKeys,
             name.loc(),
             format!("connection `{n}` sets more than one kind of credentials"),
             "ambiguous credentials",
@@ -256,6 +262,7 @@ fn connection(
         for (key, v) in [("tenant_id", &raw.tenant_id), ("client_id", &raw.client_id)] {
             if let Some(v) = v {
                 c.error(
+                    Code::NotApplicable,
                     v.loc(),
                     format!("`{key}` has no use with `access_token`"),
                     "remove this",
@@ -269,6 +276,7 @@ fn connection(
         for (key, v) in [("tenant_id", &raw.tenant_id), ("client_id", &raw.client_id)] {
             if let Some(v) = v {
                 c.error_help(
+                    Code::NotApplicable,
                     v.loc(),
                     format!("`{key}` has no use with `managed_identity`"),
                     "remove this",
@@ -282,6 +290,7 @@ fn connection(
     } else if azure_cli {
         if let Some(v) = &raw.client_id {
             c.error_help(
+                Code::NotApplicable,
                 v.loc(),
                 "`client_id` has no use with `azure_cli`".to_string(),
                 "remove this",
@@ -299,6 +308,7 @@ fn connection(
         };
         let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
             c.error(
+                Code::MissingKey,
                 name.loc(),
                 format!("connection `{n}` needs `tenant_id` and `client_id` with `{key}`"),
                 "incomplete credentials",
@@ -326,6 +336,7 @@ fn connection(
         }
     } else {
         c.error_help(
+            Code::NoCredentials,
             name.loc(),
             format!("connection `{n}` has no credentials"),
             "no credentials",

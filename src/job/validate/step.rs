@@ -5,6 +5,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::{Checker, MAX_DURATION, is_step_id, kinds};
+use crate::job::Code;
 use crate::job::keys::{
     applies_to, needs_wait_for, present_type_keys, type_keys, types_with_key, watches_remote_run,
 };
@@ -75,6 +76,7 @@ fn backoff(
         .and_then(|v| c.duration(v, key, MAX_DURATION));
     if let (Some(_), Some(p)) = (long, plain) {
         c.error(
+            Code::ConflictingKeys,
             p.loc(),
             format!("`{key}` is also set by `retries.{long_key}`"),
             "set it in one place",
@@ -161,6 +163,7 @@ fn check_connection(
     if !connections.contains_key(v.get()) {
         let help = hint_for(v.get(), connections.keys().map(String::as_str));
         c.error_help(
+            Code::UnknownConnection,
             v.loc(),
             format!("unknown connection `{}`", v.get()),
             "not under `connections:`",
@@ -182,6 +185,7 @@ pub(super) fn build(
     let ty = *raw.step_type.get();
     if !is_step_id(id.get()) {
         c.error(
+            Code::InvalidName,
             id.loc(),
             format!("invalid step id `{}`", id.get()),
             "use letters, digits, `_` and `-`, starting with a letter or `_`",
@@ -216,7 +220,7 @@ pub(super) fn build(
             Some(where_) => format!("`{key}` applies to {where_}"),
             None => format!("`{key}` belongs to: {}", types_with_key(key).join(", ")),
         };
-        c.error_help(loc, message, &label, Some(help));
+        c.error_help(Code::NotApplicable, loc, message, &label, Some(help));
     }
     // `poll_interval` and `if_running` (from `defaults:` too) apply only to a step that
     // watches a remote run; any other step keeps the built-in values, which nothing reads
@@ -265,6 +269,7 @@ pub(super) fn build(
         if !pools.contains_key(p.get()) {
             let help = hint_for(p.get(), pools.keys().map(String::as_str));
             c.error_help(
+                Code::UnknownPool,
                 p.loc(),
                 format!("unknown pool `{}`", p.get()),
                 "not under `pools:`",
@@ -285,6 +290,7 @@ pub(super) fn build(
         let tag = t.get();
         if tag.is_empty() || tag.contains(char::is_whitespace) {
             c.error(
+                Code::InvalidName,
                 t.loc(),
                 format!("invalid tag `{tag}`"),
                 "no spaces; not empty",
