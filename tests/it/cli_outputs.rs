@@ -60,7 +60,9 @@ fn cli_validate_says_valid_with_its_warnings_on_stderr() {
         .file("job.yaml", JOB)
         .args(["validate", "job.yaml"])
         .stderr(
-            r#"  ⚠ the implicit `default` connection needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET
+            r#"pbibatch::job::env_not_set
+
+  ⚠ the implicit `default` connection needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET
   │ (or PBIBATCH_ACCESS_TOKEN), not set here
 job.yaml: valid (3 steps, 1 warning)
 "#,
@@ -76,7 +78,9 @@ fn cli_validate_without_version_points_at_the_file_and_exits_2() {
         .args(["validate", "job.yaml"])
         .status(2)
         .stderr(
-            r#"  × missing field `version`
+            r#"pbibatch::job::missing_key
+
+  × missing field `version`
    ╭─[job.yaml:2:1]
  1 │ name: nightly
  2 │ steps:
@@ -97,8 +101,8 @@ fn cli_validate_short_lists_every_error_on_stdout() {
         .args(["validate", "bad.yaml", "--format", "short"])
         .status(2)
         .stdout(
-            r#"bad.yaml:2:1: error: missing field `name`
-bad.yaml:6:5: error: unknown key `datset` (did you mean `dataset`?)
+            r#"bad.yaml:2:1: error: missing field `name` [pbibatch::job::missing_key]
+bad.yaml:6:5: error: unknown key `datset` (did you mean `dataset`?) [pbibatch::job::unknown_key]
 "#,
         )
         .run();
@@ -148,7 +152,7 @@ sales_pdf (report)
 "#,
         )
         .stderr(
-            r#"job.yaml:1:1: warning: the implicit `default` connection needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (or PBIBATCH_ACCESS_TOKEN), not set here
+            r#"job.yaml:1:1: warning: the implicit `default` connection needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (or PBIBATCH_ACCESS_TOKEN), not set here [pbibatch::job::env_not_set]
 "#,
         )
         .run();
@@ -170,7 +174,7 @@ fn cli_graph_prints_a_mermaid_flowchart() {
 "#,
         )
         .stderr(
-            r#"job.yaml:1:1: warning: the implicit `default` connection needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (or PBIBATCH_ACCESS_TOKEN), not set here
+            r#"job.yaml:1:1: warning: the implicit `default` connection needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (or PBIBATCH_ACCESS_TOKEN), not set here [pbibatch::job::env_not_set]
 "#,
         )
         .run();
