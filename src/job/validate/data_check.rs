@@ -2,6 +2,7 @@
 
 use super::Checker;
 use super::kinds::{required, workspace};
+use crate::job::Code;
 use crate::job::model::{DataCheckStep, Expectation, Severity, StepKind};
 use crate::job::raw::{RawBounds, RawSeverity, RawStep, Sp};
 
@@ -22,6 +23,7 @@ fn bounds(
         let n = *v.get();
         if !n.is_finite() {
             c.error(
+                Code::InvalidValue,
                 v.loc(),
                 format!("`{what}.{key}` must be a number"),
                 "not a number",
@@ -30,6 +32,7 @@ fn bounds(
         }
         if integers && (n < 0.0 || n.fract() != 0.0) {
             c.error(
+                Code::InvalidValue,
                 v.loc(),
                 format!("`{what}.{key}` must be a whole number of rows (0 or more)"),
                 "not a row count",
@@ -43,12 +46,14 @@ fn bounds(
     let equals = raw.equals.as_ref().map(|e| {
         if integers {
             c.error(
+                Code::NotApplicable,
                 e.loc(),
                 format!("`{what}` takes `min` and `max`, not `equals`"),
                 "use `min` and `max` with the same value",
             );
         } else if !(e.get().is_number() || e.get().is_string() || e.get().is_boolean()) {
             c.error(
+                Code::InvalidValue,
                 e.loc(),
                 "`equals` must be a number, a string or a boolean",
                 "not a scalar",
@@ -56,6 +61,7 @@ fn bounds(
         }
         if raw.min.is_some() || raw.max.is_some() {
             c.error(
+                Code::ConflictingKeys,
                 e.loc(),
                 "`equals` with `min` or `max`",
                 "give either `equals` or the bounds",
@@ -65,6 +71,7 @@ fn bounds(
     });
     if raw.min.is_none() && raw.max.is_none() && raw.equals.is_none() {
         c.error(
+            Code::EmptyValue,
             b.loc(),
             format!("`{what}` sets no bound"),
             "give `min`, `max` or `equals`",
@@ -74,6 +81,7 @@ fn bounds(
         && lo > hi
     {
         c.error(
+            Code::OutOfRange,
             at.loc(),
             format!("`{what}.max` ({hi}) is below `{what}.min` ({lo})"),
             "nothing can pass",
@@ -104,6 +112,7 @@ pub(super) fn data_check(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Step
                 .any(|k| first.eq_ignore_ascii_case(k))
         {
             c.error_help(
+                Code::InvalidValue,
                 v.loc(),
                 "a DAX query starts with `EVALUATE` (or `DEFINE`)",
                 "not a DAX query",
@@ -112,6 +121,7 @@ pub(super) fn data_check(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Step
         }
         if q.chars().count() > MAX_QUERY_CHARS {
             c.error(
+                Code::OutOfRange,
                 v.loc(),
                 format!("the query is longer than {MAX_QUERY_CHARS} characters"),
                 "too long",
@@ -122,6 +132,7 @@ pub(super) fn data_check(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<Step
     let expect = match &raw.expect {
         None => {
             c.error(
+                Code::MissingKey,
                 raw.step_type.loc(),
                 "a `data_check` step needs `expect`",
                 "`expect:` missing (`rows`, `value` or `no_rows`)",
@@ -160,6 +171,7 @@ fn expectation(c: &mut Checker<'_>, e: &Sp<crate::job::raw::RawExpect>) -> Optio
     .count();
     if given != 1 {
         c.error_help(
+            Code::InvalidValue,
             e.loc(),
             if given == 0 {
                 "`expect` holds no assertion".to_string()
@@ -173,6 +185,7 @@ fn expectation(c: &mut Checker<'_>, e: &Sp<crate::job::raw::RawExpect>) -> Optio
     }
     if let (Some(col), None) = (&raw.column, &raw.value) {
         c.error(
+            Code::NotApplicable,
             col.loc(),
             "`column` goes with `value`",
             "no `value` to read",
@@ -181,6 +194,7 @@ fn expectation(c: &mut Checker<'_>, e: &Sp<crate::job::raw::RawExpect>) -> Optio
     if let Some(n) = &raw.no_rows {
         if !*n.get() {
             c.error(
+                Code::InvalidValue,
                 n.loc(),
                 "`no_rows: false` asserts nothing",
                 "write `no_rows: true`, or use `rows: { min: 1 }`",

@@ -2,6 +2,7 @@
 //! the step that would refresh it) and how old its last successful run may be.
 
 use super::{Checker, MAX_DURATION};
+use crate::job::Code;
 use crate::job::model::{FreshnessStep, StepKind};
 use crate::job::raw::{RawStep, Sp};
 
@@ -17,6 +18,11 @@ pub(super) fn freshness(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepK
     .count();
     if named != 1 {
         c.error_help(
+            if named == 0 {
+                Code::MissingKey
+            } else {
+                Code::ConflictingKeys
+            },
             raw.step_type.loc(),
             if named == 0 {
                 "a `freshness` step needs `dataset`, `dataflow` or `item`"
@@ -31,6 +37,7 @@ pub(super) fn freshness(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepK
         && raw.dataflow.is_none()
     {
         c.error(
+            Code::NotApplicable,
             g.loc(),
             "`generation` goes with `dataflow`",
             "no `dataflow`",
@@ -39,7 +46,12 @@ pub(super) fn freshness(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepK
     if let Some(t) = &raw.item_type
         && raw.item.is_none()
     {
-        c.error(t.loc(), "`item_type` goes with `item`", "no `item`");
+        c.error(
+            Code::NotApplicable,
+            t.loc(),
+            "`item_type` goes with `item`",
+            "no `item`",
+        );
     }
     let max_age = raw
         .max_age
@@ -51,6 +63,7 @@ pub(super) fn freshness(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepK
         .and_then(|v| c.duration(v, "warn_after", MAX_DURATION));
     if raw.max_age.is_none() && raw.warn_after.is_none() {
         c.error_help(
+            Code::MissingKey,
             raw.step_type.loc(),
             "a `freshness` step needs `max_age` or `warn_after`",
             "no bound",
@@ -61,6 +74,7 @@ pub(super) fn freshness(c: &mut Checker<'_>, step: &Sp<RawStep>) -> Option<StepK
         && w >= m
     {
         c.error(
+            Code::OutOfRange,
             at.loc(),
             "`warn_after` is not below `max_age`",
             "it would never warn before failing",
