@@ -153,3 +153,59 @@ fn plan_shows_the_capacity_limits_it_will_respect() {
     let (stdout, _) = texts(&out);
     assert!(!stdout.contains("capacity limits"), "{stdout}");
 }
+
+/// A fan-out over the six models of `Sales`: written as a list, or found at run time.
+fn fan_out_job(extra: &str, for_each: &str, pool: &str) -> String {
+    format!(
+        "version: 1\nname: limits\nconcurrency: 10\n{extra}defaults: {{ poll_interval: 100ms }}\nsteps:\n  models:\n    type: dataset\n    workspace: Sales\n    dataset: \"${{each.value}}\"\n    for_each: {for_each}\n{pool}"
+    )
+}
+
+const SIX: &str = "[M1, M2, M3, M4, M5, M6]";
+const DISCOVER: &str = "{ discover: { workspace: Sales, items: semantic_models, name: \"M*\" } }";
+
+#[tokio::test]
+async fn a_pool_limit_holds_across_the_expansions_of_a_fan_out() {
+    // Issue 18, point 3: limits apply to the expansions, one pool slot per expansion, for a
+    // listed fan-out and a discovered one alike.
+    for for_each in [SIX, DISCOVER] {
+        let sim = simulator().await;
+        let job = fan_out_job(
+            "capacity_limits: off\npools: { model_pool: 2 }\n",
+            for_each,
+            "    pool: model_pool\n",
+        );
+        let (code, text) = run(&sim, &job).await;
+        assert_eq!(code, Some(0), "{text}");
+        assert_eq!(
+            sim.runs()
+                .iter()
+                .filter(|r| r.resource.starts_with("dataset:Sales/"))
+                .count(),
+            6,
+            "{for_each}: {text}"
+        );
+        assert_eq!(most_at_once(&sim), 2, "{for_each}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn the_capacity_limit_holds_across_the_expansions_of_a_fan_out() {
+    for for_each in [SIX, DISCOVER] {
+        let sim = simulator().await;
+        let (code, text) = run(&sim, &fan_out_job("", for_each, "")).await;
+        assert_eq!(code, Some(0), "{text}");
+        // F4 allows 2 model refreshes at once; concurrency 10 would run all 6.
+        assert_eq!(most_at_once(&sim), 2, "{for_each}: {text}");
+        // And the job's own `concurrency` holds too.
+        let sim = simulator().await;
+        let (code, text) = run(
+            &sim,
+            &fan_out_job("capacity_limits: off\n", for_each, "")
+                .replace("concurrency: 10", "concurrency: 3"),
+        )
+        .await;
+        assert_eq!(code, Some(0), "{text}");
+        assert_eq!(most_at_once(&sim), 3, "{for_each}: {text}");
+    }
+}
