@@ -335,6 +335,19 @@ pub const DATASET_REFRESH_REQUEST: Shape = Shape::Object(&[
     field("timeout", Shape::String),
 ]);
 
+/// Power BI `DatasetExecuteQueriesRequest` (`executeQueries`).
+pub const DATASET_EXECUTE_QUERIES_REQUEST: Shape = Shape::Object(&[
+    required(
+        "queries",
+        Shape::Array(&Shape::Object(&[required("query", Shape::String)])),
+    ),
+    field(
+        "serializerSettings",
+        Shape::Object(&[field("includeNulls", Shape::Boolean)]),
+    ),
+    field("impersonatedUserName", Shape::String),
+]);
+
 /// Power BI `RefreshRequest` (Gen1 dataflow refresh).
 pub const DATAFLOW_REFRESH_REQUEST: Shape = Shape::Object(&[required(
     "notifyOption",

@@ -28,7 +28,9 @@ fn conforms(spec: &str, definitions: &str, schema: &str, body: &Value, what: &st
 const ESTATE: &str = r#"
 workspaces:
   WS:
-    datasets: { Model: { duration: 0s, tables: [Sales] }, Secure: { rls_roles: [Manager] } }
+    datasets:
+      Model: { duration: 0s, tables: [Sales], queries: { "EVALUATE ROW(\"n\", 1)": [{ "[n]": 1 }] } }
+      Secure: { rls_roles: [Manager] }
     dataflows: { Flow: { duration: 0s } }
     fabric_dataflows: { G2: { duration: 0s, retry_after: 0 } }
     items:
@@ -97,6 +99,14 @@ steps:
       use_workspace_pool: Large
   sjd_none: { type: fabric_job, workspace: WS, item: Batch, item_type: spark_job_definition }
   copy_none: { type: fabric_job, workspace: WS, item: Copy, item_type: copy_job }
+  query_min: { type: data_check, workspace: WS, dataset: Model, query: "EVALUATE ROW(\"n\", 1)", expect: { rows: { min: 1 } } }
+  query_all:
+    type: data_check
+    workspace: WS
+    dataset: Model
+    query: "EVALUATE ROW(\"n\", 1)"
+    expect: { value: { equals: 1 } }
+    impersonated_user: ann@contoso.com
   pbi_pdf: { type: report, workspace: WS, report: Book, export: { format: PDF, path: out/a.pdf } }
   pbi_all:
     type: report
@@ -148,6 +158,8 @@ async fn every_request_the_executors_send_matches_its_schema() {
             Some(("pbi", "RefreshRequest"))
         } else if r.path.ends_with("/ExportTo") {
             Some(("pbi", "ExportReportRequest"))
+        } else if r.path.ends_with("/executeQueries") {
+            Some(("pbi", "DatasetExecuteQueriesRequest"))
         } else if r.method == "POST" && r.path.ends_with("/jobs/instances") {
             Some(("fabric", "RunOnDemandItemJobRequest"))
         } else {
@@ -252,6 +264,8 @@ async fn every_request_the_executors_send_matches_its_schema() {
         r#""powerBIReportConfiguration""#,
         r#""paginatedReportConfiguration""#,
         r#""reportLevelFilters":[{"filter":"Geo/Region eq 'EU'"}]"#,
+        r#"DatasetExecuteQueriesRequest {"queries":[{"query":"EVALUATE ROW(\"n\", 1)"}],"serializerSettings":{"includeNulls":true}}"#,
+        r#""impersonatedUserName":"ann@contoso.com""#,
         r#""identities":[{"username":"eu@contoso.com","roles":["Manager"],"datasets":["#,
         r#""identities":[{"username":"eu@contoso.com","roles":["Manager"]}]"#,
         "RunOnDemandItemJobRequest (no body)",
@@ -268,7 +282,7 @@ async fn every_request_the_executors_send_matches_its_schema() {
 #[test]
 fn the_simulators_request_shapes_are_the_specs() {
     let pbi = |name: &str| json!({"$ref": format!("#/definitions/{name}")});
-    let cases: [(&str, Value, &Shape, &[&str]); 8] = [
+    let cases: [(&str, Value, &Shape, &[&str]); 9] = [
         // `timeout` is documented (enhanced refresh) but missing from the 2024 swagger.
         (
             PBI,
@@ -280,6 +294,12 @@ fn the_simulators_request_shapes_are_the_specs() {
             PBI,
             pbi("RefreshRequest"),
             &sim::DATAFLOW_REFRESH_REQUEST,
+            &[],
+        ),
+        (
+            PBI,
+            pbi("DatasetExecuteQueriesRequest"),
+            &sim::DATASET_EXECUTE_QUERIES_REQUEST,
             &[],
         ),
         (

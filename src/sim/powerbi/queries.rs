@@ -4,8 +4,9 @@
 //! Served strictly, as the service documents it: one query per call (`queries` of one
 //! entry), `serializerSettings.includeNulls` (default `false`: null values are left out of a
 //! row), the tenant setting "Dataset Execute Queries REST API" and the service-principal
-//! setting (401 when off), at most `per_minute` queries per minute per caller (429 with
-//! `Retry-After`), and at most 100,000 rows or 1,000,000 values per answer (the rows are cut
+//! setting (401 when off; a service principal also gets 401 on a model with row-level
+//! security), the request schema (`DatasetExecuteQueriesRequest`, unknown fields refused:
+//! 400), at most `per_minute` queries per minute per caller (429 with `Retry-After`), and at most 100,000 rows or 1,000,000 values per answer (the rows are cut
 //! and the table carries an error, with a 200). A query the profile does not list is a DAX
 //! error: 400 `DatasetExecuteQueriesError`, its text under `pbi.error.details`.
 
@@ -19,7 +20,8 @@ use serde_json::{Value, json};
 
 use super::{is_dataset, item_index};
 use crate::sim::http::{Sim, json_response, pbi_error};
-use crate::sim::state::{Principal, collapse_whitespace};
+use crate::sim::state::{ItemKind, Principal, collapse_whitespace};
+use crate::sim::strict::{self, DATASET_EXECUTE_QUERIES_REQUEST, Rule};
 
 /// The service's limits per query.
 const MAX_ROWS: usize = 100_000;
@@ -65,12 +67,22 @@ pub(super) async fn execute(
         Err(response) => return response,
     };
     let settings = world.execute_queries.clone();
-    let app = matches!(principal, Principal::App | Principal::ManagedIdentity);
+    let app = strict::app_only(principal);
     if !settings.enabled || (app && !settings.service_principals) {
         return pbi_detailed(
             StatusCode::UNAUTHORIZED,
             "PowerBINotAuthorizedException",
             "The caller is not allowed to execute queries against this dataset (tenant setting 'Dataset Execute Queries REST API' or 'Allow service principals to use Power BI APIs'). (simulated)",
+        );
+    }
+    // "Regardless of the admin tenant setting, Service Principals aren't supported for
+    // datasets with RLS": 401, whatever the workspace role or impersonated user.
+    let rls = matches!(&world.items[index].kind, ItemKind::Dataset { rls_roles, .. } if !rls_roles.is_empty());
+    if app && rls {
+        return pbi_detailed(
+            StatusCode::UNAUTHORIZED,
+            "PowerBINotAuthorizedException",
+            "A service principal cannot execute queries against a dataset with row-level security. (simulated)",
         );
     }
     // 120 queries per minute per user, whatever the dataset.
@@ -111,6 +123,11 @@ pub(super) async fn execute(
             "The request body is not JSON. (simulated)",
         );
     };
+    if sim.cfg.rules.holds(Rule::RequestSchema)
+        && let Err(problem) = strict::check_shape(&request, &DATASET_EXECUTE_QUERIES_REQUEST)
+    {
+        return pbi_error(StatusCode::BAD_REQUEST, "InvalidRequest", &problem);
+    }
     let Some(queries) = request.get("queries").and_then(Value::as_array) else {
         return pbi_error(
             StatusCode::BAD_REQUEST,
