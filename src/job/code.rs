@@ -54,6 +54,7 @@ pub enum Code {
     ForEachValues,
     EachPlaceholder,
     FanOutReference,
+    SharedOutput,
     // `validate --lineage`: the live check.
     LineageNotFound,
     LineageNotRefreshable,
@@ -109,6 +110,7 @@ impl Code {
             Code::EnvNotSet => "pbibatch::job::env_not_set",
             Code::ForEachSource => "pbibatch::job::for_each_source",
             Code::ForEachValues => "pbibatch::job::for_each_values",
+            Code::SharedOutput => "pbibatch::job::shared_output",
             Code::EachPlaceholder => "pbibatch::job::each_placeholder",
             Code::FanOutReference => "pbibatch::job::fan_out_reference",
             Code::LineageNotFound => "pbibatch::lineage::not_found",

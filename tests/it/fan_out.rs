@@ -293,6 +293,35 @@ fn values_from_a_file_next_to_the_job() {
     assert!(stdout.contains("books[Europe] (report)"), "{stdout}");
 }
 
+#[test]
+fn expansions_that_export_to_one_file_are_refused() {
+    // Each export of a burst would overwrite the one before: one file for N exports.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = JOB.replace("out/book_${each.key}.pdf", "out/book.pdf");
+    std::fs::write(d.join("job.yaml"), &job).unwrap();
+    let out = pbibatch(d)
+        .args(["validate", "job.yaml", "--format", "short"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "job.yaml:17:34: error: `books[emea]` and `books[amer]` export to the same file `out/book.pdf`: each would overwrite the other (put `${each.key}` in the path: one file per value) [pbibatch::job::shared_output]"
+        ),
+        "{stdout}{stderr}"
+    );
+    // A path that uses the value is fine.
+    let job = JOB.replace("out/book_${each.key}.pdf", "out/book_${each.value}.pdf");
+    std::fs::write(d.join("job.yaml"), &job).unwrap();
+    let out = pbibatch(d)
+        .args(["validate", "job.yaml", "--format", "short"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+}
+
 const DISCOVER_JOB: &str = r#"
 version: 1
 name: discover_fan_out

@@ -18,7 +18,9 @@ use super::step::{self, Defaults};
 use super::{Checker, Each};
 use crate::job::Code;
 use crate::job::interp::{self, Piece, Ref};
-use crate::job::model::{Connection, DiscoverSpec, FanOut, FanOutItem, FanOutSource, Step, StepId};
+use crate::job::model::{
+    Connection, DiscoverSpec, FanOut, FanOutItem, FanOutSource, Step, StepId, StepKind,
+};
 use crate::job::raw::{RawDiscover, RawDiscoverItems, RawForEach, RawStep, Sp};
 
 /// Most expansions one `for_each` may have: a typo'd file should not make a million steps.
@@ -104,7 +106,46 @@ pub(super) fn expand(
         }
     }
     c.each = Each::None;
+    shared_outputs(c, id, step, &items, steps);
     Some(FanOut { source, items })
+}
+
+/// Two expansions of a report step that export to one file: each export would overwrite
+/// the other's, so a burst of N exports would leave one file.
+fn shared_outputs(
+    c: &mut Checker<'_>,
+    id: &Sp<String>,
+    step: &Sp<RawStep>,
+    items: &[FanOutItem],
+    steps: &IndexMap<StepId, Step>,
+) {
+    let Some(export) = &step.get().export else {
+        return;
+    };
+    let mut seen: Vec<(&StepId, &Path)> = Vec::new();
+    for item in items {
+        let expansion = FanOut::expansion_id(id.get(), &item.key);
+        let Some((eid, built)) = steps.get_key_value(&expansion) else {
+            continue;
+        };
+        let StepKind::Report(r) = &built.kind else {
+            return;
+        };
+        if let Some((first, _)) = seen.iter().find(|(_, p)| *p == r.export.path) {
+            c.error_help(
+                Code::SharedOutput,
+                export.get().path.loc(),
+                format!(
+                    "`{first}` and `{eid}` export to the same file `{}`: each would overwrite the other",
+                    r.export.path.display()
+                ),
+                "the same path for every value",
+                Some("put `${each.key}` in the path: one file per value".into()),
+            );
+            return;
+        }
+        seen.push((eid, &r.export.path));
+    }
 }
 
 type Values = Vec<(String, serde_saphyr::Location)>;
