@@ -43,12 +43,24 @@ fn rule_name(rule: TriggerRule) -> &'static str {
 pub(super) fn notes(job: &Job) -> Vec<Note> {
     let mut out = Vec::new();
     for (pool, limit) in &job.pools {
-        let members = job
+        let members: Vec<&str> = job
             .steps
             .values()
             .filter(|s| s.pool.as_deref() == Some(pool))
-            .count();
-        if members > *limit as usize {
+            .map(|s| s.id.as_str())
+            .collect();
+        // The expansions of one fan-out are one Kestra `ForEach`, whose `concurrencyLimit`
+        // holds them to the pool.
+        let one_for_each = members
+            .first()
+            .and_then(|first| job.fan_out_of(first))
+            .is_some_and(|(parent, _)| {
+                members
+                    .iter()
+                    .all(|m| job.fan_out_of(m).is_some_and(|(p, _)| p == parent))
+            });
+        let members = members.len();
+        if members > *limit as usize && !one_for_each {
             out.push(Note {
                 step: None,
                 message: format!(

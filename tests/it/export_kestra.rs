@@ -412,3 +412,55 @@ steps:
         "second has no dependents: {stderr}"
     );
 }
+
+#[test]
+fn export_kestra_for_each_runs_no_more_at_once_than_its_pool_allows() {
+    // The expansions of a fan-out share the template's pool; the ForEach is where Kestra can
+    // hold them to it (`concurrencyLimit`), so the pool is enforced, not just reported.
+    let dir = tempfile::tempdir().unwrap();
+    let job = r#"
+version: 1
+name: pooled
+concurrency: 8
+pools: { premium: 2, other: 1 }
+steps:
+  models:
+    type: dataset
+    workspace: W
+    dataset: "Sales ${each.value}"
+    for_each: [EU, US, APAC, LATAM]
+    pool: premium
+  books:
+    type: report
+    workspace: W
+    report: Book
+    export: { format: PDF, path: "out/${each.key}.pdf" }
+    for_each: [EU, US]
+    depends_on: [models]
+  a: { type: dataset, workspace: W, dataset: A, pool: other, depends_on: [books] }
+  b: { type: dataset, workspace: W, dataset: B, pool: other, depends_on: [books] }
+"#;
+    std::fs::write(dir.path().join("pooled.yaml"), job).unwrap();
+    let out = pbibatch(dir.path())
+        .args(["export", "kestra", "pooled.yaml"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let flow: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    let tasks = flow["tasks"][0]["tasks"].as_array().unwrap();
+    let models = &tasks[0]["task"];
+    assert_eq!(models["type"], "io.kestra.plugin.core.flow.ForEach");
+    assert_eq!(models["concurrencyLimit"], 2, "the pool's limit");
+    // Without a pool, the job's concurrency.
+    assert_eq!(tasks[1]["task"]["concurrencyLimit"], 8);
+    // The ForEach enforces `premium`; `other` spans two tasks and is still reported.
+    assert!(
+        !stderr.contains("pool `premium`"),
+        "the ForEach enforces it: {stderr}"
+    );
+    assert!(
+        stderr.contains("warning: pool `other` (limit 1, 2 steps) is not enforced"),
+        "{stderr}"
+    );
+}

@@ -251,7 +251,7 @@ fn step_task(
 
 /// The Kestra task of a step with `for_each`: an `io.kestra.plugin.core.flow.ForEach` over
 /// the keys, running `pbibatch run JOB --select 'step[{{ taskrun.value }}]'` once per key,
-/// as many at once as the job's `concurrency`.
+/// as many at once as the job's `concurrency` and the expansions' pool allow.
 fn for_each_task(
     job: &Job,
     parent: &str,
@@ -302,12 +302,20 @@ fn for_each_task(
         .iter()
         .map(|i| Value::String(i.key.clone()))
         .collect();
+    // Each child is a pbibatch run of its own, which cannot see the others' pool slots: the
+    // ForEach holds the expansions to their pool (notes.rs reports the pools it cannot).
+    let pool_limit = expansions[0]
+        .pool
+        .as_ref()
+        .and_then(|p| job.pools.get(p))
+        .copied();
+    let limit = pool_limit.map_or(job.concurrency, |p| p.min(job.concurrency));
     json!({
         "id": ids[parent],
         "type": "io.kestra.plugin.core.flow.ForEach",
         "description": format!("pbibatch step `{parent}`: for_each over {} values", keys.len()),
         "values": keys,
-        "concurrencyLimit": job.concurrency,
+        "concurrencyLimit": limit,
         "tasks": [child],
     })
 }
