@@ -6,15 +6,36 @@
 
 use serde_json::{Map, Value};
 
+use super::common::Stop;
+use super::{AttemptContext, AttemptOutcome};
+use crate::event::AttemptUpdate;
 pub use crate::event::CheckResult;
-use crate::event::check::bounded;
-
+use crate::event::check::{ROW_CHARS, bounded};
 use crate::job::model::{Expectation, Severity};
 
 /// At most this many rows are kept as the sample of a failed check.
 pub const SAMPLE_ROWS: usize = 5;
 
-use crate::event::check::ROW_CHARS;
+/// Shows `check` on the attempt (the one read it took) and concludes the attempt: a check
+/// that passed or only warns succeeds; a failed one stops it with its message, as `failure`
+/// says (`Stop::Failed`: another attempt may see other data; `Stop::Refused`: it would not).
+pub(crate) fn conclude_check(
+    ctx: &AttemptContext,
+    check: CheckResult,
+    failure: fn(String) -> Stop,
+) -> Result<AttemptOutcome, Stop> {
+    let verdict = if check.passed || check.is_warning() {
+        Ok(AttemptOutcome::Succeeded { adopted: false })
+    } else {
+        Err(failure(check.message()))
+    };
+    ctx.update(AttemptUpdate {
+        reads: 1,
+        check: Some(Box::new(check)),
+        ..AttemptUpdate::default()
+    });
+    verdict
+}
 
 fn num(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {

@@ -9,10 +9,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::checks::{CheckResult, evaluate};
+use super::checks::{conclude_check, evaluate};
 use super::common::{Stop, conclude, guard_raw, resolve};
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate};
-use crate::job::model::{DataCheckStep, Severity};
+use super::{AttemptContext, AttemptOutcome};
+use crate::job::model::DataCheckStep;
 use crate::powerbi::resolve::ItemKind;
 use crate::powerbi::{ClientError, PowerBiClient};
 
@@ -125,23 +125,18 @@ async fn attempt(
     .map_err(refusal)?;
     let rows = answer_rows(&answer)
         .map_err(|e| Stop::Refused(format!("the query's answer cannot be judged: {e}")))?;
-    let check: CheckResult = evaluate(&step.expect, step.severity, &rows);
-    ctx.update(AttemptUpdate {
-        reads: 1,
-        check: Some(Box::new(check.clone())),
-        ..AttemptUpdate::default()
-    });
-    if check.passed || step.severity == Severity::Warn {
-        Ok(AttemptOutcome::Succeeded { adopted: false })
-    } else {
-        Err(Stop::Failed(check.message()))
-    }
+    // A failed assertion is retried: late data may still arrive.
+    conclude_check(
+        ctx,
+        evaluate(&step.expect, step.severity, &rows),
+        Stop::Failed,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::model::Expectation;
+    use crate::job::model::{Expectation, Severity};
 
     #[test]
     fn the_body_holds_one_query_and_the_impersonated_user() {

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::checks::conclude_check;
 use super::common::{Stop, conclude, parse_time};
-use super::{AttemptContext, AttemptOutcome, AttemptUpdate, EstimateSlot};
+use super::{AttemptContext, AttemptOutcome, EstimateSlot};
 use crate::event::CheckResult;
 use crate::job::model::{FreshnessStep, Severity, StepKind};
 use crate::powerbi::PowerBiClient;
@@ -131,17 +132,8 @@ async fn attempt(
         return Err(Stop::from(e));
     }
     let last = listing.last_success_end.as_deref().and_then(parse_time);
-    let check = judge(f, last, Utc::now());
-    ctx.update(AttemptUpdate {
-        reads: 1,
-        check: Some(Box::new(check.clone())),
-        ..AttemptUpdate::default()
-    });
-    if check.passed || check.severity == Severity::Warn {
-        Ok(AttemptOutcome::Succeeded { adopted: false })
-    } else {
-        Err(Stop::Refused(check.message()))
-    }
+    // A stale resource does not freshen when asked again: not retried.
+    conclude_check(ctx, judge(f, last, Utc::now()), Stop::Refused)
 }
 
 #[cfg(test)]
