@@ -73,19 +73,25 @@ impl Provision {
                 // `${each.value}` is no name: discovery finds what the simulator already holds.
                 continue;
             }
+            // A `freshness` step names its resource as the step that refreshes it does.
+            let resource = match &step.kind {
+                StepKind::Freshness(f) => refreshed(&f.target),
+                other => refreshed(other),
+            };
+            if let Some((workspace, item, fabric)) = resource {
+                workspaces.push(workspace);
+                if fabric {
+                    fabric_items.push((workspace, item));
+                } else {
+                    items.push((workspace, item));
+                }
+            }
             match &step.kind {
-                StepKind::Dataset(s) => {
-                    workspaces.push(&s.workspace);
-                    items.push((&s.workspace, WantedItem::Dataset(s.dataset.clone())));
-                }
-                StepKind::Dataflow(s) => {
-                    workspaces.push(&s.workspace);
-                    let item = match s.generation {
-                        Generation::Gen1 => WantedItem::Dataflow(s.dataflow.clone()),
-                        Generation::Gen2 => WantedItem::FabricDataflow(s.dataflow.clone()),
-                    };
-                    items.push((&s.workspace, item));
-                }
+                // Their resource is taken above.
+                StepKind::Dataset(_)
+                | StepKind::Dataflow(_)
+                | StepKind::FabricJob(_)
+                | StepKind::Freshness(_) => {}
                 StepKind::Report(s) => {
                     workspaces.push(&s.workspace);
                     let mut roles: Vec<String> = Vec::new();
@@ -116,41 +122,6 @@ impl Provision {
                 StepKind::DataCheck(s) => {
                     workspaces.push(&s.workspace);
                     items.push((&s.workspace, WantedItem::Dataset(s.dataset.clone())));
-                }
-                StepKind::Freshness(s) => match s.target.as_ref() {
-                    StepKind::Dataset(t) => {
-                        workspaces.push(&t.workspace);
-                        items.push((&t.workspace, WantedItem::Dataset(t.dataset.clone())));
-                    }
-                    StepKind::Dataflow(t) => {
-                        workspaces.push(&t.workspace);
-                        let item = match t.generation {
-                            Generation::Gen1 => WantedItem::Dataflow(t.dataflow.clone()),
-                            Generation::Gen2 => WantedItem::FabricDataflow(t.dataflow.clone()),
-                        };
-                        items.push((&t.workspace, item));
-                    }
-                    StepKind::FabricJob(t) => {
-                        workspaces.push(&t.workspace);
-                        fabric_items.push((
-                            &t.workspace,
-                            WantedItem::FabricItem {
-                                name: t.item.clone(),
-                                item_type: t.item_type.fabric_type().to_string(),
-                            },
-                        ));
-                    }
-                    _ => {}
-                },
-                StepKind::FabricJob(s) => {
-                    workspaces.push(&s.workspace);
-                    fabric_items.push((
-                        &s.workspace,
-                        WantedItem::FabricItem {
-                            name: s.item.clone(),
-                            item_type: s.item_type.fabric_type().to_string(),
-                        },
-                    ));
                 }
                 StepKind::Capacity(s) => {
                     if let Ok(target) = s.target()
@@ -307,5 +278,33 @@ impl SimServer {
             client_id: self.client_id(),
             client_secret: Secret::new(self.client_secret()),
         }
+    }
+}
+
+/// The resource a refresh step (`dataset`, `dataflow`, `fabric_job`) works on: its
+/// workspace, the item, and whether it is a Fabric item (provisioned after the Power BI ones).
+fn refreshed(kind: &StepKind) -> Option<(&str, WantedItem, bool)> {
+    match kind {
+        StepKind::Dataset(s) => Some((
+            s.workspace.as_str(),
+            WantedItem::Dataset(s.dataset.clone()),
+            false,
+        )),
+        StepKind::Dataflow(s) => {
+            let item = match s.generation {
+                Generation::Gen1 => WantedItem::Dataflow(s.dataflow.clone()),
+                Generation::Gen2 => WantedItem::FabricDataflow(s.dataflow.clone()),
+            };
+            Some((s.workspace.as_str(), item, false))
+        }
+        StepKind::FabricJob(s) => Some((
+            s.workspace.as_str(),
+            WantedItem::FabricItem {
+                name: s.item.clone(),
+                item_type: s.item_type.fabric_type().to_string(),
+            },
+            true,
+        )),
+        _ => None,
     }
 }
