@@ -41,8 +41,11 @@ use tokio_util::sync::CancellationToken;
 struct Sleeper(HashMap<String, Duration>, HashMap<String, Duration>);
 
 impl Executor for Sleeper {
-    fn estimate(&self, step: Arc<Step>) -> BoxFuture<'static, Option<Duration>> {
-        let usual = self.1.get(&step.id).copied();
+    fn estimate(&self, step: Arc<Step>) -> BoxFuture<'static, Option<pbibatch::event::Usual>> {
+        let usual = self
+            .1
+            .get(&step.id)
+            .map(|&median| pbibatch::event::Usual { median, runs: 5 });
         async move { usual }.boxed()
     }
 
@@ -82,6 +85,8 @@ fn step(id: String, deps: Vec<String>) -> Step {
         if_running: IfRunning::Wait,
         continue_on_error: false,
         skip_if_fresh: None,
+        expected_duration: None,
+        on_overrun: Default::default(),
     }
 }
 

@@ -135,6 +135,8 @@ fn step(id: &str, kind: StepKind) -> Step {
         if_running: IfRunning::Wait,
         continue_on_error: false,
         skip_if_fresh: None,
+        expected_duration: None,
+        on_overrun: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ fn events(n: usize) -> Vec<RunEvent> {
                 step_type: "dataset".into(),
                 resource: format!("Workspace / Model {i}"),
                 depends_on: deps(i),
+                expected: None,
             })
             .collect(),
         resumed_from: None,
@@ -61,6 +62,7 @@ fn events(n: usize) -> Vec<RunEvent> {
                 duration: None,
                 counts: Counts::default(),
                 running: 0,
+                overran: false,
             });
             continue;
         }
@@ -109,6 +111,7 @@ fn events(n: usize) -> Vec<RunEvent> {
             duration: None,
             counts: Counts::default(),
             running: 0,
+            overran: false,
         });
     }
     kinds.push(RunEventKind::RunFinished {

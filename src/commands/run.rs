@@ -299,6 +299,22 @@ async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
         options.resume = s.take_resume();
         options.priority_hint = s.priority_hint().clone();
     }
+    // `expected_duration`: stated, or learned from the local history, else the service's.
+    let usual = session
+        .as_ref()
+        .map(|s| s.usual_durations().clone())
+        .unwrap_or_default();
+    options.expected =
+        crate::executor::estimate::expected_durations(&executor, &plan, &usual, &interrupt).await;
+    for (id, e) in &options.expected {
+        if e.limit().is_none() {
+            tracing::info!(
+                "{id}: `expected_duration: auto` has {} of the {} past successful runs it learns from: nothing is flagged this run",
+                e.runs.unwrap_or_default(),
+                crate::event::AUTO_MIN_RUNS
+            );
+        }
+    }
     // Steps the local history knows nothing of: the service's run history ranks them.
     let from_service = crate::executor::estimate::service_hints(
         &executor,

@@ -3,8 +3,8 @@
 //! Variables: `vars` (map of strings), `env` (map of strings), `run` (`id`, `job`,
 //! `started_at` as an RFC 3339 string) and `steps.<dep>` for each dependency of the step:
 //! `status` (final status name), `attempts` (int), `duration_secs` (float, from the first
-//! attempt's start to the step's end; 0 without attempts), `selected` (bool) and `fresh`
-//! (bool). A dependency outside the selection counts as satisfied, so it shows as
+//! attempt's start to the step's end; 0 without attempts), `selected` (bool), `fresh`
+//! (bool) and `overran` (bool: it ran past its expected duration). A dependency outside the selection counts as satisfied, so it shows as
 //! `succeeded`, 0 attempts, `selected: false`. A freshness skip (`skip_if_fresh`) shows as it
 //! does in the report, `status == 'skipped'`, with `fresh: true`; it satisfies trigger rules,
 //! so a condition is evaluated after it as after a success.
@@ -25,6 +25,8 @@ pub(crate) struct DepFacts {
     pub selected: bool,
     /// A freshness skip (`skip_if_fresh`): `status` is `skipped`, the data is current.
     pub fresh: bool,
+    /// It ran past its expected duration.
+    pub overran: bool,
 }
 
 /// Everything a condition can read (owned: evaluation runs on a thread of its own).
@@ -96,6 +98,7 @@ pub(crate) fn evaluate(expr: &str, input: &ConditionInput) -> Result<bool, Condi
                 ),
                 ("selected".to_string(), Value::Bool(facts.selected)),
                 ("fresh".to_string(), Value::Bool(facts.fresh)),
+                ("overran".to_string(), Value::Bool(facts.overran)),
             ]
             .into_iter()
             .collect();
@@ -141,6 +144,7 @@ mod tests {
                     duration_secs: 12.5,
                     selected: true,
                     fresh: false,
+                    overran: true,
                 },
             )],
         }
@@ -163,6 +167,7 @@ mod tests {
             ),
             Ok(true)
         );
+        assert_eq!(evaluate("steps.model.overran", &i), Ok(true));
     }
 
     #[test]

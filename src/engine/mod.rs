@@ -46,7 +46,16 @@
 //! ends `cancelled`. The run ends `cancelled`.
 //!
 //! A run ends `failed` when a step ended `failed`, `timed_out` or `upstream_failed` (without
-//! `continue_on_error`), or was `cancelled` because of `--fail-fast`; else `succeeded`.
+//! `continue_on_error`), or was `cancelled` because of `--fail-fast`, or ran past its expected
+//! duration with `on_overrun: fail`; else `succeeded`.
+//!
+//! # Expected durations
+//!
+//! A step with an expected duration (`EngineOptions::expected`) is timed from its first
+//! attempt: when it is still running at its limit (retries and backoffs included), the
+//! scheduler emits `StepOverran` at once, so the flag shows live; a step that ends past its
+//! limit before that timer fired gets its `StepOverran` just before its `StepFinished`, which
+//! carries `overran: true` either way. Nothing is stopped: the step keeps its own status.
 
 pub(crate) mod attempt;
 pub(crate) mod condition;
@@ -89,6 +98,9 @@ pub struct EngineOptions {
     pub unselected_failed: bool,
     /// Limits that are not in the job file (capacity-aware limits learned from the service).
     pub limits: DataLimits,
+    /// Expected durations (`expected_duration`, resolved): a step still running past its
+    /// limit gets a `StepOverran`; with `on_overrun: fail` the run fails.
+    pub expected: HashMap<StepId, crate::event::Expected>,
 }
 
 /// Named limits given as data rather than written under `pools:`: each has a size, and a

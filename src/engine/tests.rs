@@ -197,6 +197,8 @@ pub(super) fn step(id: &str, deps: &[&str]) -> Step {
         if_running: IfRunning::Wait,
         continue_on_error: false,
         skip_if_fresh: None,
+        expected_duration: None,
+        on_overrun: Default::default(),
     }
 }
 
@@ -299,6 +301,7 @@ pub(crate) fn reason_of(events: &[RunEvent], id: &str) -> String {
 }
 
 mod limits;
+mod overrun;
 mod rules;
 mod stamps;
 mod stopping;

@@ -34,6 +34,9 @@ pub(crate) struct ViewState {
     timed_out_ids: Vec<StepId>,
     /// The first [`FAILURES_KEPT`] failed / timed-out steps with their last error.
     failures: Vec<(StepId, StepStatus, String)>,
+    /// Steps that ran past their expected duration (count, and the first few ids).
+    overran: usize,
+    overran_ids: Vec<StepId>,
     /// Selected steps without a final status yet.
     pub unfinished: usize,
     /// A final status so far makes the run fail.
@@ -78,6 +81,15 @@ impl ViewState {
             self.failures
                 .push((id.clone(), status, reason.unwrap_or_default().to_string()));
         }
+    }
+
+    /// Records a step that ran past its expected duration (`failing`: `on_overrun: fail`).
+    pub(crate) fn record_overrun(&mut self, id: &StepId, failing: bool) {
+        self.overran += 1;
+        if self.overran_ids.len() < IDS_SHOWN {
+            self.overran_ids.push(id.clone());
+        }
+        self.failing |= failing;
     }
 
     /// Records the attempts and the duration of a step that reached its final status, for
@@ -160,7 +172,20 @@ impl ViewState {
         .into_iter()
         .flatten()
         .collect();
-        format!("{}: {}", self.job, parts.join(", "))
+        let mut line = format!("{}: {}", self.job, parts.join(", "));
+        if self.overran > 0 {
+            let more = if self.overran > self.overran_ids.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            line.push_str(&format!(
+                "; {} overran its expected duration ({}{more})",
+                self.overran,
+                self.overran_ids.join(", ")
+            ));
+        }
+        line
     }
 }
 
@@ -181,6 +206,19 @@ mod tests {
             v.record(&id.to_string(), *st, false);
         }
         v
+    }
+
+    #[test]
+    fn summary_line_names_the_steps_that_overran() {
+        let mut v = view(&[("x", StepStatus::Succeeded)]);
+        assert!(!v.run_view(false).summary.contains("overran"));
+        v.record_overrun(&"x".to_string(), true);
+        let view = v.run_view(false);
+        assert_eq!(
+            view.summary,
+            "order_list: 1 succeeded, 0 failed, 0 skipped; 1 overran its expected duration (x)"
+        );
+        assert_eq!(view.status, "failed");
     }
 
     #[test]

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use crate::job::model::StepId;
 
 pub(crate) mod check;
+mod expect;
 mod remote;
 mod stamp;
 
 pub use check::CheckResult;
+pub use expect::{AUTO_MARGIN, AUTO_MIN_RUNS, Expected, ExpectedFrom, Usual};
 pub use remote::{AttemptUpdate, Checkpoint, RemoteHandle};
 pub use stamp::stamp;
 
@@ -187,6 +189,9 @@ pub struct StepInfo {
     /// Human label of the resource (secrets redacted).
     pub resource: String,
     pub depends_on: Vec<StepId>,
+    /// Its expected duration, resolved when the run started (`expected_duration`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
 }
 
 /// The kinds of event.
@@ -221,6 +226,14 @@ pub enum RunEventKind {
         #[serde(with = "opt_secs")]
         retry_in: Option<Duration>,
     },
+    /// A step is still running past its expected duration (once per step, before its
+    /// `StepFinished`; also when it ends past it before the scheduler's timer fired).
+    StepOverran {
+        step: StepId,
+        /// Its first attempt's start to this event.
+        #[serde(with = "secs")]
+        elapsed: Duration,
+    },
     /// A step reached its final status (with or without attempts).
     StepFinished {
         step: StepId,
@@ -239,6 +252,9 @@ pub enum RunEventKind {
         /// Steps still running: their first attempt started and they have no final status
         /// yet (one waiting out a retry backoff included).
         running: u32,
+        /// It ran past its expected duration (a `StepOverran` came first).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        overran: bool,
     },
     /// A stop was requested (signal or `--fail-fast`): nothing new starts.
     Stopping { reason: String },

@@ -50,6 +50,7 @@ pub fn stamp(events: &mut [RunEvent]) {
             }
             RunEventKind::AttemptFinished { .. }
             | RunEventKind::StepProgress { .. }
+            | RunEventKind::StepOverran { .. }
             | RunEventKind::Stopping { .. } => {}
         }
     }

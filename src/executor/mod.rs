@@ -147,7 +147,7 @@ pub struct Listing {
     /// The listing was read (false: the attempt stopped before it, e.g. on a name).
     pub listed: bool,
     /// The usual duration of its successful runs.
-    pub usual: Option<Duration>,
+    pub usual: Option<crate::event::Usual>,
     /// When its newest successful run ended, as the service wrote it.
     pub last_success_end: Option<String>,
     /// Why the listing could not be read.
@@ -211,7 +211,7 @@ pub trait Executor: Send + Sync {
     /// The usual duration of `step`'s remote runs, read from the service's run history (one
     /// listing; nothing is triggered). `None` when the step starts no listable remote work or
     /// the history has no successful run.
-    fn estimate(&self, _step: Arc<Step>) -> BoxFuture<'static, Option<Duration>> {
+    fn estimate(&self, _step: Arc<Step>) -> BoxFuture<'static, Option<crate::event::Usual>> {
         Box::pin(async { None })
     }
 }
@@ -289,7 +289,7 @@ impl Executor for Dispatcher {
         })
     }
 
-    fn estimate(&self, step: Arc<Step>) -> BoxFuture<'static, Option<Duration>> {
+    fn estimate(&self, step: Arc<Step>) -> BoxFuture<'static, Option<crate::event::Usual>> {
         use crate::job::model::StepKind;
         // Only kinds whose runs the service lists; each goes through the protocol driver,
         // which returns before its trigger when `estimate` is set.

@@ -19,6 +19,8 @@ pub(crate) const COMMON_KEYS: &[&str] = &[
     "max_backoff",
     "continue_on_error",
     "for_each",
+    "expected_duration",
+    "on_overrun",
 ];
 
 /// Keys that apply only to a step that starts remote work and watches it (`dataset`,

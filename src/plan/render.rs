@@ -178,6 +178,24 @@ pub(crate) fn to_text(plan: &Plan) -> String {
         if let Some(f) = s.skip_if_fresh {
             let _ = writeln!(o, "  skip_if_fresh: {}", dur(f));
         }
+        match s.expected_duration {
+            Some(crate::job::model::ExpectedDuration::Stated(d)) => {
+                let _ = writeln!(
+                    o,
+                    "  expected_duration: {}, on_overrun: {}",
+                    dur(d),
+                    s.on_overrun.as_str()
+                );
+            }
+            Some(crate::job::model::ExpectedDuration::Auto) => {
+                let _ = writeln!(
+                    o,
+                    "  expected_duration: auto (learned when the run starts), on_overrun: {}",
+                    s.on_overrun.as_str()
+                );
+            }
+            None => {}
+        }
         kind_lines(&mut o, &s.kind);
         let _ = writeln!(
             o,

@@ -54,7 +54,21 @@ pub fn write(report: &RunReport, path: &Path) -> Result<(), JunitError> {
 }
 
 fn test_case(job: &str, step: &ReportStep) -> TestCase {
+    let late_fail = step.overran
+        && step
+            .expected_duration
+            .is_some_and(|e| e.on_overrun == crate::job::model::OnOverrun::Fail);
     let status = match step.status {
+        // Ran past its expected duration with `on_overrun: fail`: the run failed for it.
+        StepStatus::Succeeded if late_fail => {
+            let text = step.overrun_text().unwrap_or_else(|| "overran".into());
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status
+                .set_message(first_line(&text))
+                .set_type("overran")
+                .set_description(text);
+            status
+        }
         StepStatus::Succeeded => TestCaseStatus::success(),
         StepStatus::Failed | StepStatus::TimedOut => {
             let error = step
@@ -108,6 +122,13 @@ fn test_case(job: &str, step: &ReportStep) -> TestCase {
         case.add_property(Property::new("check", c.assertion.as_str()))
             .add_property(Property::new("observed", c.observed.as_str()))
             .add_property(Property::new("check_result", verdict));
+    }
+    if let Some(e) = &step.expected_duration {
+        if let Some(secs) = e.secs {
+            case.add_property(Property::new("expected_duration_secs", format!("{secs}")));
+        }
+        case.add_property(Property::new("expected_from", e.from.as_str()))
+            .add_property(Property::new("overran", step.overran.to_string()));
     }
     if let Some(w) = &step.warning {
         case.set_system_err(format!("warning: {w}\n"));

@@ -21,7 +21,9 @@ use crate::event::StepStatus;
 /// Outputs: `run_id`, `job`, `status`, `duration_secs`, `counts` (all six statuses),
 /// `failed_steps` (ids of steps that ended `failed` or `timed_out`), `errors` (step id to the
 /// first line of its error, for those steps), `reports` (kind to path, as given) and, when
-/// the run had check steps, `checks` (step id to `result`, `assertion`, `observed`).
+/// the run had check steps, `checks` (step id to `result`, `assertion`, `observed`); when a
+/// step ran past its expected duration, `overran` (step id to `took_secs`, `expected_secs`,
+/// `from`, `on_overrun`).
 pub(crate) fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> String {
     let failed = failed_steps(report);
     let mut counts = Map::new();
@@ -67,6 +69,22 @@ pub(crate) fn outputs_line(report: &RunReport, reports: &[(&str, &Path)]) -> Str
     if !checks.is_empty() {
         outputs["outputs"]["checks"] = Value::Object(checks);
     }
+    let mut overran = Map::new();
+    for step in report.overran() {
+        let e = step.expected_duration.as_ref();
+        overran.insert(
+            step.id.clone(),
+            json!({
+                "took_secs": step.duration_secs,
+                "expected_secs": e.and_then(|e| e.secs),
+                "from": e.map(|e| e.from.as_str()),
+                "on_overrun": e.map(|e| e.on_overrun.as_str()),
+            }),
+        );
+    }
+    if !overran.is_empty() {
+        outputs["outputs"]["overran"] = Value::Object(overran);
+    }
     framed(&outputs)
 }
 
@@ -105,6 +123,15 @@ pub(crate) fn metrics_line(report: &RunReport) -> String {
                 "type": step.step_type,
                 "status": step.status.as_str(),
             },
+        }));
+    }
+    // Present when any step has an expected duration: a counter to alert on.
+    if report.steps.iter().any(|s| s.expected_duration.is_some()) {
+        metrics.push(json!({
+            "name": "steps.overran",
+            "type": "counter",
+            "value": report.overran().count(),
+            "tags": { "job": report.job },
         }));
     }
     framed(&json!({ "metrics": metrics }))

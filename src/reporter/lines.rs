@@ -66,6 +66,15 @@ impl<W: Write> LineReporter<W> {
         self.out.flush()
     }
 
+    /// The step's expected duration, described (`30m 00s (stated)`).
+    fn expected(&self, step: &str) -> String {
+        self.steps
+            .get(step)
+            .and_then(|s| s.expected.as_ref())
+            .map(super::describe_expected)
+            .unwrap_or_else(|| "?".into())
+    }
+
     /// Prints the line(s) for one event, if it is a state change.
     pub fn apply(&mut self, event: &RunEvent) -> std::io::Result<()> {
         let ts = timestamp(event.at);
@@ -129,6 +138,13 @@ impl<W: Write> LineReporter<W> {
                     None => None,
                 }
             }
+            RunEventKind::StepOverran { step, elapsed } => {
+                let expected = self.expected(step);
+                Some(format!(
+                    "{step}: still running after {}, past its expected duration {expected}",
+                    format_secs(stamped_secs(*elapsed))
+                ))
+            }
             RunEventKind::StepFinished {
                 step,
                 status,
@@ -136,11 +152,18 @@ impl<W: Write> LineReporter<W> {
                 attempts,
                 adopted,
                 duration,
+                overran,
                 ..
             } => {
                 let mut text = format!("{step}: {status}");
                 if let Some(d) = duration {
                     text.push_str(&format!(" in {}", format_secs(stamped_secs(*d))));
+                }
+                if *overran {
+                    text.push_str(&format!(
+                        " (overran: expected at most {})",
+                        self.expected(step)
+                    ));
                 }
                 if *attempts > 1 {
                     text.push_str(&format!(" after {attempts} attempts"));
@@ -224,6 +247,7 @@ fn json_record(ts: &str, run_id: &str, event: &RunEvent, message: &str) -> serde
             Some(status.to_string()),
             remote_id.as_deref(),
         ),
+        RunEventKind::StepOverran { step, .. } => ("step_overran", Some(step), None, None, None),
         RunEventKind::StepFinished {
             step,
             status,
@@ -249,7 +273,12 @@ fn json_record(ts: &str, run_id: &str, event: &RunEvent, message: &str) -> serde
         &event.kind,
         RunEventKind::AttemptFinished { status, .. } | RunEventKind::StepFinished { status, .. }
             if status.counts_as_failed()
-    ) || matches!(&event.kind, RunEventKind::Stopping { .. });
+    ) || matches!(
+        &event.kind,
+        RunEventKind::Stopping { .. }
+            | RunEventKind::StepOverran { .. }
+            | RunEventKind::StepFinished { overran: true, .. }
+    );
     if failed {
         record["level"] = "WARN".into();
     }

@@ -26,6 +26,7 @@ pub fn render(report: &RunReport, reports: &[(&str, &Path)]) -> String {
     headline(report, &mut out);
     table(report, &mut out);
     checks(report, &mut out);
+    late(report, &mut out);
     gantt(report, &mut out);
     if !reports.is_empty() {
         let _ = writeln!(out);
@@ -109,6 +110,36 @@ fn checks(report: &RunReport, out: &mut String) {
     let _ = writeln!(out);
 }
 
+/// A "Late steps" section when a step ran past its expected duration.
+fn late(report: &RunReport, out: &mut String) {
+    let late: Vec<&ReportStep> = report.overran().collect();
+    if late.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Late steps\n");
+    let _ = writeln!(out, "| step | took | expected at most | on_overrun |");
+    let _ = writeln!(out, "| --- | ---: | --- | --- |");
+    for s in late {
+        let Some(e) = &s.expected_duration else {
+            continue;
+        };
+        let verdict = match e.on_overrun {
+            crate::job::model::OnOverrun::Warn => "⏱️ warn",
+            crate::job::model::OnOverrun::Fail => "❌ fail",
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {verdict} |",
+            s.id,
+            s.duration_secs
+                .map(format_secs)
+                .unwrap_or_else(|| "-".into()),
+            cell(&super::describe_expected(e)),
+        );
+    }
+    let _ = writeln!(out);
+}
+
 fn headline(report: &RunReport, out: &mut String) {
     let icon = match report.status {
         RunStatus::Succeeded => "✅",
@@ -175,6 +206,7 @@ fn table(report: &RunReport, out: &mut String) {
                 _ => s.reason.as_deref(),
             })
             .map(cell)
+            .or_else(|| s.warning.as_deref().map(|w| format!("⚠️ {}", cell(w))))
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,

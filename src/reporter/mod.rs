@@ -259,6 +259,42 @@ pub(crate) fn format_secs(secs: f64) -> String {
     format!("{}h {:02}m", total / 3600, (total % 3600) / 60)
 }
 
+/// `30m 00s (stated)`, `22m 30s (1.5 × usual 15m 00s over 5 runs in the service)`, or
+/// `unknown (auto: 1 of 3 past runs needed)`.
+pub(crate) fn describe_expected(e: &crate::event::Expected) -> String {
+    use crate::event::{AUTO_MARGIN, AUTO_MIN_RUNS, ExpectedFrom};
+    match (e.secs, e.from) {
+        (Some(s), ExpectedFrom::Stated) => format!("{} (stated)", format_secs(s)),
+        (Some(s), from) => {
+            let place = if from == ExpectedFrom::History {
+                "past runs"
+            } else {
+                "runs in the service"
+            };
+            format!(
+                "{} ({AUTO_MARGIN} × usual {} over {} {place})",
+                format_secs(s),
+                format_secs(e.usual_secs.unwrap_or_default()),
+                e.runs.unwrap_or_default()
+            )
+        }
+        (None, _) => format!(
+            "unknown (auto: {} of {AUTO_MIN_RUNS} past runs needed)",
+            e.runs.unwrap_or_default()
+        ),
+    }
+}
+
+/// The flag of a step that took `took` seconds past its expected duration:
+/// `overran: took 48m 12s, expected at most 30m 00s (stated)`.
+pub(crate) fn overran_message(e: &crate::event::Expected, took: f64) -> String {
+    format!(
+        "overran: took {}, expected at most {}",
+        format_secs(took),
+        describe_expected(e)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::format_secs;

@@ -89,9 +89,16 @@ pub struct ReportStep {
     /// value, whether it passed, its severity and the first offending rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<crate::event::CheckResult>,
-    /// Set on a step that succeeded with a warning (a failed check of `severity: warn`).
+    /// Set on a step that succeeded with a warning (a failed check of `severity: warn`, or
+    /// a run past its expected duration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_duration: Option<crate::event::Expected>,
+    /// True when the step ran past its expected duration (`expected_duration.secs`); with
+    /// `on_overrun: fail` the run failed for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overran: bool,
     /// Selected dependencies (for the summary's critical path; not part of the JSON).
     #[serde(skip)]
     #[schemars(skip)]
@@ -299,6 +306,8 @@ impl ReportBuilder {
                             error: None,
                             check: None,
                             warning: None,
+                            expected_duration: info.expected,
+                            overran: false,
                             depends_on: info.depends_on.clone(),
                             label: info.resource.clone(),
                         };
@@ -384,13 +393,18 @@ impl ReportBuilder {
                 reason,
                 adopted,
                 duration,
+                overran,
                 ..
             } => {
                 if let Some(f) = self.steps.get_mut(step) {
                     let duration = duration.map(stamped_secs);
                     close_step(f, *status, reason.clone(), *adopted, at, duration);
+                    if *overran {
+                        flag_overrun(&mut f.step);
+                    }
                 }
             }
+            RunEventKind::StepOverran { .. } => {}
             RunEventKind::Stopping { .. } => {}
             RunEventKind::RunFinished {
                 status,
@@ -495,6 +509,45 @@ fn close_step(
         _ => None,
     };
     f.step.reason = reason;
+}
+
+impl RunReport {
+    /// Steps that ran past their expected duration, in job order.
+    pub(crate) fn overran(&self) -> impl Iterator<Item = &ReportStep> {
+        self.steps.iter().filter(|s| s.overran)
+    }
+}
+
+impl ReportStep {
+    /// `overran: took 48m 12s, expected at most 30m 00s (stated)` for a step that ran past
+    /// its expected duration.
+    pub(crate) fn overrun_text(&self) -> Option<String> {
+        if !self.overran {
+            return None;
+        }
+        let expected = self.expected_duration.as_ref()?;
+        let mut text =
+            crate::reporter::overran_message(expected, self.duration_secs.unwrap_or_default());
+        if expected.on_overrun == crate::job::model::OnOverrun::Fail {
+            text.push_str(" (on_overrun: fail)");
+        }
+        Some(text)
+    }
+}
+
+/// Marks a step that ran past its expected duration; a succeeded step also gets the flag as
+/// its warning (after a check's warning, if any).
+pub(crate) fn flag_overrun(step: &mut ReportStep) {
+    step.overran = true;
+    if step.status != StepStatus::Succeeded {
+        return;
+    }
+    if let Some(message) = step.overrun_text() {
+        step.warning = Some(match step.warning.take() {
+            Some(w) => format!("{w}; {message}"),
+            None => message,
+        });
+    }
 }
 
 fn secs_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {

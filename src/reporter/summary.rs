@@ -175,6 +175,19 @@ pub fn render_for_width(
         counts = format!("counts: {}", nonzero.join(", "));
     }
     let _ = writeln!(out, "{counts}");
+    for s in report.overran() {
+        if let Some(text) = s.overrun_text() {
+            let line = format!("late: {} {text}", s.id);
+            match width {
+                Some(w) => {
+                    let _ = writeln!(out, "{}", crate::term::shorten(&line, w));
+                }
+                None => {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+        }
+    }
     let (chain, total) = critical_path(report);
     let path = if chain.is_empty() {
         "critical path: -".to_string()
@@ -266,6 +279,12 @@ pub(crate) fn errors_only(report: &RunReport) -> String {
                 .map(|e| format!(": {}", first_line(e)))
                 .unwrap_or_default();
             let _ = writeln!(out, "error: step {} {}{why}", s.id, s.status.as_str());
+        }
+        let fails_run = s
+            .expected_duration
+            .is_some_and(|e| e.on_overrun == crate::job::model::OnOverrun::Fail);
+        if let (true, Some(text)) = (fails_run, s.overrun_text()) {
+            let _ = writeln!(out, "error: step {} {text}", s.id);
         }
     }
     let _ = writeln!(

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use super::history::{AttemptDetails, RemoteState, RunDetails, RunSummary, StepDetails};
 use super::recorder::zero_counts;
 use super::{RunTarget, Store, StoreError, parse_ts};
-use crate::event::RemoteHandle;
+use crate::event::{RemoteHandle, Usual};
 use crate::job::model::StepId;
 
 /// The raw `runs` row.
@@ -125,8 +125,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT step_id, step_type, status, reason, started_at, finished_at, adopted, \
-                 resource_ref, resource, step_hash, depends_on FROM steps WHERE run_id = ?1 \
-                 ORDER BY position",
+                 resource_ref, resource, step_hash, depends_on, expected, overran FROM steps \
+                 WHERE run_id = ?1 ORDER BY position",
             )
             .map_err(self.sql("read steps"))?;
         let raw = stmt
@@ -143,6 +143,8 @@ impl Store {
                     r.get::<_, String>(8)?,
                     r.get::<_, Option<String>>(9)?,
                     r.get::<_, String>(10)?,
+                    r.get::<_, Option<String>>(11)?,
+                    r.get::<_, bool>(12)?,
                 ))
             })
             .map_err(self.sql("read steps"))?
@@ -151,8 +153,21 @@ impl Store {
         let mut attempts = attempts;
         let mut steps = Vec::with_capacity(raw.len());
         let mut counts = zero_counts();
-        for (id, step_type, status, reason, started, finished, adopted, rref, label, hash, deps) in
-            raw
+        for (
+            id,
+            step_type,
+            status,
+            reason,
+            started,
+            finished,
+            adopted,
+            rref,
+            label,
+            hash,
+            deps,
+            expected,
+            overran,
+        ) in raw
         {
             let atts = attempts.remove(&id).unwrap_or_default();
             let status = match status {
@@ -196,6 +211,9 @@ impl Store {
                 resource_label: label,
                 step_hash: hash,
                 depends_on: serde_json::from_str(&deps).unwrap_or_default(),
+                // Written by this program; an unreadable one is left out, not fatal.
+                expected: expected.and_then(|e| serde_json::from_str(&e).ok()),
+                overran,
             });
         }
         let status = self.effective_status(&row)?;
@@ -263,16 +281,7 @@ impl Store {
         }
         Ok(samples
             .into_iter()
-            .map(|(step, mut ms)| {
-                ms.sort_unstable();
-                let mid = ms.len() / 2;
-                let median = if ms.len() % 2 == 0 {
-                    (ms[mid - 1] + ms[mid]) / 2
-                } else {
-                    ms[mid]
-                };
-                (step, Duration::from_millis(median as u64))
-            })
+            .map(|(step, ms)| (step, Duration::from_millis(median_ms(ms) as u64)))
             .collect())
     }
 
@@ -304,6 +313,59 @@ impl Store {
         }
         tx.commit().map_err(sql)?;
         Ok(old.len())
+    }
+
+    /// The usual duration of each step (the median of its successful, not adopted runs, from
+    /// its first attempt to its end, retries included) over the job's last `runs` runs of
+    /// `target`, and how many runs that is: what `expected_duration: auto` learns from.
+    /// Empty for an unknown target.
+    pub fn usual_step_durations(
+        &self,
+        job: &str,
+        target: &RunTarget,
+        runs: u32,
+    ) -> Result<HashMap<StepId, Usual>, StoreError> {
+        if *target == RunTarget::Unknown {
+            return Ok(HashMap::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.step_id, s.started_at, s.finished_at FROM steps s \
+                 JOIN (SELECT run_id FROM runs WHERE job = ?1 AND target = ?3 \
+                       ORDER BY started_at DESC LIMIT ?2) r ON r.run_id = s.run_id \
+                 WHERE s.status = 'succeeded' AND s.adopted = 0 \
+                   AND s.started_at IS NOT NULL AND s.finished_at IS NOT NULL",
+            )
+            .map_err(self.sql("read past step durations"))?;
+        let rows = stmt
+            .query_map(params![job, i64::from(runs), target.stored()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(self.sql("read past step durations"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql("read past step durations"))?;
+        let mut samples: HashMap<StepId, Vec<i64>> = HashMap::new();
+        for (step, start, end) in rows {
+            if let (Some(s), Some(e)) = (parse_ts(&start), parse_ts(&end)) {
+                samples
+                    .entry(step)
+                    .or_default()
+                    .push((e - s).num_milliseconds().max(0));
+            }
+        }
+        Ok(samples
+            .into_iter()
+            .map(|(step, ms)| {
+                let runs = ms.len() as u32;
+                let median = Duration::from_millis(median_ms(ms) as u64);
+                (step, Usual { median, runs })
+            })
+            .collect())
     }
 
     /// [`Store::median_durations`] over the job's last 20 runs of `target`, in seconds: the
@@ -468,5 +530,16 @@ impl Store {
             });
         }
         Ok(by_step)
+    }
+}
+
+/// The median of a non-empty list of milliseconds (the mean of the middle two when even).
+fn median_ms(mut ms: Vec<i64>) -> i64 {
+    ms.sort_unstable();
+    let mid = ms.len() / 2;
+    match ms.len() {
+        0 => 0,
+        n if n % 2 == 0 => (ms[mid - 1] + ms[mid]) / 2,
+        _ => ms[mid],
     }
 }

@@ -159,7 +159,7 @@ fn apply(
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO steps (run_id, step_id, position, step_type, resource, \
-                         step_hash, depends_on) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                         step_hash, depends_on, expected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(sql("record the steps"))?;
             for (position, step) in steps.iter().enumerate() {
@@ -172,6 +172,9 @@ fn apply(
                         stored_label(&step.resource),
                         meta.step_hashes.get(&step.id),
                         serde_json::to_string(&step.depends_on).unwrap_or_default(),
+                        step.expected
+                            .as_ref()
+                            .and_then(|e| serde_json::to_string(e).ok()),
                     ])
                     .map_err(sql("record the steps"))?;
             }
@@ -316,13 +319,14 @@ fn apply(
             reason,
             attempts,
             adopted,
+            overran,
             ..
         } => {
             ensure_step(tx, &run_id, step).map_err(sql("record a step's end"))?;
             exec(
                 tx,
                 "UPDATE steps SET status = ?3, reason = ?4, attempts = ?5, adopted = ?6, \
-                     finished_at = ?7 WHERE run_id = ?1 AND step_id = ?2",
+                     finished_at = ?7, overran = ?8 WHERE run_id = ?1 AND step_id = ?2",
                 params![
                     run_id,
                     step,
@@ -330,10 +334,20 @@ fn apply(
                     reason,
                     i64::from(*attempts),
                     *adopted,
-                    at
+                    at,
+                    *overran
                 ],
             )
             .map_err(sql("record a step's end"))?;
+        }
+        RunEventKind::StepOverran { step, .. } => {
+            // Kept at once: a run killed after the flag still shows it.
+            exec(
+                tx,
+                "UPDATE steps SET overran = 1 WHERE run_id = ?1 AND step_id = ?2",
+                params![run_id, step],
+            )
+            .map_err(sql("record an overrun"))?;
         }
         RunEventKind::Stopping { reason } => {
             exec(

@@ -123,7 +123,7 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
             .or_else(|| reason.clone()),
         _ => None,
     };
-    ReportStep {
+    let mut step = ReportStep {
         id: s.id.clone(),
         step_type: s.step_type.clone(),
         status,
@@ -138,7 +138,13 @@ fn report_step(s: &StepDetails, run_end: DateTime<Utc>) -> ReportStep {
         // The store keeps statuses and attempts, not what a check found.
         check: None,
         warning: None,
+        expected_duration: s.expected,
+        overran: false,
         depends_on: s.depends_on.clone(),
         label: s.resource_label.clone(),
+    };
+    if s.overran {
+        crate::reporter::report::flag_overrun(&mut step);
     }
+    step
 }

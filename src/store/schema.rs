@@ -118,8 +118,15 @@ const V5: &str = "
 ALTER TABLE attempts ADD COLUMN reads INTEGER;
 ";
 
+/// Version 6: each step's expected duration as resolved when the run started (JSON of
+/// `event::Expected`; NULL without one) and whether it ran past it.
+const V6: &str = "
+ALTER TABLE steps ADD COLUMN expected TEXT;
+ALTER TABLE steps ADD COLUMN overran INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Forward migrations; `MIGRATIONS[i]` moves version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -45,6 +45,8 @@ pub struct RunSession {
     path: PathBuf,
     resume: Option<ResumeState>,
     priority_hint: HashMap<StepId, f64>,
+    /// Each step's usual duration over its past runs (`expected_duration: auto`).
+    usual: HashMap<StepId, crate::event::Usual>,
     writer: RecorderThread,
     lock: JobLock,
 }
@@ -98,6 +100,7 @@ impl RunSession {
             tracing::debug!(job = %job.name, pruned, "deleted old runs from the history");
         }
         let priority_hint = store.priority_hint(&job.name, &opts.target)?;
+        let usual = store.usual_step_durations(&job.name, &opts.target, 20)?;
         let meta = RunMeta {
             job_hash: job.file_hash.clone(),
             arguments: opts.arguments,
@@ -109,6 +112,7 @@ impl RunSession {
             path,
             resume,
             priority_hint,
+            usual,
             writer,
             lock,
         }))
@@ -170,6 +174,12 @@ impl RunSession {
     /// history).
     pub fn priority_hint(&self) -> &HashMap<StepId, f64> {
         &self.priority_hint
+    }
+
+    /// Each step's usual duration over the job's last 20 runs of this target (what
+    /// `expected_duration: auto` learns from first).
+    pub fn usual_durations(&self) -> &HashMap<StepId, crate::event::Usual> {
+        &self.usual
     }
 
     /// Records one event (queued; never blocks the caller).

@@ -73,6 +73,8 @@ fn base(id: &str, deps: &[&str], kind: StepKind) -> Step {
         if_running: IfRunning::Wait,
         continue_on_error: false,
         skip_if_fresh: None,
+        expected_duration: None,
+        on_overrun: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ mod exec_flow;
 mod exec_protocol;
 mod exec_report;
 mod exec_support;
+mod expected_duration;
 mod export_kestra;
 mod fan_out;
 mod first_hour;

@@ -58,12 +58,14 @@ fn failing_events() -> Vec<RunEvent> {
                         step_type: "dataset".into(),
                         resource: "Data Admin / ORDER_LIST".into(),
                         depends_on: vec![],
+                        expected: None,
                     },
                     StepInfo {
                         id: "order_book_pdf".into(),
                         step_type: "report".into(),
                         resource: "Data Admin / Order Book".into(),
                         depends_on: vec!["order_list_model".into()],
+                        expected: None,
                     },
                 ],
                 resumed_from: None,
@@ -128,6 +130,7 @@ fn failing_events() -> Vec<RunEvent> {
                 duration: None,
                 counts: Counts::default(),
                 running: 0,
+                overran: false,
             },
         ),
         (
@@ -143,6 +146,7 @@ fn failing_events() -> Vec<RunEvent> {
                 duration: None,
                 counts: Counts::default(),
                 running: 0,
+                overran: false,
             },
         ),
         (
@@ -459,6 +463,7 @@ fn many_running_steps_share_one_line_past_the_limit() {
             step_type: "dataset".into(),
             resource: format!("ws / model {i}"),
             depends_on: vec![],
+            expected: None,
         })
         .collect();
     let mut events = vec![RunEventKind::RunStarted {

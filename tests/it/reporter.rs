@@ -26,6 +26,7 @@ fn info(id: &str, ty: &str, resource: &str, deps: &[&str]) -> StepInfo {
         step_type: ty.into(),
         resource: resource.into(),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        expected: None,
     }
 }
 
@@ -77,6 +78,7 @@ fn step_done(step: &str, status: StepStatus, reason: Option<&str>, attempts: u32
         duration: None,
         counts: Counts::default(),
         running: 0,
+        overran: false,
     }
 }
 
@@ -467,5 +469,129 @@ async fn reporters_drain_the_channel_and_write_the_report_atomically() {
         leftovers.len(),
         1,
         "no temporary file is left: {leftovers:?}"
+    );
+}
+
+/// A model refresh expected to take 30 min that took 48 min 12 s, flagged at 30 min.
+fn late_events() -> Vec<RunEvent> {
+    use pbibatch::event::{Expected, ExpectedFrom};
+    let mut model = info("model", "dataset", "Data Admin / ORDER_LIST", &[]);
+    model.expected = Some(Expected {
+        secs: Some(1800.0),
+        from: ExpectedFrom::Stated,
+        usual_secs: None,
+        runs: None,
+        on_overrun: pbibatch::job::model::OnOverrun::Warn,
+    });
+    let kinds: Vec<(f64, RunEventKind)> = vec![
+        (
+            0.0,
+            RunEventKind::RunStarted {
+                run_id: "run-late".into(),
+                job: "nightly".into(),
+                job_file: "nightly.yaml".into(),
+                steps: vec![model],
+                resumed_from: None,
+            },
+        ),
+        (0.0, started("model", 1)),
+        (
+            1800.0,
+            RunEventKind::StepOverran {
+                step: "model".into(),
+                elapsed: Duration::from_secs(1800),
+            },
+        ),
+        (
+            2892.0,
+            finished("model", 1, StepStatus::Succeeded, None, None, None),
+        ),
+        (2892.0, {
+            let mut done = step_done("model", StepStatus::Succeeded, None, 1);
+            if let RunEventKind::StepFinished { overran, .. } = &mut done {
+                *overran = true;
+            }
+            done
+        }),
+        (
+            2892.0,
+            RunEventKind::RunFinished {
+                status: RunStatus::Succeeded,
+                counts: Counts::default(),
+                duration: Duration::ZERO,
+            },
+        ),
+    ];
+    let mut events: Vec<RunEvent> = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, (secs, kind))| RunEvent {
+            seq: i as u64,
+            at: at(secs),
+            kind,
+        })
+        .collect();
+    stamp(&mut events);
+    events
+}
+
+#[test]
+fn a_late_step_shows_in_the_lines_the_live_display_and_the_report() {
+    let events = late_events();
+    let mut lines = LineReporter::new(Vec::new());
+    for e in &events {
+        lines.apply(e).unwrap();
+    }
+    let text = String::from_utf8(lines.into_inner()).unwrap();
+    assert!(
+        text.contains("2026-01-02T03:30:00.000Z model: still running after 30m 00s, past its expected duration 30m 00s (stated)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("model: succeeded in 48m 12s (overran: expected at most 30m 00s (stated))"),
+        "{text}"
+    );
+
+    let mut json = LineReporter::json(Vec::new());
+    for e in &events {
+        json.apply(e).unwrap();
+    }
+    let records = String::from_utf8(json.into_inner()).unwrap();
+    let overran: serde_json::Value = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event"] == "step_overran")
+        .unwrap_or_else(|| panic!("{records}"));
+    assert_eq!(
+        (&overran["level"], &overran["step"]),
+        (&"WARN".into(), &"model".into())
+    );
+
+    let mut model = ProgressModel::new(false);
+    let changes: Vec<Change> = events.iter().flat_map(|e| model.apply(e)).collect();
+    assert!(changes.contains(&Change::Print(
+        "⏱ model still running after 30m 00s, past its expected duration 30m 00s (stated)".into()
+    )));
+    assert!(
+        changes.iter().any(
+            |c| matches!(c, Change::Show { line, .. } if line.starts_with("model · ⏱ late · "))
+        ),
+        "{changes:?}"
+    );
+    assert!(changes.contains(&Change::Print(
+        "✓ model (dataset Data Admin / ORDER_LIST) succeeded in 48m 12s ⏱ overran: expected at most 30m 00s (stated)".into()
+    )));
+
+    let report = RunReport::from_events(&events);
+    let step = report.step("model").unwrap();
+    assert!(step.overran);
+    assert_eq!(
+        step.warning.as_deref(),
+        Some("overran: took 48m 12s, expected at most 30m 00s (stated)")
+    );
+    let text = summary::render(&report, &[]);
+    assert!(
+        text.contains("late: model overran: took 48m 12s, expected at most 30m 00s (stated)"),
+        "{text}"
     );
 }

@@ -42,6 +42,8 @@ fn dataset(id: &str, deps: &[&str]) -> Step {
         if_running: IfRunning::Wait,
         continue_on_error: false,
         skip_if_fresh: None,
+        expected_duration: None,
+        on_overrun: Default::default(),
     }
 }
 

@@ -219,6 +219,8 @@ fn step(id: &str, kind: StepKind) -> Step {
         if_running: IfRunning::Wait,
         continue_on_error: false,
         skip_if_fresh: None,
+        expected_duration: None,
+        on_overrun: Default::default(),
     }
 }
 
@@ -305,6 +307,7 @@ fn store_never_holds_a_secret() {
             step_type: s.type_name().into(),
             resource: s.kind.resource_label(),
             depends_on: s.depends_on.clone(),
+            expected: None,
         })
         .collect();
     let events = [

@@ -67,6 +67,7 @@ impl Script {
                 step_type: ty.to_string(),
                 resource: format!("Data Admin / {id}"),
                 depends_on: previous.map(|p| vec![p.to_string()]).unwrap_or_default(),
+                expected: None,
             });
             previous = Some(id);
         }
@@ -178,6 +179,7 @@ impl Script {
                 duration: None,
                 counts: Counts::default(),
                 running: 0,
+                overran: false,
             },
         )
     }

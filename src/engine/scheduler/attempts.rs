@@ -77,6 +77,9 @@ impl Scheduler {
                 if node.started.is_none() {
                     node.started = Some(now);
                     self.attempted += 1;
+                    if let Some(limit) = node.expected.and_then(|e| e.limit()) {
+                        self.deadlines.insert((now + limit, step));
+                    }
                 }
                 let id = node.step.id.clone();
                 self.emit_at(at, RunEventKind::AttemptStarted { step: id, attempt });

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 
 use super::{Scheduler, State, Stop};
 use crate::event::{RunEventKind, StepStatus};
-use crate::job::model::Step;
+use crate::job::model::{OnOverrun, Step};
 
 impl Scheduler {
     pub(super) fn begin_stop(&mut self, why: Stop) {
@@ -51,6 +51,35 @@ impl Scheduler {
         }
     }
 
+    /// Flags the running steps whose expected duration has passed.
+    pub(super) fn on_deadlines(&mut self) {
+        let (now, _) = self.now();
+        while let Some(&(at, i)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if self.nodes[i].state == State::Running {
+                self.overran(i, now);
+            }
+        }
+    }
+
+    /// Emits the step's `StepOverran` (once).
+    fn overran(&mut self, i: usize, now: tokio::time::Instant) {
+        let node = &mut self.nodes[i];
+        if node.overran {
+            return;
+        }
+        let Some(started) = node.started else {
+            return;
+        };
+        node.overran = true;
+        let step = node.step.id.clone();
+        let elapsed = now.saturating_duration_since(started);
+        self.emit(RunEventKind::StepOverran { step, elapsed });
+    }
+
     /// Gives a step its final status, emits `StepFinished` and releases its dependents.
     pub(super) fn finalize(
         &mut self,
@@ -71,6 +100,15 @@ impl Scheduler {
             self.evaluating = self.evaluating.saturating_sub(1);
         }
         let (now, at) = self.now();
+        // Ended past its expected duration before the timer fired: flagged now, first.
+        let node = &self.nodes[i];
+        if let (Some(started), Some(limit)) = (node.started, node.expected.and_then(|e| e.limit()))
+        {
+            self.deadlines.remove(&(started + limit, i));
+            if now.saturating_duration_since(started) > limit {
+                self.overran(i, now);
+            }
+        }
         let node = &mut self.nodes[i];
         node.state = State::Final(status);
         node.attempts = attempts;
@@ -98,12 +136,21 @@ impl Scheduler {
                 duration,
                 counts: self.counts,
                 running: self.attempted,
+                overran: self.nodes[i].overran,
             },
         );
         let stop = self.stop.clone();
+        let late_fails = self.nodes[i].overran
+            && self.nodes[i]
+                .expected
+                .is_some_and(|e| e.on_overrun == OnOverrun::Fail);
         let failing = counts_against_run(status, &step, stop.as_ref());
+        let overran = self.nodes[i].overran;
         self.view_tx.send_modify(|v| {
             v.record(&step.id, status, failing);
+            if overran {
+                v.record_overrun(&step.id, late_fails);
+            }
             v.record_failure(&step.id, status, failure.as_deref());
             v.record_stats(&step.id, attempts, duration_secs);
         });

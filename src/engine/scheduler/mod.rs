@@ -34,7 +34,7 @@ use super::{EngineOptions, ResumeStep};
 use crate::engine::condition::ConditionError;
 use crate::event::{Counts, RemoteHandle, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
 use crate::executor::Executor;
-use crate::job::model::{Step, StepId};
+use crate::job::model::{OnOverrun, Step, StepId};
 use crate::plan::{Plan, StepNeeds};
 
 /// Runs the selected steps of `plan` to their final statuses and returns the run's status.
@@ -98,6 +98,10 @@ struct Node {
     reattach: Option<RemoteHandle>,
     /// Ended `skipped` by a freshness skip: satisfied for its children.
     fresh: bool,
+    /// Its expected duration, resolved.
+    expected: Option<crate::event::Expected>,
+    /// It ran past its expected duration (`StepOverran` emitted).
+    overran: bool,
 }
 
 struct Scheduler {
@@ -141,6 +145,8 @@ struct Scheduler {
     tasks: JoinSet<()>,
     task_steps: HashMap<tokio::task::Id, usize>,
     index: HashMap<StepId, usize>,
+    /// When running steps pass their expected duration, soonest first.
+    deadlines: BTreeSet<(Instant, usize)>,
 }
 
 impl Scheduler {
@@ -200,6 +206,8 @@ impl Scheduler {
                     remote_id: None,
                     reattach,
                     fresh: false,
+                    expected: opts.expected.get(id).copied(),
+                    overran: false,
                 }
             })
             .collect();
@@ -246,6 +254,7 @@ impl Scheduler {
             tasks: JoinSet::new(),
             task_steps: HashMap::new(),
             index,
+            deadlines: BTreeSet::new(),
         }
     }
 
@@ -290,6 +299,7 @@ impl Scheduler {
                     .iter()
                     .map(|&p| self.nodes[p].step.id.clone())
                     .collect(),
+                expected: n.expected,
             })
             .collect();
         self.started_at = Utc::now();
@@ -338,6 +348,7 @@ impl Scheduler {
             {
                 break;
             }
+            let deadline = self.deadlines.first().map(|(at, _)| *at);
             tokio::select! {
                 biased;
                 Some(report) = self.reports_rx.recv() => self.on_report(report),
@@ -347,6 +358,9 @@ impl Scheduler {
                 }
                 _ = self.interrupt.cancelled(), if self.stop != Some(Stop::Interrupt) => {
                     self.begin_stop(Stop::Interrupt);
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.on_deadlines();
                 }
             }
         }
@@ -385,6 +399,11 @@ impl Scheduler {
             State::Final(s) => counts_against_run(s, &n.step, self.stop.as_ref()),
             _ => false,
         });
+        let late = self
+            .nodes
+            .iter()
+            .any(|n| n.overran && n.expected.is_some_and(|e| e.on_overrun == OnOverrun::Fail));
+        let failing = failing || late;
         if failing {
             RunStatus::Failed
         } else {

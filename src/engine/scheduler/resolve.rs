@@ -135,6 +135,7 @@ impl Scheduler {
                             duration_secs: n.duration_secs,
                             selected: true,
                             fresh: n.fresh,
+                            overran: n.overran,
                         }
                     }
                     None => DepFacts {
@@ -147,6 +148,7 @@ impl Scheduler {
                         duration_secs: 0.0,
                         selected: false,
                         fresh: false,
+                        overran: false,
                     },
                 };
                 (dep.clone(), facts)

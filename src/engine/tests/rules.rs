@@ -397,6 +397,7 @@ async fn events_are_ordered_with_progress_and_counts() {
                 ..
             } => format!("attempt {step} {status} {remote_id:?}"),
             RunEventKind::StepFinished { step, status, .. } => format!("step {step} {status}"),
+            RunEventKind::StepOverran { step, .. } => format!("overran {step}"),
             RunEventKind::Stopping { .. } => "stopping".into(),
             RunEventKind::RunFinished { .. } => "run_finished".into(),
         })

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use super::common::{CancelTarget, Stop, conclude, guard_raw, took};
 use super::{AttemptContext, AttemptOutcome};
-use crate::event::{AttemptUpdate, RemoteHandle};
+use crate::event::{AttemptUpdate, RemoteHandle, Usual};
 use crate::powerbi::{ClientError, PowerBiClient};
 
 mod driver;
@@ -177,7 +177,7 @@ pub(crate) async fn drive<K: RemoteKind>(
         let listing = match runs {
             Ok(Ok(runs)) => super::Listing {
                 listed: true,
-                usual: expected_duration(&runs),
+                usual: usual_duration(&runs),
                 last_success_end: runs
                     .iter()
                     .filter(|r| r.state == RunState::Succeeded)
@@ -222,6 +222,11 @@ const ESTIMATE_RUNS: usize = 5;
 /// The usual duration of the resource's runs: the median of its last successful ones (the
 /// likely length of the next; one unusual run does not move it).
 pub(crate) fn expected_duration(runs: &[RunInfo]) -> Option<Duration> {
+    usual_duration(runs).map(|u| u.median)
+}
+
+/// [`expected_duration`] with the number of runs it is the median of.
+pub(crate) fn usual_duration(runs: &[RunInfo]) -> Option<Usual> {
     let mut durations: Vec<Duration> = runs
         .iter()
         .filter(|r| r.state == RunState::Succeeded)
@@ -229,7 +234,11 @@ pub(crate) fn expected_duration(runs: &[RunInfo]) -> Option<Duration> {
         .take(ESTIMATE_RUNS)
         .collect();
     durations.sort();
-    durations.get(durations.len() / 2).copied()
+    let median = durations.get(durations.len() / 2).copied()?;
+    Some(Usual {
+        median,
+        runs: durations.len() as u32,
+    })
 }
 
 /// True when a trigger's answer leaves it unknown whether the service acted: a 5xx (but not

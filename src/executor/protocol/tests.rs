@@ -216,6 +216,8 @@ fn step(if_running: IfRunning) -> Step {
         if_running,
         continue_on_error: false,
         skip_if_fresh: None,
+        expected_duration: None,
+        on_overrun: Default::default(),
     }
 }
 

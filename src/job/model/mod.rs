@@ -269,6 +269,46 @@ pub struct Step {
     /// Skip the trigger when a successful refresh ended within this window.
     #[serde(with = "humantime_serde_compat::option")]
     pub skip_if_fresh: Option<Duration>,
+    /// How long the step usually takes (retries included); past it the step is flagged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_duration: Option<ExpectedDuration>,
+    /// What a step past its expected duration does to the run.
+    #[serde(skip_serializing_if = "OnOverrun::is_warn")]
+    pub on_overrun: OnOverrun,
+}
+
+/// `expected_duration`: stated, or learned from the step's past runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedDuration {
+    /// As written in the job file.
+    Stated(#[serde(with = "humantime_serde_compat")] Duration),
+    /// `auto`: learned when the run starts (local history, else the service's run history).
+    Auto,
+}
+
+/// `on_overrun`: what a step running past its expected duration does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOverrun {
+    /// Flag it (live and in every report); the run's status is unchanged.
+    #[default]
+    Warn,
+    /// Flag it and fail the run; the step runs to its end and keeps its own status.
+    Fail,
+}
+
+impl OnOverrun {
+    fn is_warn(&self) -> bool {
+        *self == OnOverrun::Warn
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnOverrun::Warn => "warn",
+            OnOverrun::Fail => "fail",
+        }
+    }
 }
 
 impl Step {

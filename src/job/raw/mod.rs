@@ -214,6 +214,12 @@ pub(crate) struct RawDefaults {
     pub if_running: Option<Sp<RawIfRunning>>,
     /// Connection used by steps that name none (default `default`).
     pub connection: Option<Sp<String>>,
+    /// How long a step usually takes, retries included: a duration (`45m`) or `auto`
+    /// (learned from the step's past runs); a step running past it is flagged (default none).
+    pub expected_duration: Option<Sp<String>>,
+    /// A step that runs past its `expected_duration`: `warn` (default) flags it; `fail` also
+    /// fails the run (the step itself is not stopped).
+    pub on_overrun: Option<Sp<RawOnOverrun>>,
 }
 
 /// `retries: N` or `retries: { count, backoff, max_backoff }`.
@@ -286,6 +292,15 @@ pub(crate) enum RawIfRunning {
     Adopt,
     Fail,
     Restart,
+}
+
+/// `on_overrun` choices.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "OnOverrun")]
+pub(crate) enum RawOnOverrun {
+    Warn,
+    Fail,
 }
 
 /// Step types.
@@ -422,6 +437,12 @@ pub(crate) struct RawStep {
     pub if_running: Option<Sp<RawIfRunning>>,
     /// A failure of this step does not fail the run nor its dependents' trigger rules.
     pub continue_on_error: Option<Sp<bool>>,
+    /// How long the step usually takes, retries included: a duration (`45m`) or `auto`
+    /// (learned from its past runs); running past it flags the step, live and in reports.
+    pub expected_duration: Option<Sp<String>>,
+    /// Past its `expected_duration`: `warn` (default) flags the step; `fail` also fails the
+    /// run (the step itself is not stopped).
+    pub on_overrun: Option<Sp<RawOnOverrun>>,
     /// Skip the trigger when a successful refresh ended within this window
     /// (dataset and Gen1 dataflow).
     pub skip_if_fresh: Option<Sp<String>>,

@@ -14,7 +14,14 @@ const ROOTS: &[&str] = &["vars", "env", "run", "steps"];
 /// `run.<field>` in `when`.
 const RUN_FIELDS: &[&str] = &["id", "job", "started_at"];
 /// `steps.<id>.<field>` in `when`.
-const STEP_FIELDS: &[&str] = &["status", "attempts", "duration_secs", "selected", "fresh"];
+const STEP_FIELDS: &[&str] = &[
+    "status",
+    "attempts",
+    "duration_secs",
+    "selected",
+    "fresh",
+    "overran",
+];
 
 /// Longest accepted expression; CEL's parser is recursive, so a bound keeps it cheap.
 const MAX_LEN: usize = 4096;

@@ -9,9 +9,9 @@ use crate::job::Code;
 use crate::job::keys::{
     applies_to, needs_wait_for, present_type_keys, type_keys, types_with_key, watches_remote_run,
 };
-use crate::job::model::{Connection, IfRunning, Step, TriggerRule};
+use crate::job::model::{Connection, ExpectedDuration, IfRunning, OnOverrun, Step, TriggerRule};
 use crate::job::raw::{
-    RawDefaults, RawIfRunning, RawRetries, RawStep, RawStepType, RawTrigger, Sp,
+    RawDefaults, RawIfRunning, RawOnOverrun, RawRetries, RawStep, RawStepType, RawTrigger, Sp,
 };
 use crate::suggest::hint_for;
 
@@ -30,6 +30,8 @@ pub(super) struct Defaults {
     poll_interval: Duration,
     if_running: IfRunning,
     connection: String,
+    expected_duration: Option<ExpectedDuration>,
+    on_overrun: Option<OnOverrun>,
 }
 
 /// Retries as written: count and optional backoff settings of the long form.
@@ -108,6 +110,8 @@ impl Defaults {
             poll_interval: DEFAULT_POLL_INTERVAL,
             if_running: IfRunning::Wait,
             connection: "default".into(),
+            expected_duration: None,
+            on_overrun: None,
         };
         let Some(raw) = raw else {
             return d;
@@ -151,7 +155,94 @@ impl Defaults {
             check_connection(c, v, connections);
             d.connection = v.get().clone();
         }
+        d.expected_duration = raw
+            .expected_duration
+            .as_ref()
+            .and_then(|v| expected_duration(c, v));
+        // `on_overrun` alone under `defaults:` is fine: it reaches the steps that state
+        // their own `expected_duration`.
+        d.on_overrun = raw.on_overrun.as_ref().map(|v| on_overrun(*v.get()));
         d
+    }
+}
+
+fn on_overrun(v: RawOnOverrun) -> OnOverrun {
+    match v {
+        RawOnOverrun::Warn => OnOverrun::Warn,
+        RawOnOverrun::Fail => OnOverrun::Fail,
+    }
+}
+
+/// `expected_duration`: `auto` or a humantime duration.
+fn expected_duration(c: &mut Checker<'_>, v: &Sp<String>) -> Option<ExpectedDuration> {
+    if v.get().trim() == "auto" {
+        return Some(ExpectedDuration::Auto);
+    }
+    if humantime::parse_duration(v.get().trim()).is_err() && !v.get().contains("${") {
+        let text = v.get();
+        c.error_help(
+            Code::InvalidDuration,
+            v.loc(),
+            format!("invalid `expected_duration` `{text}`: neither a duration nor `auto`"),
+            "not a duration",
+            Some("write a duration (`45m`, `1h 30m`) or `auto` (learned from past runs)".into()),
+        );
+        return None;
+    }
+    c.duration(v, "expected_duration", MAX_DURATION)
+        .map(ExpectedDuration::Stated)
+}
+
+/// `on_overrun` where no `expected_duration` applies: it could never act.
+fn overrun_without_expectation(c: &mut Checker<'_>, v: &Sp<RawOnOverrun>) {
+    c.error_help(
+        Code::NotApplicable,
+        v.loc(),
+        "`on_overrun` does nothing without `expected_duration`",
+        "no expected duration",
+        Some("add `expected_duration: 45m` (or `auto`) next to it or under `defaults:`".into()),
+    );
+}
+
+/// A stated expected duration the step can never reach: its attempts all end (time out)
+/// sooner, backoffs included.
+fn unreachable_expectation(
+    c: &mut Checker<'_>,
+    v: &Sp<String>,
+    expected: Duration,
+    timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    max_backoff: Duration,
+) {
+    let mut longest = timeout;
+    let mut pause = backoff;
+    for _ in 0..retries {
+        longest = longest
+            .saturating_add(timeout)
+            .saturating_add(pause.min(max_backoff));
+        pause = pause.saturating_mul(2);
+        if longest >= expected {
+            return;
+        }
+    }
+    if expected > longest {
+        let (off, len) = c.span(v.loc());
+        c.warnings.push_at(
+            crate::job::diag::Severity::Warning,
+            Code::OutOfRange,
+            off,
+            len,
+            format!(
+                "`expected_duration` {} is never reached: the step ends within {} (timeout {} × {} attempt(s), backoffs included)",
+                humantime::format_duration(expected),
+                humantime::format_duration(longest),
+                humantime::format_duration(timeout),
+                retries + 1
+            ),
+            Some("longer than the step can run".into()),
+            Some("lower it, or raise `timeout`".into()),
+        );
     }
 }
 
@@ -264,6 +355,29 @@ pub(super) fn build(
         .skip_if_fresh
         .as_ref()
         .and_then(|v| c.duration(v, "skip_if_fresh", MAX_DURATION));
+    let expected = match &raw.expected_duration {
+        Some(v) => {
+            let e = expected_duration(c, v);
+            if let Some(ExpectedDuration::Stated(d)) = e {
+                unreachable_expectation(c, v, d, timeout, retries_n, retry_backoff, max_backoff);
+            }
+            e
+        }
+        None => defaults.expected_duration,
+    };
+    if let (Some(v), None, None) = (
+        &raw.on_overrun,
+        &raw.expected_duration,
+        defaults.expected_duration,
+    ) {
+        overrun_without_expectation(c, v);
+    }
+    let on_overrun = raw
+        .on_overrun
+        .as_ref()
+        .map(|v| on_overrun(*v.get()))
+        .or(defaults.on_overrun)
+        .unwrap_or_default();
 
     let pool = raw.pool.as_ref().map(|p| {
         if !pools.contains_key(p.get()) {
@@ -350,5 +464,7 @@ pub(super) fn build(
         },
         continue_on_error: raw.continue_on_error.as_ref().is_some_and(|v| *v.get()),
         skip_if_fresh,
+        expected_duration: expected,
+        on_overrun,
     })
 }

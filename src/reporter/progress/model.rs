@@ -41,6 +41,8 @@ struct Running {
     since: DateTime<Utc>,
     /// While waiting out a retry backoff: when the next attempt starts.
     retry_at: Option<DateTime<Utc>>,
+    /// Running past its expected duration.
+    late: bool,
 }
 
 /// Pure fold of events into display [`Change`]s.
@@ -79,6 +81,7 @@ impl ProgressModel {
             }
             RunEventKind::AttemptStarted { step, attempt } => {
                 let since = *self.first_start.entry(step.clone()).or_insert(event.at);
+                let late = self.running.get(step).is_some_and(|r| r.late);
                 self.running.insert(
                     step.clone(),
                     Running {
@@ -86,6 +89,7 @@ impl ProgressModel {
                         remote: "starting".into(),
                         since,
                         retry_at: None,
+                        late,
                     },
                 );
                 let mut changes: Vec<Change> = self.show(step).into_iter().collect();
@@ -132,6 +136,18 @@ impl ProgressModel {
                 changes
             }
             RunEventKind::AttemptFinished { .. } => Vec::new(),
+            RunEventKind::StepOverran { step, elapsed } => {
+                let mut changes = vec![Change::Print(format!(
+                    "⏱ {step} still running after {}, past its expected duration {}",
+                    format_secs(stamped_secs(*elapsed)),
+                    self.expected(step)
+                ))];
+                if let Some(r) = self.running.get_mut(step) {
+                    r.late = true;
+                    changes.extend(self.show(step));
+                }
+                changes
+            }
             RunEventKind::StepFinished {
                 step,
                 status,
@@ -140,6 +156,7 @@ impl ProgressModel {
                 adopted,
                 duration,
                 counts,
+                overran,
                 ..
             } => {
                 let was_running = self.running.remove(step).is_some();
@@ -149,9 +166,15 @@ impl ProgressModel {
                     changes.push(Change::Hide { step: step.clone() });
                 }
                 let duration = duration.map(stamped_secs);
-                changes.push(Change::Print(
-                    self.finished_line(step, *status, reason, *attempts, *adopted, duration),
-                ));
+                let mut line =
+                    self.finished_line(step, *status, reason, *attempts, *adopted, duration);
+                if *overran {
+                    line.push_str(&format!(
+                        " ⏱ overran: expected at most {}",
+                        self.expected(step)
+                    ));
+                }
+                changes.push(Change::Print(line));
                 changes.push(self.overall());
                 changes
             }
@@ -191,7 +214,8 @@ impl ProgressModel {
             step: step.clone(),
             // What changes first, the resource last: a narrow terminal cuts the end.
             line: format!(
-                "{step} · {} · attempt {} · {}",
+                "{step} · {}{} · attempt {} · {}",
+                if r.late { "⏱ late · " } else { "" },
                 r.remote,
                 r.attempt,
                 self.what(step)
@@ -199,6 +223,15 @@ impl ProgressModel {
             since: r.since,
             retry_at: r.retry_at,
         })
+    }
+
+    /// The step's expected duration, described.
+    fn expected(&self, step: &StepId) -> String {
+        self.steps
+            .get(step)
+            .and_then(|s| s.expected.as_ref())
+            .map(crate::reporter::describe_expected)
+            .unwrap_or_else(|| "?".into())
     }
 
     /// `dataset Data Admin / ORDER_LIST`, the resource shortened to stay readable.
