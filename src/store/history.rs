@@ -97,7 +97,7 @@ pub struct StepDetails {
     #[serde(skip)]
     pub depends_on: Vec<StepId>,
     /// Its expected duration, as resolved when the run started.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "expected_duration", skip_serializing_if = "Option::is_none")]
     pub expected: Option<crate::event::Expected>,
     /// It ran past its expected duration.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -397,3 +397,54 @@ fn mistakes_are_refused_before_anything_is_sent() {
         "{stdout}{stderr}"
     );
 }
+
+#[test]
+fn the_flag_is_stored_the_moment_it_happens_and_survives_kill_9() {
+    let dir = setup(
+        &job("    expected_duration: 1s\n"),
+        &profile("duration: 60s"),
+    );
+    let mut child = pbibatch(dir.path())
+        .args([
+            "run",
+            "job.yaml",
+            "--simulate",
+            "--sim-profile",
+            "profile.yaml",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = dir.path().join(".pbibatch/state.db");
+    let flagged = || {
+        let Ok(Some(store)) = pbibatch::store::Store::open_existing(&state) else {
+            return false;
+        };
+        store
+            .load_run("last")
+            .ok()
+            .and_then(|run| run.steps.into_iter().find(|s| s.id == "revenue"))
+            .is_some_and(|s| s.overran && s.status == "running")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(50);
+    while !flagged() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store never showed the flag"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let out = pbibatch(dir.path())
+        .args(["show", "last", "--format", "json"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    let shown: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let revenue = step(&shown, "revenue");
+    assert_eq!(revenue["overran"], true, "{revenue}");
+    assert_eq!(revenue["expected_duration"]["secs"], 1.0, "{revenue}");
+}
