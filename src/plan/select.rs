@@ -52,6 +52,11 @@ pub fn select(
         }
         set
     };
+    if chosen.is_empty() {
+        // Every selector that matches nothing is refused above, but for a fan-out that
+        // expanded to no step (discovery found nothing): nothing to run, and no error.
+        return Ok(IndexSet::new());
+    }
     for s in exclude {
         for id in matches(job, &graph, s)? {
             chosen.shift_remove(id);
@@ -190,6 +195,16 @@ fn matches<'a>(
         ));
     }
     let Some((key, _)) = job.steps.get_key_value(id) else {
+        if let Some((parent, _)) = crate::job::model::split_expansion_id(id)
+            && job
+                .awaiting_discovery()
+                .iter()
+                .any(|(template, _)| *template == parent)
+        {
+            return Err(no_match(Some(format!(
+                "`{parent}` fans out over what discovery finds when the run starts: `run --select '{id}'` selects it then"
+            ))));
+        }
         if let Some((parent, wanted)) = crate::job::model::split_expansion_id(id)
             && let Some(fan_out) = job.fan_outs.get(parent)
         {

@@ -411,6 +411,53 @@ async fn discovery_fans_out_over_the_refreshable_models_the_job_does_not_name() 
     );
 }
 
+#[tokio::test]
+async fn selecting_a_discovered_fan_out_that_found_nothing_runs_nothing() {
+    // What the Kestra export's task for a `discover` fan-out runs (`--select others`): a
+    // workspace without a matching model is no error, as for a run of the whole job.
+    let sim = simulator(
+        &DISCOVER_PROFILE
+            .replace("Sales EU: {}", "")
+            .replace("Sales US: {}", ""),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, stdout, stderr) = run_against(
+        &sim,
+        d,
+        DISCOVER_JOB,
+        &[
+            "run", "job.yaml", "--state", "none", "--report", "r.json", "--select", "others",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(!stderr.contains("--exclude"), "{stderr}");
+    assert_eq!(report_ids(d), Vec::<(String, String)>::new());
+    assert_eq!(refresh_posts(&sim, "Sales", "Sales Core"), 0);
+    sim.shutdown().await;
+
+    // Before the run, a key of a discovered fan-out cannot be known yet.
+    std::fs::write(d.join("job.yaml"), DISCOVER_JOB).unwrap();
+    let out = pbibatch(d)
+        .args(["plan", "job.yaml", "--select", "others[Sales_EU]"])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // miette wraps the message: compare it unwrapped.
+    let text = stderr
+        .lines()
+        .map(|l| l.trim_start_matches(['×', '│', ' ']))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("selector `others[Sales_EU]` matches no step (`others` fans out over what discovery finds when the run starts: `run --select 'others[Sales_EU]'` selects it then)"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_resumed_run_keeps_the_expansion_its_first_run_discovered() {
     let dir = tempfile::tempdir().unwrap();
