@@ -464,3 +464,50 @@ steps:
         "{stderr}"
     );
 }
+
+#[test]
+fn export_kestra_task_ids_stay_unique_next_to_a_for_each_child() {
+    // The ForEach child is `<step>_each`; a step of that name must not give a second task
+    // with the same id (Kestra refuses a flow whose task ids repeat).
+    let dir = tempfile::tempdir().unwrap();
+    let job = r#"
+version: 1
+name: clash
+steps:
+  models:
+    type: dataset
+    workspace: W
+    dataset: "Sales ${each.value}"
+    for_each: [EU, US]
+  models_each: { type: dataset, workspace: W, dataset: X, depends_on: [models] }
+"#;
+    std::fs::write(dir.path().join("clash.yaml"), job).unwrap();
+    let out = pbibatch(dir.path())
+        .args(["export", "kestra", "clash.yaml"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let flow: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    fn ids(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(id)) = m.get("id")
+                    && m.contains_key("type")
+                {
+                    out.push(id.clone());
+                }
+                m.values().for_each(|v| ids(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| ids(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    ids(&flow["tasks"], &mut all);
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(all.len(), unique.len(), "{all:?}");
+    assert!(all.contains(&"models_each".to_string()), "{all:?}");
+}

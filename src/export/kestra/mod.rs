@@ -270,7 +270,9 @@ fn for_each_task(
         .collect();
     let mut child = step_task(expansions[0], ids, env, options, false);
     if let Value::Object(task) = &mut child {
-        task.insert("id".into(), Value::String(format!("{}_each", ids[parent])));
+        // Not the id of a step's task (a step may be named `<step>_each`).
+        let id = unique_id(&format!("{}_each", ids[parent]), ids);
+        task.insert("id".into(), Value::String(id));
         task.insert(
             "description".into(),
             Value::String(format!(
