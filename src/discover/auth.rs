@@ -1,6 +1,7 @@
 //! `pbibatch auth check`: for each connection, acquire a token per scope (Power BI, Fabric),
 //! say who it is for and when it expires, count the workspaces it sees, and explain any
-//! failure in words a user can act on. A token is never printed.
+//! failure in words a user can act on; with a job, whether each connection may query the
+//! models its data checks query ([`super::query_probe`]). A token is never printed.
 
 use std::fmt::Write as _;
 
@@ -8,6 +9,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use super::query_probe::{self, ProbedModel, QueryProbe};
 use crate::job::model::{Connection, Credentials};
 use crate::powerbi::auth::{Audience, TokenCache};
 use crate::powerbi::http::Http;
@@ -146,14 +148,19 @@ pub struct ConnectionCheck {
     pub tenant: Option<String>,
     pub client_id: Option<String>,
     pub scopes: Vec<ScopeCheck>,
+    /// The Execute Queries probe of each model the job's data checks query on this
+    /// connection (none without a job, or without a Power BI token).
+    pub queries: Vec<QueryProbe>,
 }
 
 impl ConnectionCheck {
-    /// True when every token was acquired and every workspace list read.
+    /// True when every token was acquired, every workspace list read and every model
+    /// answered the probe.
     pub fn ok(&self) -> bool {
         self.scopes
             .iter()
             .all(|s| s.token.is_ok() && s.workspaces.as_ref().is_none_or(Result::is_ok))
+            && self.queries.iter().all(|q| q.result.is_ok())
     }
 }
 
@@ -211,8 +218,13 @@ fn source(conn: &Connection, cfg: &ClientConfig) -> String {
     format!("{why}; tokens from {from}")
 }
 
-/// Checks connection `conn`: a token per scope, then the workspaces each token sees.
-pub(crate) async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> ConnectionCheck {
+/// Checks connection `conn`: a token per scope, then the workspaces each token sees, then
+/// (with the Power BI token) whether each of `models` answers a query.
+pub(crate) async fn check_connection(
+    cfg: &ClientConfig,
+    conn: &Connection,
+    models: &[ProbedModel],
+) -> ConnectionCheck {
     let (mut tenant, mut client_id) = match &conn.credentials {
         Credentials::ClientSecret {
             tenant_id,
@@ -240,7 +252,18 @@ pub(crate) async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> C
         tenant: None,
         client_id: None,
         scopes: Vec::new(),
+        queries: Vec::new(),
     };
+    // What the credentials imply until the token's `idtyp` says.
+    let credentials_app_only = match &conn.credentials {
+        Credentials::ClientSecret { .. }
+        | Credentials::ClientCertificate { .. }
+        | Credentials::WorkloadIdentity { .. }
+        | Credentials::ManagedIdentity { .. } => Some(true),
+        Credentials::AzureCli { .. } => Some(false),
+        Credentials::AccessToken { .. } => None,
+    };
+    let mut power_bi: Option<Option<String>> = None;
     let conns = IndexMap::from([(conn.name.clone(), conn.clone())]);
     let (http, client) = match (Http::new(cfg), PowerBiClient::new(cfg.clone(), conns)) {
         (Ok(h), Ok(c)) => (h, c),
@@ -277,6 +300,9 @@ pub(crate) async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> C
         if client_id.is_none() {
             client_id = claim_str(c.as_ref(), &["appid", "azp"]);
         }
+        if audience == Audience::PowerBi {
+            power_bi = Some(claim_str(c.as_ref(), &["idtyp"]));
+        }
         let expiry = c
             .as_ref()
             .and_then(|c| c.get("exp"))
@@ -295,6 +321,13 @@ pub(crate) async fn check_connection(cfg: &ClientConfig, conn: &Connection) -> C
             token: Ok(expiry),
             workspaces: Some(workspaces),
         });
+    }
+    if let Some(idtyp) = power_bi {
+        let app_only = query_probe::app_only_from(idtyp.as_deref(), credentials_app_only);
+        for model in models {
+            let probe = query_probe::probe(&client, &conn.name, model, app_only).await;
+            check.queries.push(probe);
+        }
     }
     check.tenant = tenant;
     check.client_id = client_id;
@@ -376,6 +409,20 @@ pub fn render(check: &ConnectionCheck, now: DateTime<Utc>) -> String {
                 }
             }
             None => {}
+        }
+    }
+    for q in &check.queries {
+        let model = format!("{} / {}", q.model.workspace, q.model.dataset);
+        match &q.result {
+            Ok(()) => {
+                let _ = writeln!(out, "  {:<10}  {model}: ok", "queries");
+            }
+            Err((message, advice)) => {
+                let _ = writeln!(out, "  {:<10}  {model}: failed: {message}", "queries");
+                if let Some(a) = advice {
+                    let _ = writeln!(out, "  {:<10}  what to do: {a}", "");
+                }
+            }
         }
     }
     out

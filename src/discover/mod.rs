@@ -8,9 +8,11 @@
 //!   --> lineage.rs: dataflow -> dataflow, dataflow -> dataset, dataset -> report edges
 //!   --> render.rs (table, JSON, Mermaid) | emit.rs (job skeleton) | check.rs (validate)
 //! auth.rs: one token per scope and connection, explained Entra / Power BI errors
+//! query_probe.rs: `auth check --job`: may each connection query its data checks' models?
 //! ```
 //!
-//! Nothing here triggers a refresh: every call is a GET (plus the token requests).
+//! Nothing here triggers a refresh: every call is a GET (plus the token requests and, for
+//! `auth check --job` with data checks, one constant Execute Queries probe per model).
 
 pub mod auth;
 mod check;
@@ -18,6 +20,7 @@ mod demo;
 pub(crate) mod emit;
 mod fetch;
 pub(crate) mod lineage;
+pub mod query_probe;
 pub mod render;
 mod setup;
 
@@ -29,7 +32,7 @@ pub use check::{Finding, compare};
 pub(crate) use check::{LiveOptions, check_live};
 pub use demo::demo_profile;
 pub use fetch::{DiscoverOptions, discover};
-pub(crate) use setup::{Target, TargetOptions};
+pub(crate) use setup::{Target, TargetOptions, load_job};
 
 /// Why discovery (or `auth check`, or the live check) could not go on.
 #[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]

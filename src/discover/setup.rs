@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use super::DiscoverError;
 use crate::error::Error;
 use crate::job::interp::substitute_env;
-use crate::job::model::{Connection, Credentials};
+use crate::job::model::{Connection, Credentials, Job};
 use crate::job::{DiagFormat, Diagnostics};
 use crate::powerbi::{ClientConfig, PowerBiClient};
 use crate::secret::Secret;
@@ -59,11 +59,15 @@ impl Target {
         Target::live(conns, connection)
     }
 
-    /// The client `auth check` uses: every connection of `--job` (or only `--connection`),
-    /// else the implicit default connection; on the simulator with `--simulate`.
-    pub(crate) async fn for_auth_check(args: &TargetOptions<'_>) -> Result<Target, Error> {
-        let conns = match args.job {
-            Some(path) => pick(job_connections(path)?, args.connection)?,
+    /// The client `auth check` uses: every connection of `job` (`--job`, loaded; or only
+    /// `--connection`), else the implicit default connection; on the simulator with
+    /// `--simulate`.
+    pub(crate) async fn for_auth_check(
+        args: &TargetOptions<'_>,
+        job: Option<&Job>,
+    ) -> Result<Target, Error> {
+        let conns = match job {
+            Some(job) => pick(job.connections.clone(), args.connection)?,
             None => {
                 if args.connection.is_some_and(|c| c != "default") {
                     return Err(DiscoverError::ConnectionNeedsJob.into());
@@ -150,8 +154,13 @@ fn print_diagnostics(diags: &Diagnostics) {
 
 /// The `connections:` of a job file (with the implicit `default`), unresolved.
 pub(crate) fn job_connections(path: &Path) -> Result<IndexMap<String, Connection>, Error> {
+    load_job(path).map(|job| job.connections)
+}
+
+/// A job file, validated (its diagnostics printed when it is not valid).
+pub(crate) fn load_job(path: &Path) -> Result<Job, Error> {
     match crate::job::load(path, &[]) {
-        Ok(loaded) => Ok(loaded.job.connections),
+        Ok(loaded) => Ok(loaded.job),
         Err(diags) => {
             print_diagnostics(&diags);
             Err(Error::Reported)

@@ -22,6 +22,10 @@ pub(crate) struct DatasetInfo {
     /// `Abf` (import, small format), `PremiumFiles` (large format), ...
     #[serde(default, alias = "TargetStorageMode")]
     pub target_storage_mode: Option<String>,
+    /// True for a model with row-level security (an embed token must name an identity; a
+    /// service principal cannot query it through Execute Queries).
+    #[serde(default, alias = "IsEffectiveIdentityRequired")]
+    pub is_effective_identity_required: Option<bool>,
 }
 
 /// A report as `GET /groups/{g}/reports` lists it.

@@ -2,6 +2,7 @@
 //! lineage, and the refresh / transaction / export state machines in the submodules.
 
 mod burst;
+mod constant_row;
 mod dataflow;
 mod export;
 mod queries;
