@@ -35,7 +35,10 @@ async fn check_async(options: &TargetOptions<'_>) -> Result<u8, Error> {
     let mut all_ok = true;
     let mut text = String::new();
     for conn in target.connections.values() {
-        let probed = models.get(&conn.name).map(Vec::as_slice).unwrap_or_default();
+        let probed = models
+            .get(&conn.name)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let check = check_connection(&cfg, conn, probed).await;
         all_ok &= check.ok();
         text.push_str(&render(&check, Utc::now()));

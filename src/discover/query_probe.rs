@@ -57,7 +57,10 @@ pub(crate) fn data_check_models(job: &Job) -> IndexMap<String, Vec<ProbedModel>>
 
 /// Whether a token is a service principal's (app-only): its `idtyp` claim when present,
 /// else what the credentials imply (`None`: cannot tell, e.g. a token given as is).
-pub(crate) fn app_only_from(idtyp: Option<&str>, credentials_app_only: Option<bool>) -> Option<bool> {
+pub(crate) fn app_only_from(
+    idtyp: Option<&str>,
+    credentials_app_only: Option<bool>,
+) -> Option<bool> {
     match idtyp {
         Some(t) if t.eq_ignore_ascii_case("app") => Some(true),
         Some(t) if t.eq_ignore_ascii_case("user") => Some(false),
@@ -131,7 +134,9 @@ async fn probe_result(
 fn is_refusal(e: &ClientError) -> bool {
     match e.status() {
         Some(401) => true,
-        Some(403) => !e.code().is_some_and(|c| c.eq_ignore_ascii_case("TokenExpired")),
+        Some(403) => !e
+            .code()
+            .is_some_and(|c| c.eq_ignore_ascii_case("TokenExpired")),
         _ => false,
     }
 }
@@ -194,14 +199,26 @@ mod tests {
     #[test]
     fn advice_fits_the_identity_and_the_model() {
         let rls = refusal_advice(Some(true), Some(true));
-        assert!(rls.starts_with("this model has row-level security"), "{rls}");
+        assert!(
+            rls.starts_with("this model has row-level security"),
+            "{rls}"
+        );
         assert!(!rls.contains("Dataset Execute Queries REST API"), "{rls}");
         let app = refusal_advice(Some(true), Some(false));
-        assert!(app.contains("\"Dataset Execute Queries REST API\""), "{app}");
-        assert!(app.contains("\"Service principals can use Fabric APIs\""), "{app}");
+        assert!(
+            app.contains("\"Dataset Execute Queries REST API\""),
+            "{app}"
+        );
+        assert!(
+            app.contains("\"Service principals can use Fabric APIs\""),
+            "{app}"
+        );
         assert!(app.contains("Read and Build"), "{app}");
         let user = refusal_advice(Some(false), None);
-        assert!(user.contains("\"Dataset Execute Queries REST API\""), "{user}");
+        assert!(
+            user.contains("\"Dataset Execute Queries REST API\""),
+            "{user}"
+        );
         assert!(!user.contains("service principal"), "{user}");
         let unknown = refusal_advice(None, None);
         assert!(unknown.contains("row-level security or SSO"), "{unknown}");

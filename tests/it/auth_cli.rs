@@ -8,7 +8,7 @@ use crate::sim_support::{PBI_SCOPE, start};
 
 /// Runs `auth check` (plus `args`) with `env` in a temp dir, off the async runtime so the
 /// simulator keeps serving.
-async fn auth_check(env: Vec<(&'static str, String)>, args: &[&str]) -> Output {
+pub(crate) async fn auth_check(env: Vec<(&'static str, String)>, args: &[&str]) -> Output {
     let mut all = vec!["auth", "check"];
     all.extend_from_slice(args);
     pbibatch_with(env, &all).await
@@ -31,7 +31,7 @@ async fn pbibatch_with(env: Vec<(&'static str, String)>, args: &[&str]) -> Outpu
     .unwrap()
 }
 
-fn urls(base: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn urls(base: &str) -> Vec<(&'static str, String)> {
     vec![
         ("PBIBATCH_POWERBI_URL", base.to_string()),
         ("PBIBATCH_FABRIC_URL", base.to_string()),

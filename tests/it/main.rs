@@ -2,6 +2,7 @@
 
 mod auth_cli;
 mod auth_kinds;
+mod auth_queries;
 mod capacity_limits;
 mod capacity_run;
 mod ci_matcher;

@@ -109,7 +109,9 @@ mod tests {
             Some(json!({"[pbibatch]": 1}))
         );
         assert_eq!(
-            evaluate("evaluate\n  row ( \"a\" , -2.5, \"b\", \"say \"\"hi\"\"\", \"c\", TRUE(), \"d\", BLANK() )  "),
+            evaluate(
+                "evaluate\n  row ( \"a\" , -2.5, \"b\", \"say \"\"hi\"\"\", \"c\", TRUE(), \"d\", BLANK() )  "
+            ),
             Some(json!({"[a]": -2.5, "[b]": "say \"hi\"", "[c]": true, "[d]": null}))
         );
     }
