@@ -97,8 +97,8 @@ impl Target {
         })
     }
 
-    /// A simulator started in-process for `profile` (the demo estate when `None`); every
-    /// connection but managed identities gets the simulator's credentials.
+    /// A simulator started in-process for `profile` (the demo estate when `None`); see
+    /// [`Target::on_simulator`] for the credentials.
     pub(super) async fn simulated(
         profile: Option<&Path>,
         connections: IndexMap<String, Connection>,
@@ -115,8 +115,9 @@ impl Target {
         Self::on_simulator(sim, connections, connection)
     }
 
-    /// A target on a simulator already started; every connection but managed identities
-    /// gets the simulator's credentials.
+    /// A target on a simulator already started; every connection gets credentials the
+    /// simulator accepts, of the same kind of identity (a user stays a user), as `run
+    /// --simulate` gives them.
     pub(super) fn on_simulator(
         sim: crate::sim::SimServer,
         mut connections: IndexMap<String, Connection>,
@@ -126,9 +127,7 @@ impl Target {
             .client_config()
             .map_err(|e| Error::Internal(format!("the simulator's address is not a URL: {e}")))?;
         for conn in connections.values_mut() {
-            if !matches!(conn.credentials, Credentials::ManagedIdentity { .. }) {
-                conn.credentials = sim.job_credentials();
-            }
+            sim.simulate_credentials(&mut conn.credentials);
         }
         let client = PowerBiClient::new(config, connections.clone())?;
         Ok(Target {

@@ -249,20 +249,26 @@ impl SimServer {
             }
         }
         for conn in job.connections.values_mut() {
-            match conn.credentials {
-                Credentials::ManagedIdentity { .. } => {}
-                // A token given as is, or the Azure CLI's, belongs to a signed-in user: the
-                // simulator's user token keeps that identity, so what the service allows
-                // users only still runs (and what it refuses app identities is still refused).
-                Credentials::AccessToken { .. } | Credentials::AzureCli { .. } => {
-                    conn.credentials = Credentials::AccessToken {
-                        access_token: Secret::new(self.user_token_for_any_audience()),
-                    };
-                }
-                _ => conn.credentials = self.job_credentials(),
-            }
+            self.simulate_credentials(&mut conn.credentials);
         }
         job
+    }
+
+    /// `credentials` replaced by ones this simulator accepts, of the same kind of identity:
+    /// a managed identity is kept (the simulator serves IMDS), a token given as is or the
+    /// Azure CLI's (a signed-in user) becomes the simulator's user token, so what the
+    /// service allows users only still works (and what it refuses app identities is still
+    /// refused); any other becomes the simulator's client credentials.
+    pub fn simulate_credentials(&self, credentials: &mut Credentials) {
+        match credentials {
+            Credentials::ManagedIdentity { .. } => {}
+            Credentials::AccessToken { .. } | Credentials::AzureCli { .. } => {
+                *credentials = Credentials::AccessToken {
+                    access_token: Secret::new(self.user_token_for_any_audience()),
+                };
+            }
+            _ => *credentials = self.job_credentials(),
+        }
     }
 
     /// A client configuration that sends every call (Power BI, Fabric, Entra, IMDS) here.

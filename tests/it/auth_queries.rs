@@ -189,3 +189,31 @@ async fn the_query_probe_names_the_tenant_settings_when_the_service_refuses() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_example_checks_its_data_check_model_as_the_user_it_runs_as_on_the_simulator() {
+    // `connection: analyst` is an access token (a user): on the simulator it stays a user,
+    // as `run --simulate` keeps it, so the RLS model it checks answers.
+    let out = crate::common::pbibatch(&crate::common::repo())
+        .args([
+            "auth",
+            "check",
+            "--job",
+            "examples/after_the_refresh.yaml",
+            "--simulate",
+            "--sim-profile",
+            "examples/profiles/after_the_refresh.yaml",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("connection `analyst` (access token): ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  queries     Sales / Sales: ok\n"),
+        "{stdout}"
+    );
+}
