@@ -263,7 +263,8 @@ pub(crate) async fn check_connection(
         Credentials::AzureCli { .. } => Some(false),
         Credentials::AccessToken { .. } => None,
     };
-    let mut power_bi: Option<Option<String>> = None;
+    // Set once the Power BI token is acquired: its `idtyp` claim (`app` or `user`), if any.
+    let mut power_bi_idtyp: Option<Option<String>> = None;
     let conns = IndexMap::from([(conn.name.clone(), conn.clone())]);
     let (http, client) = match (Http::new(cfg), PowerBiClient::new(cfg.clone(), conns)) {
         (Ok(h), Ok(c)) => (h, c),
@@ -301,7 +302,7 @@ pub(crate) async fn check_connection(
             client_id = claim_str(c.as_ref(), &["appid", "azp"]);
         }
         if audience == Audience::PowerBi {
-            power_bi = Some(claim_str(c.as_ref(), &["idtyp"]));
+            power_bi_idtyp = Some(claim_str(c.as_ref(), &["idtyp"]));
         }
         let expiry = c
             .as_ref()
@@ -322,7 +323,7 @@ pub(crate) async fn check_connection(
             workspaces: Some(workspaces),
         });
     }
-    if let Some(idtyp) = power_bi {
+    if let Some(idtyp) = power_bi_idtyp {
         let app_only = query_probe::app_only_from(idtyp.as_deref(), credentials_app_only);
         for model in models {
             let probe = query_probe::probe(&client, &conn.name, model, app_only).await;
@@ -469,6 +470,41 @@ mod tests {
         assert!(advice(&api(401, None)).unwrap().contains("tenant setting"));
         assert!(advice(&api(403, None)).unwrap().contains("workspace"));
         assert!(advice(&api(404, None)).is_none());
+    }
+
+    #[test]
+    fn probed_models_are_listed_after_the_scopes_and_fail_the_connection() {
+        let model = |dataset: &str| ProbedModel {
+            workspace: "Sales".into(),
+            dataset: dataset.into(),
+        };
+        let check = ConnectionCheck {
+            name: "default".into(),
+            kind: "client secret",
+            source: "declared".into(),
+            tenant: Some("t".into()),
+            client_id: Some("c".into()),
+            scopes: vec![ScopeCheck {
+                scope: "Power BI",
+                token: Ok(None),
+                workspaces: Some(Ok(1)),
+            }],
+            queries: vec![
+                QueryProbe {
+                    model: model("Revenue"),
+                    result: Ok(()),
+                },
+                QueryProbe {
+                    model: model("Secure"),
+                    result: Err(("answered 401".into(), Some("use a user".into()))),
+                },
+            ],
+        };
+        assert!(!check.ok());
+        assert_eq!(
+            render(&check, Utc::now()),
+            "connection `default` (client secret): FAILED\n  picked      declared\n  tenant      t\n  client id   c\n  Power BI    token acquired (expiry not readable)\n              1 workspace visible\n  queries     Sales / Revenue: ok\n  queries     Sales / Secure: failed: answered 401\n              what to do: use a user\n"
+        );
     }
 
     #[test]
