@@ -316,7 +316,8 @@ pub enum AuthCommand {
         /// Only this connection.
         #[arg(long)]
         connection: Option<String>,
-        /// Job file whose `connections:` to check.
+        /// Job file whose `connections:` to check; each connection also tries one query on
+        /// each model its `data_check` steps query (Execute Queries).
         #[arg(long, value_name = "JOB")]
         job: Option<PathBuf>,
         /// Check against the built-in simulator (its credentials; nothing leaves loopback).
