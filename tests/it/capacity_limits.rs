@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use pbibatch::sim::{Profile, SimServer};
 
-use crate::common::{pbibatch, texts};
+use crate::common::{pbibatch, pbibatch_against, texts};
 
 const ESTATE: &str = r#"
 defaults: { duration: 500ms, history_lag: 0s }
@@ -42,16 +42,8 @@ async fn simulator() -> SimServer {
 async fn run(sim: &SimServer, job: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("job.yaml"), job).unwrap();
-    let base = sim.base_url();
-    let mut cmd = pbibatch(dir.path());
-    cmd.args(["run", "job.yaml", "--state", "none"])
-        .env("PBIBATCH_POWERBI_URL", &base)
-        .env("PBIBATCH_FABRIC_URL", &base)
-        .env("PBIBATCH_AUTHORITY_URL", &base)
-        .env("PBIBATCH_ARM_URL", &base)
-        .env("AZURE_TENANT_ID", sim.tenant_id())
-        .env("AZURE_CLIENT_ID", sim.client_id())
-        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+    let mut cmd = pbibatch_against(dir.path(), sim);
+    cmd.args(["run", "job.yaml", "--state", "none"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();

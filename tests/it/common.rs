@@ -32,6 +32,21 @@ pub(crate) fn pbibatch(dir: &Path) -> Command {
     cmd
 }
 
+/// `pbibatch` in `dir` with every remote pointed at `sim` and the simulator's service
+/// principal in the Azure SDK variables (the implicit `default` connection).
+pub(crate) fn pbibatch_against(dir: &Path, sim: &pbibatch::sim::SimServer) -> Command {
+    let base = sim.base_url();
+    let mut cmd = pbibatch(dir);
+    cmd.env("PBIBATCH_POWERBI_URL", &base)
+        .env("PBIBATCH_FABRIC_URL", &base)
+        .env("PBIBATCH_AUTHORITY_URL", &base)
+        .env("PBIBATCH_ARM_URL", &base)
+        .env("AZURE_TENANT_ID", sim.tenant_id())
+        .env("AZURE_CLIENT_ID", sim.client_id())
+        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+    cmd
+}
+
 /// Stdout and stderr of an output as strings.
 pub(crate) fn texts(out: &Output) -> (String, String) {
     (

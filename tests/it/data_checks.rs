@@ -10,7 +10,7 @@ use pbibatch::sim::{Profile, SimServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{pbibatch, texts};
+use crate::common::{pbibatch, pbibatch_against, texts};
 use crate::sim_support::{Api, seg};
 
 const COUNT: &str = "EVALUATE ROW(\"n\", COUNTROWS('Orders'))";
@@ -46,16 +46,9 @@ async fn run(
     args: &[&str],
 ) -> (Option<i32>, String, Value) {
     std::fs::write(dir.join("job.yaml"), job).unwrap();
-    let base = sim.base_url();
-    let mut cmd = pbibatch(dir);
+    let mut cmd = pbibatch_against(dir, sim);
     cmd.args(["run", "job.yaml", "--state", "none", "--report", "run.json"])
-        .args(args)
-        .env("PBIBATCH_POWERBI_URL", &base)
-        .env("PBIBATCH_FABRIC_URL", &base)
-        .env("PBIBATCH_AUTHORITY_URL", &base)
-        .env("AZURE_TENANT_ID", sim.tenant_id())
-        .env("AZURE_CLIENT_ID", sim.client_id())
-        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+        .args(args);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();

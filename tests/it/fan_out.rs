@@ -7,7 +7,7 @@ use std::path::Path;
 use pbibatch::sim::{Profile, SimServer};
 use serde_json::Value;
 
-use crate::common::{pbibatch, texts};
+use crate::common::{pbibatch, pbibatch_against, texts};
 
 const JOB: &str = r#"
 version: 1
@@ -61,15 +61,8 @@ async fn run_against(
 ) -> (Option<i32>, String, String) {
     let job = job.replace("http://127.0.0.1:9/unused", &sim.hook_url("tell"));
     std::fs::write(dir.join("job.yaml"), job).unwrap();
-    let base = sim.base_url();
-    let mut cmd = pbibatch(dir);
-    cmd.args(args)
-        .env("PBIBATCH_POWERBI_URL", &base)
-        .env("PBIBATCH_FABRIC_URL", &base)
-        .env("PBIBATCH_AUTHORITY_URL", &base)
-        .env("AZURE_TENANT_ID", sim.tenant_id())
-        .env("AZURE_CLIENT_ID", sim.client_id())
-        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+    let mut cmd = pbibatch_against(dir, sim);
+    cmd.args(args);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();

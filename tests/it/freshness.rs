@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use pbibatch::sim::{Profile, SimServer};
 use serde_json::Value;
 
-use crate::common::{pbibatch, texts};
+use crate::common::{pbibatch_against, texts};
 
 async fn simulator() -> SimServer {
     let profile = Profile::from_yaml(
@@ -36,15 +36,8 @@ async fn freshness_reads_the_history_judges_the_age_and_triggers_nothing() {
     let sim = simulator().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("job.yaml"), JOB).unwrap();
-    let base = sim.base_url();
-    let mut cmd = pbibatch(dir.path());
-    cmd.args(["run", "job.yaml", "--state", "none", "--report", "run.json"])
-        .env("PBIBATCH_POWERBI_URL", &base)
-        .env("PBIBATCH_FABRIC_URL", &base)
-        .env("PBIBATCH_AUTHORITY_URL", &base)
-        .env("AZURE_TENANT_ID", sim.tenant_id())
-        .env("AZURE_CLIENT_ID", sim.client_id())
-        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+    let mut cmd = pbibatch_against(dir.path(), &sim);
+    cmd.args(["run", "job.yaml", "--state", "none", "--report", "run.json"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();

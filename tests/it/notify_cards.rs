@@ -7,7 +7,7 @@ use std::path::Path;
 use pbibatch::sim::{Profile, SimServer};
 use serde_json::Value;
 
-use crate::common::{pbibatch, texts};
+use crate::common::{pbibatch_against, texts};
 
 const SIG: &str = "S1GS3CR3TV4LUE";
 
@@ -24,15 +24,8 @@ async fn simulator(hooks: &str) -> SimServer {
 /// `SLACK_URL`, `FLOW_URL`).
 async fn run(sim: &SimServer, dir: &Path, job: &str) -> (Option<i32>, String, Value) {
     std::fs::write(dir.join("job.yaml"), job).unwrap();
-    let base = sim.base_url();
-    let mut cmd = pbibatch(dir);
+    let mut cmd = pbibatch_against(dir, sim);
     cmd.args(["run", "job.yaml", "--report", "run.json", "--state", "none"])
-        .env("PBIBATCH_POWERBI_URL", &base)
-        .env("PBIBATCH_FABRIC_URL", &base)
-        .env("PBIBATCH_AUTHORITY_URL", &base)
-        .env("AZURE_TENANT_ID", sim.tenant_id())
-        .env("AZURE_CLIENT_ID", sim.client_id())
-        .env("AZURE_CLIENT_SECRET", sim.client_secret())
         .env("TEAMS_URL", sim.hook_url("teams"))
         .env("SLACK_URL", sim.hook_url("slack"))
         .env("FLOW_URL", sim.flow_url("load"));

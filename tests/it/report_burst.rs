@@ -9,7 +9,7 @@ use pbibatch::sim::{Profile, SimServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{pbibatch, texts};
+use crate::common::{pbibatch, pbibatch_against, texts};
 use crate::sim_support::{Api, start};
 
 const PROFILE: &str = "defaults: { duration: 100ms }
@@ -32,15 +32,8 @@ async fn simulator() -> SimServer {
 
 async fn run_against(sim: &SimServer, dir: &Path, job: &str) -> (Option<i32>, String) {
     std::fs::write(dir.join("job.yaml"), job).unwrap();
-    let base = sim.base_url();
-    let mut cmd = pbibatch(dir);
-    cmd.args(["run", "job.yaml", "--state", "none", "--report", "r.json"])
-        .env("PBIBATCH_POWERBI_URL", &base)
-        .env("PBIBATCH_FABRIC_URL", &base)
-        .env("PBIBATCH_AUTHORITY_URL", &base)
-        .env("AZURE_TENANT_ID", sim.tenant_id())
-        .env("AZURE_CLIENT_ID", sim.client_id())
-        .env("AZURE_CLIENT_SECRET", sim.client_secret());
+    let mut cmd = pbibatch_against(dir, sim);
+    cmd.args(["run", "job.yaml", "--state", "none", "--report", "r.json"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
