@@ -6,8 +6,9 @@
 //! row), the tenant setting "Dataset Execute Queries REST API" and the service-principal
 //! setting (401 when off; a service principal also gets 401 on a model with row-level
 //! security), the request schema (`DatasetExecuteQueriesRequest`, unknown fields refused:
-//! 400), at most `per_minute` queries per minute per caller (429 with `Retry-After`), and at most 100,000 rows or 1,000,000 values per answer (the rows are cut
-//! and the table carries an error, with a 200). A constant `EVALUATE ROW("name", value)` is
+//! 400), at most `per_minute` queries per minute per caller (429 with `Retry-After`), and
+//! at most 100,000 rows or 1,000,000 values per answer (the rows are cut and the table
+//! carries an error, with a 200). A constant `EVALUATE ROW("name", value)` is
 //! answered on every model, as the service does; any other query the profile does not list
 //! is a DAX error: 400 `DatasetExecuteQueriesError`, its text under `pbi.error.details`.
 
