@@ -68,11 +68,7 @@ impl<W: Write> LineReporter<W> {
 
     /// The step's expected duration, described (`30m 00s (stated)`).
     fn expected(&self, step: &str) -> String {
-        self.steps
-            .get(step)
-            .and_then(|s| s.expected.as_ref())
-            .map(super::describe_expected)
-            .unwrap_or_else(|| "?".into())
+        crate::reporter::expected_of(self.steps.get(step))
     }
 
     /// Prints the line(s) for one event, if it is a state change.

@@ -285,6 +285,13 @@ pub(crate) fn describe_expected(e: &crate::event::Expected) -> String {
     }
 }
 
+/// [`describe_expected`] of a step as `RunStarted` described it (`?` without one).
+pub(crate) fn expected_of(info: Option<&crate::event::StepInfo>) -> String {
+    info.and_then(|s| s.expected.as_ref())
+        .map(describe_expected)
+        .unwrap_or_else(|| "?".into())
+}
+
 /// The flag of a step that took `took` seconds past its expected duration:
 /// `overran: took 48m 12s, expected at most 30m 00s (stated)`.
 pub(crate) fn overran_message(e: &crate::event::Expected, took: f64) -> String {

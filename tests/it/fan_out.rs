@@ -599,6 +599,21 @@ fn after_the_refresh_every_output_shows_the_fan_out() {
     // but an Adaptive Card, so the step succeeds only if the card has the right shape.
     assert_eq!(step("tell_team")["status"], "succeeded", "{report}");
 
+    // Expected durations: the core model's is stated (and it was on time); every expansion
+    // has `auto`, which has no past runs to learn from on a first run.
+    let core = step("core_model");
+    assert_eq!(core["expected_duration"]["secs"], 2700.0, "{core}");
+    assert_eq!(core["expected_duration"]["on_overrun"], "fail", "{core}");
+    assert_eq!(core.get("overran"), None, "{core}");
+    for id in expansions {
+        let e = &step(id)["expected_duration"];
+        assert_eq!(e["from"], "none", "{id}: {e}");
+    }
+    assert!(
+        junit.contains(r#"<property name="expected_duration_secs" value="2700"/>"#),
+        "{junit}"
+    );
+
     // The Kestra flow: a ForEach for the regions, one task (and a note) for the discovery.
     let out = pbibatch(&repo)
         .args(["export", "kestra", "examples/after_the_refresh.yaml"])

@@ -227,11 +227,7 @@ impl ProgressModel {
 
     /// The step's expected duration, described.
     fn expected(&self, step: &StepId) -> String {
-        self.steps
-            .get(step)
-            .and_then(|s| s.expected.as_ref())
-            .map(crate::reporter::describe_expected)
-            .unwrap_or_else(|| "?".into())
+        crate::reporter::expected_of(self.steps.get(step))
     }
 
     /// `dataset Data Admin / ORDER_LIST`, the resource shortened to stay readable.
