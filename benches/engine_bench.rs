@@ -126,12 +126,14 @@ async fn run(
     plan: Arc<Plan>,
     exec: Arc<Sleeper>,
     priority_hint: HashMap<String, f64>,
+    expected: HashMap<String, pbibatch::event::Expected>,
 ) -> (RunStatus, usize) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let reporters = Reporters::new().spawn(rx);
     let opts = EngineOptions {
         run_id: "bench".into(),
         priority_hint,
+        expected,
         ..EngineOptions::default()
     };
     let status = engine::run(plan, exec, opts, CancellationToken::new(), tx).await;
@@ -139,9 +141,34 @@ async fn run(
     (status, report)
 }
 
-fn overhead(n: usize, concurrency: u32) {
+/// `mode`: `plain`; `expected` (every step has an expected duration of 1 h: a timer armed and
+/// dropped per step); `overran` (every step's limit is 1 ns: each is flagged, one more event
+/// per step).
+fn overhead(n: usize, concurrency: u32, mode: &str) {
     let mut rng = StdRng::seed_from_u64(42);
     let job = random_job(n, concurrency, &mut rng);
+    let limit = match mode {
+        "expected" => Some(3600.0),
+        "overran" => Some(1e-9),
+        _ => None,
+    };
+    let expected = job
+        .steps
+        .keys()
+        .filter_map(|id| {
+            let secs = limit?;
+            Some((
+                id.clone(),
+                pbibatch::event::Expected {
+                    secs: Some(secs),
+                    from: pbibatch::event::ExpectedFrom::Stated,
+                    usual_secs: None,
+                    runs: None,
+                    on_overrun: Default::default(),
+                },
+            ))
+        })
+        .collect();
     let plan = Arc::new(Plan::new(Arc::new(job)).expect("acyclic by construction"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -149,10 +176,15 @@ fn overhead(n: usize, concurrency: u32) {
         .expect("runtime");
     let exec = Arc::new(Sleeper(HashMap::new(), HashMap::new()));
     let start = std::time::Instant::now();
-    let (status, steps) = rt.block_on(run(plan, exec, HashMap::new()));
+    let (status, steps) = rt.block_on(run(plan, exec, HashMap::new(), expected));
     let wall = start.elapsed();
+    let suffix = if mode == "plain" {
+        String::new()
+    } else {
+        format!(".{mode}")
+    };
     println!(
-        "engine.overhead.{n}.c{concurrency} status={status:?} reported={steps} wall_s={:.3} us_per_step={:.1}",
+        "engine.overhead.{n}.c{concurrency}{suffix} status={status:?} reported={steps} wall_s={:.3} us_per_step={:.1}",
         wall.as_secs_f64(),
         wall.as_secs_f64() * 1e6 / n as f64
     );
@@ -206,7 +238,7 @@ fn virtual_makespan(plan: Arc<Plan>, exec: Arc<Sleeper>, hints: HashMap<String, 
         .expect("runtime");
     rt.block_on(async {
         let start = tokio::time::Instant::now();
-        run(plan, exec, hints).await;
+        run(plan, exec, hints, HashMap::new()).await;
         start.elapsed().as_secs_f64()
     })
 }
@@ -230,7 +262,7 @@ fn first_run_makespan(plan: Arc<Plan>, exec: Arc<Sleeper>, concurrency: u32) -> 
         )
         .await;
         let start = tokio::time::Instant::now();
-        run(plan, exec, hints).await;
+        run(plan, exec, hints, HashMap::new()).await;
         start.elapsed().as_secs_f64()
     })
 }
@@ -306,11 +338,15 @@ fn main() {
             .unwrap_or(default)
     };
     match args.first().map(String::as_str) {
-        Some("overhead") => overhead(num(1, 10_000) as usize, num(2, 8) as u32),
+        Some("overhead") => overhead(
+            num(1, 10_000) as usize,
+            num(2, 8) as u32,
+            args.get(3).map_or("plain", String::as_str),
+        ),
         Some("makespan") => makespan(num(1, 40) as usize, num(2, 4) as u32, num(3, 20)),
         _ => {
             eprintln!(
-                "usage: engine_bench overhead [STEPS] [CONCURRENCY] | makespan [STEPS] [CONCURRENCY] [SEEDS]"
+                "usage: engine_bench overhead [STEPS] [CONCURRENCY] [plain|expected|overran] | makespan [STEPS] [CONCURRENCY] [SEEDS]"
             );
             std::process::exit(2);
         }
