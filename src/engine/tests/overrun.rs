@@ -133,3 +133,144 @@ async fn a_step_that_never_started_is_never_flagged() {
     assert_eq!(status, RunStatus::Failed);
     assert!(overruns(&events).is_empty());
 }
+
+mod generated {
+    //! Generated jobs and limits: an expected duration never changes what the steps do
+    //! (statuses, attempts, calls); a step is flagged exactly when it took longer than its
+    //! limit, once, before its end; the run fails for it only with `on_overrun: fail`.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step: its attempts' acts (whole seconds, so no duration ties a half-second limit),
+    /// its retries, and its limit in half seconds with `fail` or `warn`.
+    #[derive(Debug, Clone)]
+    struct Gen {
+        acts: Vec<(bool, u64)>,
+        retries: u32,
+        limit_halves: Option<(u64, bool)>,
+        parent: Option<usize>,
+    }
+
+    fn gen_step() -> impl Strategy<Value = Gen> {
+        (
+            prop::collection::vec((any::<bool>(), 1u64..20), 1..4),
+            0u32..3,
+            prop::option::of((0u64..40, any::<bool>())),
+            prop::option::of(0usize..6),
+        )
+            .prop_map(|(acts, retries, limit_halves, parent)| Gen {
+                acts,
+                retries,
+                limit_halves,
+                parent,
+            })
+    }
+
+    fn build(gens: &[Gen]) -> (Job, Vec<(&'static str, Vec<Act>)>, EngineOptions) {
+        const IDS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+        let mut steps = Vec::new();
+        let mut script = Vec::new();
+        let mut expected = Vec::new();
+        for (i, g) in gens.iter().enumerate() {
+            let deps: Vec<&str> = g
+                .parent
+                .filter(|p| *p < i)
+                .map(|p| vec![IDS[p]])
+                .unwrap_or_default();
+            steps.push(Step {
+                retries: g.retries,
+                retry_backoff: secs(3),
+                ..step(IDS[i], &deps)
+            });
+            script.push((
+                IDS[i],
+                g.acts
+                    .iter()
+                    .map(|&(ok, s)| {
+                        if ok {
+                            Act::Ok(secs(s))
+                        } else {
+                            Act::Fail(secs(s), "boom")
+                        }
+                    })
+                    .collect(),
+            ));
+            if let Some((halves, fail)) = g.limit_halves {
+                let on = if fail {
+                    OnOverrun::Fail
+                } else {
+                    OnOverrun::Warn
+                };
+                expected.push((IDS[i], expect(halves as f64 + 0.5, on)));
+            }
+        }
+        (job(steps, 3), script, with_expected(&expected))
+    }
+
+    fn outcome(events: &[RunEvent]) -> Vec<(String, StepStatus, u32)> {
+        let mut v: Vec<_> = finals(events)
+            .into_iter()
+            .map(|(id, (status, _, attempts))| (id, status, attempts))
+            .collect();
+        v.sort();
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn an_expected_duration_flags_and_never_changes_what_ran(
+            gens in prop::collection::vec(gen_step(), 1..6)
+        ) {
+            let (job_with, script, opts_with) = build(&gens);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let (status_with, events) = rt.block_on(run_job(
+                job_with.clone(),
+                Fake::new(&script),
+                opts_with.clone(),
+                None,
+            ));
+            let (status_without, plain) =
+                rt.block_on(run_job(job_with, Fake::new(&script), opts(), None));
+            // Same steps, same statuses, same attempts.
+            prop_assert_eq!(outcome(&events), outcome(&plain));
+
+            let start = events[0].at;
+            let mut late_fail = false;
+            for e in &events {
+                let RunEventKind::StepFinished { step, duration, overran, .. } = &e.kind else {
+                    continue;
+                };
+                let limit = opts_with.expected.get(step).and_then(|x| x.limit());
+                let past = match (duration, limit) {
+                    (Some(d), Some(l)) => *d > l,
+                    _ => false,
+                };
+                prop_assert_eq!(*overran, past, "{}: {:?} vs {:?}", step, duration, limit);
+                let flags: Vec<&RunEvent> = events
+                    .iter()
+                    .filter(|f| matches!(&f.kind, RunEventKind::StepOverran { step: s, .. } if s == step))
+                    .collect();
+                prop_assert_eq!(flags.len(), usize::from(past));
+                if let (Some(flag), Some(l)) = (flags.first(), limit) {
+                    // Flagged at the limit itself, while still running.
+                    prop_assert!(flag.seq < e.seq);
+                    let RunEventKind::StepOverran { elapsed, .. } = &flag.kind else {
+                        unreachable!()
+                    };
+                    prop_assert_eq!(*elapsed, l);
+                    prop_assert!(flag.at > start);
+                    late_fail |= opts_with.expected[step].on_overrun == OnOverrun::Fail;
+                }
+            }
+            let expected_status = if late_fail { RunStatus::Failed } else { status_without };
+            prop_assert_eq!(status_with, expected_status);
+        }
+    }
+}
