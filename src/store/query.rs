@@ -249,16 +249,30 @@ impl Store {
         target: &RunTarget,
         runs: u32,
     ) -> Result<HashMap<StepId, Duration>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT a.step_id, a.started_at, a.finished_at FROM attempts a \
-                 JOIN (SELECT run_id FROM runs WHERE job = ?1 AND target = ?3 \
-                       ORDER BY started_at DESC LIMIT ?2) r ON r.run_id = a.run_id \
-                 JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id \
-                 WHERE a.status = 'succeeded' AND a.finished_at IS NOT NULL AND s.adopted = 0",
-            )
-            .map_err(self.sql("read past durations"))?;
+        let samples = self.duration_samples(
+            "SELECT a.step_id, a.started_at, a.finished_at FROM attempts a \
+             JOIN (SELECT run_id FROM runs WHERE job = ?1 AND target = ?3 \
+                   ORDER BY started_at DESC LIMIT ?2) r ON r.run_id = a.run_id \
+             JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id \
+             WHERE a.status = 'succeeded' AND a.finished_at IS NOT NULL AND s.adopted = 0",
+            (job, target, runs),
+            "read past durations",
+        )?;
+        Ok(samples
+            .into_iter()
+            .map(|(step, ms)| (step, Duration::from_millis(median_ms(ms) as u64)))
+            .collect())
+    }
+
+    /// Milliseconds per step from `sql`, which selects `(step_id, started_at, finished_at)`
+    /// with `?1` the job, `?2` the number of latest runs and `?3` the stored target.
+    fn duration_samples(
+        &self,
+        sql: &str,
+        (job, target, runs): (&str, &RunTarget, u32),
+        what: &str,
+    ) -> Result<HashMap<StepId, Vec<i64>>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.sql(what))?;
         let rows = stmt
             .query_map(params![job, i64::from(runs), target.stored()], |r| {
                 Ok((
@@ -267,9 +281,9 @@ impl Store {
                     r.get::<_, String>(2)?,
                 ))
             })
-            .map_err(self.sql("read past durations"))?
+            .map_err(self.sql(what))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(self.sql("read past durations"))?;
+            .map_err(self.sql(what))?;
         let mut samples: HashMap<StepId, Vec<i64>> = HashMap::new();
         for (step, start, end) in rows {
             if let (Some(s), Some(e)) = (parse_ts(&start), parse_ts(&end)) {
@@ -279,10 +293,7 @@ impl Store {
                     .push((e - s).num_milliseconds().max(0));
             }
         }
-        Ok(samples
-            .into_iter()
-            .map(|(step, ms)| (step, Duration::from_millis(median_ms(ms) as u64)))
-            .collect())
+        Ok(samples)
     }
 
     /// Deletes the runs of `job` beyond its `keep` latest (with their steps, attempts and
@@ -328,36 +339,15 @@ impl Store {
         if *target == RunTarget::Unknown {
             return Ok(HashMap::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT s.step_id, s.started_at, s.finished_at FROM steps s \
-                 JOIN (SELECT run_id FROM runs WHERE job = ?1 AND target = ?3 \
-                       ORDER BY started_at DESC LIMIT ?2) r ON r.run_id = s.run_id \
-                 WHERE s.status = 'succeeded' AND s.adopted = 0 \
-                   AND s.started_at IS NOT NULL AND s.finished_at IS NOT NULL",
-            )
-            .map_err(self.sql("read past step durations"))?;
-        let rows = stmt
-            .query_map(params![job, i64::from(runs), target.stored()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(self.sql("read past step durations"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.sql("read past step durations"))?;
-        let mut samples: HashMap<StepId, Vec<i64>> = HashMap::new();
-        for (step, start, end) in rows {
-            if let (Some(s), Some(e)) = (parse_ts(&start), parse_ts(&end)) {
-                samples
-                    .entry(step)
-                    .or_default()
-                    .push((e - s).num_milliseconds().max(0));
-            }
-        }
+        let samples = self.duration_samples(
+            "SELECT s.step_id, s.started_at, s.finished_at FROM steps s \
+             JOIN (SELECT run_id FROM runs WHERE job = ?1 AND target = ?3 \
+                   ORDER BY started_at DESC LIMIT ?2) r ON r.run_id = s.run_id \
+             WHERE s.status = 'succeeded' AND s.adopted = 0 \
+               AND s.started_at IS NOT NULL AND s.finished_at IS NOT NULL",
+            (job, target, runs),
+            "read past step durations",
+        )?;
         Ok(samples
             .into_iter()
             .map(|(step, ms)| {

@@ -86,6 +86,21 @@ const SQL_ERROR: &str = "Refresh failed: DataSource.Error: the credentials provi
 
 /// A nightly run: a flow, a model that fails once then succeeds, an export that times out,
 /// a dependent that is not run, and a Teams webhook that fires because of the failure.
+/// Events at these seconds after the base time, numbered, stamped as the scheduler would.
+fn numbered(kinds: Vec<(f64, RunEventKind)>) -> Vec<RunEvent> {
+    let mut events: Vec<RunEvent> = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, (secs, kind))| RunEvent {
+            seq: i as u64,
+            at: at(secs),
+            kind,
+        })
+        .collect();
+    stamp(&mut events);
+    events
+}
+
 pub(crate) fn order_list_events() -> Vec<RunEvent> {
     use StepStatus::*;
     let kinds: Vec<(f64, RunEventKind)> = vec![
@@ -236,17 +251,7 @@ pub(crate) fn order_list_events() -> Vec<RunEvent> {
             },
         ),
     ];
-    let mut events: Vec<RunEvent> = kinds
-        .into_iter()
-        .enumerate()
-        .map(|(i, (secs, kind))| RunEvent {
-            seq: i as u64,
-            at: at(secs),
-            kind,
-        })
-        .collect();
-    stamp(&mut events);
-    events
+    numbered(kinds)
 }
 
 #[test]
@@ -522,17 +527,7 @@ fn late_events() -> Vec<RunEvent> {
             },
         ),
     ];
-    let mut events: Vec<RunEvent> = kinds
-        .into_iter()
-        .enumerate()
-        .map(|(i, (secs, kind))| RunEvent {
-            seq: i as u64,
-            at: at(secs),
-            kind,
-        })
-        .collect();
-    stamp(&mut events);
-    events
+    numbered(kinds)
 }
 
 #[test]
