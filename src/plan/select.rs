@@ -186,6 +186,14 @@ fn matches<'a>(
                 out.extend(reach(links, key.as_str(), up, down));
             }
         }
+        if down {
+            // Its dependents (and theirs), found through no expansion when it has none.
+            for dependent in &fan_out.dependents {
+                if let Some((key, _)) = job.steps.get_key_value(dependent) {
+                    out.extend(reach(links, key.as_str(), false, true));
+                }
+            }
+        }
         return Ok(out);
     }
     let written_as_step = crate::job::validate::is_step_id(id);

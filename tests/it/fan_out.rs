@@ -429,6 +429,22 @@ async fn selecting_a_discovered_fan_out_that_found_nothing_runs_nothing() {
     assert!(!stderr.contains("--exclude"), "{stderr}");
     assert_eq!(report_ids(d), Vec::<(String, String)>::new());
     assert_eq!(refresh_posts(&sim, "Sales", "Sales Core"), 0);
+
+    // `others+`: what depends on the fan-out still runs (it waits for no expansion).
+    let (code, stdout, stderr) = run_against(
+        &sim,
+        d,
+        DISCOVER_JOB,
+        &[
+            "run", "job.yaml", "--state", "none", "--report", "r.json", "--select", "others+",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        report_ids(d),
+        [("tell".to_string(), "succeeded".to_string())]
+    );
     sim.shutdown().await;
 
     // Before the run, a key of a discovered fan-out cannot be known yet.

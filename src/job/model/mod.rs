@@ -89,6 +89,10 @@ pub struct FanOut {
     pub source: FanOutSource,
     /// One per value, in order; each is the step `parent[key]` of [`Job::steps`].
     pub items: Vec<FanOutItem>,
+    /// The steps whose `depends_on` names the step: they depend on every expansion (on
+    /// none when it expanded to no step), and `--select step+` takes them.
+    #[serde(skip)]
+    pub dependents: Vec<StepId>,
 }
 
 impl FanOut {

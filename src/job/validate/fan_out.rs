@@ -75,6 +75,7 @@ pub(super) fn expand(
         return Some(FanOut {
             source,
             items: Vec::new(),
+            dependents: Vec::new(),
         });
     };
     let discovered = matches!(source, FanOutSource::Discover(_));
@@ -107,7 +108,11 @@ pub(super) fn expand(
     }
     c.each = Each::None;
     shared_outputs(c, id, step, &items, steps);
-    Some(FanOut { source, items })
+    Some(FanOut {
+        source,
+        items,
+        dependents: Vec::new(),
+    })
 }
 
 /// Two expansions of a report step that export to one file: each export would overwrite
@@ -342,7 +347,7 @@ fn items(
 /// Every `depends_on` entry naming a fanned-out step becomes its expansions.
 pub(super) fn link_dependents(
     steps: &mut IndexMap<StepId, Step>,
-    fan_outs: &IndexMap<StepId, FanOut>,
+    fan_outs: &mut IndexMap<StepId, FanOut>,
 ) {
     if fan_outs.is_empty() {
         return;
@@ -355,12 +360,14 @@ pub(super) fn link_dependents(
     for step in steps.values_mut() {
         let deps = std::mem::take(&mut step.depends_on);
         for dep in deps {
-            match fan_outs.get(&dep) {
+            match fan_outs.get_mut(&dep) {
                 // A template awaiting discovery is a step of its own until then.
                 Some(_) if template_ids.contains(&dep) => step.depends_on.push(dep),
-                Some(f) => step
-                    .depends_on
-                    .extend(f.items.iter().map(|i| FanOut::expansion_id(&dep, &i.key))),
+                Some(f) => {
+                    f.dependents.push(step.id.clone());
+                    step.depends_on
+                        .extend(f.items.iter().map(|i| FanOut::expansion_id(&dep, &i.key)));
+                }
                 None => step.depends_on.push(dep),
             }
         }

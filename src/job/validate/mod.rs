@@ -553,7 +553,7 @@ pub(crate) fn validate(
         }
     }
     deps::check(&mut c, raw, &mut steps);
-    fan_out::link_dependents(&mut steps, &fan_outs);
+    fan_out::link_dependents(&mut steps, &mut fan_outs);
     sections::implicit_default_warning(&mut c, raw, &steps);
     identity::check(&mut c, raw, &steps, &connections);
 
