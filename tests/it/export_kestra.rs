@@ -511,3 +511,43 @@ steps:
     assert_eq!(all.len(), unique.len(), "{all:?}");
     assert!(all.contains(&"models_each".to_string()), "{all:?}");
 }
+
+#[test]
+fn export_kestra_output_files_are_literal_paths_not_patterns() {
+    // Kestra reads `outputFiles` as glob expressions (and renders them with Pebble): a path
+    // with `[`, `{`, `*` or `?` would match another file or none, so those are escaped.
+    let dir = tempfile::tempdir().unwrap();
+    let job = r#"
+version: 1
+name: globs
+steps:
+  book:
+    type: report
+    workspace: W
+    report: Book
+    export: { format: PDF, path: "out/book [final] {v2}.pdf" }
+  books:
+    type: report
+    workspace: W
+    report: Book
+    for_each: ["EU*", "US?"]
+    export: { format: PDF, path: "out/book_${each.value}.pdf" }
+"#;
+    std::fs::write(dir.path().join("globs.yaml"), job).unwrap();
+    let out = pbibatch(dir.path())
+        .args(["export", "kestra", "globs.yaml"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let flow: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    let tasks = &flow["tasks"][0]["tasks"];
+    assert_eq!(
+        tasks[0]["task"]["outputFiles"],
+        serde_json::json!([r"out/book \[final\] \{v2\}.pdf"])
+    );
+    assert_eq!(
+        tasks[1]["task"]["tasks"][0]["outputFiles"],
+        serde_json::json!([r"out/book_EU\*.pdf", r"out/book_US\?.pdf"])
+    );
+}

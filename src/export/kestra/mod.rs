@@ -243,10 +243,24 @@ fn step_task(
     if let StepKind::Report(r) = &step.kind
         && r.export.path.is_relative()
     {
-        let path = r.export.path.to_string_lossy().replace('\\', "/");
-        task.insert("outputFiles".into(), json!([path]));
+        task.insert("outputFiles".into(), json!([output_file(&r.export.path)]));
     }
     Value::Object(task)
+}
+
+/// An export's path as an `outputFiles` entry. Kestra reads each entry as a glob (and
+/// renders it with Pebble first): glob characters are escaped, so the entry names this one
+/// file (a `[`, `*` or `?` of a `${each.value}` would otherwise match another file or none,
+/// and `{{` would be an expression).
+fn output_file(path: &std::path::Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().replace('\\', "/").chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The Kestra task of a step with `for_each`: an `io.kestra.plugin.core.flow.ForEach` over
@@ -289,9 +303,9 @@ fn for_each_task(
         let paths: Vec<Value> = expansions
             .iter()
             .filter_map(|s| match &s.kind {
-                StepKind::Report(r) if r.export.path.is_relative() => Some(Value::String(
-                    r.export.path.to_string_lossy().replace('\\', "/"),
-                )),
+                StepKind::Report(r) if r.export.path.is_relative() => {
+                    Some(Value::String(output_file(&r.export.path)))
+                }
                 _ => None,
             })
             .collect();
