@@ -8,17 +8,16 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
 use indicatif::{ProgressDrawTarget, TermLike};
 use pbibatch::event::{
-    AttemptUpdate, Counts, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus, stamp,
+    AttemptUpdate, Counts, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus,
 };
 use pbibatch::reporter::lines::LineReporter;
 use pbibatch::reporter::progress::{Change, ProgressModel, ProgressReporter};
 use pbibatch::reporter::report::RunReport;
 use pbibatch::reporter::{ReportPaths, junit, kestra, markdown, summary};
 
-use crate::reporter::order_list_events;
+use crate::reporter::{at, numbered, order_list_events};
 
 fn paths() -> Vec<(&'static str, PathBuf)> {
     vec![
@@ -30,11 +29,6 @@ fn paths() -> Vec<(&'static str, PathBuf)> {
 
 fn borrowed<'a>(paths: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Path)> {
     paths.iter().map(|(k, p)| (*k, p.as_path())).collect()
-}
-
-fn at(secs: f64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap()
-        + chrono::Duration::milliseconds((secs * 1000.0) as i64)
 }
 
 const LOGIN_FAILED: &str = "DataSource.Error: Microsoft SQL: Login failed for user 'svc_pbi'.\u{2028}(activity 4f1c)\nDetails: reason=credentials | code=18456 <sql01>";
@@ -158,17 +152,7 @@ fn failing_events() -> Vec<RunEvent> {
             },
         ),
     ];
-    let mut events: Vec<RunEvent> = kinds
-        .into_iter()
-        .enumerate()
-        .map(|(i, (secs, kind))| RunEvent {
-            seq: i as u64,
-            at: at(secs),
-            kind,
-        })
-        .collect();
-    stamp(&mut events);
-    events
+    numbered(kinds)
 }
 
 /// What Python's `xml.etree` (a real, strict XML parser) reads from a JUnit file: per test

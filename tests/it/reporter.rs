@@ -15,7 +15,7 @@ use pbibatch::reporter::progress::{Change, ProgressModel};
 use pbibatch::reporter::report::{self, RunReport};
 use pbibatch::reporter::summary;
 
-fn at(secs: f64) -> DateTime<Utc> {
+pub(crate) fn at(secs: f64) -> DateTime<Utc> {
     let base = Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap();
     base + chrono::Duration::milliseconds((secs * 1000.0) as i64)
 }
@@ -87,7 +87,7 @@ const SQL_ERROR: &str = "Refresh failed: DataSource.Error: the credentials provi
 /// A nightly run: a flow, a model that fails once then succeeds, an export that times out,
 /// a dependent that is not run, and a Teams webhook that fires because of the failure.
 /// Events at these seconds after the base time, numbered, stamped as the scheduler would.
-fn numbered(kinds: Vec<(f64, RunEventKind)>) -> Vec<RunEvent> {
+pub(crate) fn numbered(kinds: Vec<(f64, RunEventKind)>) -> Vec<RunEvent> {
     let mut events: Vec<RunEvent> = kinds
         .into_iter()
         .enumerate()
