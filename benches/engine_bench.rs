@@ -258,6 +258,7 @@ fn first_run_makespan(plan: Arc<Plan>, exec: Arc<Sleeper>, concurrency: u32) -> 
             &plan,
             concurrency,
             &HashMap::new(),
+            &HashMap::new(),
             &CancellationToken::new(),
         )
         .await;

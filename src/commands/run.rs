@@ -304,8 +304,9 @@ async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
         .as_ref()
         .map(|s| s.usual_durations().clone())
         .unwrap_or_default();
-    options.expected =
+    let (expected, read) =
         crate::executor::estimate::expected_durations(&executor, &plan, &usual, &interrupt).await;
+    options.expected = expected;
     for (id, e) in &options.expected {
         if e.limit().is_none() {
             tracing::info!(
@@ -321,6 +322,7 @@ async fn run_async(args: RunArgs, output: Output) -> Result<u8, Error> {
         &plan,
         args.concurrency.unwrap_or(plan.job.concurrency),
         &options.priority_hint,
+        &read,
         &interrupt,
     )
     .await;

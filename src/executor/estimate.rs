@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Executor;
 use crate::event::{AUTO_MIN_RUNS, Expected, Usual};
-use crate::job::model::{ExpectedDuration, StepId};
+use crate::job::model::{ExpectedDuration, Step, StepId};
 use crate::plan::Plan;
 
 /// Listings read at once.
@@ -20,7 +20,46 @@ pub(crate) const PARALLEL_READS: usize = 8;
 /// The longest the run waits for the estimates before it starts without the missing ones.
 pub(crate) const TIME_LIMIT: Duration = Duration::from_secs(20);
 
-/// Seconds per selected step that `known` lacks, from the service's run history; steps
+/// What the service's run history said of the steps' resources, per step read: `None` when
+/// it said nothing usable (no successful run, or the step starts no listable work).
+pub type Readings = HashMap<StepId, Option<Usual>>;
+
+/// Reads the service's run history of each step's resource ([`Executor::estimate`]: one
+/// listing per step, at most [`PARALLEL_READS`] at once, for at most [`TIME_LIMIT`]); a step
+/// still unread at the limit or at an interrupt is left out. `without` ends the warning at the
+/// limit: what the run does without the readings.
+async fn read_usual(
+    executor: &Arc<dyn Executor>,
+    steps: Vec<Arc<Step>>,
+    interrupt: &CancellationToken,
+    without: &str,
+) -> Readings {
+    let mut out = Readings::new();
+    if steps.is_empty() {
+        return out;
+    }
+    let reads = futures::stream::iter(steps.into_iter().map(|step| {
+        let id = step.id.clone();
+        let estimate = executor.estimate(step);
+        async move { (id, estimate.await) }
+    }))
+    .buffer_unordered(PARALLEL_READS);
+    let collect = reads.for_each(|(id, usual)| {
+        out.insert(id, usual);
+        async {}
+    });
+    tokio::select! {
+        _ = collect => {}
+        _ = tokio::time::sleep(TIME_LIMIT) => {
+            tracing::warn!("the service's run history did not answer within {}s: {without}", TIME_LIMIT.as_secs());
+        }
+        _ = interrupt.cancelled() => {}
+    }
+    out
+}
+
+/// Seconds per selected step that `known` lacks, from the service's run history (`read`
+/// holds what was read already, for `expected_duration: auto`, and is not read again); steps
 /// whose history says nothing are left out (the scheduler weighs them with the median).
 /// Nothing is read when every step can start at once (`concurrency` at least the number of
 /// selected steps): the ranking then decides nothing.
@@ -29,88 +68,63 @@ pub async fn service_hints(
     plan: &Plan,
     concurrency: u32,
     known: &HashMap<StepId, f64>,
+    read: &Readings,
     interrupt: &CancellationToken,
 ) -> HashMap<StepId, f64> {
     if plan.selected.len() <= concurrency as usize {
         return HashMap::new();
     }
-    let missing: Vec<_> = plan
+    let missing: Vec<&Step> = plan
         .selected
         .iter()
         .filter(|id| !known.contains_key(*id))
         .filter_map(|id| plan.job.steps.get(id))
-        .map(|step| Arc::new(step.clone()))
         .collect();
-    if missing.is_empty() {
-        return HashMap::new();
-    }
-    let reads = futures::stream::iter(missing.into_iter().map(|step| {
-        let id = step.id.clone();
-        let estimate = executor.estimate(step);
-        async move { (id, estimate.await) }
-    }))
-    .buffer_unordered(PARALLEL_READS)
-    .filter_map(|(id, d)| async move { d.map(|d| (id, d.median.as_secs_f64())) });
-    let mut out = HashMap::new();
-    let collect = reads.for_each(|(id, secs)| {
-        out.insert(id, secs);
-        async {}
-    });
-    tokio::select! {
-        _ = collect => {}
-        _ = tokio::time::sleep(TIME_LIMIT) => {
-            tracing::warn!("the service's run history did not answer within {}s: ranking without it", TIME_LIMIT.as_secs());
-        }
-        _ = interrupt.cancelled() => {}
-    }
-    out
+    let unread = missing
+        .iter()
+        .filter(|s| !read.contains_key(&s.id))
+        .map(|s| Arc::new((*s).clone()))
+        .collect();
+    let fresh = read_usual(executor, unread, interrupt, "ranking without it").await;
+    missing
+        .iter()
+        .filter_map(|s| {
+            let usual = fresh.get(&s.id).or_else(|| read.get(&s.id))?.as_ref()?;
+            Some((s.id.clone(), usual.median.as_secs_f64()))
+        })
+        .collect()
 }
 
 /// The expected durations of the selected steps that have one (`expected_duration`): a
 /// stated one as written; `auto` from `local` (each step's past runs in the state store) when
-/// it has enough runs, else from the service's run history of the step's resource (one
-/// listing per such step, read at most [`PARALLEL_READS`] at once, for at most
-/// [`TIME_LIMIT`]).
+/// it has enough runs, else from the service's run history of the step's resource. Also
+/// returns what the service's history said (for [`service_hints`]).
 pub async fn expected_durations(
     executor: &Arc<dyn Executor>,
     plan: &Plan,
     local: &HashMap<StepId, Usual>,
     interrupt: &CancellationToken,
-) -> HashMap<StepId, Expected> {
-    let steps: Vec<_> = plan
+) -> (HashMap<StepId, Expected>, Readings) {
+    let steps: Vec<&Step> = plan
         .selected
         .iter()
         .filter_map(|id| plan.job.steps.get(id))
         .filter(|s| s.expected_duration.is_some())
         .collect();
-    let to_read: Vec<_> = steps
+    let to_read = steps
         .iter()
         .filter(|s| s.expected_duration == Some(ExpectedDuration::Auto))
         .filter(|s| local.get(&s.id).is_none_or(|u| u.runs < AUTO_MIN_RUNS))
         .map(|s| Arc::new((*s).clone()))
         .collect();
-    let mut service: HashMap<StepId, Usual> = HashMap::new();
-    if !to_read.is_empty() {
-        let reads = futures::stream::iter(to_read.into_iter().map(|step| {
-            let id = step.id.clone();
-            let estimate = executor.estimate(step);
-            async move { (id, estimate.await) }
-        }))
-        .buffer_unordered(PARALLEL_READS)
-        .filter_map(|(id, u)| async move { u.map(|u| (id, u)) });
-        let collect = reads.for_each(|(id, u)| {
-            service.insert(id, u);
-            async {}
-        });
-        tokio::select! {
-            _ = collect => {}
-            _ = tokio::time::sleep(TIME_LIMIT) => {
-                tracing::warn!("the service's run history did not answer within {}s: `expected_duration: auto` learns from the local history only", TIME_LIMIT.as_secs());
-            }
-            _ = interrupt.cancelled() => {}
-        }
-    }
-    steps
+    let service = read_usual(
+        executor,
+        to_read,
+        interrupt,
+        "`expected_duration: auto` learns from the local history only",
+    )
+    .await;
+    let expected = steps
         .into_iter()
         .filter_map(|s| {
             let stated = s.expected_duration?;
@@ -118,9 +132,10 @@ pub async fn expected_durations(
                 stated,
                 s.on_overrun,
                 local.get(&s.id).copied(),
-                service.get(&s.id).copied(),
+                service.get(&s.id).copied().flatten(),
             );
             Some((s.id.clone(), e))
         })
-        .collect()
+        .collect();
+    (expected, service)
 }
