@@ -106,6 +106,11 @@ impl Expected {
         }
     }
 
+    /// Running past it fails the run (`on_overrun: fail`).
+    pub fn fails_run(&self) -> bool {
+        self.on_overrun == OnOverrun::Fail
+    }
+
     /// The duration past which the step is flagged.
     pub fn limit(&self) -> Option<Duration> {
         self.secs

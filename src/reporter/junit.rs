@@ -54,10 +54,7 @@ pub fn write(report: &RunReport, path: &Path) -> Result<(), JunitError> {
 }
 
 fn test_case(job: &str, step: &ReportStep) -> TestCase {
-    let late_fail = step.overran
-        && step
-            .expected_duration
-            .is_some_and(|e| e.on_overrun == crate::job::model::OnOverrun::Fail);
+    let late_fail = step.late_fails();
     let status = match step.status {
         // Ran past its expected duration with `on_overrun: fail`: the run failed for it.
         StepStatus::Succeeded if late_fail => {

@@ -280,10 +280,7 @@ pub(crate) fn errors_only(report: &RunReport) -> String {
                 .unwrap_or_default();
             let _ = writeln!(out, "error: step {} {}{why}", s.id, s.status.as_str());
         }
-        let fails_run = s
-            .expected_duration
-            .is_some_and(|e| e.on_overrun == crate::job::model::OnOverrun::Fail);
-        if let (true, Some(text)) = (fails_run, s.overrun_text()) {
+        if let (true, Some(text)) = (s.late_fails(), s.overrun_text()) {
             let _ = writeln!(out, "error: step {} {text}", s.id);
         }
     }

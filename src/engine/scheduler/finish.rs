@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 
 use super::{Scheduler, State, Stop};
 use crate::event::{RunEventKind, StepStatus};
-use crate::job::model::{OnOverrun, Step};
+use crate::job::model::Step;
 
 impl Scheduler {
     pub(super) fn begin_stop(&mut self, why: Stop) {
@@ -140,10 +140,7 @@ impl Scheduler {
             },
         );
         let stop = self.stop.clone();
-        let late_fails = self.nodes[i].overran
-            && self.nodes[i]
-                .expected
-                .is_some_and(|e| e.on_overrun == OnOverrun::Fail);
+        let late_fails = self.nodes[i].late_fails();
         let failing = counts_against_run(status, &step, stop.as_ref());
         let overran = self.nodes[i].overran;
         self.view_tx.send_modify(|v| {

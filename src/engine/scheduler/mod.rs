@@ -34,7 +34,7 @@ use super::{EngineOptions, ResumeStep};
 use crate::engine::condition::ConditionError;
 use crate::event::{Counts, RemoteHandle, RunEvent, RunEventKind, RunStatus, StepInfo, StepStatus};
 use crate::executor::Executor;
-use crate::job::model::{OnOverrun, Step, StepId};
+use crate::job::model::{Step, StepId};
 use crate::plan::{Plan, StepNeeds};
 
 /// Runs the selected steps of `plan` to their final statuses and returns the run's status.
@@ -102,6 +102,13 @@ struct Node {
     expected: Option<crate::event::Expected>,
     /// It ran past its expected duration (`StepOverran` emitted).
     overran: bool,
+}
+
+impl Node {
+    /// It ran past its expected duration with `on_overrun: fail`: the run fails for it.
+    fn late_fails(&self) -> bool {
+        self.overran && self.expected.is_some_and(|e| e.fails_run())
+    }
 }
 
 struct Scheduler {
@@ -399,10 +406,7 @@ impl Scheduler {
             State::Final(s) => counts_against_run(s, &n.step, self.stop.as_ref()),
             _ => false,
         });
-        let late = self
-            .nodes
-            .iter()
-            .any(|n| n.overran && n.expected.is_some_and(|e| e.on_overrun == OnOverrun::Fail));
+        let late = self.nodes.iter().any(Node::late_fails);
         let failing = failing || late;
         if failing {
             RunStatus::Failed

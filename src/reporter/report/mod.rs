@@ -249,6 +249,11 @@ impl RunReport {
 }
 
 impl ReportStep {
+    /// It ran past its expected duration with `on_overrun: fail`: the run failed for it.
+    pub(crate) fn late_fails(&self) -> bool {
+        self.overran && self.expected_duration.is_some_and(|e| e.fails_run())
+    }
+
     /// `overran: took 48m 12s, expected at most 30m 00s (stated)` for a step that ran past
     /// its expected duration.
     pub(crate) fn overrun_text(&self) -> Option<String> {
@@ -258,7 +263,7 @@ impl ReportStep {
         let expected = self.expected_duration.as_ref()?;
         let mut text =
             crate::reporter::overran_message(expected, self.duration_secs.unwrap_or_default());
-        if expected.on_overrun == crate::job::model::OnOverrun::Fail {
+        if expected.fails_run() {
             text.push_str(" (on_overrun: fail)");
         }
         Some(text)
