@@ -119,14 +119,13 @@ impl PowerBiClient {
         conn: &str,
         workspace_id: &str,
     ) -> Result<Vec<DatasetInfo>, ClientError> {
-        let url = self.url(
+        self.get_list(
             conn,
             Api::PowerBi,
             &["groups", workspace_id, "datasets"],
             &[],
-        )?;
-        let (list, _): (List<DatasetInfo>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `GET /groups/{g}/reports` with each report's dataset.
@@ -135,14 +134,13 @@ impl PowerBiClient {
         conn: &str,
         workspace_id: &str,
     ) -> Result<Vec<ReportInfo>, ClientError> {
-        let url = self.url(
+        self.get_list(
             conn,
             Api::PowerBi,
             &["groups", workspace_id, "reports"],
             &[],
-        )?;
-        let (list, _): (List<ReportInfo>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `GET /groups/{g}/dataflows/{d}/upstreamDataflows`: the dataflows `dataflow_id` reads.
@@ -152,7 +150,7 @@ impl PowerBiClient {
         workspace_id: &str,
         dataflow_id: &str,
     ) -> Result<Vec<UpstreamDataflow>, ClientError> {
-        let url = self.url(
+        self.get_list(
             conn,
             Api::PowerBi,
             &[
@@ -163,9 +161,8 @@ impl PowerBiClient {
                 "upstreamDataflows",
             ],
             &[],
-        )?;
-        let (list, _): (List<UpstreamDataflow>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `GET /groups/{g}/datasets/upstreamDataflows`: every dataset → dataflow link of the
@@ -175,15 +172,13 @@ impl PowerBiClient {
         conn: &str,
         workspace_id: &str,
     ) -> Result<Vec<DatasetDataflowLink>, ClientError> {
-        let url = self.url(
+        self.get_list(
             conn,
             Api::PowerBi,
             &["groups", workspace_id, "datasets", "upstreamDataflows"],
             &[],
-        )?;
-        let (list, _): (List<DatasetDataflowLink>, _) =
-            self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `GET /v1/workspaces`, every page: the workspaces the Fabric token sees.
@@ -191,7 +186,7 @@ impl PowerBiClient {
         &self,
         conn: &str,
     ) -> Result<Vec<FabricItem>, ClientError> {
-        self.fabric_paged(conn, &["workspaces"]).await
+        self.fabric_paged(conn, &["workspaces"], &[]).await
     }
 
     /// `GET /v1/workspaces/{w}/items` (every type), every page.
@@ -200,17 +195,19 @@ impl PowerBiClient {
         conn: &str,
         workspace_id: &str,
     ) -> Result<Vec<FabricItem>, ClientError> {
-        self.fabric_paged(conn, &["workspaces", workspace_id, "items"])
+        self.fabric_paged(conn, &["workspaces", workspace_id, "items"], &[])
             .await
     }
 
-    /// Follows `continuationUri` (else `continuationToken`) until neither is given.
-    async fn fabric_paged<T: serde::de::DeserializeOwned>(
+    /// Follows `continuationUri` (else `continuationToken`, sent with `query`) until neither
+    /// is given.
+    pub(super) async fn fabric_paged<T: serde::de::DeserializeOwned>(
         &self,
         conn: &str,
         segments: &[&str],
+        query: &[(&str, &str)],
     ) -> Result<Vec<T>, ClientError> {
-        let first = self.url(conn, Api::Fabric, segments, &[])?;
+        let first = self.url(conn, Api::Fabric, segments, query)?;
         let mut url = first.clone();
         let mut out = Vec::new();
         for _ in 0..10_000 {
@@ -222,7 +219,9 @@ impl PowerBiClient {
                     message: "bad continuationUri".into(),
                 })?,
                 (_, Some(t)) if !t.is_empty() => {
-                    self.url(conn, Api::Fabric, segments, &[("continuationToken", &t)])?
+                    let mut next = query.to_vec();
+                    next.push(("continuationToken", &t));
+                    self.url(conn, Api::Fabric, segments, &next)?
                 }
                 _ => return Ok(out),
             };

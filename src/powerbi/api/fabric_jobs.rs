@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::{Api, JobInstance, List, PowerBiClient};
+use super::{Api, JobInstance, PowerBiClient};
 use crate::powerbi::errors::ClientError;
 use crate::powerbi::http::{Body, RetryMode};
 
@@ -86,7 +86,7 @@ impl PowerBiClient {
         workspace_id: &str,
         item_id: &str,
     ) -> Result<Vec<JobInstance>, ClientError> {
-        let url = self.url(
+        self.get_list(
             conn,
             Api::Fabric,
             &[
@@ -98,9 +98,8 @@ impl PowerBiClient {
                 "instances",
             ],
             &[],
-        )?;
-        let (list, _): (List<JobInstance>, _) = self.get_json(conn, Api::Fabric, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `POST /v1/workspaces/{w}/items/{i}/jobs/instances/{id}/cancel`.

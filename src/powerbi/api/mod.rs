@@ -176,6 +176,19 @@ impl PowerBiClient {
         Ok((v, resp))
     }
 
+    /// `GET` of one page of a `{"value": [...]}` list.
+    async fn get_list<T: serde::de::DeserializeOwned>(
+        &self,
+        conn: &str,
+        api: Api,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, ClientError> {
+        let url = self.url(conn, api, segments, query)?;
+        let (list, _): (List<T>, _) = self.get_json(conn, api, url).await?;
+        Ok(list.value)
+    }
+
     /// `GET /groups?$filter=name eq '<name>'` (quotes doubled).
     pub(crate) async fn groups_named(
         &self,
@@ -183,16 +196,14 @@ impl PowerBiClient {
         name: &str,
     ) -> Result<Vec<Group>, ClientError> {
         let filter = format!("name eq '{}'", name.replace('\'', "''"));
-        let url = self.url(conn, Api::PowerBi, &["groups"], &[("$filter", &filter)])?;
-        let (list, _): (List<Group>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        self.get_list(conn, Api::PowerBi, &["groups"], &[("$filter", &filter)])
+            .await
     }
 
     /// `GET /groups?$top=5000`: every workspace the caller sees (for near-match hints).
     pub async fn groups(&self, conn: &str) -> Result<Vec<Group>, ClientError> {
-        let url = self.url(conn, Api::PowerBi, &["groups"], &[("$top", "5000")])?;
-        let (list, _): (List<Group>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        self.get_list(conn, Api::PowerBi, &["groups"], &[("$top", "5000")])
+            .await
     }
 
     /// `GET /groups/{g}/datasets|reports|dataflows`.
@@ -202,14 +213,13 @@ impl PowerBiClient {
         workspace_id: &str,
         collection: &str,
     ) -> Result<Vec<Item>, ClientError> {
-        let url = self.url(
+        self.get_list(
             conn,
             Api::PowerBi,
             &["groups", workspace_id, collection],
             &[],
-        )?;
-        let (list, _): (List<Item>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `GET /v1/workspaces/{w}/items?type=<type>`, following `continuationUri` /
@@ -220,32 +230,12 @@ impl PowerBiClient {
         workspace_id: &str,
         item_type: &str,
     ) -> Result<Vec<Item>, ClientError> {
-        let first = self.url(
+        self.fabric_paged(
             conn,
-            Api::Fabric,
             &["workspaces", workspace_id, "items"],
             &[("type", item_type)],
-        )?;
-        let mut url = first.clone();
-        let mut out = Vec::new();
-        for _ in 0..1000 {
-            let (list, _): (List<Item>, _) = self.get_json(conn, Api::Fabric, url.clone()).await?;
-            out.extend(list.value);
-            url = match (list.continuation_uri, list.continuation_token) {
-                (Some(u), _) if !u.is_empty() => url.join(&u).map_err(|_| ClientError::Decode {
-                    url: crate::secret::redact_api_url(first.as_str()),
-                    message: "bad continuationUri".into(),
-                })?,
-                (_, Some(t)) if !t.is_empty() => self.url(
-                    conn,
-                    Api::Fabric,
-                    &["workspaces", workspace_id, "items"],
-                    &[("type", item_type), ("continuationToken", &t)],
-                )?,
-                _ => return Ok(out),
-            };
-        }
-        Ok(out)
+        )
+        .await
     }
 
     /// `GET /groups/{g}/datasets/{d}/refreshes?$top=N`, newest first.
@@ -257,14 +247,13 @@ impl PowerBiClient {
         top: u32,
     ) -> Result<Vec<RefreshEntry>, ClientError> {
         let top = top.to_string();
-        let url = self.url(
+        self.get_list(
             conn,
             Api::PowerBi,
             &["groups", workspace_id, "datasets", dataset_id, "refreshes"],
             &[("$top", &top)],
-        )?;
-        let (list, _): (List<RefreshEntry>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `POST /groups/{g}/datasets/{d}/refreshes` with `body` (standard or enhanced).
@@ -428,7 +417,7 @@ impl PowerBiClient {
         workspace_id: &str,
         dataflow_id: &str,
     ) -> Result<Vec<Transaction>, ClientError> {
-        let url = self.url(
+        self.get_list(
             conn,
             Api::PowerBi,
             &[
@@ -439,9 +428,8 @@ impl PowerBiClient {
                 "transactions",
             ],
             &[],
-        )?;
-        let (list, _): (List<Transaction>, _) = self.get_json(conn, Api::PowerBi, url).await?;
-        Ok(list.value)
+        )
+        .await
     }
 
     /// `POST /groups/{g}/dataflows/transactions/{id}/cancel` (no dataflow id in the path);
