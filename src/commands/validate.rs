@@ -76,20 +76,31 @@ pub(super) fn command(args: &ValidateArgs) -> Result<u8, Error> {
             DiagnosticFormat::Json => json.extend(diags.to_json()),
         }
     }
-    match args.format {
-        DiagnosticFormat::Human => {}
-        DiagnosticFormat::Short => crate::stdout::write(&short)?,
-        DiagnosticFormat::Json => {
-            let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
-            crate::stdout::write(&(text + "\n"))?;
-        }
-    }
+    write_collected(args.format, &short, &json)?;
     Ok(if failed { exit::INVALID } else { exit::OK })
 }
 
 /// `pbibatch validate --lineage [--simulate] JOB...`: static validation, then the live
 /// check. Exit 0 (warnings allowed), 1 when the live check could not run (credentials,
 /// network), 2 when a file is invalid or names something that does not exist.
+/// Writes what `--format short` / `json` collected over the files to stdout (the human form
+/// went to stderr as it came).
+fn write_collected(
+    format: DiagnosticFormat,
+    short: &str,
+    json: &[serde_json::Value],
+) -> Result<(), Error> {
+    match format {
+        DiagnosticFormat::Human => {}
+        DiagnosticFormat::Short => crate::stdout::write(short)?,
+        DiagnosticFormat::Json => {
+            let text = serde_json::to_string_pretty(json).unwrap_or_else(|_| "[]".into());
+            crate::stdout::write(&(text + "\n"))?;
+        }
+    }
+    Ok(())
+}
+
 fn lineage(args: &ValidateArgs) -> Result<u8, Error> {
     super::load::runtime()?.block_on(validate_async(args))
 }
@@ -191,14 +202,7 @@ async fn validate_async(args: &ValidateArgs) -> Result<u8, Error> {
             DiagnosticFormat::Json => json.extend(diags.to_json()),
         }
     }
-    match args.format {
-        DiagnosticFormat::Human => {}
-        DiagnosticFormat::Short => crate::stdout::write(&short)?,
-        DiagnosticFormat::Json => {
-            let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
-            crate::stdout::write(&(text + "\n"))?;
-        }
-    }
+    write_collected(args.format, &short, &json)?;
     Ok(if invalid {
         exit::INVALID
     } else if unreachable {
