@@ -265,27 +265,29 @@ fn instance_json(sim: &Sim, world: &World, run: &Run) -> Value {
     })
 }
 
-fn job_run(world: &World, item: usize, job: &str) -> Result<usize, Response> {
-    world
+/// The item of a job-instance path and its job run: `(workspace, item, run)`, or the 404.
+fn job_run(
+    world: &World,
+    (workspace, collection, item, job): &(String, String, String, String),
+) -> Result<(usize, usize, usize), Response> {
+    let (ws, index) = item_index(world, workspace, collection, item)?;
+    let run = world
         .run_by_id(job)
         .filter(|&r| {
-            world.runs[r].item == item && matches!(world.runs[r].kind, RunKind::Job { .. })
+            world.runs[r].item == index && matches!(world.runs[r].kind, RunKind::Job { .. })
         })
-        .ok_or_else(|| not_found("EntityNotFound", "job instance"))
+        .ok_or_else(|| not_found("EntityNotFound", "job instance"))?;
+    Ok((ws, index, run))
 }
 
 /// `GET .../jobs/instances/{id}`, with `Retry-After` while the job runs.
 pub(super) async fn instance(
     State(sim): State<Arc<Sim>>,
-    Path((workspace, collection, item, job)): Path<(String, String, String, String)>,
+    Path(path): Path<(String, String, String, String)>,
 ) -> Response {
     let mut world = sim.lock();
-    let (_, index) = match item_index(&world, &workspace, &collection, &item) {
+    let (_, index, run) = match job_run(&world, &path) {
         Ok(x) => x,
-        Err(r) => return r,
-    };
-    let run = match job_run(&world, index, &job) {
-        Ok(r) => r,
         Err(r) => return r,
     };
     world.count(index, |c| c.polls += 1);
@@ -335,15 +337,11 @@ pub(super) async fn list_instances(
 /// `POST .../jobs/instances/{id}/cancel`: 202 + Location + Retry-After.
 pub(super) async fn cancel(
     State(sim): State<Arc<Sim>>,
-    Path((workspace, collection, item, job)): Path<(String, String, String, String)>,
+    Path(path): Path<(String, String, String, String)>,
 ) -> Response {
     let mut world = sim.lock();
-    let (ws, index) = match item_index(&world, &workspace, &collection, &item) {
+    let (ws, index, run) = match job_run(&world, &path) {
         Ok(x) => x,
-        Err(r) => return r,
-    };
-    let run = match job_run(&world, index, &job) {
-        Ok(r) => r,
         Err(r) => return r,
     };
     world.count(index, |c| c.cancels += 1);
